@@ -12,8 +12,10 @@ import (
 // Gemm computes C = alpha*op(A)*op(B) + beta*C where op(A) is m×k, op(B) is
 // k×n and C is m×n, all row-major with leading dimensions lda, ldb, ldc.
 // transA/transB select A^T / B^T (then A is stored k×m, B n×k).
+// It panics if a slice is too short for its dimensions. On amd64 with AVX2/FMA
+// or AVX-512 it runs a packed, cache-blocked SIMD GEMM.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemmPortable(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm(fastGemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // MatMul computes C[m×n] = A[m×k]·B[k×n], overwriting C.

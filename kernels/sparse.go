@@ -44,10 +44,56 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 // NNZBlocks is the number of stored blocks.
 func (s *BlockSparse) NNZBlocks() int { return len(s.RowBlock) }
 
+// blockColumnKernel computes an 8-row tile of one output block-column from
+// nblk stored blocks, reading A directly and overwriting C.
+type blockColumnKernel func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+// blockColumnRows is the tile height of every blockColumnKernel.
+const blockColumnRows = 8
+
 // MulBlockColumn computes columns [bc*B, (bc+1)*B) of C = A·S for the m rows
 // of A (m×Rows, leading dimension lda), writing them into c (leading dimension ldc).
 // This is the work of one output block-column, as a matmul engine does it.
+// It panics if a slice is too short or s is inconsistent.
 func (s *BlockSparse) MulBlockColumn(c []float32, ldc int, a []float32, lda, m, bc int) {
+	s.mulBlockColumn(fastBlockColumn(s.B), c, ldc, a, lda, m, bc)
+}
+
+// mulBlockColumn is MulBlockColumn on the given SIMD kernel; nil runs portable Go.
+func (s *BlockSparse) mulBlockColumn(kern blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc int) {
+	b := s.B
+	if m <= 0 {
+		return
+	}
+	if lda < s.Rows || (m-1)*lda+s.Rows > len(a) {
+		panic(fmt.Sprintf("kernels: block-sparse A is %dx%d with leading dimension %d but has %d values", m, s.Rows, lda, len(a)))
+	}
+	if bc < 0 || bc >= s.Cols/b || ldc < (bc+1)*b || (m-1)*ldc+(bc+1)*b > len(c) {
+		panic(fmt.Sprintf("kernels: block-sparse C block-column %d of %dx%d with leading dimension %d does not fit %d values", bc, m, s.Cols, ldc, len(c)))
+	}
+	t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
+	if t0 > t1 || t1 > len(s.RowBlock) || t1*b*b > len(s.Data) {
+		panic(fmt.Sprintf("kernels: block-sparse block-column %d indexes blocks %d..%d of %d", bc, t0, t1, len(s.RowBlock)))
+	}
+	for _, rb := range s.RowBlock[t0:t1] {
+		if rb < 0 || int(rb) >= s.Rows/b {
+			panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
+		}
+	}
+	if kern == nil || m < blockColumnRows || t0 == t1 {
+		s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)
+		return
+	}
+	data, rowBlock := &s.Data[t0*b*b], &s.RowBlock[t0]
+	// The last tile overlaps the one before it rather than running short:
+	// the kernel overwrites C, so rows computed twice get the same values.
+	for i := 0; i < m; i += blockColumnRows {
+		i = min(i, m-blockColumnRows)
+		kern(&a[i*lda], lda, data, rowBlock, t1-t0, &c[i*ldc+bc*b], ldc)
+	}
+}
+
+func (s *BlockSparse) mulBlockColumnPortable(c []float32, ldc int, a []float32, lda, m, bc int) {
 	b := s.B
 	for i := range m {
 		clear(c[i*ldc+bc*b : i*ldc+bc*b+b])
@@ -69,7 +115,11 @@ func (s *BlockSparse) MulBlockColumn(c []float32, ldc int, a []float32, lda, m, 
 
 // MatMul computes C[m×Cols] = A[m×Rows]·S, overwriting C.
 func (s *BlockSparse) MatMul(c, a []float32, m int) {
+	s.matMul(fastBlockColumn(s.B), c, a, m)
+}
+
+func (s *BlockSparse) matMul(kern blockColumnKernel, c, a []float32, m int) {
 	for bc := range s.Cols / s.B {
-		s.MulBlockColumn(c, s.Cols, a, s.Rows, m, bc)
+		s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
 	}
 }

@@ -1,0 +1,220 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Cache blocking of the packed GEMM: a kc×nc slab of B is packed once and
+// swept by mc×kc slabs of A, whose mr-row panels stay in L2 while a kc×nr
+// panel of B is reused from L1 by every A panel.
+const (
+	kcBlock = 256
+	mcBlock = 240 // a multiple of every mr
+	ncBlock = 1536
+)
+
+// microKernel computes C[mr×nr] += Apanel·Bpanel over kc steps.
+type microKernel struct {
+	mr, nr int
+	run    func(kc int, a, b, c *float32, ldc int)
+}
+
+// packBuffers are the packed A and B slabs of one GEMM call, pooled because a
+// B slab is 1.5 MB and GEMMs come by the thousand in a forward pass.
+type packBuffers struct{ a, b []float32 }
+
+var packPool = sync.Pool{New: func() any {
+	return &packBuffers{a: make([]float32, mcBlock*kcBlock), b: make([]float32, kcBlock*(ncBlock+32))}
+}}
+
+// checkGemm panics, as BLAS does, when a slice is too short for its dimensions.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	need := func(name string, rows, cols, ld, have int) {
+		if rows == 0 || cols == 0 {
+			return
+		}
+		if ld < cols || (rows-1)*ld+cols > have {
+			panic(fmt.Sprintf("kernels: gemm %s is %dx%d with leading dimension %d but has %d values", name, rows, cols, ld, have))
+		}
+	}
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("kernels: gemm with negative dimension %dx%dx%d", m, n, k))
+	}
+	if transA {
+		need("A", k, m, lda, len(a))
+	} else {
+		need("A", m, k, lda, len(a))
+	}
+	if transB {
+		need("B", n, k, ldb, len(b))
+	} else {
+		need("B", k, n, ldb, len(b))
+	}
+	need("C", m, n, ldc, len(c))
+}
+
+// gemm is Gemm on the given micro-kernel; kern == nil runs the portable loops.
+func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if kern == nil {
+		gemmPortable(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	for i := range m {
+		ci := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(ci) // also drops NaNs, as BLAS does for beta == 0
+		} else if beta != 1 {
+			for j := range ci {
+				ci[j] *= beta
+			}
+		}
+	}
+	if alpha == 0 || k == 0 {
+		return
+	}
+	buf := packPool.Get().(*packBuffers)
+	defer packPool.Put(buf)
+	mr, nr := kern.mr, kern.nr
+	var tile [12 * 32]float32 // an edge tile, computed whole then clipped into C
+	for jc := 0; jc < n; jc += ncBlock {
+		nc := min(ncBlock, n-jc)
+		for pc := 0; pc < k; pc += kcBlock {
+			kc := min(kcBlock, k-pc)
+			packB(buf.b, nr, transB, b, ldb, pc, jc, kc, nc)
+			for ic := 0; ic < m; ic += mcBlock {
+				mc := min(mcBlock, m-ic)
+				packA(buf.a, mr, transA, alpha, a, lda, ic, pc, mc, kc)
+				for jr := 0; jr < nc; jr += nr {
+					pb := &buf.b[jr*kc]
+					for ir := 0; ir < mc; ir += mr {
+						pa := &buf.a[ir*kc]
+						off := (ic+ir)*ldc + jc + jr
+						rows, cols := min(mr, mc-ir), min(nr, nc-jr)
+						if rows == mr && cols == nr {
+							kern.run(kc, pa, pb, &c[off], ldc)
+							continue
+						}
+						t := tile[:mr*nr]
+						clear(t)
+						kern.run(kc, pa, pb, &t[0], nr)
+						for r := range rows {
+							cr := c[off+r*ldc : off+r*ldc+cols]
+							for j, v := range t[r*nr : r*nr+cols] {
+								cr[j] += v
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA writes alpha·op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each k step
+// holding mr consecutive values; rows past mc are zero.
+func packA(dst []float32, mr int, trans bool, alpha float32, a []float32, lda, ic, pc, mc, kc int) {
+	for i0 := 0; i0 < mc; i0 += mr {
+		panel := dst[i0*kc : (i0+mr)*kc]
+		rows := min(mr, mc-i0)
+		if rows < mr {
+			clear(panel)
+		}
+		if trans {
+			for p := range kc {
+				src := a[(pc+p)*lda+ic+i0:][:rows]
+				d := panel[p*mr : p*mr+rows]
+				for r, v := range src {
+					d[r] = alpha * v
+				}
+			}
+			continue
+		}
+		for r := range rows {
+			src := a[(ic+i0+r)*lda+pc:][:kc]
+			for p, v := range src {
+				panel[p*mr+r] = alpha * v
+			}
+		}
+	}
+}
+
+// packB writes op(B)[pc:pc+kc, jc:jc+nc] as nr-column panels, each k step
+// holding nr consecutive values; columns past nc are zero.
+func packB(dst []float32, nr int, trans bool, b []float32, ldb, pc, jc, kc, nc int) {
+	for j0 := 0; j0 < nc; j0 += nr {
+		panel := dst[j0*kc : (j0+nr)*kc]
+		cols := min(nr, nc-j0)
+		if cols < nr {
+			clear(panel)
+		}
+		if !trans {
+			for p := range kc {
+				copy(panel[p*nr:p*nr+cols], b[(pc+p)*ldb+jc+j0:][:cols])
+			}
+			continue
+		}
+		for j := range cols {
+			src := b[(jc+j0+j)*ldb+pc:][:kc]
+			for p, v := range src {
+				panel[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// GemmParallel is Gemm split over workers goroutines (workers < 1 means
+// GOMAXPROCS). Each output element is computed by exactly the same
+// operations whatever the split, so the result does not depend on workers.
+func GemmParallel(workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemmParallel(fastGemm, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	// Split columns in steps of 32 (a multiple of every nr) when there are
+	// enough of them, else rows in steps of mcBlock's divisor 12.
+	const colStep, rowStep = 32, 12
+	byCols := n >= workers*colStep
+	units := (m + rowStep - 1) / rowStep
+	if byCols {
+		units = (n + colStep - 1) / colStep
+	}
+	workers = min(workers, units)
+	if workers <= 1 {
+		gemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*units/workers, (w+1)*units/workers
+		if byCols {
+			j0, j1 := lo*colStep, min(hi*colStep, n)
+			bs := b[j0:]
+			if transB {
+				bs = b[j0*ldb:]
+			}
+			wg.Go(func() {
+				gemm(kern, transA, transB, m, j1-j0, k, alpha, a, lda, bs, ldb, beta, c[j0:], ldc)
+			})
+			continue
+		}
+		i0, i1 := lo*rowStep, min(hi*rowStep, m)
+		as := a[i0*lda:]
+		if transA {
+			as = a[i0:]
+		}
+		wg.Go(func() {
+			gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,52 @@
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+//go:generate go run asm_gen.go
+
+// The micro-kernels of kernels_amd64.s. Each reads only the memory its
+// arguments describe; callers check every bound first.
+
+//go:noescape
+func gemmKernel12x32(kc int, a, b, c *float32, ldc int)
+
+//go:noescape
+func gemmKernel6x16(kc int, a, b, c *float32, ldc int)
+
+//go:noescape
+func blockColumn8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+//go:noescape
+func blockColumn16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+//go:noescape
+func blockColumn32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+var (
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F
+)
+
+// fastGemm is the register-tiled micro-kernel this CPU runs best, or nil.
+var fastGemm = func() *microKernel {
+	switch {
+	case hasAVX512:
+		return &microKernel{mr: 12, nr: 32, run: gemmKernel12x32}
+	case hasAVX2:
+		return &microKernel{mr: 6, nr: 16, run: gemmKernel6x16}
+	}
+	return nil
+}()
+
+// fastBlockColumn returns the SIMD kernel for b×b blocks, or nil.
+func fastBlockColumn(b int) blockColumnKernel {
+	switch {
+	case b == 8 && hasAVX2:
+		return blockColumn8
+	case b == 16 && hasAVX512:
+		return blockColumn16
+	case b == 32 && hasAVX512:
+		return blockColumn32
+	}
+	return nil
+}

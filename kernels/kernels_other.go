@@ -1,0 +1,8 @@
+//go:build !amd64
+
+package kernels
+
+// Without amd64 assembly every kernel runs its portable Go form.
+var fastGemm *microKernel
+
+func fastBlockColumn(int) blockColumnKernel { return nil }
