@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	goruntime "runtime"
+	"sync/atomic"
+)
+
+// never is the clock of a finished actor: infinitely far ahead.
+const never = math.MaxInt64
+
+// Actor states seen by wakers and the watchdog.
+const (
+	running int32 = iota
+	parked
+	finished
+)
+
+// actor is the shared part of an actor: what other goroutines may touch.
+type actor struct {
+	name    string
+	index   int
+	body    func(*Ctx) error
+	inputs  []*fifoBase
+	outputs []*fifoBase
+	wake    chan struct{} // one token: "something you wait for may have changed"
+
+	_        [64]byte
+	state    atomic.Int32
+	parks    atomic.Uint64           // incremented on every park; lets the watchdog see progress
+	clock    atomic.Int64            // published local clock: a lower bound of the real one
+	watchers atomic.Int32            // readers waiting for this actor's clock to pass a threshold
+	waiting  atomic.Pointer[waitFor] // what the actor is parked on, for deadlock reports
+}
+
+// wakeup unparks a if it is parked. Spurious wakeups are harmless: waits
+// re-check their condition.
+func (a *actor) wakeup() {
+	if a.state.CompareAndSwap(parked, running) {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// publish makes now visible to readers waiting on a's clock and wakes those
+// whose threshold it reaches.
+func (a *actor) publish(now int64) {
+	a.clock.Store(now)
+	for _, f := range a.outputs {
+		if f.watch.Load() <= now {
+			f.reader.wakeup()
+		}
+	}
+}
+
+// Ctx is an actor's handle on simulated time. It belongs to the actor's
+// goroutine and must not be shared.
+type Ctx struct {
+	a       *actor
+	now     int64
+	busy    int64
+	starved []int64 // per input, in Reads order
+	blocked []int64 // per output, in Writes order
+	labels  []LabelCycles
+	last    int // index in labels of the last Work label, a cache for loops
+	done    <-chan struct{}
+	runCtx  context.Context
+	trace   *track // nil when not tracing
+}
+
+// Name returns the actor's name.
+func (c *Ctx) Name() string { return c.a.name }
+
+// Now returns the actor's local clock in cycles.
+func (c *Ctx) Now() int64 { return c.now }
+
+// Work advances the local clock by n busy cycles attributed to label (for
+// per-label statistics and trace slices). n must not be negative.
+func (c *Ctx) Work(n int64, label string) {
+	if n < 0 {
+		panic(fmt.Sprintf("runtime: Work(%d, %q): negative cycles", n, label))
+	}
+	if n == 0 {
+		return
+	}
+	i := c.last
+	if i >= len(c.labels) || c.labels[i].Label != label {
+		i = c.labelIndex(label)
+		c.last = i
+	}
+	c.labels[i].Cycles += n
+	c.busy += n
+	if c.trace != nil {
+		c.trace.slice(label, c.now, n)
+	}
+	c.setNow(c.now + n)
+}
+
+func (c *Ctx) labelIndex(label string) int {
+	for i := range c.labels {
+		if c.labels[i].Label == label {
+			return i
+		}
+	}
+	c.labels = append(c.labels, LabelCycles{Label: label})
+	return len(c.labels) - 1
+}
+
+// setNow moves the clock forward, publishing it only when some reader waits
+// on it: an atomic store per Work would cost more than the rest of Work.
+func (c *Ctx) setNow(t int64) {
+	c.now = t
+	if c.a.watchers.Load() != 0 {
+		c.a.publish(t)
+	}
+}
+
+// stall accounts a jump of the clock from c.now to t spent waiting on f.
+func (c *Ctx) stall(f *fifoBase, t int64, blocked bool) {
+	d := t - c.now
+	if blocked {
+		c.blocked[f.writerPort] += d
+	} else {
+		c.starved[f.readerPort] += d
+	}
+	if c.trace != nil {
+		name := f.starvedBy
+		if blocked {
+			name = f.blockedBy
+		}
+		c.trace.stall(name, c.now, d)
+	}
+	c.setNow(t)
+}
+
+// Wait kinds.
+const (
+	waitSpace  = iota // writer needs the credit of element index
+	waitData          // reader needs element index
+	waitPeekAt        // reader needs element index or the writer's clock past a time
+	waitSelect        // reader needs a Select decision to become final
+)
+
+// waitFor describes a blocking wait, evaluated by its waiter and read by the
+// watchdog for deadlock reports.
+type waitFor struct {
+	kind   int
+	f      *fifoBase
+	index  int64
+	inputs []Port // waitSelect
+	at     int64  // reader clock for waitPeekAt and waitSelect
+}
+
+// ready reports whether the wait is over (including because of an ending
+// such as a closed FIFO, which the caller then detects itself).
+func (w *waitFor) ready(c *Ctx) bool {
+	switch w.kind {
+	case waitSpace:
+		return w.f.head.Load() > w.index || w.f.readerDone.Load()
+	case waitData:
+		return w.f.tail.Load() > w.index || w.f.writerDone.Load()
+	case waitPeekAt:
+		return w.f.tail.Load() > w.index || w.f.writerDone.Load() ||
+			w.f.writer.clock.Load() > w.at-w.f.latency
+	default:
+		_, final, _ := selectDecide(c, w.inputs)
+		return final
+	}
+}
+
+// arm asks the other side(s) to wake the waiter; disarm withdraws that.
+func (w *waitFor) arm(c *Ctx, on bool) {
+	switch w.kind {
+	case waitSpace:
+		w.f.sendWaiting.Store(on)
+	case waitData:
+		w.f.recvWaiting.Store(on)
+	case waitPeekAt:
+		w.f.recvWaiting.Store(on)
+		w.f.watchClock(on, w.at-w.f.latency+1)
+	default:
+		for _, p := range w.inputs {
+			f := p.port()
+			f.recvWaiting.Store(on)
+			// A strictly later clock than c.now-L settles any input; asking
+			// for that much is simpler than the exact per-input bound and
+			// wakes at most once more.
+			f.watchClock(on, w.at-f.latency+1)
+		}
+	}
+}
+
+// spins is how many times a waiter re-checks before parking. A short spin
+// catches the other side when it is running on another core; beyond that,
+// parking frees the core for it.
+const spins = 50
+
+// wait blocks until w is ready or the run is cancelled.
+func (c *Ctx) wait(w *waitFor) error {
+	for i := range spins {
+		if w.ready(c) {
+			return nil
+		}
+		if i >= 10 {
+			goruntime.Gosched()
+		}
+	}
+	a := c.a
+	a.waiting.Store(w)
+	defer a.waiting.Store(nil)
+	for {
+		w.arm(c, true)
+		a.state.Store(parked)
+		a.parks.Add(1)
+		a.publish(c.now) // readers may be waiting for this clock
+		if w.ready(c) {
+			a.state.Store(running)
+			w.arm(c, false)
+			return nil
+		}
+		select {
+		case <-a.wake:
+		case <-c.done:
+			a.state.Store(running)
+			w.arm(c, false)
+			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
+		}
+		a.state.Store(running)
+		w.arm(c, false)
+		if w.ready(c) {
+			return nil
+		}
+	}
+}

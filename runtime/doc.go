@@ -1,0 +1,95 @@
+// Package runtime is vitflow's timed dataflow engine: actors with local
+// cycle clocks, joined by bounded timed FIFOs, run to completion on
+// goroutines. It knows nothing about neural networks; any dataflow model can
+// be built on it.
+//
+// # Building and running a graph
+//
+//	g := runtime.NewGraph()
+//	ab, err := runtime.NewFIFO[int](g, "ab", 2, 1) // capacity 2, latency 1
+//	g.AddActor("producer", func(ctx *runtime.Ctx) error {
+//		for i := range 10 {
+//			if err := ab.Send(ctx, i); err != nil {
+//				return err
+//			}
+//			ctx.Work(3, "produce")
+//		}
+//		return nil
+//	}, runtime.Writes(ab))
+//	g.AddActor("consumer", func(ctx *runtime.Ctx) error {
+//		for {
+//			v, err := ab.Recv(ctx)
+//			if errors.Is(err, runtime.ErrClosed) {
+//				return nil // the producer finished and ab is drained
+//			}
+//			if err != nil {
+//				return err
+//			}
+//			ctx.Work(5, "consume")
+//			_ = v
+//		}
+//	}, runtime.Reads(ab))
+//	stats, err := g.Run(context.Background(), runtime.Options{})
+//
+// An actor reaches its FIFOs by closure capture, but must declare them with
+// [Reads] and [Writes]: every FIFO has exactly one writer and one reader, and
+// the declarations let Run check the wiring before starting, attribute
+// starved and blocked cycles to ports, and name the wait cycle of a deadlock.
+// Using an undeclared FIFO end returns an error.
+//
+// # Time rules
+//
+// Simulated time is an integer number of clock cycles, never wall time.
+//
+//   - Each actor has a local clock starting at 0. [Ctx.Work](n, label)
+//     advances it by n busy cycles attributed to label; the waits below also
+//     advance it.
+//   - A FIFO has capacity C >= 1 and latency L >= 1. The credit latency (from
+//     a dequeue until the freed slot can be used by the writer) is 1 cycle.
+//   - [FIFO.Send] at local time t: if the element C places back was dequeued
+//     at time d with d+1 > t, or has not been dequeued yet, the writer blocks
+//     (in wall time) until it is, and its clock jumps to d+1. The jump counts
+//     as blocked cycles of that output. The element becomes visible at
+//     clock+L.
+//   - [FIFO.Recv] waits for an element; the clock becomes max(clock, visible
+//     time); the jump counts as starved cycles of that input. The dequeue
+//     time (the new clock) returns to the writer as the credit. Recv does not
+//     itself take a cycle: charge the work with Work.
+//   - [FIFO.Peek] is Recv without the dequeue. [FIFO.PeekAt] and [Select]
+//     decide on the absence of data; they first wait (in wall time) until
+//     the writer's clock guarantees that no element can still become visible
+//     at or before the reader's clock, then decide by a fixed rule, ties by
+//     input order. Go's select never decides anything that simulated time
+//     depends on.
+//   - A finished actor counts as infinitely far ahead. When a writer has
+//     finished and its FIFO is drained, reads return [ErrClosed]; when a
+//     reader has finished, a Send that would need its credit returns
+//     [ErrReaderDone].
+//
+// Consequently outputs, cycle counts and every statistic are identical from
+// run to run and for any GOMAXPROCS.
+//
+// # Failures
+//
+// The first actor to return an error or panic fails the run: the error names
+// the actor (with the stack for a panic) and all other actors are cancelled;
+// their blocking calls return an error wrapping [ErrCancelled]. If every
+// unfinished actor is blocked, a watchdog fails the run within a second of
+// wall time with a [*DeadlockError] naming each blocked actor, its local time,
+// the FIFO it waits on and that FIFO's occupancy, and the wait cycle. No
+// goroutine outlives Run.
+//
+// # Results
+//
+// Run returns [Stats]: per actor busy cycles (also per Work label), starved
+// cycles per input, blocked cycles per output, finish time and utilisation
+// (busy / makespan); per FIFO the elements sent, maximum occupancy, a
+// time-weighted occupancy histogram in simulated time and the fractions of
+// time full and empty. With [Options].Trace set, Run also writes a
+// Chrome/Perfetto trace-event JSON on simulated time (open it in
+// ui.perfetto.dev).
+//
+// The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
+// FIFO is a single-producer single-consumer ring, and blocked goroutines spin
+// briefly and then park until the other side signals them.
+package runtime

@@ -1,0 +1,383 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"sync/atomic"
+)
+
+// fifoBase is the untyped part of a FIFO: indices, times and statistics.
+// Fields are grouped by the goroutine that writes them, each group on its own
+// cache lines, so that writer and reader do not slow each other down.
+type fifoBase struct {
+	graph      *Graph
+	name       string
+	index      int
+	capacity   int64
+	latency    int64
+	writer     *actor
+	reader     *actor
+	writerPort int
+	readerPort int
+	sent       []int64 // send time of the element in each slot
+	blockedBy  string  // trace names of stalls on this FIFO
+	starvedBy  string
+	deq        []int64 // dequeue time of the last element read from each slot
+
+	// Written by the writer.
+	_          [64]byte
+	tail       atomic.Int64 // elements sent
+	writerDone atomic.Bool
+	wcount     int64 // == tail, without the atomic load
+	wpos       int64 // wcount % capacity
+	whead      int64 // cached head
+
+	// Written by the reader.
+	_           [64]byte
+	head        atomic.Int64 // elements read
+	readerDone  atomic.Bool
+	recvWaiting atomic.Bool
+	watch       atomic.Int64 // clock the reader waits for the writer to reach
+	rcount      int64        // == head
+	rpos        int64        // rcount % capacity
+	rtail       int64        // cached tail
+	occ         occupancy
+	trace       *track // occupancy counter track; nil when not tracing
+
+	// Written by the writer, read by the reader.
+	_           [64]byte
+	sendWaiting atomic.Bool
+}
+
+// FIFO is a bounded, timed, single-writer single-reader queue of T.
+type FIFO[T any] struct {
+	fifoBase
+	vals []T
+}
+
+func (f *FIFO[T]) port() *fifoBase { return &f.fifoBase }
+
+// NewFIFO adds a FIFO to g with the given capacity (elements, 1 to 2^24) and
+// latency (cycles from send to visibility, >= 1).
+func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], error) {
+	if capacity < 1 || capacity > maxCapacity {
+		return nil, fmt.Errorf("fifo %q: capacity %d out of range [1, %d]", name, capacity, maxCapacity)
+	}
+	if latency < 1 {
+		return nil, fmt.Errorf("fifo %q: latency %d must be >= 1", name, latency)
+	}
+	if err := g.claimName(name); err != nil {
+		return nil, fmt.Errorf("fifo: %w", err)
+	}
+	f := &FIFO[T]{vals: make([]T, capacity)}
+	f.fifoBase = fifoBase{
+		graph:     g,
+		name:      name,
+		index:     len(g.fifos),
+		capacity:  int64(capacity),
+		latency:   int64(latency),
+		sent:      make([]int64, capacity),
+		deq:       make([]int64, capacity),
+		blockedBy: "blocked on " + name,
+		starvedBy: "starved on " + name,
+	}
+	f.watch.Store(never)
+	f.occ.hist = make([]int64, capacity+1)
+	g.fifos = append(g.fifos, &f.fifoBase)
+	return f, nil
+}
+
+// Name returns the FIFO's name.
+func (f *FIFO[T]) Name() string { return f.name }
+
+// Send enqueues v at the actor's clock, blocking while the FIFO is full in
+// simulated time (see the package doc). It returns an error wrapping
+// [ErrReaderDone] if the reader finished before freeing the slot needed, or
+// [ErrCancelled] if the run was cancelled.
+func (f *FIFO[T]) Send(c *Ctx, v T) error {
+	if f.writer != c.a {
+		return f.misuse(c, "send on", "Writes")
+	}
+	i := f.wcount
+	if i >= f.capacity {
+		// The slot is the one of element i-C; its deq holds that element's
+		// dequeue time once the reader has published head > i-C.
+		if f.whead <= i-f.capacity {
+			f.whead = f.head.Load()
+			if f.whead <= i-f.capacity {
+				w := waitFor{kind: waitSpace, f: &f.fifoBase, index: i - f.capacity}
+				if err := c.wait(&w); err != nil {
+					return fmt.Errorf("actor %q: send on fifo %q: %w", c.a.name, f.name, err)
+				}
+				f.whead = f.head.Load()
+				if f.whead <= i-f.capacity {
+					return fmt.Errorf("actor %q: send on fifo %q: %w", c.a.name, f.name, ErrReaderDone)
+				}
+			}
+		}
+		if free := f.deq[f.wpos] + 1; free > c.now {
+			c.stall(&f.fifoBase, free, true)
+		}
+	}
+	f.vals[f.wpos] = v
+	f.sent[f.wpos] = c.now
+	if f.wpos++; f.wpos == f.capacity {
+		f.wpos = 0
+	}
+	f.wcount = i + 1
+	f.tail.Store(i + 1)
+	if f.recvWaiting.Load() {
+		f.reader.wakeup()
+	}
+	return nil
+}
+
+// Recv dequeues the next element, advancing the clock to its visible time
+// if needed. It returns an error wrapping [ErrClosed] once the writer has
+// finished and the FIFO is drained.
+func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
+	var zero T
+	if err := f.arrive(c, "receive on"); err != nil {
+		return zero, err
+	}
+	p := f.rpos
+	v := f.vals[p]
+	f.vals[p] = zero // drop the reference for the garbage collector
+	f.sweepSend(f.sent[p])
+	f.deq[p] = c.now
+	if f.rpos++; f.rpos == f.capacity {
+		f.rpos = 0
+	}
+	f.rcount++
+	f.head.Store(f.rcount)
+	if f.sendWaiting.Load() {
+		f.writer.wakeup()
+	}
+	return v, nil
+}
+
+// Peek returns the next element without dequeuing it, advancing the clock to
+// its visible time like Recv.
+func (f *FIFO[T]) Peek(c *Ctx) (T, error) {
+	if err := f.arrive(c, "peek on"); err != nil {
+		var zero T
+		return zero, err
+	}
+	return f.vals[f.rpos], nil
+}
+
+// arrive waits until the next element exists and the clock has reached its
+// visible time.
+func (f *FIFO[T]) arrive(c *Ctx, op string) error {
+	if f.reader != c.a {
+		return f.misuse(c, op, "Reads")
+	}
+	j := f.rcount
+	if f.rtail <= j {
+		f.rtail = f.tail.Load()
+		if f.rtail <= j {
+			if err := f.waitData(c, j, op); err != nil {
+				return err
+			}
+		}
+	}
+	if vis := f.sent[f.rpos] + f.latency; vis > c.now {
+		c.stall(&f.fifoBase, vis, false)
+	}
+	return nil
+}
+
+func (f *fifoBase) waitData(c *Ctx, j int64, op string) error {
+	w := waitFor{kind: waitData, f: f, index: j}
+	if err := c.wait(&w); err != nil {
+		return fmt.Errorf("actor %q: %s fifo %q: %w", c.a.name, op, f.name, err)
+	}
+	// writerDone is set after the last tail store, so this load sees it all.
+	f.rtail = f.tail.Load()
+	if f.rtail <= j {
+		return fmt.Errorf("actor %q: %s fifo %q: %w", c.a.name, op, f.name, ErrClosed)
+	}
+	return nil
+}
+
+// PeekAt reports the element visible at the actor's current clock, if any,
+// without dequeuing it or advancing the clock. When the FIFO is empty it
+// first waits until the writer's clock shows that nothing can still arrive
+// by now, so the answer is the same on every run. It returns an error
+// wrapping [ErrClosed] if the writer has finished and the FIFO is drained.
+func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
+	var zero T
+	if f.reader != c.a {
+		return zero, false, f.misuse(c, "peek on", "Reads")
+	}
+	j := f.rcount
+	if f.rtail <= j {
+		f.rtail = f.tail.Load()
+	}
+	if f.rtail <= j {
+		w := waitFor{kind: waitPeekAt, f: &f.fifoBase, index: j, at: c.now}
+		if !w.ready(c) {
+			if err := c.wait(&w); err != nil {
+				return zero, false, fmt.Errorf("actor %q: peek on fifo %q: %w", c.a.name, f.name, err)
+			}
+		}
+		f.rtail = f.tail.Load()
+		if f.rtail <= j {
+			if f.writerDone.Load() && f.tail.Load() <= j {
+				return zero, false, fmt.Errorf("actor %q: peek on fifo %q: %w", c.a.name, f.name, ErrClosed)
+			}
+			return zero, false, nil
+		}
+	}
+	if f.sent[f.rpos]+f.latency > c.now {
+		return zero, false, nil
+	}
+	return f.vals[f.rpos], true, nil
+}
+
+// Select waits until one of inputs has an element and returns the index of
+// the one whose next element is visible first, advancing the clock to that
+// time (counted as starved cycles of the chosen input). Elements already
+// visible at the current clock count as visible now; ties go to the earlier
+// input. It returns an error wrapping [ErrClosed] once every input is closed
+// and drained.
+func Select(c *Ctx, inputs ...Port) (int, error) {
+	for _, p := range inputs {
+		if p.port().reader != c.a {
+			return -1, p.port().misuse(c, "select on", "Reads")
+		}
+	}
+	best, final, closed := selectDecide(c, inputs)
+	if !final {
+		w := waitFor{kind: waitSelect, inputs: inputs, at: c.now}
+		if err := c.wait(&w); err != nil {
+			return -1, fmt.Errorf("actor %q: select: %w", c.a.name, err)
+		}
+		best, _, closed = selectDecide(c, inputs)
+	}
+	if closed {
+		return -1, fmt.Errorf("actor %q: select: %w", c.a.name, ErrClosed)
+	}
+	f := inputs[best].port()
+	f.rtail = f.tail.Load()
+	if vis := f.sent[f.rpos] + f.latency; vis > c.now {
+		c.stall(f, vis, false)
+	}
+	return best, nil
+}
+
+// selectDecide returns the input whose head is visible first and whether
+// that choice is final: no input without an element can still deliver one
+// that would win. closed reports that every input is closed and drained.
+func selectDecide(c *Ctx, inputs []Port) (best int, final, closed bool) {
+	best = -1
+	bestAt := int64(math.MaxInt64)
+	for i, p := range inputs {
+		f := p.port()
+		if f.tail.Load() > f.rcount {
+			at := max(c.now, f.sent[f.rpos]+f.latency)
+			if at < bestAt {
+				best, bestAt = i, at
+			}
+		}
+	}
+	closed = best < 0
+	for i, p := range inputs {
+		f := p.port()
+		if f.tail.Load() > f.rcount {
+			continue
+		}
+		if f.writerDone.Load() && f.tail.Load() <= f.rcount {
+			continue
+		}
+		closed = false
+		if best < 0 {
+			return best, false, false
+		}
+		// The earliest a future element can be visible is writer clock + L;
+		// it beats best if earlier, or equally early and i < best.
+		earliest := f.writer.clock.Load()
+		if earliest != never {
+			earliest += f.latency
+		}
+		if earliest < bestAt || (earliest == bestAt && i < best) {
+			return best, false, false
+		}
+	}
+	return best, true, closed
+}
+
+// watchClock asks (on) or stops asking (off) the writer to wake the reader
+// once its clock reaches at.
+func (f *fifoBase) watchClock(on bool, at int64) {
+	if on {
+		f.watch.Store(at)
+		f.writer.watchers.Add(1)
+	} else {
+		f.watch.Store(never)
+		f.writer.watchers.Add(-1)
+	}
+}
+
+func (f *fifoBase) misuse(c *Ctx, op, decl string) error {
+	return fmt.Errorf("actor %q: %s fifo %q: not declared with %s for this actor", c.a.name, op, f.name, decl)
+}
+
+// occupancy is the state of the sweep that builds a FIFO's time-weighted
+// occupancy histogram: send and dequeue events in simulated-time order. The
+// reader sweeps at each dequeue: by then every send up to the dequeued
+// element is known, and the dequeue times not yet swept (at most C) are
+// still in deq, since a slot is reused only after its credit.
+type occupancy struct {
+	hist  []int64 // cycles spent at each occupancy 0..C
+	level int64
+	max   int64
+	last  int64 // time of the last event swept
+	dnext int64 // index of the first dequeue not swept
+	dpos  int64 // dnext % capacity
+}
+
+func (f *fifoBase) step(t, delta int64) {
+	o := &f.occ
+	o.hist[o.level] += t - o.last
+	o.last = t
+	o.level += delta
+	o.max = max(o.max, o.level)
+	if f.trace != nil {
+		f.trace.counter(t, o.level)
+	}
+}
+
+// sweepSend sweeps the dequeues at or before a send at time e, then the send.
+// Dequeues go first at equal times so that the maximum is not overstated.
+func (f *fifoBase) sweepSend(e int64) {
+	f.sweepDeqs(e)
+	f.step(e, +1)
+}
+
+// sweepDeqs sweeps the dequeues done so far at or before time t.
+func (f *fifoBase) sweepDeqs(t int64) {
+	o := &f.occ
+	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
+		f.step(f.deq[o.dpos], -1)
+		o.dnext++
+		if o.dpos++; o.dpos == f.capacity {
+			o.dpos = 0
+		}
+	}
+}
+
+// finishOccupancy sweeps the events left when the run is over: sends never
+// read and pending dequeues, then the final level up to the makespan.
+func (f *fifoBase) finishOccupancy(makespan int64) {
+	pos := f.rpos
+	for k := f.rcount; k < f.wcount; k++ {
+		f.sweepSend(f.sent[pos])
+		if pos++; pos == f.capacity {
+			pos = 0
+		}
+	}
+	f.sweepDeqs(never)
+	f.occ.hist[f.occ.level] += makespan - f.occ.last
+	f.occ.last = makespan
+}

@@ -1,0 +1,159 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Errors returned by FIFO operations and Run.
+var (
+	// ErrClosed reports that a FIFO's writer has finished and every element
+	// it sent has been read.
+	ErrClosed = errors.New("fifo closed")
+	// ErrReaderDone reports a Send that needs a credit from a reader that has
+	// finished, so the element could never be delivered.
+	ErrReaderDone = errors.New("fifo reader finished")
+	// ErrCancelled reports that the run was cancelled (another actor failed,
+	// a deadlock was detected, or the caller's context ended).
+	ErrCancelled = errors.New("run cancelled")
+)
+
+// maxCapacity bounds a FIFO's capacity so that a mistyped size cannot
+// allocate without bound.
+const maxCapacity = 1 << 24
+
+// Graph is a set of actors and the FIFOs between them. Build it with
+// [NewFIFO] and [Graph.AddActor], then call [Graph.Run] once.
+type Graph struct {
+	actors []*actor
+	fifos  []*fifoBase
+	names  map[string]bool // actor and FIFO names share one namespace
+	err    error           // first construction error, reported by Run
+	ran    bool
+}
+
+// NewGraph returns an empty graph.
+func NewGraph() *Graph {
+	return &Graph{names: make(map[string]bool)}
+}
+
+// ActorOption declares something about an actor; see [Reads] and [Writes].
+type ActorOption func(*actor)
+
+// Reads declares that the actor is the reader of the given FIFOs. The order
+// of the declarations is the order of the actor's starved statistics.
+func Reads(fifos ...Port) ActorOption {
+	return func(a *actor) {
+		for _, p := range fifos {
+			a.inputs = append(a.inputs, p.port())
+		}
+	}
+}
+
+// Writes declares that the actor is the writer of the given FIFOs.
+func Writes(fifos ...Port) ActorOption {
+	return func(a *actor) {
+		for _, p := range fifos {
+			a.outputs = append(a.outputs, p.port())
+		}
+	}
+}
+
+// Port is implemented by every *FIFO[T]; it lets [Reads], [Writes] and
+// [Select] take FIFOs of different element types.
+type Port interface {
+	port() *fifoBase
+}
+
+// AddActor adds an actor that runs body on its own goroutine. The body
+// returns nil when it is done; returning an error fails the run. Wiring
+// errors (a duplicate name, a FIFO with two readers) are reported by Run.
+func (g *Graph) AddActor(name string, body func(ctx *Ctx) error, opts ...ActorOption) {
+	if err := g.claimName(name); err != nil {
+		g.fail(err)
+		return
+	}
+	if body == nil {
+		g.fail(fmt.Errorf("actor %q: nil body", name))
+		return
+	}
+	a := &actor{name: name, index: len(g.actors), body: body, wake: make(chan struct{}, 1)}
+	for _, opt := range opts {
+		opt(a)
+	}
+	for i, f := range a.inputs {
+		if f.graph != g {
+			g.fail(fmt.Errorf("actor %q reads fifo %q of another graph", name, f.name))
+			return
+		}
+		if f.reader != nil {
+			g.fail(fmt.Errorf("fifo %q has two readers: %q and %q", f.name, f.reader.name, name))
+			return
+		}
+		f.reader, f.readerPort = a, i
+	}
+	for i, f := range a.outputs {
+		if f.graph != g {
+			g.fail(fmt.Errorf("actor %q writes fifo %q of another graph", name, f.name))
+			return
+		}
+		if f.writer != nil {
+			g.fail(fmt.Errorf("fifo %q has two writers: %q and %q", f.name, f.writer.name, name))
+			return
+		}
+		f.writer, f.writerPort = a, i
+	}
+	g.actors = append(g.actors, a)
+}
+
+func (g *Graph) claimName(name string) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	if g.names[name] {
+		return fmt.Errorf("duplicate name %q", name)
+	}
+	g.names[name] = true
+	return nil
+}
+
+func (g *Graph) fail(err error) {
+	if g.err == nil {
+		g.err = err
+	}
+}
+
+// check reports the first construction error or unwired FIFO.
+func (g *Graph) check() error {
+	if g.ran {
+		return errors.New("graph already ran")
+	}
+	if g.err != nil {
+		return g.err
+	}
+	if len(g.actors) == 0 {
+		return errors.New("graph has no actors")
+	}
+	for _, f := range g.fifos {
+		if f.writer == nil {
+			return fmt.Errorf("fifo %q has no writer", f.name)
+		}
+		if f.reader == nil {
+			return fmt.Errorf("fifo %q has no reader", f.name)
+		}
+	}
+	return nil
+}
+
+// Options configure a run.
+type Options struct {
+	// Trace, if non-nil, receives the run's Chrome/Perfetto trace-event JSON.
+	Trace io.Writer
+	// ClockMHz converts cycles to the trace's microseconds; default 1000.
+	ClockMHz float64
+	// MaxTraceEvents caps the events recorded; default 1,000,000. When the
+	// cap is reached the trace ends at the earliest lost event's time with a
+	// note saying so.
+	MaxTraceEvents int
+}

@@ -1,0 +1,280 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Run runs every actor to completion and returns the statistics, or the
+// first failure (see the package doc). A graph runs once.
+func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
+	if err := g.check(); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	g.ran = true
+	if opt.ClockMHz == 0 {
+		opt.ClockMHz = 1000
+	}
+	if opt.ClockMHz < 0 {
+		return nil, fmt.Errorf("run: clock %g MHz must be positive", opt.ClockMHz)
+	}
+	if opt.MaxTraceEvents == 0 {
+		opt.MaxTraceEvents = 1_000_000
+	}
+	if opt.MaxTraceEvents < 0 {
+		return nil, fmt.Errorf("run: MaxTraceEvents %d must be positive", opt.MaxTraceEvents)
+	}
+
+	eg, runCtx := errgroup.WithContext(ctx)
+	runCtx, cancel := context.WithCancelCause(runCtx)
+	defer cancel(nil)
+
+	var actorTracks, fifoTracks []*track
+	if opt.Trace != nil {
+		limit := max(opt.MaxTraceEvents/(len(g.actors)+len(g.fifos)), 16)
+		for range g.actors {
+			actorTracks = append(actorTracks, &track{limit: limit})
+		}
+		for _, f := range g.fifos {
+			t := &track{limit: limit}
+			fifoTracks = append(fifoTracks, t)
+			f.trace = t
+		}
+	}
+	ctxs := make([]*Ctx, len(g.actors))
+	for i, a := range g.actors {
+		ctxs[i] = &Ctx{
+			a:       a,
+			starved: make([]int64, len(a.inputs)),
+			blocked: make([]int64, len(a.outputs)),
+			done:    runCtx.Done(),
+			runCtx:  runCtx,
+		}
+		if actorTracks != nil {
+			ctxs[i].trace = actorTracks[i]
+		}
+	}
+
+	allDone := make(chan struct{})
+	var running atomic.Int64
+	running.Store(int64(len(g.actors)))
+	for _, c := range ctxs {
+		eg.Go(func() error {
+			err := runActor(c)
+			if running.Add(-1) == 0 {
+				close(allDone)
+			}
+			if err != nil {
+				cancel(err)
+			}
+			return err
+		})
+	}
+	eg.Go(func() error {
+		err := g.watchdog(runCtx, allDone)
+		if err != nil {
+			cancel(err)
+		}
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	stats := g.collect(ctxs)
+	if opt.Trace != nil {
+		if err := g.writeTrace(opt.Trace, opt, actorTracks, fifoTracks); err != nil {
+			return stats, fmt.Errorf("write trace: %w", err)
+		}
+	}
+	return stats, nil
+}
+
+// runActor runs one actor's body, turning a panic into an error, and then
+// tells the actor's neighbours it has finished.
+func runActor(c *Ctx) (err error) {
+	a := c.a
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("actor %q panicked at cycle %d: %v\n%s", a.name, c.now, r, debug.Stack())
+		}
+		a.state.Store(finished)
+		a.clock.Store(never)
+		for _, f := range a.outputs {
+			f.writerDone.Store(true)
+			f.reader.wakeup()
+		}
+		for _, f := range a.inputs {
+			f.readerDone.Store(true)
+			f.writer.wakeup()
+		}
+	}()
+	if err := a.body(c); err != nil {
+		return fmt.Errorf("actor %q: %w", a.name, err)
+	}
+	return nil
+}
+
+// watchdogPeriod and watchdogRounds set deadlock detection: every unfinished
+// actor parked, with no park in between, for watchdogRounds checks in a row
+// (300 ms). Checking more than once rules out an actor that has just been
+// woken but not yet marked itself running.
+const (
+	watchdogPeriod = 100 * time.Millisecond
+	watchdogRounds = 3
+)
+
+// watchdog fails the run when every unfinished actor is blocked.
+func (g *Graph) watchdog(ctx context.Context, allDone <-chan struct{}) error {
+	tick := time.NewTicker(watchdogPeriod)
+	defer tick.Stop()
+	parks := make([]uint64, len(g.actors))
+	stuck := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-allDone:
+			return nil
+		case <-tick.C:
+		}
+		same := true
+		for i, a := range g.actors {
+			switch a.state.Load() {
+			case running:
+				same = false
+			case parked:
+				p := a.parks.Load()
+				if p != parks[i] {
+					same = false
+					parks[i] = p
+				}
+			}
+		}
+		if !same {
+			stuck = 0
+			continue
+		}
+		if stuck++; stuck >= watchdogRounds {
+			return g.deadlock()
+		}
+	}
+}
+
+// DeadlockError reports that every unfinished actor was blocked.
+type DeadlockError struct {
+	// Blocked lists every blocked actor; Cycle lists a wait cycle among
+	// them, each waiting for the next and the last for the first.
+	Blocked []BlockedActor
+	Cycle   []BlockedActor
+}
+
+// BlockedActor is one actor in a deadlock.
+type BlockedActor struct {
+	Actor     string
+	Time      int64  // local clock
+	Op        string // "send on", "receive on", "peek on" or "select on"
+	FIFO      string // the FIFO waited on (the first, for a select)
+	Occupancy int64  // elements in that FIFO, sent and not yet read
+	Capacity  int64
+	waitsFor  int // index of the actor at the other end of FIFO
+}
+
+func (b BlockedActor) String() string {
+	return fmt.Sprintf("%s (cycle %d) waits to %s fifo %q (%d/%d elements)",
+		b.Actor, b.Time, b.Op, b.FIFO, b.Occupancy, b.Capacity)
+}
+
+func (e *DeadlockError) Error() string {
+	s := "deadlock: every unfinished actor is blocked; wait cycle: "
+	for i, b := range e.Cycle {
+		if i > 0 {
+			s += " -> "
+		}
+		s += b.String()
+	}
+	if len(e.Cycle) > 0 {
+		s += " -> " + e.Cycle[0].Actor
+	}
+	return s
+}
+
+// ErrDeadlock is matched by errors.Is for a *DeadlockError.
+var ErrDeadlock = errors.New("deadlock")
+
+// Is makes errors.Is(err, ErrDeadlock) true.
+func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
+
+// deadlock describes the blocked actors and finds a wait cycle among them.
+func (g *Graph) deadlock() error {
+	e := &DeadlockError{}
+	byActor := make(map[int]int)
+	for i, a := range g.actors {
+		w := a.waiting.Load()
+		if a.state.Load() != parked || w == nil {
+			continue
+		}
+		f, op := w.f, ""
+		switch w.kind {
+		case waitSpace:
+			op = "send on"
+		case waitData:
+			op = "receive on"
+		case waitPeekAt:
+			op = "peek on"
+		case waitSelect:
+			op = "select on"
+			// Report the first input whose writer is still unfinished: that
+			// is who the select waits for.
+			f = w.inputs[0].port()
+			for _, p := range w.inputs {
+				if p.port().writer.state.Load() != finished {
+					f = p.port()
+					break
+				}
+			}
+		}
+		other := f.writer
+		if w.kind == waitSpace {
+			other = f.reader
+		}
+		byActor[i] = len(e.Blocked)
+		e.Blocked = append(e.Blocked, BlockedActor{
+			Actor:     a.name,
+			Time:      a.clock.Load(),
+			Op:        op,
+			FIFO:      f.name,
+			Occupancy: f.tail.Load() - f.head.Load(),
+			Capacity:  f.capacity,
+			waitsFor:  other.index,
+		})
+	}
+	// Every blocked actor waits for another unfinished, hence blocked,
+	// actor, so following the waits from any of them reaches a cycle.
+	if len(e.Blocked) > 0 {
+		seen := make(map[int]int) // blocked index -> position in path
+		var path []int
+		b := 0
+		for {
+			if at, ok := seen[b]; ok {
+				for _, k := range path[at:] {
+					e.Cycle = append(e.Cycle, e.Blocked[k])
+				}
+				break
+			}
+			seen[b] = len(path)
+			path = append(path, b)
+			next, ok := byActor[e.Blocked[b].waitsFor]
+			if !ok {
+				break // the other end is not blocked after all
+			}
+			b = next
+		}
+	}
+	return e
+}

@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"slices"
+	"strings"
+)
+
+// Stats are the results of a run, in simulated cycles.
+type Stats struct {
+	// Makespan is the latest finish time of any actor.
+	Makespan int64
+	// Actors in the order they were added.
+	Actors []ActorStats
+	// FIFOs in the order they were created.
+	FIFOs []FIFOStats
+}
+
+// ActorStats are one actor's statistics.
+type ActorStats struct {
+	Name   string
+	Finish int64 // local clock when the actor returned
+	Busy   int64 // cycles in Work
+	// Utilisation is Busy / Makespan (0 when the makespan is 0).
+	Utilisation float64
+	// Starved holds, per input in Reads order, the cycles waited for data.
+	Starved []PortCycles
+	// Blocked holds, per output in Writes order, the cycles waited for space.
+	Blocked []PortCycles
+	// ByLabel splits Busy by Work label, sorted by label.
+	ByLabel []LabelCycles
+}
+
+// PortCycles are cycles attributed to one FIFO end of an actor.
+type PortCycles struct {
+	FIFO   string
+	Cycles int64
+}
+
+// LabelCycles are busy cycles attributed to one Work label.
+type LabelCycles struct {
+	Label  string
+	Cycles int64
+}
+
+// FIFOStats are one FIFO's statistics.
+type FIFOStats struct {
+	Name     string
+	Capacity int
+	Latency  int
+	Elements int64 // elements sent
+	// MaxOccupancy is the most elements sent and not yet dequeued at any
+	// simulated time.
+	MaxOccupancy int
+	// Occupancy[k] is the number of cycles in [0, makespan) during which k
+	// elements were sent and not yet dequeued; len(Occupancy) == Capacity+1.
+	Occupancy []int64
+	// FullFraction and EmptyFraction are Occupancy[Capacity] and
+	// Occupancy[0] over the makespan (0 when the makespan is 0).
+	FullFraction  float64
+	EmptyFraction float64
+}
+
+// Actor returns the statistics of the named actor, or nil.
+func (s *Stats) Actor(name string) *ActorStats {
+	for i := range s.Actors {
+		if s.Actors[i].Name == name {
+			return &s.Actors[i]
+		}
+	}
+	return nil
+}
+
+// FIFO returns the statistics of the named FIFO, or nil.
+func (s *Stats) FIFO(name string) *FIFOStats {
+	for i := range s.FIFOs {
+		if s.FIFOs[i].Name == name {
+			return &s.FIFOs[i]
+		}
+	}
+	return nil
+}
+
+// TotalStarved returns the actor's starved cycles over all inputs.
+func (a *ActorStats) TotalStarved() int64 { return sumCycles(a.Starved) }
+
+// TotalBlocked returns the actor's blocked cycles over all outputs.
+func (a *ActorStats) TotalBlocked() int64 { return sumCycles(a.Blocked) }
+
+func sumCycles(ps []PortCycles) int64 {
+	var n int64
+	for _, p := range ps {
+		n += p.Cycles
+	}
+	return n
+}
+
+func ratio(n, d int64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
+
+// collect builds the statistics after every actor has returned.
+func (g *Graph) collect(ctxs []*Ctx) *Stats {
+	s := &Stats{}
+	for _, c := range ctxs {
+		s.Makespan = max(s.Makespan, c.now)
+	}
+	for i, c := range ctxs {
+		a := g.actors[i]
+		as := ActorStats{
+			Name:        a.name,
+			Finish:      c.now,
+			Busy:        c.busy,
+			Utilisation: ratio(c.busy, s.Makespan),
+			Starved:     make([]PortCycles, len(a.inputs)),
+			Blocked:     make([]PortCycles, len(a.outputs)),
+			ByLabel:     slices.Clone(c.labels),
+		}
+		for k, f := range a.inputs {
+			as.Starved[k] = PortCycles{FIFO: f.name, Cycles: c.starved[k]}
+		}
+		for k, f := range a.outputs {
+			as.Blocked[k] = PortCycles{FIFO: f.name, Cycles: c.blocked[k]}
+		}
+		slices.SortFunc(as.ByLabel, func(x, y LabelCycles) int { return strings.Compare(x.Label, y.Label) })
+		s.Actors = append(s.Actors, as)
+	}
+	for _, f := range g.fifos {
+		f.finishOccupancy(s.Makespan)
+		s.FIFOs = append(s.FIFOs, FIFOStats{
+			Name:          f.name,
+			Capacity:      int(f.capacity),
+			Latency:       int(f.latency),
+			Elements:      f.wcount,
+			MaxOccupancy:  int(f.occ.max),
+			Occupancy:     slices.Clone(f.occ.hist),
+			FullFraction:  ratio(f.occ.hist[f.capacity], s.Makespan),
+			EmptyFraction: ratio(f.occ.hist[0], s.Makespan),
+		})
+	}
+	return s
+}
