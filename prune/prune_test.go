@@ -57,20 +57,36 @@ func testWeights(t *testing.T, seed uint64) *vit.Weights {
 	t.Helper()
 	cfg, err := vit.Preset("mnist-tiny")
 	require.NoError(t, err)
+	return randomWeights(cfg, seed, 0.1)
+}
+
+// randomWeights gives every parameter of cfg a seeded normal value of the
+// given scale (LayerNorm gains around 1).
+func randomWeights(cfg vit.Config, seed uint64, scale float64) *vit.Weights {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	vec := func(n int) []float32 {
 		v := make([]float32, n)
 		for i := range v {
-			v[i] = float32(rng.NormFloat64()) * 0.1
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	gain := func(n int) []float32 {
+		v := vec(n)
+		for i := range v {
+			v[i]++
 		}
 		return v
 	}
 	d, h := cfg.Dim, cfg.MLPHidden
 	w := &vit.Weights{Config: cfg, PatchW: vec(cfg.PatchLen() * d), PatchB: vec(d), ClsToken: vec(d),
-		PosEmbed: vec(cfg.Tokens() * d), NormW: vec(d), NormB: vec(d), HeadW: vec(d * cfg.NumClasses), HeadB: vec(cfg.NumClasses)}
+		PosEmbed: vec(cfg.Tokens() * d), NormW: gain(d), NormB: vec(d), HeadW: vec(d * cfg.NumClasses), HeadB: vec(cfg.NumClasses)}
+	if cfg.DistToken {
+		w.DistToken = vec(d)
+	}
 	for range cfg.Depth {
-		w.Layers = append(w.Layers, vit.Layer{Norm1W: vec(d), Norm1B: vec(d), QW: vec(d * d), KW: vec(d * d), VW: vec(d * d),
-			QB: vec(d), KB: vec(d), VB: vec(d), ProjW: vec(d * d), ProjB: vec(d), Norm2W: vec(d), Norm2B: vec(d),
+		w.Layers = append(w.Layers, vit.Layer{Norm1W: gain(d), Norm1B: vec(d), QW: vec(d * d), KW: vec(d * d), VW: vec(d * d),
+			QB: vec(d), KB: vec(d), VB: vec(d), ProjW: vec(d * d), ProjB: vec(d), Norm2W: gain(d), Norm2B: vec(d),
 			FC1W: vec(d * h), FC1B: vec(h), FC2W: vec(h * d), FC2B: vec(d)})
 	}
 	return w
