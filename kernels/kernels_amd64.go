@@ -14,13 +14,13 @@ func gemmKernel12x32(kc int, a, b, c *float32, ldc int)
 func gemmKernel6x16(kc int, a, b, c *float32, ldc int)
 
 //go:noescape
-func blockColumn8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
-func blockColumn16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn12x16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
-func blockColumn32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
@@ -39,14 +39,14 @@ var fastGemm = func() *microKernel {
 }()
 
 // fastBlockColumn returns the SIMD kernel for b×b blocks, or nil.
-func fastBlockColumn(b int) blockColumnKernel {
+func fastBlockColumn(b int) *blockColumnKernel {
 	switch {
 	case b == 8 && hasAVX2:
-		return blockColumn8
+		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
 	case b == 16 && hasAVX512:
-		return blockColumn16
+		return &blockColumnKernel{rows: 12, run: blockColumn12x16}
 	case b == 32 && hasAVX512:
-		return blockColumn32
+		return &blockColumnKernel{rows: 8, run: blockColumn8x32}
 	}
 	return nil
 }

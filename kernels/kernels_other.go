@@ -5,4 +5,4 @@ package kernels
 // Without amd64 assembly every kernel runs its portable Go form.
 var fastGemm *microKernel
 
-func fastBlockColumn(int) blockColumnKernel { return nil }
+func fastBlockColumn(int) *blockColumnKernel { return nil }

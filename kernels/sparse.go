@@ -44,12 +44,12 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 // NNZBlocks is the number of stored blocks.
 func (s *BlockSparse) NNZBlocks() int { return len(s.RowBlock) }
 
-// blockColumnKernel computes an 8-row tile of one output block-column from
-// nblk stored blocks, reading A directly and overwriting C.
-type blockColumnKernel func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
-
-// blockColumnRows is the tile height of every blockColumnKernel.
-const blockColumnRows = 8
+// blockColumnKernel computes a tile of rows rows of one output block-column
+// from nblk stored blocks, reading A directly and overwriting C.
+type blockColumnKernel struct {
+	rows int
+	run  func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+}
 
 // MulBlockColumn computes columns [bc*B, (bc+1)*B) of C = A·S for the m rows
 // of A (m×Rows, leading dimension lda), writing them into c (leading dimension ldc).
@@ -60,7 +60,7 @@ func (s *BlockSparse) MulBlockColumn(c []float32, ldc int, a []float32, lda, m, 
 }
 
 // mulBlockColumn is MulBlockColumn on the given SIMD kernel; nil runs portable Go.
-func (s *BlockSparse) mulBlockColumn(kern blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc int) {
+func (s *BlockSparse) mulBlockColumn(kern *blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc int) {
 	b := s.B
 	if m <= 0 {
 		return
@@ -80,16 +80,16 @@ func (s *BlockSparse) mulBlockColumn(kern blockColumnKernel, c []float32, ldc in
 			panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
 		}
 	}
-	if kern == nil || m < blockColumnRows || t0 == t1 {
+	if kern == nil || m < kern.rows || t0 == t1 {
 		s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)
 		return
 	}
 	data, rowBlock := &s.Data[t0*b*b], &s.RowBlock[t0]
 	// The last tile overlaps the one before it rather than running short:
 	// the kernel overwrites C, so rows computed twice get the same values.
-	for i := 0; i < m; i += blockColumnRows {
-		i = min(i, m-blockColumnRows)
-		kern(&a[i*lda], lda, data, rowBlock, t1-t0, &c[i*ldc+bc*b], ldc)
+	for i := 0; i < m; i += kern.rows {
+		i = min(i, m-kern.rows)
+		kern.run(&a[i*lda], lda, data, rowBlock, t1-t0, &c[i*ldc+bc*b], ldc)
 	}
 }
 
@@ -118,7 +118,7 @@ func (s *BlockSparse) MatMul(c, a []float32, m int) {
 	s.matMul(fastBlockColumn(s.B), c, a, m)
 }
 
-func (s *BlockSparse) matMul(kern blockColumnKernel, c, a []float32, m int) {
+func (s *BlockSparse) matMul(kern *blockColumnKernel, c, a []float32, m int) {
 	for bc := range s.Cols / s.B {
 		s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
 	}
