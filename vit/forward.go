@@ -1,0 +1,192 @@
+package vit
+
+import (
+	"fmt"
+	"math"
+
+	"vitflow/kernels"
+)
+
+// ForwardInfo records what a forward pass did, layer by layer.
+type ForwardInfo struct {
+	Layers []LayerInfo
+}
+
+// LayerInfo records one encoder layer of a forward pass.
+type LayerInfo struct {
+	TokensIn, TokensOut int
+	Heads               []int // the heads computed (kept), ascending
+	Neurons             int   // kept MLP neurons
+	// Scores is the kept-head average of the CLS attention to tokens
+	// 1..TokensIn-1 (token-dropping layers only, else nil).
+	Scores []float32
+	// Kept lists the input positions of the kept tokens, in descending score
+	// order, when the layer dropped tokens; nil when it dropped none.
+	Kept []int
+}
+
+// Forward runs the reference forward pass on one preprocessed image (CHW,
+// see DecodeImage), pruned by p (nil = dense), and returns the logits. It
+// compacts w on every call; to run many images, Compact once and call
+// Compacted.Forward.
+func (w *Weights) Forward(img []float32, p *Pruning) ([]float32, *ForwardInfo, error) {
+	c, err := w.Compact(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward: %w", err)
+	}
+	return c.Forward(img)
+}
+
+// Forward runs the reference forward pass (PAPER.md sections 2-4) on one
+// preprocessed image and returns the logits. Every path, dense or pruned,
+// makes the same kernel calls in the same order, so a pruning that removes
+// nothing gives bit-identical logits.
+func (c *Compacted) Forward(img []float32) ([]float32, *ForwardInfo, error) {
+	cfg := c.Weights.Config
+	if want := cfg.InChans * cfg.ImageSize * cfg.ImageSize; len(img) != want {
+		return nil, nil, fmt.Errorf("forward %s: image has %d values, want %d (%d×%d×%d)",
+			cfg.Name, len(img), want, cfg.InChans, cfg.ImageSize, cfg.ImageSize)
+	}
+	x, n := c.Embed(img), cfg.Tokens()
+	info := &ForwardInfo{Layers: make([]LayerInfo, len(c.Layers))}
+	for l := range c.Layers {
+		x, info.Layers[l] = c.EncoderLayer(l, x, n)
+		n = info.Layers[l].TokensOut
+	}
+	return c.Classify(x), info, nil
+}
+
+// Embed turns a preprocessed image into the first layer's input: the patch
+// embeddings after CLS (and DIST), plus the position embeddings; [Tokens × Dim].
+func (c *Compacted) Embed(img []float32) []float32 {
+	cfg := c.Weights.Config
+	d, ps, side := cfg.Dim, cfg.PatchSize, cfg.ImageSize
+	grid, plen := side/ps, cfg.PatchLen()
+	patches := make([]float32, 0, cfg.Patches()*plen)
+	for py := range grid {
+		for px := range grid {
+			for ch := range cfg.InChans {
+				for r := range ps {
+					row := img[ch*side*side+(py*ps+r)*side+px*ps:]
+					patches = append(patches, row[:ps]...)
+				}
+			}
+		}
+	}
+	emb := c.linear(patches, cfg.Patches(), plen, c.Weights.PatchW, c.Weights.PatchB, d)
+	x := make([]float32, 0, cfg.Tokens()*d)
+	x = append(x, c.Weights.ClsToken...)
+	if cfg.DistToken {
+		x = append(x, c.Weights.DistToken...)
+	}
+	x = append(x, emb...)
+	kernels.Add(x, x, c.Weights.PosEmbed)
+	return x
+}
+
+// EncoderLayer runs layer l on the n×Dim hidden states x (not modified) and
+// returns the layer's output, n or fewer tokens (LayerInfo.TokensOut).
+func (c *Compacted) EncoderLayer(l int, x []float32, n int) ([]float32, LayerInfo) {
+	cfg := c.Weights.Config
+	L := &c.Layers[l]
+	d, hd := cfg.Dim, cfg.HeadDim()
+	wk := hd * len(L.Heads)
+	info := LayerInfo{TokensIn: n, Heads: L.Heads, Neurons: len(L.Neurons)}
+
+	xn := make([]float32, n*d)
+	kernels.LayerNorm(xn, x, L.Norm1W, L.Norm1B, n, d, cfg.LNEps)
+	q := c.linear(xn, n, d, L.QW, L.QB, wk)
+	k := c.linear(xn, n, d, L.KW, L.KB, wk)
+	v := c.linear(xn, n, d, L.VW, L.VB, wk)
+	o := make([]float32, n*wk)
+	probs := make([]float32, n*n)
+	if L.Drop {
+		info.Scores = make([]float32, n-1)
+	}
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for i := range L.Heads {
+		kernels.GemmParallel(c.Workers, false, true, n, n, hd, scale, q[i*hd:], wk, k[i*hd:], wk, 0, probs, n)
+		kernels.SoftmaxRows(probs, n, n)
+		if info.Scores != nil {
+			for j, a := range probs[1:n] {
+				info.Scores[j] += a
+			}
+		}
+		kernels.GemmParallel(c.Workers, false, false, n, hd, n, 1, probs, n, v[i*hd:], wk, 0, o[i*hd:], wk)
+	}
+	h := c.linear(o, n, wk, L.ProjW, L.ProjB, d)
+	kernels.Add(h, h, x)
+
+	if L.Drop {
+		for j := range info.Scores {
+			info.Scores[j] /= float32(len(L.Heads))
+		}
+		h, info.Kept = DropTokens(h, n, d, info.Scores, c.Pruning.Keep)
+		n = len(h) / d
+	}
+	info.TokensOut = n
+
+	xn = xn[:n*d]
+	kernels.LayerNorm(xn, h, L.Norm2W, L.Norm2B, n, d, cfg.LNEps)
+	hidden := c.linear(xn, n, d, L.FC1W, L.FC1B, len(L.Neurons))
+	kernels.GELU(hidden, hidden)
+	mlp := c.linear(hidden, n, len(L.Neurons), L.FC2W, L.FC2B, d)
+	kernels.Add(h, h, mlp)
+	return h, info
+}
+
+// Classify applies the final LayerNorm and the classifier to the CLS token
+// (row 0) of the last layer's output.
+func (c *Compacted) Classify(x []float32) []float32 {
+	cfg := c.Weights.Config
+	cls := make([]float32, cfg.Dim)
+	kernels.LayerNorm(cls, x[:cfg.Dim], c.Weights.NormW, c.Weights.NormB, 1, cfg.Dim, cfg.LNEps)
+	return c.linear(cls, 1, cfg.Dim, c.Weights.HeadW, c.Weights.HeadB, cfg.NumClasses)
+}
+
+// linear returns x·w + b for x [m × in], w [in × out].
+func (c *Compacted) linear(x []float32, m, in int, w, b []float32, out int) []float32 {
+	y := make([]float32, m*out)
+	if in > 0 && out > 0 && m > 0 {
+		kernels.GemmParallel(c.Workers, false, false, m, out, in, 1, x, in, w, out, 0, y, out)
+	}
+	kernels.AddBias(y, b, m, out)
+	return y
+}
+
+// DropTokens is the token dropping of PAPER.md section 4 on the n×dim hidden
+// states x (CLS first), given scores, the head-averaged CLS attention to tokens
+// 1..n-1. It keeps the KeptTokens(n, keep) best-scoring tokens (kernels.TopK:
+// descending, ties to the lower index) and fuses the others into one token,
+// sum of score×state (not renormalised): the result is [CLS, kept..., fused].
+// kept holds the input positions of the kept tokens. When no token would be
+// dropped, x is returned unchanged with kept == nil.
+func DropTokens(x []float32, n, dim int, scores []float32, keep float64) (out []float32, kept []int) {
+	nk := KeptTokens(n, keep)
+	if nk >= n-1 {
+		return x, nil
+	}
+	out = make([]float32, (nk+2)*dim)
+	copy(out, x[:dim])
+	kept = kernels.TopK(scores[:n-1], nk)
+	dropped := make([]bool, n)
+	for i := range dropped {
+		dropped[i] = i > 0
+	}
+	for i := range kept {
+		kept[i]++ // score j belongs to token j+1
+		dropped[kept[i]] = false
+		copy(out[(i+1)*dim:(i+2)*dim], x[kept[i]*dim:])
+	}
+	fused := out[(nk+1)*dim:]
+	for t, drop := range dropped {
+		if !drop {
+			continue
+		}
+		a := scores[t-1]
+		for j, v := range x[t*dim : (t+1)*dim] {
+			fused[j] += a * v
+		}
+	}
+	return out, kept
+}
