@@ -208,9 +208,9 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 			continue
 		}
 		i0, i1 := lo*rowStep, min(hi*rowStep, m)
-		as := a[i0*lda:]
-		if transA {
-			as = a[i0:]
+		as := a[i0:]
+		if !transA {
+			as = a[i0*lda:]
 		}
 		wg.Go(func() {
 			gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)

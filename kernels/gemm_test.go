@@ -88,8 +88,13 @@ func gemmCases() []gemmCase {
 	return cases
 }
 
-// runGemmCase returns C from kern (nil: portable) for a seeded instance of tc.
-func runGemmCase(tc gemmCase, run func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)) (got, want, scale []float64) {
+// gemmInputs is a seeded instance of tc: A, B, C and their leading dimensions.
+type gemmInputs struct {
+	a, b, c       []float32
+	lda, ldb, ldc int
+}
+
+func newGemmInputs(tc gemmCase) gemmInputs {
 	rng := rand.New(rand.NewPCG(uint64(tc.m*1000003+tc.n*1009+tc.k), 7))
 	ar, ac := tc.m, tc.k
 	if tc.transA {
@@ -99,29 +104,36 @@ func runGemmCase(tc gemmCase, run func(transA, transB bool, m, n, k int, alpha f
 	if tc.transB {
 		br, bcn = tc.n, tc.k
 	}
-	lda, ldb, ldc := ac+tc.padA, bcn+tc.padB, tc.n+1
-	a := randSlice(rng, max(ar*lda, 1))
-	b := randSlice(rng, max(br*ldb, 1))
-	c := randSlice(rng, max(tc.m*ldc, 1))
-	if tc.beta == 0 && len(c) > 0 {
-		c[0] = float32(math.NaN()) // beta == 0 must ignore C entirely
+	in := gemmInputs{lda: ac + tc.padA, ldb: bcn + tc.padB, ldc: tc.n + 1}
+	in.a = randSlice(rng, max(ar*in.lda, 1))
+	in.b = randSlice(rng, max(br*in.ldb, 1))
+	in.c = randSlice(rng, max(tc.m*in.ldc, 1))
+	if tc.beta == 0 {
+		in.c[0] = float32(math.NaN()) // beta == 0 must ignore C entirely
 	}
-	want, scale = gemmRef(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, fixNaN(c, tc.beta), ldc)
-	run(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
-	got = make([]float64, tc.m*tc.n)
-	for i := range tc.m {
-		for j := range tc.n {
-			got[i*tc.n+j] = float64(c[i*ldc+j])
-		}
-	}
-	return got, want, scale
+	return in
 }
 
-func fixNaN(c []float32, beta float32) []float32 {
-	if beta != 0 {
-		return c
+// reference is tc in float64 with per-element error scales (see gemmRef).
+func (tc gemmCase) reference() (want, scale []float64) {
+	in := newGemmInputs(tc)
+	if tc.beta == 0 {
+		in.c = make([]float32, len(in.c))
 	}
-	return make([]float32, len(c))
+	return gemmRef(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, in.a, in.lda, in.b, in.ldb, tc.beta, in.c, in.ldc)
+}
+
+// run returns the m×n result of run on a seeded instance of tc.
+func (tc gemmCase) run(run func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)) []float64 {
+	in := newGemmInputs(tc)
+	run(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, in.a, in.lda, in.b, in.ldb, tc.beta, in.c, in.ldc)
+	got := make([]float64, tc.m*tc.n)
+	for i := range tc.m {
+		for j := range tc.n {
+			got[i*tc.n+j] = float64(in.c[i*in.ldc+j])
+		}
+	}
+	return got
 }
 
 func withKernel(kern *microKernel) func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
@@ -146,7 +158,8 @@ func TestGemmAgainstFloat64(t *testing.T) {
 	for name, kern := range kernelsUnderTest() {
 		for _, tc := range gemmCases() {
 			t.Run(name+"/"+tc.String(), func(t *testing.T) {
-				got, want, scale := runGemmCase(tc, withKernel(kern))
+				want, scale := tc.reference()
+				got := tc.run(withKernel(kern))
 				for i := range want {
 					tol := float32Tol(tc.k, scale[i])
 					if math.Abs(got[i]-want[i]) > tol {
@@ -156,4 +169,70 @@ func TestGemmAgainstFloat64(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGemmFastMatchesPortable compares the SIMD path with the portable one
+// directly, on odd and DeiT-S shapes with every transpose combination.
+func TestGemmFastMatchesPortable(t *testing.T) {
+	if fastGemm == nil {
+		t.Skip("no SIMD GEMM on this CPU")
+	}
+	for _, tc := range gemmCases() {
+		t.Run(tc.String(), func(t *testing.T) {
+			_, scale := tc.reference()
+			fast, portable := tc.run(withKernel(fastGemm)), tc.run(withKernel(nil))
+			for i := range fast {
+				if tol := 2 * float32Tol(tc.k, scale[i]); math.Abs(fast[i]-portable[i]) > tol {
+					require.InDeltaf(t, portable[i], fast[i], tol, "element %d", i)
+				}
+			}
+		})
+	}
+}
+
+func TestGemmParallelDeterministic(t *testing.T) {
+	for name, kern := range kernelsUnderTest() {
+		for _, tc := range []gemmCase{
+			{false, false, 197, 640, 96, 1, 0, 0, 0}, // split by columns
+			{true, true, 198, 40, 70, 0.5, 0.5, 0, 0},  // too narrow: split by rows
+			{false, true, 198, 198, 64, 0.125, 0, 0, 0},
+			{true, false, 7, 300, 9, 1, 1, 0, 0},
+		} {
+			t.Run(name+"/"+tc.String(), func(t *testing.T) {
+				want, scale := tc.reference()
+				var first []float64
+				for _, workers := range []int{1, 2, 3, 4, 7, 0} {
+					got := tc.run(func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+						gemmParallel(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+					})
+					if first == nil {
+						first = got
+						for i := range want {
+							require.InDelta(t, want[i], got[i], float32Tol(tc.k, scale[i]))
+						}
+						continue
+					}
+					require.Equal(t, first, got, "workers=%d differs from workers=1", workers)
+				}
+			})
+		}
+	}
+}
+
+func TestGemmPanicsOnShortSlices(t *testing.T) {
+	a, b, c := make([]float32, 6), make([]float32, 6), make([]float32, 4)
+	for _, tc := range []struct {
+		name string
+		run  func()
+	}{
+		{"short A", func() { Gemm(false, false, 2, 2, 3, 1, a[:5], 3, b, 2, 0, c, 2) }},
+		{"short B", func() { Gemm(false, false, 2, 2, 3, 1, a, 3, b[:5], 2, 0, c, 2) }},
+		{"short C", func() { Gemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c[:3], 2) }},
+		{"small lda", func() { Gemm(false, false, 2, 2, 3, 1, a, 2, b, 2, 0, c, 2) }},
+		{"transposed A too short", func() { Gemm(true, false, 2, 2, 3, 1, a[:5], 2, b, 2, 0, c, 2) }},
+		{"negative", func() { Gemm(false, false, -1, 2, 3, 1, a, 3, b, 2, 0, c, 2) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Panics(t, tc.run) })
+	}
+	require.NotPanics(t, func() { Gemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2) })
 }

@@ -20,7 +20,8 @@ func TestOpenBLASAgrees(t *testing.T) {
 		if tc.m == 0 || tc.n == 0 || tc.k == 0 {
 			continue
 		}
-		got, want, scale := runGemmCase(tc, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		want, scale := tc.reference()
+		got := tc.run(func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 			openblas.Gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		})
 		for i := range want {

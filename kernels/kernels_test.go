@@ -1,0 +1,188 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// elementShapes are rows×cols of the row-wise kernels: odd widths, attention
+// rows and DeiT-S activations.
+var elementShapes = [][2]int{{1, 1}, {1, 7}, {7, 17}, {3, 33}, {197, 384}, {198, 198}, {198, 1536}}
+
+func TestSoftmaxRows(t *testing.T) {
+	for _, s := range elementShapes {
+		rows, cols := s[0], s[1]
+		t.Run(fmt.Sprintf("%dx%d", rows, cols), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
+			x := randSlice(rng, rows*cols)
+			for i := range x {
+				x[i] *= 20
+			}
+			want := softmaxRef(x, rows, cols)
+			SoftmaxRows(x, rows, cols)
+			for i := range x {
+				require.InDelta(t, want[i], x[i], 1e-6+1e-5*want[i], "element %d", i)
+			}
+		})
+	}
+}
+
+func softmaxRef(x []float32, rows, cols int) []float64 {
+	out := make([]float64, len(x))
+	for r := range rows {
+		mx := math.Inf(-1)
+		for _, v := range x[r*cols : (r+1)*cols] {
+			mx = max(mx, float64(v))
+		}
+		var sum float64
+		for j, v := range x[r*cols : (r+1)*cols] {
+			out[r*cols+j] = math.Exp(float64(v) - mx)
+			sum += out[r*cols+j]
+		}
+		for j := range cols {
+			out[r*cols+j] /= sum
+		}
+	}
+	return out
+}
+
+func TestSoftmaxStability(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []float32
+		want []float64
+	}{
+		{"huge equal", []float32{3e38, 3e38}, []float64{0.5, 0.5}},
+		{"huge and tiny", []float32{-3e38, 3e38, 0}, []float64{0, 1, 0}},
+		{"minus infinity masked", []float32{float32(math.Inf(-1)), 1, 1}, []float64{0, 0.5, 0.5}},
+		{"large offset", []float32{1000, 1000 + float32(math.Log(3))}, []float64{0.25, 0.75}},
+		{"very negative", []float32{-1e4, -1e4 - float32(math.Log(3))}, []float64{0.75, 0.25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := append([]float32(nil), tc.in...)
+			SoftmaxRows(x, 1, len(x))
+			for i, v := range x {
+				require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "element %d is %v", i, v)
+				assert.InDelta(t, tc.want[i], v, 1e-3, "element %d", i)
+			}
+		})
+	}
+}
+
+func TestLayerNorm(t *testing.T) {
+	for _, s := range elementShapes {
+		rows, cols := s[0], s[1]
+		t.Run(fmt.Sprintf("%dx%d", rows, cols), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)+1))
+			x := randSlice(rng, rows*cols)
+			for i := range x {
+				x[i] = 3 + 5*x[i] // an offset mean, as residual streams have
+			}
+			gamma, beta := randSlice(rng, cols), randSlice(rng, cols)
+			const eps = 1e-6
+			want := make([]float64, len(x))
+			for r := range rows {
+				var mean, variance float64
+				for _, v := range x[r*cols : (r+1)*cols] {
+					mean += float64(v)
+				}
+				mean /= float64(cols)
+				for _, v := range x[r*cols : (r+1)*cols] {
+					variance += (float64(v) - mean) * (float64(v) - mean)
+				}
+				variance /= float64(cols)
+				for j, v := range x[r*cols : (r+1)*cols] {
+					want[r*cols+j] = (float64(v)-mean)/math.Sqrt(variance+eps)*float64(gamma[j]) + float64(beta[j])
+				}
+			}
+			LayerNorm(x, x, gamma, beta, rows, cols, eps) // in place
+			for i := range x {
+				require.InDelta(t, want[i], x[i], 1e-5, "element %d", i)
+			}
+		})
+	}
+}
+
+func TestGELU(t *testing.T) {
+	xs := []float32{0, 1, -1, 0.5, -0.5, 3, -3, 6, -6, 10, -10, 1e-8, -1e-8, 40, -40}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 2000 {
+		xs = append(xs, (rng.Float32()*2-1)*8)
+	}
+	got := make([]float32, len(xs))
+	GELU(got, xs)
+	for i, x := range xs {
+		want := 0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2))
+		require.InDelta(t, want, got[i], 1e-6+2e-6*math.Abs(want), "GELU(%g)", x)
+	}
+}
+
+func TestAddBiasAndAdd(t *testing.T) {
+	x := []float32{1, 2, 3, 4, 5, 6}
+	AddBias(x, []float32{10, 20, 30}, 2, 3)
+	assert.Equal(t, []float32{11, 22, 33, 14, 25, 36}, x)
+	dst := make([]float32, 3)
+	Add(dst, []float32{1, 2, 3}, []float32{0.5, -2, 4})
+	assert.Equal(t, []float32{1.5, 0, 7}, dst)
+	Add(x[:3], x[:3], x[3:]) // aliasing dst and a
+	assert.Equal(t, []float32{25, 47, 69}, x[:3])
+}
+
+func TestTopK(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		scores []float32
+		k      int
+		want   []int
+	}{
+		{"descending", []float32{0.1, 0.9, 0.5, 0.7}, 3, []int{1, 3, 2}},
+		{"ties to lower index", []float32{0.5, 0.9, 0.5, 0.9, 0.5}, 4, []int{1, 3, 0, 2}},
+		{"all equal", []float32{2, 2, 2, 2}, 2, []int{0, 1}},
+		{"k beyond length", []float32{1, 3}, 5, []int{1, 0}},
+		{"k zero", []float32{1, 3}, 0, []int{}},
+		{"negative and zero", []float32{-1, 0, -0.5}, 3, []int{1, 2, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, TopK(tc.scores, tc.k))
+		})
+	}
+}
+
+func TestPackBlockSparseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		n, rows, cols, b int
+	}{
+		{"block does not tile rows", 24 * 16, 24, 16, 16},
+		{"zero block", 16 * 16, 16, 16, 0},
+		{"wrong length", 10, 16, 16, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PackBlockSparse(make([]float32, tc.n), tc.rows, tc.cols, tc.b, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "pack block-sparse")
+		})
+	}
+	s, err := PackBlockSparse(make([]float32, 32*48), 32, 48, 16, func(br, bc int) bool { return br != bc })
+	require.NoError(t, err)
+	assert.Equal(t, 4, s.NNZBlocks())
+	assert.Equal(t, []int32{0, 1, 2, 4}, s.ColStart)
+	assert.Equal(t, []int32{1, 0, 0, 1}, s.RowBlock)
+}
+
+func TestMulBlockColumnPanicsOnBadInput(t *testing.T) {
+	s, err := PackBlockSparse(make([]float32, 32*32), 32, 32, 16, nil)
+	require.NoError(t, err)
+	a, c := make([]float32, 20*32), make([]float32, 20*32)
+	require.NotPanics(t, func() { s.MulBlockColumn(c, 32, a, 32, 20, 1) })
+	require.Panics(t, func() { s.MulBlockColumn(c, 32, a[:len(a)-1], 32, 20, 1) }, "short A")
+	require.Panics(t, func() { s.MulBlockColumn(c[:len(c)-1], 32, a, 32, 20, 1) }, "short C")
+	require.Panics(t, func() { s.MulBlockColumn(c, 32, a, 32, 20, 2) }, "block-column out of range")
+	s.RowBlock[0] = 5
+	require.Panics(t, func() { s.MulBlockColumn(c, 32, a, 32, 20, 0) }, "corrupt block-row")
+}
