@@ -193,8 +193,8 @@ func TestGemmFastMatchesPortable(t *testing.T) {
 func TestGemmParallelDeterministic(t *testing.T) {
 	for name, kern := range kernelsUnderTest() {
 		for _, tc := range []gemmCase{
-			{false, false, 197, 640, 96, 1, 0, 0, 0}, // split by columns
-			{true, true, 198, 40, 70, 0.5, 0.5, 0, 0},  // too narrow: split by rows
+			{false, false, 197, 640, 96, 1, 0, 0, 0},  // split by columns
+			{true, true, 198, 40, 70, 0.5, 0.5, 0, 0}, // too narrow: split by rows
 			{false, true, 198, 198, 64, 0.125, 0, 0, 0},
 			{true, false, 7, 300, 9, 1, 1, 0, 0},
 		} {
