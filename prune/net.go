@@ -35,7 +35,7 @@ type layerCache struct {
 	xhat2   []float32
 	rstd2   []float32
 	h2      []float32
-	f1      []float32 // FC1 output before GELU
+	slope   []float32 // GELU'(FC1 output)
 	g       []float32 // GELU output
 }
 
@@ -78,7 +78,7 @@ func newNet(cfg vit.Config, images int) *net {
 		nt.layers[i] = layerCache{x: f(rows * d), xhat1: f(rows * d), rstd1: f(rows), h1: f(rows * d),
 			q: f(rows * d), k: f(rows * d), v: f(rows * d), p: f(images * cfg.Heads * n * n), o: f(rows * d), x2: f(rows * d),
 			score: f(images * n), kept: make([]int, images*n), isKept: make([]bool, images*n), x3: f(rows * d),
-			xhat2: f(rows * d), rstd2: f(rows), h2: f(rows * d), f1: f(rows * hid), g: f(rows * hid)}
+			xhat2: f(rows * d), rstd2: f(rows), h2: f(rows * d), slope: f(rows * hid), g: f(rows * hid)}
 	}
 	return nt
 }
@@ -159,7 +159,7 @@ func (nt *net) layerForward(l int, m *stepModel, bsz, n int, next []float32) int
 			off := b*n*d + h*hd
 			p := c.p[(b*heads+h)*n*n : (b*heads+h+1)*n*n]
 			kernels.Gemm(false, true, n, n, hd, scale, c.q[off:], d, c.k[off:], d, 0, p, n)
-			kernels.SoftmaxRows(p, n, n)
+			softmaxRows(p, n)
 			kernels.Gemm(false, false, n, hd, n, 1, p, n, c.v[off:], d, 0, c.o[off:], d)
 		}
 	}
@@ -178,8 +178,8 @@ func (nt *net) layerForward(l int, m *stepModel, bsz, n int, next []float32) int
 	n = c.nOut
 	rows = bsz * n
 	layerNormForward(c.h2[:rows*d], c.xhat2[:rows*d], c.rstd2[:rows], x3, lw.Norm2W, lw.Norm2B, rows, d, cfg.LNEps)
-	linear(c.f1, c.h2, lw.FC1W, lw.FC1B, rows, d, hid)
-	kernels.GELU(c.g[:rows*hid], c.f1[:rows*hid])
+	linear(c.slope, c.h2, lw.FC1W, lw.FC1B, rows, d, hid)
+	geluAndSlope(c.g[:rows*hid], c.slope[:rows*hid], c.slope[:rows*hid])
 	out := next[:rows*d]
 	linear(out, c.g, lw.FC2W, lw.FC2B, rows, hid, d)
 	kernels.Add(out, out, x3)
@@ -287,7 +287,9 @@ func (nt *net) layerBackward(l int, m *stepModel, bsz int, dx, other []float32, 
 	colSum(g.FC2B, dx, rows, d)
 	df := nt.df[:rows*hid]
 	kernels.Gemm(false, true, rows, hid, d, 1, dx, d, lw.FC2W, d, 0, df, hid)
-	geluBackward(df, c.f1[:rows*hid])
+	for i, s := range c.slope[:rows*hid] {
+		df[i] *= s
+	}
 	kernels.Gemm(true, false, d, hid, rows, 1, c.h2, d, df, hid, 0, g.FC1W, hid)
 	colSum(g.FC1B, df, rows, hid)
 	dh := nt.dh[:rows*d]
@@ -465,15 +467,5 @@ func softmaxBackward(dp, p []float32, n int) {
 		for i, v := range pr {
 			g[i] = v * (g[i] - s)
 		}
-	}
-}
-
-// geluBackward multiplies dy in place by GELU'(x) = Φ(x) + x·φ(x).
-func geluBackward(dy, x []float32) {
-	for i, v := range x {
-		xv := float64(v)
-		cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
-		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
-		dy[i] *= float32(cdf + xv*pdf)
 	}
 }

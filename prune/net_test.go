@@ -171,12 +171,15 @@ func TestOpBackwards(t *testing.T) {
 		}},
 		{"gelu", func(x []float32) []float32 {
 			y := make([]float32, len(x))
-			kernels.GELU(y, x)
+			geluAndSlope(y, make([]float32, len(x)), x)
 			return y
 		}, func(dy, x []float32) []float32 {
-			dx := append([]float32(nil), dy...)
-			geluBackward(dx, x)
-			return dx
+			slope := make([]float32, len(x))
+			geluAndSlope(make([]float32, len(x)), slope, x)
+			for i := range slope {
+				slope[i] *= dy[i]
+			}
+			return slope
 		}},
 	}
 	for _, o := range ops {
@@ -198,4 +201,33 @@ func TestOpBackwards(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFastMath bounds the error of the trainer's float32 exp, GELU and
+// softmax against the exact kernels over the range training meets.
+func TestFastMath(t *testing.T) {
+	var xs []float32
+	for x := -90.0; x <= 0; x += 0.01 {
+		want := math.Exp(float64(float32(x)))
+		got := float64(expNeg(float32(x)))
+		if want < 1e-37 {
+			assert.Less(t, got, 1e-37, "exp(%v)", x)
+			continue
+		}
+		assert.InEpsilon(t, want, got, 3e-7, "exp(%v)", x)
+	}
+	for x := -40.0; x <= 40; x += 0.01 {
+		xs = append(xs, float32(x))
+	}
+	g, slope, exact := make([]float32, len(xs)), make([]float32, len(xs)), make([]float32, len(xs))
+	geluAndSlope(g, slope, xs)
+	kernels.GELU(exact, xs)
+	for i, x := range xs {
+		assert.InDelta(t, exact[i], g[i], 2e-7*max(1, math.Abs(float64(x))), "gelu(%v)", x)
+	}
+	p := []float32{1, 2, 3, -50, 0.5, 7}
+	q := append([]float32(nil), p...)
+	softmaxRows(p, 3)
+	kernels.SoftmaxRows(q, 2, 3)
+	assert.InDeltaSlice(t, q, p, 1e-7)
 }

@@ -1,0 +1,159 @@
+package prune
+
+import "vitflow/vit"
+
+// layerScores are the learned importance scores of one layer: one per b×b
+// block of Q, K, V and Proj (row-major over blocks) and one per MLP neuron.
+type layerScores struct {
+	Q, K, V, Proj, Neurons []float32
+}
+
+func newScores(cfg vit.Config, block int) []layerScores {
+	nb := (cfg.Dim / block) * (cfg.Dim / block)
+	s := make([]layerScores, cfg.Depth)
+	for i := range s {
+		s[i] = layerScores{Q: make([]float32, nb), K: make([]float32, nb), V: make([]float32, nb),
+			Proj: make([]float32, nb), Neurons: make([]float32, cfg.MLPHidden)}
+	}
+	return s
+}
+
+func (s *layerScores) tensors() [][]float32 { return [][]float32{s.Q, s.K, s.V, s.Proj, s.Neurons} }
+
+// learnedMasks keeps the top density fraction of every score tensor.
+func learnedMasks(scores []layerScores, density float64) []vit.LayerMask {
+	masks := make([]vit.LayerMask, len(scores))
+	for i, s := range scores {
+		masks[i] = vit.LayerMask{Q: TopMask(s.Q, density), K: TopMask(s.K, density), V: TopMask(s.V, density),
+			Proj: TopMask(s.Proj, density), Neurons: TopMask(s.Neurons, density)}
+	}
+	return masks
+}
+
+// applyMasks writes into eff the weights of w with pruned blocks and neurons
+// zeroed (the mask covers the FC1 bias too); unpruned tensors are shared.
+func applyMasks(eff, w *vit.Weights, masks []vit.LayerMask, block int) {
+	d, hid := w.Config.Dim, w.Config.MLPHidden
+	for i, m := range masks {
+		e, l := &eff.Layers[i], &w.Layers[i]
+		maskBlocks(e.QW, l.QW, m.Q, d, block)
+		maskBlocks(e.KW, l.KW, m.K, d, block)
+		maskBlocks(e.VW, l.VW, m.V, d, block)
+		maskBlocks(e.ProjW, l.ProjW, m.Proj, d, block)
+		for r := range d {
+			for j, keep := range m.Neurons {
+				e.FC1W[r*hid+j] = keepOrZero(keep, l.FC1W[r*hid+j])
+			}
+		}
+		for j, keep := range m.Neurons {
+			e.FC1B[j] = keepOrZero(keep, l.FC1B[j])
+			row := e.FC2W[j*d : (j+1)*d]
+			if keep {
+				copy(row, l.FC2W[j*d:(j+1)*d])
+			} else {
+				clear(row)
+			}
+		}
+	}
+}
+
+func keepOrZero(keep bool, v float32) float32 {
+	if keep {
+		return v
+	}
+	return 0
+}
+
+// maskBlocks copies the kept b×b blocks of src (dim×dim) into dst and zeroes the rest.
+func maskBlocks(dst, src []float32, mask []bool, dim, b int) {
+	nb := dim / b
+	for r := range dim {
+		for bc := range nb {
+			lo, hi := r*dim+bc*b, r*dim+(bc+1)*b
+			if mask[(r/b)*nb+bc] {
+				copy(dst[lo:hi], src[lo:hi])
+			} else {
+				clear(dst[lo:hi])
+			}
+		}
+	}
+}
+
+// maskedGrads turns gradients w.r.t. the effective weights (g, in place) into
+// gradients w.r.t. the weights: pruned entries get none. With scores non-nil
+// it first writes the straight-through gradient of every score:
+// dL/dS = Σ over the block or neuron of dL/dW_eff · W.
+func maskedGrads(g, w *vit.Weights, masks []vit.LayerMask, block int, scores []layerScores) {
+	d, hid := w.Config.Dim, w.Config.MLPHidden
+	for i, m := range masks {
+		gl, l := &g.Layers[i], &w.Layers[i]
+		if scores != nil {
+			s := scores[i]
+			blockScoreGrad(s.Q, gl.QW, l.QW, d, block)
+			blockScoreGrad(s.K, gl.KW, l.KW, d, block)
+			blockScoreGrad(s.V, gl.VW, l.VW, d, block)
+			blockScoreGrad(s.Proj, gl.ProjW, l.ProjW, d, block)
+			for j := range hid {
+				sum := float64(gl.FC1B[j]) * float64(l.FC1B[j])
+				for r := range d {
+					sum += float64(gl.FC1W[r*hid+j]) * float64(l.FC1W[r*hid+j])
+				}
+				for c := range d {
+					sum += float64(gl.FC2W[j*d+c]) * float64(l.FC2W[j*d+c])
+				}
+				s.Neurons[j] = float32(sum)
+			}
+		}
+		maskBlocks(gl.QW, gl.QW, m.Q, d, block)
+		maskBlocks(gl.KW, gl.KW, m.K, d, block)
+		maskBlocks(gl.VW, gl.VW, m.V, d, block)
+		maskBlocks(gl.ProjW, gl.ProjW, m.Proj, d, block)
+		for r := range d {
+			for j, keep := range m.Neurons {
+				gl.FC1W[r*hid+j] = keepOrZero(keep, gl.FC1W[r*hid+j])
+			}
+		}
+		for j, keep := range m.Neurons {
+			gl.FC1B[j] = keepOrZero(keep, gl.FC1B[j])
+			if !keep {
+				clear(gl.FC2W[j*d : (j+1)*d])
+			}
+		}
+	}
+}
+
+// blockScoreGrad writes ds[block] = Σ over the block of g·w (dim×dim matrices).
+func blockScoreGrad(ds, g, w []float32, dim, b int) {
+	nb := dim / b
+	sums := make([]float64, nb*nb)
+	for r := range dim {
+		for c := range dim {
+			sums[(r/b)*nb+c/b] += float64(g[r*dim+c]) * float64(w[r*dim+c])
+		}
+	}
+	for i, s := range sums {
+		ds[i] = float32(s)
+	}
+}
+
+// keptHeads lists, per layer, the heads that survive the masks.
+func keptHeads(cfg vit.Config, masks []vit.LayerMask, block int) [][]bool {
+	heads := make([][]bool, cfg.Depth)
+	for i := range heads {
+		heads[i] = make([]bool, cfg.Heads)
+		for h := range heads[i] {
+			heads[i][h] = masks == nil || masks[i].HeadKept(cfg, block, h)
+		}
+	}
+	return heads
+}
+
+// Masked returns a copy of w with the blocks and neurons p prunes set to zero
+// (a plain copy when p has no masks), as the saved pruned models store them.
+func Masked(w *vit.Weights, p *vit.Pruning) *vit.Weights {
+	out := cloneWeights(w)
+	if p != nil && p.Layers != nil {
+		applyMasks(out, w, p.Layers, p.Block)
+	}
+	return out
+}
