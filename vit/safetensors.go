@@ -1,0 +1,303 @@
+package vit
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+)
+
+// MaxSafetensorsHeader bounds the JSON header of a safetensors file.
+const MaxSafetensorsHeader = 100 << 20
+
+// Tensor is a named float32 tensor of a safetensors file.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+var dtypeSize = map[string]int64{"F32": 4, "F16": 2, "BF16": 2}
+
+type tensorEntry struct {
+	name        string
+	dtype       string
+	shape       []int
+	begin, end  int64 // byte range within the data section
+	elementSize int64
+}
+
+// ReadSafetensors reads every tensor of the safetensors file r of size bytes
+// (F32, F16 and BF16, converted to float32) and its __metadata__. The header
+// is validated before any tensor is read: lengths, dtypes, shapes and byte
+// ranges must agree, ranges must lie inside the file and must not overlap, so
+// a malformed file fails with an error naming the tensor and allocates no
+// more than its own size (twice that for 16-bit data).
+func ReadSafetensors(r io.ReaderAt, size int64) ([]Tensor, map[string]string, error) {
+	entries, meta, dataStart, err := readSafetensorsHeader(r, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	tensors := make([]Tensor, 0, len(entries))
+	for _, e := range entries {
+		raw := make([]byte, e.end-e.begin)
+		if _, err := r.ReadAt(raw, dataStart+e.begin); err != nil {
+			return nil, nil, fmt.Errorf("tensor %s: %w", e.name, err)
+		}
+		tensors = append(tensors, Tensor{Name: e.name, Shape: e.shape, Data: decodeFloats(raw, e.dtype)})
+	}
+	return tensors, meta, nil
+}
+
+func readSafetensorsHeader(r io.ReaderAt, size int64) ([]tensorEntry, map[string]string, int64, error) {
+	var lenBuf [8]byte
+	if size < 8 {
+		return nil, nil, 0, fmt.Errorf("truncated: %d bytes, too short for the header length", size)
+	}
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, nil, 0, fmt.Errorf("header length: %w", err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > uint64(size-8) {
+		return nil, nil, 0, fmt.Errorf("header length %d exceeds the %d bytes after it (truncated file?)", n, size-8)
+	}
+	if n > MaxSafetensorsHeader {
+		return nil, nil, 0, fmt.Errorf("header length %d exceeds the limit %d", n, MaxSafetensorsHeader)
+	}
+	hdr := make([]byte, n)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return nil, nil, 0, fmt.Errorf("header: %w", err)
+	}
+	dataStart := 8 + int64(n)
+	entries, meta, err := parseSafetensorsHeader(hdr, size-dataStart)
+	return entries, meta, dataStart, err
+}
+
+// parseSafetensorsHeader parses the JSON header, keeping the order of the
+// entries and rejecting duplicate names, for a data section of dataLen bytes.
+func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(hdr))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, fmt.Errorf("header is not a JSON object: %s", jsonErr(err, tok))
+	}
+	var entries []tensorEntry
+	var meta map[string]string
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, fmt.Errorf("malformed JSON header: %w", err)
+		}
+		name := tok.(string) // object keys are always strings
+		if seen[name] {
+			return nil, nil, fmt.Errorf("tensor %s: listed twice", name)
+		}
+		seen[name] = true
+		if name == "__metadata__" {
+			if err := dec.Decode(&meta); err != nil {
+				return nil, nil, fmt.Errorf("__metadata__ must map strings to strings: %w", err)
+			}
+			continue
+		}
+		var raw struct {
+			Dtype       string   `json:"dtype"`
+			Shape       []int64  `json:"shape"`
+			DataOffsets []int64  `json:"data_offsets"`
+		}
+		var msg json.RawMessage
+		if err := dec.Decode(&msg); err != nil {
+			return nil, nil, fmt.Errorf("malformed JSON header: tensor %s: %w", name, err)
+		}
+		fields := json.NewDecoder(bytes.NewReader(msg))
+		fields.DisallowUnknownFields() // the format has no other fields
+		if err := fields.Decode(&raw); err != nil {
+			return nil, nil, fmt.Errorf("tensor %s: malformed entry: %w", name, err)
+		}
+		e, err := checkEntry(name, raw.Dtype, raw.Shape, raw.DataOffsets, dataLen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		entries = append(entries, e)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, fmt.Errorf("malformed JSON header: %w", err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		return nil, nil, fmt.Errorf("malformed JSON header: trailing data: %s", jsonErr(err, tok))
+	}
+	byOffset := slices.Clone(entries)
+	slices.SortStableFunc(byOffset, func(a, b tensorEntry) int { return cmp.Compare(a.begin, b.begin) })
+	var last *tensorEntry // the non-empty range ending furthest so far
+	for i := range byOffset {
+		e := &byOffset[i]
+		if e.end == e.begin {
+			continue
+		}
+		if last != nil && e.begin < last.end {
+			return nil, nil, fmt.Errorf("tensor %s: bytes [%d, %d) overlap tensor %s [%d, %d)", e.name, e.begin, e.end, last.name, last.begin, last.end)
+		}
+		last = e
+	}
+	return entries, meta, nil
+}
+
+func jsonErr(err error, tok json.Token) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("unexpected %v", tok)
+}
+
+func checkEntry(name, dtype string, shape, offsets []int64, dataLen int64) (tensorEntry, error) {
+	e := tensorEntry{name: name, dtype: dtype}
+	es, ok := dtypeSize[dtype]
+	if !ok {
+		return e, fmt.Errorf("unsupported dtype %q (F32, F16 or BF16)", dtype)
+	}
+	if len(offsets) != 2 {
+		return e, fmt.Errorf("data_offsets %v must be [begin, end]", offsets)
+	}
+	e.begin, e.end, e.elementSize = offsets[0], offsets[1], es
+	if e.begin < 0 || e.end < e.begin || e.end > dataLen {
+		return e, fmt.Errorf("data_offsets [%d, %d) out of the data section [0, %d)", e.begin, e.end, dataLen)
+	}
+	for _, d := range shape {
+		if d < 0 || d > dataLen {
+			return e, fmt.Errorf("impossible dimension %d in shape %v", d, shape)
+		}
+		e.shape = append(e.shape, int(d))
+	}
+	have := e.end - e.begin
+	need := es
+	if slices.Contains(shape, 0) {
+		need = 0
+	}
+	for _, d := range shape {
+		if d > 0 && need > have/d {
+			need = have + 1 // more than the range holds; stop before the product overflows
+			break
+		}
+		need *= d
+	}
+	if need != have {
+		return e, fmt.Errorf("shape %v of %s does not fit data_offsets [%d, %d) (%d bytes)", shape, dtype, e.begin, e.end, have)
+	}
+	return e, nil
+}
+
+func decodeFloats(raw []byte, dtype string) []float32 {
+	switch dtype {
+	case "F32":
+		out := make([]float32, len(raw)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		return out
+	case "BF16":
+		out := make([]float32, len(raw)/2)
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
+		}
+		return out
+	default: // F16
+		out := make([]float32, len(raw)/2)
+		for i := range out {
+			out[i] = halfToFloat(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+		return out
+	}
+}
+
+// halfToFloat converts an IEEE 754 binary16 value exactly.
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // infinity or NaN
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	case exp == 0 && frac == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: frac·2^-24
+		v := float32(frac) / (1 << 24)
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+}
+
+// WriteSafetensors writes tensors (as F32, in the given order) and meta in
+// the safetensors format. The header is padded with spaces to a multiple of 8
+// bytes so that the data is aligned.
+func WriteSafetensors(w io.Writer, tensors []Tensor, meta map[string]string) error {
+	var hdr strings.Builder
+	hdr.WriteByte('{')
+	if len(meta) > 0 {
+		m, err := json.Marshal(meta)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&hdr, `"__metadata__":%s`, m)
+	}
+	seen := map[string]bool{"__metadata__": true}
+	var offset int64
+	for _, t := range tensors {
+		if seen[t.Name] {
+			return fmt.Errorf("tensor %s: name used twice", t.Name)
+		}
+		seen[t.Name] = true
+		n := 1
+		for _, d := range t.Shape {
+			n *= d
+		}
+		if n != len(t.Data) {
+			return fmt.Errorf("tensor %s: shape %v needs %d values, have %d", t.Name, t.Shape, n, len(t.Data))
+		}
+		if hdr.Len() > 1 {
+			hdr.WriteByte(',')
+		}
+		name, _ := json.Marshal(t.Name)
+		shape, _ := json.Marshal(append([]int{}, t.Shape...))
+		end := offset + 4*int64(n)
+		fmt.Fprintf(&hdr, `%s:{"dtype":"F32","shape":%s,"data_offsets":[%d,%d]}`, name, shape, offset, end)
+		offset = end
+	}
+	hdr.WriteByte('}')
+	for hdr.Len()%8 != 0 {
+		hdr.WriteByte(' ')
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := binary.Write(bw, binary.LittleEndian, uint64(hdr.Len())); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString(hdr.String()); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1<<16)
+	for _, t := range tensors {
+		for _, v := range t.Data {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if len(buf) == cap(buf) {
+				if _, err := bw.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	if _, err := bw.Write(buf); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+var errNoLayout = errors.New("neither timm (patch_embed.proj.weight) nor Hugging Face DeiT (deit.embeddings.*) tensors")
