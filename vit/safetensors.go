@@ -107,9 +107,9 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[strin
 			continue
 		}
 		var raw struct {
-			Dtype       string   `json:"dtype"`
-			Shape       []int64  `json:"shape"`
-			DataOffsets []int64  `json:"data_offsets"`
+			Dtype       string  `json:"dtype"`
+			Shape       []int64 `json:"shape"`
+			DataOffsets []int64 `json:"data_offsets"`
 		}
 		var msg json.RawMessage
 		if err := dec.Decode(&msg); err != nil {
