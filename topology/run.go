@@ -1,0 +1,179 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"vitflow/runtime"
+	"vitflow/vit"
+)
+
+// SimInput is what Simulate runs: a model, its pruning, an accelerator and a batch of images.
+type SimInput struct {
+	// Weights is the model; its Config names the shape.
+	Weights *vit.Weights
+	// Pruning is the static and dynamic pruning (nil = dense). Its Block is
+	// the MPCA's tile side b; for a dense model (nil or no masks) b is
+	// DenseBlock.
+	Pruning *vit.Pruning
+	// DenseBlock is the tile side b used when Pruning has no block masks
+	// (0 means 16, or the head width if 16 does not divide it).
+	DenseBlock int
+	// Desc is the accelerator.
+	Desc Description
+	// Images are preprocessed images (CHW, see vit.DecodeImage), processed
+	// one after another.
+	Images [][]float32
+	// Trace, if non-nil, receives the run's Perfetto trace-event JSON.
+	Trace io.Writer
+	// MaxTraceEvents caps the trace (0: the runtime's default).
+	MaxTraceEvents int
+}
+
+// SimResult is everything a simulated run measured.
+type SimResult struct {
+	// Desc is the accelerator that ran; Block the tile side b.
+	Desc  Description
+	Block int
+	// Images holds one result per input image, in order.
+	Images []ImageResult
+	// Cycles is the whole batch's makespan; CyclesPerImage is Cycles / len(Images).
+	Cycles         int64
+	CyclesPerImage float64
+	// Estimate is the analytical estimator's view of one image of the same
+	// model, pruning (measured from the masks, MaskPruning) and geometry.
+	Estimate Estimation
+	// Stats are the runtime's statistics: per unit busy/starved/blocked
+	// cycles and utilisation, per FIFO occupancy.
+	Stats *runtime.Stats
+	// Gap is the sum over images of each image's Gap.
+	Gap Gap
+}
+
+// ImageResult is one image's run.
+type ImageResult struct {
+	Logits []float32
+	Top1   int
+	// Start and End are the cycles at which the image entered the patch
+	// embedding and its logits left the classifier; Cycles = End - Start.
+	Start, End, Cycles int64
+	// Embed and Classify are the cycles of the patch embedding and the
+	// classifier stages (0 in ideal fidelity, FIFO latency aside).
+	Embed, Classify int64
+	Layers          []LayerResult
+	// Gap decomposes Cycles - Estimate.Cycles by cause.
+	Gap Gap
+}
+
+// LayerResult is one encoder layer of one image.
+type LayerResult struct {
+	Index               int
+	TokensIn, TokensOut int
+	HeadsKept, Hidden   int
+	// Cycles is the layer's time, from its first stage's dispatch to its
+	// last stage's completion; Estimate is the estimator's.
+	Cycles, Estimate int64
+	// Ops are the MPCA ops in Ops order.
+	Ops []OpResult
+	// Stages are the special-function and token dropping stages in program
+	// order (layernorm1, softmax, residual1, tokendrop, layernorm2, gelu, residual2).
+	Stages []StageResult
+}
+
+// Op returns the result of op o.
+func (l LayerResult) Op(o Op) OpResult {
+	for _, r := range l.Ops {
+		if r.Op == o {
+			return r
+		}
+	}
+	return OpResult{Op: o}
+}
+
+// OpResult is one MPCA op of one layer.
+type OpResult struct {
+	Op      Op
+	Mapping Mapping
+	// Cycles is the op's time from dispatch to the controller receiving its
+	// last output; Estimate is the estimator's cycles for it.
+	Cycles, Estimate int64
+	// Compute is the busiest PE's work (under the ideal policy, the
+	// estimator's charge); Memory is the time the CHMs waited for weights
+	// beyond that; Latency is the FIFO latency of dispatch and completion.
+	// Cycles = Compute + Memory + Latency.
+	Compute, Memory, Latency int64
+	// Load is the PE load under the policy that ran; Loads gives it under
+	// every policy (ideal, static, balanced) for the same masks.
+	Load  PELoad
+	Loads []PELoad
+}
+
+// PELoad summarises the work of the MPCA's PEs in one op, in cycles, over all
+// t*c*h PEs (idle ones count as 0).
+type PELoad struct {
+	Policy    Policy
+	Max, Mean float64
+}
+
+// Imbalance is Max/Mean (1 = perfectly even; 0 when no PE works).
+func (l PELoad) Imbalance() float64 {
+	if l.Mean == 0 {
+		return 0
+	}
+	return l.Max / l.Mean
+}
+
+// StageResult is one non-MPCA stage (a special-function unit or the token
+// dropping module) of one layer.
+type StageResult struct {
+	Name string
+	// Cycles = Work + Latency: the unit's own time and the FIFO latency.
+	Cycles, Work, Latency int64
+}
+
+// Gap decomposes a simulated time minus the estimator's by cause; the
+// fields add up to it exactly.
+type Gap struct {
+	// Imbalance is the busiest PE's work beyond the estimator's charge
+	// (negative when real masks beat the average).
+	Imbalance int64
+	// Memory is the time CHMs waited for weights from off-chip memory.
+	Memory int64
+	// SFU is the softmax, LayerNorm, GELU and residual units' time.
+	SFU int64
+	// TokenDrop is the token dropping module's time.
+	TokenDrop int64
+	// EmbedClassify is the patch embedding's and the classifier's time.
+	EmbedClassify int64
+	// Latency is the FIFO latency of handing data between units, which the
+	// estimator does not see.
+	Latency int64
+}
+
+// Total is the sum of the causes.
+func (g Gap) Total() int64 {
+	return g.Imbalance + g.Memory + g.SFU + g.TokenDrop + g.EmbedClassify + g.Latency
+}
+
+func (g *Gap) add(o Gap) {
+	g.Imbalance += o.Imbalance
+	g.Memory += o.Memory
+	g.SFU += o.SFU
+	g.TokenDrop += o.TokenDrop
+	g.EmbedClassify += o.EmbedClassify
+	g.Latency += o.Latency
+}
+
+// Simulate runs in.Images through the accelerator in.Desc executing the
+// model in.Weights pruned by in.Pruning: every unit is an actor of the
+// runtime that computes its real part of the inference with kernels and
+// charges cycles from its cost model. It validates its input first (every
+// error names what is wrong) and fails fast, naming the failing unit, if a
+// unit fails or ctx ends.
+func Simulate(ctx context.Context, in SimInput) (*SimResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("simulate: not built yet")
+}
