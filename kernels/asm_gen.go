@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"strconv"
 )
@@ -26,6 +27,11 @@ func main() {
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
 	sparseKernel("blockColumn12x16", 12, 16, "Z", 1)
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
+	expShiftKernel()
+	geluKernel()
+	maxKernel()
+	scaleKernel()
+	writeConsts()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -161,6 +167,187 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 			emit("ADDQ DX, DI")
 		}
 	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// Constants of the element-wise kernels, broadcast from a read-only table.
+var (
+	consts     []uint32
+	constIndex = map[string]int{}
+)
+
+// constant returns the table operand holding bits under name.
+func constant(name string, bits uint32) string {
+	i, ok := constIndex[name]
+	if !ok {
+		i = len(consts)
+		constIndex[name] = i
+		consts = append(consts, bits)
+	}
+	return fmt.Sprintf("consts<>+%d(SB)", 4*i)
+}
+
+func f32(name string, v float32) string { return constant(name, math.Float32bits(v)) }
+
+func writeConsts() {
+	out.WriteString("\n")
+	for i, c := range consts {
+		fmt.Fprintf(&out, "DATA consts<>+%d(SB)/4, $0x%08x\n", 4*i, c)
+	}
+	fmt.Fprintf(&out, "GLOBL consts<>(SB), RODATA|NOPTR, $%d\n", 4*len(consts))
+}
+
+// loadExpConsts broadcasts the constants of exp into Z16-Z27.
+func loadExpConsts() {
+	for i, c := range []string{
+		f32("expLo", -104), f32("expHi", 88.72), f32("log2e", math.Log2E),
+		f32("negLn2Hi", -0.693359375), f32("ln2Lo", 2.12194440e-4),
+		f32("c5", 1.9875691500e-4), f32("c4", 1.3981999507e-3), f32("c3", 8.3334519073e-3),
+		f32("c2", 4.1665795894e-2), f32("c1", 1.6666665459e-1), f32("c0", 5.0000001201e-1), f32("one", 1),
+	} {
+		emit("VBROADCASTSS %s, Z%d", c, 16+i)
+	}
+}
+
+// exp replaces Z<x> by e^x (Cephes expf: 2^n·p(r), n = round(x·log2 e),
+// about 1 ulp), using Z<t1>, Z<t2>, Z<t3>. Inputs below -104 give 0 and NaN stays NaN.
+func exp(x, t1, t2, t3 int) {
+	emit("VMAXPS Z%d, Z16, Z%d", x, x) // x as the second source keeps NaN
+	emit("VMINPS Z%d, Z17, Z%d", x, x)
+	emit("VMULPS Z18, Z%d, Z%d", x, t1)
+	emit("VRNDSCALEPS $0, Z%d, Z%d", t1, t1)
+	emit("VFMADD231PS Z19, Z%d, Z%d", t1, x)
+	emit("VFMADD231PS Z20, Z%d, Z%d", t1, x)
+	emit("VMOVAPS Z21, Z%d", t2)
+	for c := 22; c <= 26; c++ {
+		emit("VFMADD213PS Z%d, Z%d, Z%d", c, x, t2)
+	}
+	emit("VMULPS Z%d, Z%d, Z%d", x, x, t3)
+	emit("VFMADD213PS Z%d, Z%d, Z%d", x, t3, t2)
+	emit("VADDPS Z27, Z%d, Z%d", t2, t2)
+	emit("VSCALEFPS Z%d, Z%d, Z%d", t1, t2, x)
+}
+
+// expShiftKernel writes func expShift16(dst, src *float32, n int, shift
+// float32, sums *[16]float32): dst = e^(src-shift) over n vectors of 16,
+// adding the lane-wise sums of dst into sums.
+func expShiftKernel() {
+	out.WriteString("\n// func expShift16(dst, src *float32, n int, shift float32, sums *[16]float32)\n")
+	out.WriteString("TEXT ·expShift16(SB), NOSPLIT, $0-40\n")
+	emit("MOVQ dst+0(FP), DI")
+	emit("MOVQ src+8(FP), SI")
+	emit("MOVQ n+16(FP), CX")
+	emit("VBROADCASTSS shift+24(FP), Z1")
+	emit("MOVQ sums+32(FP), DX")
+	emit("VMOVUPS (DX), Z2")
+	loadExpConsts()
+	emit("TESTQ CX, CX")
+	emit("JEQ done")
+	out.WriteString("loop:\n")
+	emit("VMOVUPS (SI), Z0")
+	emit("VSUBPS Z1, Z0, Z0")
+	exp(0, 3, 4, 5)
+	emit("VADDPS Z0, Z2, Z2")
+	emit("VMOVUPS Z0, (DI)")
+	emit("ADDQ $64, SI")
+	emit("ADDQ $64, DI")
+	emit("DECQ CX")
+	emit("JNE loop")
+	out.WriteString("done:\n")
+	emit("VMOVUPS Z2, (DX)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// geluKernel writes func gelu16(dst, src *float32, n int): the erf GELU over
+// n vectors of 16, as max(x,0) - |x|·erfc(|x|/√2)/2 with erfc from
+// Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+func geluKernel() {
+	const p = 0.3275911
+	a := []float64{0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429}
+	out.WriteString("\n// func gelu16(dst, src *float32, n int)\n")
+	out.WriteString("TEXT ·gelu16(SB), NOSPLIT, $0-24\n")
+	emit("MOVQ dst+0(FP), DI")
+	emit("MOVQ src+8(FP), SI")
+	emit("MOVQ n+16(FP), CX")
+	loadExpConsts()
+	emit("VBROADCASTSS %s, Z28", constant("absMask", 0x7fffffff))
+	emit("VBROADCASTSS %s, Z29", f32("negHalf", -0.5))
+	emit("VBROADCASTSS %s, Z30", f32("pOverSqrt2", p/math.Sqrt2))
+	emit("VPXORD Z31, Z31, Z31")
+	for i := range a { // halved: erfc/2 is what GELU needs
+		emit("VBROADCASTSS %s, Z%d", f32(fmt.Sprintf("halfA%d", i+1), float32(a[i]/2)), 9+i)
+	}
+	emit("TESTQ CX, CX")
+	emit("JEQ done")
+	out.WriteString("loop:\n")
+	emit("VMOVUPS (SI), Z0")
+	emit("VPANDD Z28, Z0, Z1") // |x|
+	emit("VMULPS Z0, Z0, Z2")  // x²
+	emit("VMULPS Z29, Z2, Z2") // -x²/2
+	exp(2, 3, 4, 5)            // e^(-x²/2)
+	emit("VMOVAPS Z27, Z6")
+	emit("VFMADD231PS Z30, Z1, Z6") // 1 + p|x|/√2
+	emit("VDIVPS Z6, Z27, Z6")      // t
+	emit("VMOVAPS Z13, Z7")
+	for r := 12; r >= 9; r-- {
+		emit("VFMADD213PS Z%d, Z6, Z7", r)
+	}
+	emit("VMULPS Z6, Z7, Z7")  // erfc/2 before the Gaussian factor
+	emit("VMULPS Z2, Z7, Z7")  // erfc(|x|/√2)/2
+	emit("VMAXPS Z0, Z31, Z8") // max(x, 0), NaN kept
+	emit("VFNMADD231PS Z7, Z1, Z8")
+	emit("VMOVUPS Z8, (DI)")
+	emit("ADDQ $64, SI")
+	emit("ADDQ $64, DI")
+	emit("DECQ CX")
+	emit("JNE loop")
+	out.WriteString("done:\n")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// maxKernel writes func max16(src *float32, n int, lanes *[16]float32):
+// lanes = max(lanes, src) lane-wise over n vectors of 16. A NaN may be
+// dropped here; softmax still propagates it through its exponential.
+func maxKernel() {
+	out.WriteString("\n// func max16(src *float32, n int, lanes *[16]float32)\n")
+	out.WriteString("TEXT ·max16(SB), NOSPLIT, $0-24\n")
+	emit("MOVQ src+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("MOVQ lanes+16(FP), DX")
+	emit("VMOVUPS (DX), Z0")
+	emit("TESTQ CX, CX")
+	emit("JEQ done")
+	out.WriteString("loop:\n")
+	emit("VMOVUPS (SI), Z1")
+	emit("VMAXPS Z1, Z0, Z0")
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNE loop")
+	out.WriteString("done:\n")
+	emit("VMOVUPS Z0, (DX)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// scaleKernel writes func scale16(x *float32, n int, s float32): x *= s over n vectors of 16.
+func scaleKernel() {
+	out.WriteString("\n// func scale16(x *float32, n int, s float32)\n")
+	out.WriteString("TEXT ·scale16(SB), NOSPLIT, $0-20\n")
+	emit("MOVQ x+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("VBROADCASTSS s+16(FP), Z1")
+	emit("TESTQ CX, CX")
+	emit("JEQ done")
+	out.WriteString("loop:\n")
+	emit("VMULPS (SI), Z1, Z0")
+	emit("VMOVUPS Z0, (SI)")
+	emit("ADDQ $64, SI")
+	emit("DECQ CX")
+	emit("JNE loop")
+	out.WriteString("done:\n")
 	emit("VZEROUPPER")
 	emit("RET")
 }

@@ -63,3 +63,27 @@ func BenchmarkBlockSparse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkElementwise times the row kernels on DeiT-S sizes: the attention
+// softmax over 198×198 scores, LayerNorm over 198×384 and GELU over 198×1536.
+func BenchmarkElementwise(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	scores := randSlice(rng, 198*198)
+	b.Run("softmax/198x198", func(b *testing.B) {
+		for b.Loop() {
+			SoftmaxRows(scores, 198, 198)
+		}
+	})
+	x, gamma, beta := randSlice(rng, 198*384), randSlice(rng, 384), randSlice(rng, 384)
+	b.Run("layernorm/198x384", func(b *testing.B) {
+		for b.Loop() {
+			LayerNorm(x, x, gamma, beta, 198, 384, 1e-6)
+		}
+	})
+	h := randSlice(rng, 198*1536)
+	b.Run("gelu/198x1536", func(b *testing.B) {
+		for b.Loop() {
+			GELU(h, h)
+		}
+	})
+}

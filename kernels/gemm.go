@@ -21,9 +21,12 @@ type microKernel struct {
 	run    func(kc int, a, b, c *float32, ldc int)
 }
 
-// packBuffers are the packed A and B slabs of one GEMM call, pooled because a
-// B slab is 1.5 MB and GEMMs come by the thousand in a forward pass.
-type packBuffers struct{ a, b []float32 }
+// packBuffers are the packed A and B slabs and the edge tile of one GEMM
+// call, pooled because a B slab is 1.5 MB and GEMMs come by the thousand in a forward pass.
+type packBuffers struct {
+	a, b []float32
+	tile [12 * 32]float32 // an edge tile, computed whole then clipped into C
+}
 
 var packPool = sync.Pool{New: func() any {
 	return &packBuffers{a: make([]float32, mcBlock*kcBlock), b: make([]float32, kcBlock*(ncBlock+32))}
@@ -81,7 +84,6 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	mr, nr := kern.mr, kern.nr
-	var tile [12 * 32]float32 // an edge tile, computed whole then clipped into C
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
@@ -100,7 +102,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 							kern.run(kc, pa, pb, &c[off], ldc)
 							continue
 						}
-						t := tile[:mr*nr]
+						t := buf.tile[:mr*nr]
 						clear(t)
 						kern.run(kc, pa, pb, &t[0], nr)
 						for r := range rows {

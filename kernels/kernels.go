@@ -58,23 +58,80 @@ func gemmPortable(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 	}
 }
 
+// elementwise holds SIMD forms of the element-wise kernels, each working on
+// whole vectors of 16 (n counts vectors); nil fields mean portable Go loops.
+// They are all set or all nil.
+type elementwise struct {
+	// max sets lanes to the lane-wise maximum of lanes and src.
+	max func(src *float32, n int, lanes *[16]float32)
+	// expShift sets dst = e^(src-shift) and adds the lane-wise sums of dst into sums.
+	expShift func(dst, src *float32, n int, shift float32, sums *[16]float32)
+	scale    func(x *float32, n int, s float32)
+	gelu     func(dst, src *float32, n int)
+}
+
 // SoftmaxRows applies a numerically stable softmax to each of the rows of x (rows×cols) in place.
 func SoftmaxRows(x []float32, rows, cols int) {
+	softmaxRows(fastElementwise, x, rows, cols)
+}
+
+func softmaxRows(simd elementwise, x []float32, rows, cols int) {
+	negInf := float32(math.Inf(-1))
+	// Scratch vectors for the SIMD kernels, allocated once: they escape
+	// through the kernel function values.
+	scratch := new([3][16]float32)
 	for r := range rows {
 		row := x[r*cols : (r+1)*cols]
-		mx := float32(math.Inf(-1))
-		for _, v := range row {
+		if simd.max == nil {
+			mx := negInf
+			for _, v := range row {
+				mx = max(mx, v)
+			}
+			var sum float32
+			for i, v := range row {
+				e := float32(math.Exp(float64(v - mx)))
+				row[i] = e
+				sum += e
+			}
+			inv := 1 / sum
+			for i := range row {
+				row[i] *= inv
+			}
+			continue
+		}
+		// The SIMD kernels run on whole vectors; the tail goes through a
+		// vector padded with -Inf, which changes no maximum and adds e^-Inf = 0 to the sum.
+		full, tail := len(row)/16, row[len(row)/16*16:]
+		buf, lanes, sums := &scratch[0], &scratch[1], &scratch[2]
+		for i := range buf {
+			buf[i] = negInf
+		}
+		copy(buf[:], tail)
+		*lanes = *buf
+		if full > 0 {
+			simd.max(&row[0], full, lanes)
+		}
+		mx := negInf
+		for _, v := range lanes {
 			mx = max(mx, v)
 		}
+		*sums = [16]float32{}
+		if full > 0 {
+			simd.expShift(&row[0], &row[0], full, mx, sums)
+		}
+		if len(tail) > 0 {
+			simd.expShift(&buf[0], &buf[0], 1, mx, sums)
+		}
 		var sum float32
-		for i, v := range row {
-			e := float32(math.Exp(float64(v - mx)))
-			row[i] = e
-			sum += e
+		for _, s := range sums {
+			sum += s
 		}
 		inv := 1 / sum
-		for i := range row {
-			row[i] *= inv
+		if full > 0 {
+			simd.scale(&row[0], full, inv)
+		}
+		for i, v := range buf[:len(tail)] {
+			tail[i] = v * inv
 		}
 	}
 }
@@ -103,10 +160,23 @@ func LayerNorm(dst, x, gamma, beta []float32, rows, cols int, eps float32) {
 	}
 }
 
-// GELU writes the exact (erf) GELU of x into dst (may alias x).
+// GELU writes the exact (erf, not tanh) GELU of x into dst (may alias x).
+// The AVX-512 path evaluates erf to within 1.5e-7; the portable one in float64.
 func GELU(dst, x []float32) {
-	for i, v := range x {
-		dst[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	gelu(fastElementwise, dst, x)
+}
+
+func gelu(simd elementwise, dst, x []float32) {
+	dst = dst[:len(x)]
+	full := 0
+	if simd.gelu != nil {
+		full = len(x) / 16 * 16
+		if full > 0 {
+			simd.gelu(&dst[0], &x[0], full/16)
+		}
+	}
+	for i, v := range x[full:] {
+		dst[full+i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
 	}
 }
 

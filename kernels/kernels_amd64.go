@@ -50,3 +50,23 @@ func fastBlockColumn(b int) *blockColumnKernel {
 	}
 	return nil
 }
+
+//go:noescape
+func expShift16(dst, src *float32, n int, shift float32, sums *[16]float32)
+
+//go:noescape
+func gelu16(dst, src *float32, n int)
+
+//go:noescape
+func max16(src *float32, n int, lanes *[16]float32)
+
+//go:noescape
+func scale16(x *float32, n int, s float32)
+
+// fastElementwise are the AVX-512 forms of softmax's exponentials and GELU.
+var fastElementwise = func() elementwise {
+	if !hasAVX512 {
+		return elementwise{}
+	}
+	return elementwise{max: max16, expShift: expShift16, scale: scale16, gelu: gelu16}
+}()

@@ -6,3 +6,5 @@ package kernels
 var fastGemm *microKernel
 
 func fastBlockColumn(int) *blockColumnKernel { return nil }
+
+var fastElementwise elementwise

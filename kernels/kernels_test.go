@@ -14,21 +14,32 @@ import (
 // rows and DeiT-S activations.
 var elementShapes = [][2]int{{1, 1}, {1, 7}, {7, 17}, {3, 33}, {197, 384}, {198, 198}, {198, 1536}}
 
+// elementwisePaths are the element-wise kernel sets this machine can run.
+func elementwisePaths() map[string]elementwise {
+	paths := map[string]elementwise{"portable": {}}
+	if fastElementwise.max != nil {
+		paths["simd"] = fastElementwise
+	}
+	return paths
+}
+
 func TestSoftmaxRows(t *testing.T) {
-	for _, s := range elementShapes {
-		rows, cols := s[0], s[1]
-		t.Run(fmt.Sprintf("%dx%d", rows, cols), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
-			x := randSlice(rng, rows*cols)
-			for i := range x {
-				x[i] *= 20
-			}
-			want := softmaxRef(x, rows, cols)
-			SoftmaxRows(x, rows, cols)
-			for i := range x {
-				require.InDelta(t, want[i], x[i], 1e-6+1e-5*want[i], "element %d", i)
-			}
-		})
+	for name, simd := range elementwisePaths() {
+		for _, s := range elementShapes {
+			rows, cols := s[0], s[1]
+			t.Run(fmt.Sprintf("%s/%dx%d", name, rows, cols), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
+				x := randSlice(rng, rows*cols)
+				for i := range x {
+					x[i] *= 20
+				}
+				want := softmaxRef(x, rows, cols)
+				softmaxRows(simd, x, rows, cols)
+				for i := range x {
+					require.InDelta(t, want[i], x[i], 1e-6+1e-5*want[i], "element %d", i)
+				}
+			})
+		}
 	}
 }
 
@@ -52,24 +63,32 @@ func softmaxRef(x []float32, rows, cols int) []float64 {
 }
 
 func TestSoftmaxStability(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   []float32
-		want []float64
-	}{
-		{"huge equal", []float32{3e38, 3e38}, []float64{0.5, 0.5}},
-		{"huge and tiny", []float32{-3e38, 3e38, 0}, []float64{0, 1, 0}},
-		{"minus infinity masked", []float32{float32(math.Inf(-1)), 1, 1}, []float64{0, 0.5, 0.5}},
-		{"large offset", []float32{1000, 1000 + float32(math.Log(3))}, []float64{0.25, 0.75}},
-		{"very negative", []float32{-1e4, -1e4 - float32(math.Log(3))}, []float64{0.75, 0.25}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			x := append([]float32(nil), tc.in...)
-			SoftmaxRows(x, 1, len(x))
-			for i, v := range x {
-				require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "element %d is %v", i, v)
-				assert.InDelta(t, tc.want[i], v, 1e-3, "element %d", i)
-			}
+	for name, simd := range elementwisePaths() {
+		for _, tc := range []struct {
+			name string
+			in   []float32
+			want []float64
+		}{
+			{"huge equal", []float32{3e38, 3e38}, []float64{0.5, 0.5}},
+			{"huge and tiny", []float32{-3e38, 3e38, 0}, []float64{0, 1, 0}},
+			{"minus infinity masked", []float32{float32(math.Inf(-1)), 1, 1}, []float64{0, 0.5, 0.5}},
+			{"large offset", []float32{1000, 1000 + float32(math.Log(3))}, []float64{0.25, 0.75}},
+			{"very negative", []float32{-1e4, -1e4 - float32(math.Log(3))}, []float64{0.75, 0.25}},
+			{"17 wide, one huge", append(make([]float32, 16), 1e30), append(make([]float64, 16), 1)},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				x := append([]float32(nil), tc.in...)
+				softmaxRows(simd, x, 1, len(x))
+				for i, v := range x {
+					require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "element %d is %v", i, v)
+					assert.InDelta(t, tc.want[i], v, 1e-3, "element %d", i)
+				}
+			})
+		}
+		t.Run(name+"/NaN propagates", func(t *testing.T) {
+			x := []float32{1, float32(math.NaN()), 2}
+			softmaxRows(simd, x, 1, 3)
+			assert.True(t, math.IsNaN(float64(x[0])), "got %v", x)
 		})
 	}
 }
@@ -114,11 +133,20 @@ func TestGELU(t *testing.T) {
 	for range 2000 {
 		xs = append(xs, (rng.Float32()*2-1)*8)
 	}
-	got := make([]float32, len(xs))
-	GELU(got, xs)
-	for i, x := range xs {
-		want := 0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2))
-		require.InDelta(t, want, got[i], 1e-6+2e-6*math.Abs(want), "GELU(%g)", x)
+	for name, simd := range elementwisePaths() {
+		t.Run(name, func(t *testing.T) {
+			got := make([]float32, len(xs))
+			gelu(simd, got, xs)
+			for i, x := range xs {
+				want := 0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2))
+				require.InDelta(t, want, got[i], 1e-6+2e-6*math.Abs(want), "GELU(%g)", x)
+			}
+			nan := make([]float32, 16)
+			nan[3] = float32(math.NaN())
+			gelu(simd, nan, nan)
+			assert.True(t, math.IsNaN(float64(nan[3])), "NaN in, NaN out")
+			assert.Equal(t, float32(0), nan[4])
+		})
 	}
 }
 
