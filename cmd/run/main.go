@@ -1,0 +1,272 @@
+// Command run runs pruned Vision Transformer inference on the modelled
+// accelerator and reports predictions, simulated latency and where the
+// cycles went. Run it with -h for the flags; with no flags it runs mnist-tiny,
+// pruned, on the first MNIST test images through the u250 topology.
+//
+// Exit status: 0 on success, 1 when the run fails (including files named on
+// the command line that cannot be read or are invalid), 2 for bad usage.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"vitflow/topology"
+	"vitflow/vit"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks an error in the command line (exit status 2), as opposed
+// to a run that failed (exit status 1).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// run is the whole command: it parses args, runs, writes the report to
+// stdout and errors to stderr as one line, and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) (status int) {
+	defer func() {
+		// A last resort: a bug must still end in one line, not a stack trace.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "run: internal error: %v\n", oneLine(fmt.Sprint(r)))
+			status = 1
+		}
+	}()
+	opt, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err == nil {
+		err = execute(opt, stdout)
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "run: %s\n", oneLine(err.Error()))
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}
+
+// oneLine keeps an error message on one line whatever a library put in it.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// options are the parsed command line.
+type options struct {
+	model      string
+	weights    string
+	seed       uint64
+	topology   string
+	block      int
+	density    float64
+	keep       float64
+	td         []int
+	balance    string
+	images     int
+	imageFiles []string
+	reference  bool
+	json       bool
+	logits     bool
+	trace      string
+	// set records the flags given explicitly, since several defaults depend
+	// on the model or on the weights file.
+	set map[string]bool
+}
+
+// Limits on the inputs a run accepts.
+const (
+	maxImages   = 10000 // the MNIST test set
+	defaultSeed = 1
+)
+
+// modelDefaults are the token-dropping defaults per model: the paper's
+// layers {2, 6, 9} for DeiT, and the first three of mnist-tiny's four layers.
+var modelDefaults = map[string]struct {
+	td   []int
+	keep float64
+}{
+	"mnist-tiny": {[]int{0, 1, 2}, 0.5},
+	"deit-tiny":  {[]int{2, 6, 9}, 0.7},
+	"deit-small": {[]int{2, 6, 9}, 0.7},
+	"deit-base":  {[]int{2, 6, 9}, 0.7},
+}
+
+func parseFlags(args []string) (*options, error) {
+	opt := &options{set: map[string]bool{}}
+	fs := newFlagSet(opt)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usagef("%v (see -h)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (images go after -image; see -h)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { opt.set[f.Name] = true })
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	return opt, nil
+}
+
+// newFlagSet defines every flag on opt. Parse errors are returned, not
+// printed: run prints them as one line.
+func newFlagSet(opt *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&opt.model, "model", "mnist-tiny", "model preset")
+	fs.StringVar(&opt.weights, "weights", "", "safetensors weights file")
+	fs.Uint64Var(&opt.seed, "seed", defaultSeed, "seed of random weights and images")
+	fs.StringVar(&opt.topology, "topology", "u250", "topology preset or TOML file")
+	fs.IntVar(&opt.block, "block", 16, "block size b")
+	fs.Float64Var(&opt.density, "density", 0.5, "kept fraction of blocks and neurons")
+	fs.Float64Var(&opt.keep, "keep", 0, "token keep rate")
+	fs.Func("td", "token-dropping layers", func(s string) error {
+		td, err := parseLayers(s)
+		opt.td = td
+		return err
+	})
+	fs.StringVar(&opt.balance, "balance", "", "load-balancing policy")
+	fs.IntVar(&opt.images, "images", 16, "MNIST test images")
+	fs.Func("image", "image file (repeatable)", func(s string) error {
+		opt.imageFiles = append(opt.imageFiles, s)
+		return nil
+	})
+	fs.BoolVar(&opt.reference, "reference", false, "golden forward pass only")
+	fs.BoolVar(&opt.json, "json", false, "JSON report on stdout")
+	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
+	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
+	return fs
+}
+
+// parseLayers parses a comma-separated list of layer indices; "" and "none"
+// are the empty list.
+func parseLayers(s string) ([]int, error) {
+	if s == "" || s == "none" {
+		return []int{}, nil
+	}
+	var layers []int
+	for f := range strings.SplitSeq(s, ",") {
+		l, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a layer index", f)
+		}
+		layers = append(layers, l)
+	}
+	return layers, nil
+}
+
+// check validates what can be checked without reading any file.
+func (o *options) check() error {
+	cfg, err := vit.Preset(o.model)
+	if err != nil {
+		return usagef("-model: unknown model %q (have %s)", o.model, strings.Join(vit.PresetNames(), ", "))
+	}
+	def, ok := modelDefaults[o.model]
+	if !ok {
+		return usagef("-model: no defaults for model %q", o.model)
+	}
+	if !o.set["keep"] {
+		o.keep = def.keep
+	}
+	if !o.set["td"] {
+		o.td = def.td
+	}
+	if err := checkBlock(cfg, o.block); err != nil {
+		return err
+	}
+	if !(o.density > 0 && o.density <= 1) {
+		return usagef("-density %v: must be in (0, 1]", o.density)
+	}
+	if !(o.keep > 0 && o.keep <= 1) {
+		return usagef("-keep %v: must be in (0, 1]", o.keep)
+	}
+	seen := map[int]bool{}
+	for _, l := range o.td {
+		if l < 0 || l >= cfg.Depth {
+			return usagef("-td: layer %d out of range: %s has layers 0..%d", l, o.model, cfg.Depth-1)
+		}
+		if seen[l] {
+			return usagef("-td: layer %d listed twice", l)
+		}
+		seen[l] = true
+	}
+	switch topology.Policy(o.balance) {
+	case "", topology.PolicyIdeal, topology.PolicyStatic, topology.PolicyBalanced:
+	default:
+		return usagef("-balance: unknown policy %q (have ideal, static, balanced)", o.balance)
+	}
+	if o.images < 1 || o.images > maxImages {
+		return usagef("-images %d: must be in 1..%d", o.images, maxImages)
+	}
+	if o.set["images"] && len(o.imageFiles) > 0 {
+		return usagef("-images and -image exclude each other: give a count of test images or image files")
+	}
+	if o.reference && o.trace != "" {
+		return usagef("-trace needs the accelerator: it cannot go with -reference")
+	}
+	if o.logits && !o.json {
+		return usagef("-logits adds to the JSON report: use it with -json")
+	}
+	return nil
+}
+
+func checkBlock(cfg vit.Config, b int) error {
+	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
+		return usagef("-block %d: must divide %s's dim %d and head dim %d", b, cfg.Name, cfg.Dim, cfg.HeadDim())
+	}
+	return nil
+}
+
+// loadTopology resolves -topology and applies -balance. A name that is
+// neither a preset nor an existing file is a usage error; a file that
+// cannot be read or is invalid fails the run.
+func loadTopology(o *options) (topology.Description, error) {
+	isPreset := false
+	for _, name := range topology.PresetNames() {
+		isPreset = isPreset || name == o.topology
+	}
+	if !isPreset {
+		if _, err := os.Stat(o.topology); errors.Is(err, os.ErrNotExist) {
+			return topology.Description{}, usagef("-topology: %q is neither a preset (%s) nor an existing file",
+				o.topology, strings.Join(topology.PresetNames(), ", "))
+		}
+	}
+	d, err := topology.Load(o.topology)
+	if err != nil {
+		return topology.Description{}, err
+	}
+	if o.balance != "" {
+		d.Balance = topology.Policy(o.balance)
+		if err := d.Validate(); err != nil {
+			return topology.Description{}, usagef("-balance %s with topology %s: %w", o.balance, d.Name, err)
+		}
+	}
+	return d, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

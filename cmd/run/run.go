@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"vitflow/report"
+	"vitflow/topology"
+	"vitflow/vit"
+)
+
+// execute loads everything opt names, runs it and writes the report.
+func execute(opt *options, stdout io.Writer) error {
+	desc, err := loadTopology(opt)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(opt)
+	if err != nil {
+		return err
+	}
+	in, err := loadInputs(opt, m.cfg)
+	if err != nil {
+		return err
+	}
+	rep, err := newReport(opt, desc, m, in)
+	if err != nil {
+		return err
+	}
+	if opt.reference {
+		err = runReference(rep, m, in)
+	} else {
+		err = runAccelerator(rep, opt, desc, m, in)
+	}
+	if err != nil {
+		return err
+	}
+	if !opt.logits {
+		rep.Logits = nil
+	}
+	if opt.json {
+		return writeJSON(stdout, rep)
+	}
+	return rep.WriteText(stdout)
+}
+
+// newReport fills in what is known before anything runs: the setup, the
+// operation counts and the analytical estimate.
+func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*report.Report, error) {
+	rep := &report.Report{
+		Model:     m.cfg.Name,
+		Weights:   m.weightsDesc,
+		Seed:      opt.seed,
+		Pruning:   m.pruningDesc,
+		Topology:  desc.Name,
+		Fidelity:  string(desc.Fidelity),
+		Balance:   string(desc.Balance),
+		ClockMHz:  desc.ClockMHz,
+		Reference: opt.reference,
+		Inputs:    in.desc,
+		Images:    len(in.pixels),
+		Labels:    in.labels,
+	}
+	dense, err := vit.CountMACs(m.cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	pruned, err := vit.CountMACs(m.cfg, m.pruning)
+	if err != nil {
+		return nil, err
+	}
+	rep.MACs = report.Counts{Dense: dense.Linear, Pruned: pruned.Linear}
+	rep.AttentionMACs = report.Counts{Dense: dense.Attention, Pruned: pruned.Attention}
+	if rep.Params.Dense, err = vit.CountParams(m.cfg, nil); err != nil {
+		return nil, err
+	}
+	if rep.Params.Pruned, err = vit.CountParams(m.cfg, m.pruning); err != nil {
+		return nil, err
+	}
+	layers, err := topology.MaskPruning(m.cfg, m.pruning)
+	if err != nil {
+		return nil, err
+	}
+	est, err := topology.Estimate(topology.EstimateInput{
+		Model: m.cfg, Geometry: desc.MPCA, Block: m.pruning.Block,
+		Layers: layers, Keep: m.pruning.Keep, TDLayers: m.pruning.TDLayers,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.EstimatorCyclesPerImage = est.Cycles
+	rep.EstimatorUSPerImage = topology.Microseconds(est.Cycles, desc.ClockMHz)
+	for _, l := range est.Layers {
+		rl := report.Layer{Index: l.Index, TokensIn: l.TokensIn, TokensOut: l.TokensOut,
+			HeadsKept: l.HeadsKept, EstimatorCycles: l.Cycles}
+		for _, o := range l.Ops {
+			rl.Ops = append(rl.Ops, report.Op{Name: o.Op.String(), EstimatorCycles: o.Cycles})
+		}
+		rep.Layers = append(rep.Layers, rl)
+	}
+	return rep, nil
+}
+
+// runReference classifies every image with the golden forward pass.
+func runReference(rep *report.Report, m *model, in *inputs) error {
+	c, err := m.weights.Compact(m.pruning)
+	if err != nil {
+		return err
+	}
+	for i, px := range in.pixels {
+		logits, info, err := c.Forward(px)
+		if err != nil {
+			return fmt.Errorf("image %d: %w", i, err)
+		}
+		if i == 0 {
+			for l, li := range info.Layers {
+				rep.Layers[l].TokensIn, rep.Layers[l].TokensOut = li.TokensIn, li.TokensOut
+			}
+		}
+		rep.Logits = append(rep.Logits, logits)
+		rep.Top1 = append(rep.Top1, argmax(logits))
+	}
+	setAccuracy(rep)
+	return nil
+}
+
+// setAccuracy fills in the accuracy when the labels are known.
+func setAccuracy(rep *report.Report) {
+	if len(rep.Labels) != len(rep.Top1) || len(rep.Top1) == 0 {
+		return
+	}
+	right := 0
+	for i, c := range rep.Top1 {
+		if c == rep.Labels[i] {
+			right++
+		}
+	}
+	acc := float64(right) / float64(len(rep.Top1))
+	rep.Accuracy = &acc
+}
+
+// argmax is the first index of the largest value.
+func argmax(xs []float32) int {
+	best := 0
+	for i, x := range xs {
+		if x > xs[best] {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"vitflow/prune"
+	"vitflow/report"
+	"vitflow/vit"
+)
+
+// model is a model with its weights and pruning, ready to run.
+type model struct {
+	cfg     vit.Config
+	weights *vit.Weights
+	pruning *vit.Pruning
+	// desc fills the report's weights and pruning fields.
+	weightsDesc string
+	pruningDesc report.Pruning
+}
+
+// loadModel loads or generates the weights and decides the pruning:
+// block masks come from the weights file's metadata when it has them and
+// neither -block nor -density is given, else one-shot magnitude pruning;
+// -keep and -td (or the model's defaults) set the token dropping, unless the
+// file has its own and neither flag is given.
+func loadModel(o *options) (*model, error) {
+	cfg, err := vit.Preset(o.model)
+	if err != nil {
+		return nil, usagef("-model: %w", err)
+	}
+	m := &model{cfg: cfg}
+	var filePruning *vit.Pruning
+	if o.weights == "" {
+		m.weights = vit.RandomWeights(cfg, o.seed)
+		m.weightsDesc = "random"
+	} else {
+		w, meta, err := vit.LoadWeights(o.weights, cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.weights, m.weightsDesc = w, o.weights
+		if s, ok := meta[vit.PruningMetadataKey]; ok {
+			filePruning, err = vit.DecodePruning(s, cfg)
+			if err != nil {
+				return nil, fmt.Errorf("weights %q: metadata %s: %w", o.weights, vit.PruningMetadataKey, err)
+			}
+		}
+	}
+	p := &vit.Pruning{Block: o.block, Keep: o.keep, TDLayers: slices.Clone(o.td)}
+	desc := report.Pruning{Source: "none", Block: o.block, Density: 1}
+	fileMasks := filePruning != nil && filePruning.Layers != nil
+	switch {
+	case fileMasks && !o.set["block"] && !o.set["density"]:
+		p.Block, p.Layers = filePruning.Block, filePruning.Layers
+		desc.Source, desc.Block, desc.Density = "file", filePruning.Block, maskDensity(filePruning)
+	case o.density < 1:
+		mp, err := prune.Magnitude(m.weights, o.block, o.density)
+		if err != nil {
+			return nil, usagef("%w", err)
+		}
+		p.Layers = mp.Layers
+		desc.Source, desc.Density = "magnitude", o.density
+	}
+	if filePruning != nil && !o.set["keep"] && !o.set["td"] {
+		p.Keep, p.TDLayers = filePruning.Keep, slices.Clone(filePruning.TDLayers)
+	}
+	if p.Keep == 1 || len(p.TDLayers) == 0 {
+		p.Keep, p.TDLayers = 1, []int{}
+	}
+	if err := p.Validate(cfg); err != nil {
+		return nil, usagef("%w", err)
+	}
+	desc.Keep, desc.TDLayers = p.Keep, p.TDLayers
+	m.pruning, m.pruningDesc = p, desc
+	return m, nil
+}
+
+// maskDensity is the fraction of Q, K, V and Proj blocks that p keeps.
+func maskDensity(p *vit.Pruning) float64 {
+	kept, all := 0, 0
+	for _, l := range p.Layers {
+		for _, mask := range [][]bool{l.Q, l.K, l.V, l.Proj} {
+			for _, k := range mask {
+				all++
+				if k {
+					kept++
+				}
+			}
+		}
+	}
+	if all == 0 {
+		return 1
+	}
+	return float64(kept) / float64(all)
+}
+
+// inputs are the preprocessed images of a run.
+type inputs struct {
+	pixels [][]float32
+	labels []int // nil when unknown
+	desc   string
+}
+
+// loadInputs reads the -image files, or else the first -images MNIST test
+// images (mnist-tiny) or as many seeded random images (other models).
+func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
+	in := &inputs{}
+	switch {
+	case len(o.imageFiles) > 0:
+		for _, path := range o.imageFiles {
+			px, err := vit.LoadImage(path, cfg)
+			if err != nil {
+				return nil, fmt.Errorf("image %q: %w", path, err)
+			}
+			in.pixels = append(in.pixels, px)
+		}
+		in.desc = "image files"
+	case cfg.InChans == 1 && cfg.ImageSize == 28:
+		_, test, err := vit.LoadMNIST()
+		if err != nil {
+			return nil, err
+		}
+		n := min(o.images, test.Count())
+		for i := range n {
+			img, label := test.Get(i)
+			in.pixels = append(in.pixels, vit.MNISTPixels(img, cfg))
+			in.labels = append(in.labels, int(label))
+		}
+		in.desc = fmt.Sprintf("MNIST test images (0-%d)", n-1)
+	default:
+		for i := range o.images {
+			in.pixels = append(in.pixels, randomImage(cfg, o.seed, uint64(i)))
+		}
+		in.desc = fmt.Sprintf("random images (seed %d): no labels", o.seed)
+	}
+	return in, nil
+}
+
+// randomImage is a seeded image of standard-normal pixels, which is what
+// normalised natural images look like to the model in distribution.
+func randomImage(cfg vit.Config, seed, index uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, index))
+	px := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
+	for i := range px {
+		px[i] = float32(rng.NormFloat64())
+	}
+	return px
+}

@@ -1,0 +1,68 @@
+package main
+
+// usage is the -h text: every flag with an example.
+const usage = `Usage: go run ./cmd/run [flags]
+
+Runs pruned ViT inference on the simulated accelerator and prints the
+predictions, the simulated latency beside the analytical estimator, the
+cycles per layer and op, PE load imbalance, and the busiest and most-stalled
+units and FIFOs. With no flags: mnist-tiny with seeded random weights, pruned
+at b=16, density 0.5, keep 0.5 in layers 0,1,2, on the first 16 MNIST test
+images, through the u250 topology.
+
+Model and weights
+  -model NAME      mnist-tiny (default), deit-tiny, deit-small or deit-base
+                     e.g. -model deit-small
+  -weights FILE    safetensors checkpoint (timm or Hugging Face layout); its
+                   vitflow.pruning metadata, if any, gives the masks unless
+                   -block or -density is set (default: seeded random weights)
+                     e.g. -weights deit_small_distilled.safetensors
+  -seed N          seed of the random weights and random images (default 1)
+                     e.g. -seed 7
+
+Pruning (one-shot by weight magnitude unless the weights file has masks)
+  -block B         side of the square weight blocks and of the MPCA tiles;
+                   must divide the head dimension (default 16)
+                     e.g. -block 32
+  -density D       kept fraction of Q/K/V/Proj blocks and MLP neurons, in
+                   (0, 1]; 1 is no static pruning (default 0.5)
+                     e.g. -density 1
+  -keep K          token keep rate of the token-dropping layers, in (0, 1];
+                   1 is no token dropping (default 0.5 for mnist-tiny, 0.7 for DeiT)
+                     e.g. -keep 0.7
+  -td LIST         comma-separated 0-indexed token-dropping layers; empty or
+                   "none" for none (default 0,1,2 for mnist-tiny, 2,6,9 for DeiT)
+                     e.g. -td 2,6,9
+
+Accelerator
+  -topology NAME|FILE  preset (paper, u250, small) or a TOML description,
+                   which may start with base = "u250" (default u250)
+                     e.g. -topology paper   or   -topology my-card.toml
+  -balance POLICY  load-balancing policy overriding the topology's: ideal,
+                   static or balanced
+                     e.g. -balance static
+  -reference       run only the golden forward pass, no accelerator (fast
+                   accuracy runs; the estimator is still reported)
+                     e.g. -reference -images 1000
+  -trace FILE      write a Perfetto trace of the simulated run (open it in
+                   ui.perfetto.dev); written to a temporary file and renamed
+                     e.g. -trace run.json
+
+Inputs
+  -images N        the first N MNIST test images (mnist-tiny), or N seeded
+                   random images (DeiT models), 1..10000 (default 16)
+                     e.g. -images 100
+  -image FILE      a PNG or JPEG image, centre-cropped and resized for the
+                   model; repeatable; excludes -images
+                     e.g. -image cat.jpg -image dog.png
+
+Output
+  -json            print the machine-readable JSON report on stdout, nothing else
+                     e.g. -json > report.json
+  -logits          add each image's logits to the JSON report (needs -json)
+                     e.g. -json -logits
+  -h               this help
+
+Exit status: 0 on success, 1 when the run fails (including unreadable or
+invalid files: weights, images, topology files), 2 for bad usage.
+`

@@ -1,0 +1,254 @@
+// Package report holds the results of one vitflow run in a form people and
+// programs can read: the Report type, which encodes as the command's JSON
+// report, and its rendering as aligned text tables.
+//
+// A Report is plain data. The command fills it from the model, the reference
+// forward pass, the analytical estimator and, when the accelerator was
+// simulated, the run's runtime statistics (see Units and FIFOs), so that a
+// library user who runs a simulation can produce the same report.
+package report
+
+import (
+	"cmp"
+	"slices"
+
+	"vitflow/runtime"
+)
+
+// Report is everything one run measured. Fields that only a simulated run
+// knows (cycles, units, FIFOs, imbalance, gap) are absent from the JSON of a
+// reference run.
+type Report struct {
+	// Model is the model preset, e.g. "mnist-tiny".
+	Model string `json:"model"`
+	// Weights is "embedded", "random" or the path of the safetensors file.
+	Weights string `json:"weights"`
+	// Variant names the embedded weights used, when Weights is "embedded".
+	Variant string `json:"variant,omitempty"`
+	// Seed seeded the random weights and random images, if any were used.
+	Seed    uint64  `json:"seed"`
+	Pruning Pruning `json:"pruning"`
+
+	// Topology names the accelerator description (a preset or a file).
+	Topology string `json:"topology"`
+	// Fidelity is "ideal" or "detailed".
+	Fidelity string `json:"fidelity"`
+	// Balance is the load-balancing policy the run used.
+	Balance  string  `json:"balance"`
+	ClockMHz float64 `json:"clock_mhz"`
+	// Reference is true when only the golden forward pass ran, no accelerator.
+	Reference bool `json:"reference"`
+
+	// Inputs says where the images came from, e.g. "MNIST test images 0-15".
+	Inputs string `json:"inputs"`
+	Images int    `json:"images"`
+	// Top1 is the predicted class of each image.
+	Top1 []int `json:"top1"`
+	// Labels are the true classes, when known (MNIST).
+	Labels []int `json:"labels,omitempty"`
+	// Accuracy is the fraction of Top1 equal to Labels, when labels are known.
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	// Logits of each image, when asked for.
+	Logits [][]float32 `json:"logits,omitempty"`
+
+	// CyclesTotal is the simulated time of all images, one after another.
+	CyclesTotal int64 `json:"cycles_total,omitempty"`
+	// CyclesPerImage is CyclesTotal / Images, rounded up.
+	CyclesPerImage    int64   `json:"cycles_per_image,omitempty"`
+	LatencyUSPerImage float64 `json:"latency_us_per_image,omitempty"`
+	// ImagesPerSecond is the throughput at the simulated clock.
+	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
+	// EstimatorCyclesPerImage is the analytical estimate (PAPER.md section 6)
+	// of one image under the run's real masks and token counts.
+	EstimatorCyclesPerImage int64   `json:"estimator_cycles_per_image"`
+	EstimatorUSPerImage     float64 `json:"estimator_us_per_image"`
+
+	// Layers break down image 0 layer by layer.
+	Layers []Layer `json:"layers"`
+	// Units and FIFOs are the runtime statistics of the simulated accelerator.
+	Units []Unit `json:"units,omitempty"`
+	FIFOs []FIFO `json:"fifos,omitempty"`
+	// Imbalance is the PE load imbalance of image 0 under each policy.
+	Imbalance []Imbalance `json:"imbalance,omitempty"`
+	// Gap decomposes CyclesPerImage - EstimatorCyclesPerImage by cause.
+	Gap []GapCause `json:"gap,omitempty"`
+
+	// MACs counts one image's multiply-accumulates as PAPER.md section 5
+	// does: the patch embedding and the linear layers, zero blocks inside
+	// kept heads counted as dense. AttentionMACs counts Q·K^T and A·V,
+	// which that count leaves out.
+	MACs          Counts `json:"macs"`
+	AttentionMACs Counts `json:"attention_macs"`
+	// Params counts the stored parameters.
+	Params Counts `json:"params"`
+}
+
+// Pruning is the static and dynamic pruning a run applied.
+type Pruning struct {
+	// Source says where the masks came from: "magnitude" (one-shot by weight
+	// magnitude), "file" (the weights' metadata), "embedded", or "none".
+	Source string `json:"source"`
+	// Block is the side of the square weight blocks (0 when not block-pruned).
+	Block int `json:"block,omitempty"`
+	// Density is the kept fraction asked for (1 for none).
+	Density float64 `json:"density"`
+	// Keep is the token keep rate k of the TD layers (1: no token dropping).
+	Keep     float64 `json:"keep"`
+	TDLayers []int   `json:"td_layers"`
+}
+
+// Layer is one encoder layer of image 0.
+type Layer struct {
+	Index     int   `json:"index"`
+	TokensIn  int   `json:"tokens_in"`
+	TokensOut int   `json:"tokens_out"`
+	HeadsKept int   `json:"heads_kept"`
+	Cycles    int64 `json:"cycles,omitempty"`
+	// EstimatorCycles is the analytical estimate of the layer.
+	EstimatorCycles int64 `json:"estimator_cycles"`
+	// Ops are in execution order.
+	Ops []Op `json:"ops"`
+}
+
+// Op is the cost of one operation of a layer, e.g. "q" or "softmax".
+type Op struct {
+	Name            string `json:"name"`
+	Cycles          int64  `json:"cycles,omitempty"`
+	EstimatorCycles int64  `json:"estimator_cycles"`
+}
+
+// Unit is one hardware unit (an actor) of the simulated accelerator.
+type Unit struct {
+	Name string `json:"name"`
+	// Busy, Starved (waiting for input) and Blocked (waiting for output
+	// space) are cycles over the whole run.
+	Busy    int64 `json:"busy"`
+	Starved int64 `json:"starved"`
+	Blocked int64 `json:"blocked"`
+	// Utilization is Busy / makespan.
+	Utilization float64 `json:"utilization"`
+	// StarvedOn and BlockedOn name the FIFO each waited on most ("" if none).
+	StarvedOn string `json:"starved_on,omitempty"`
+	BlockedOn string `json:"blocked_on,omitempty"`
+}
+
+// FIFO is one link between units.
+type FIFO struct {
+	Name         string `json:"name"`
+	Capacity     int    `json:"capacity"`
+	Elements     int64  `json:"elements"`
+	MaxOccupancy int    `json:"max_occupancy"`
+	// FullFraction and EmptyFraction are fractions of the makespan.
+	FullFraction  float64 `json:"full_fraction"`
+	EmptyFraction float64 `json:"empty_fraction"`
+}
+
+// Imbalance is the PE load imbalance under one load-balancing policy: the
+// busiest PE's work over the mean, over the whole image (1 is perfect).
+type Imbalance struct {
+	Policy string `json:"policy"`
+	// MaxOverMean is the cycle-weighted max/mean PE load over the block-sparse ops.
+	MaxOverMean float64 `json:"max_over_mean"`
+	// Cycles is what the block-sparse ops cost under this policy.
+	Cycles int64 `json:"cycles"`
+	// Used marks the policy the run simulated.
+	Used bool `json:"used"`
+}
+
+// GapCause is one part of the difference between the simulated cycles and
+// the estimator's; the parts add up to the whole gap.
+type GapCause struct {
+	Cause  string `json:"cause"`
+	Cycles int64  `json:"cycles"`
+}
+
+// Counts is a dense count beside the pruned one.
+type Counts struct {
+	Dense  int64 `json:"dense"`
+	Pruned int64 `json:"pruned"`
+}
+
+// Units converts a run's actor statistics, in the order the actors were added.
+func Units(s *runtime.Stats) []Unit {
+	units := make([]Unit, len(s.Actors))
+	for i := range s.Actors {
+		a := &s.Actors[i]
+		units[i] = Unit{
+			Name:        a.Name,
+			Busy:        a.Busy,
+			Starved:     a.TotalStarved(),
+			Blocked:     a.TotalBlocked(),
+			Utilization: a.Utilisation,
+			StarvedOn:   most(a.Starved),
+			BlockedOn:   most(a.Blocked),
+		}
+	}
+	return units
+}
+
+// most names the port with the most cycles, the first on a tie; "" if none has any.
+func most(ports []runtime.PortCycles) string {
+	best := runtime.PortCycles{}
+	for _, p := range ports {
+		if p.Cycles > best.Cycles {
+			best = p
+		}
+	}
+	return best.FIFO
+}
+
+// FIFOs converts a run's FIFO statistics, in the order the FIFOs were created.
+func FIFOs(s *runtime.Stats) []FIFO {
+	fifos := make([]FIFO, len(s.FIFOs))
+	for i, f := range s.FIFOs {
+		fifos[i] = FIFO{
+			Name:          f.Name,
+			Capacity:      f.Capacity,
+			Elements:      f.Elements,
+			MaxOccupancy:  f.MaxOccupancy,
+			FullFraction:  f.FullFraction,
+			EmptyFraction: f.EmptyFraction,
+		}
+	}
+	return fifos
+}
+
+// Busiest returns up to n units by utilisation, highest first (ties by name).
+func Busiest(units []Unit, n int) []Unit {
+	return top(units, n, func(u Unit) float64 { return u.Utilization }, func(u Unit) string { return u.Name })
+}
+
+// MostStalled returns up to n units with stall cycles, by starved plus
+// blocked cycles, most first (ties by name).
+func MostStalled(units []Unit, n int) []Unit {
+	var stalled []Unit
+	for _, u := range units {
+		if u.Starved+u.Blocked > 0 {
+			stalled = append(stalled, u)
+		}
+	}
+	return top(stalled, n, func(u Unit) float64 { return float64(u.Starved + u.Blocked) }, func(u Unit) string { return u.Name })
+}
+
+// FullestFIFOs returns up to n FIFOs that were ever full, by the fraction of
+// time full, most first (ties by name).
+func FullestFIFOs(fifos []FIFO, n int) []FIFO {
+	var full []FIFO
+	for _, f := range fifos {
+		if f.FullFraction > 0 {
+			full = append(full, f)
+		}
+	}
+	return top(full, n, func(f FIFO) float64 { return f.FullFraction }, func(f FIFO) string { return f.Name })
+}
+
+func top[T any](xs []T, n int, key func(T) float64, name func(T) string) []T {
+	sorted := slices.Clone(xs)
+	slices.SortStableFunc(sorted, func(a, b T) int {
+		if c := cmp.Compare(key(b), key(a)); c != 0 {
+			return c
+		}
+		return cmp.Compare(name(a), name(b))
+	})
+	return sorted[:min(n, len(sorted))]
+}

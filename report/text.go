@@ -1,0 +1,320 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Limits on the rows of the text tables; the JSON report has everything.
+const (
+	maxImageRows = 64
+	topRows      = 5
+)
+
+// WriteText renders r as aligned text tables for people.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := &printer{w: tw}
+	r.writeSummary(p)
+	r.writeImages(p)
+	r.writeLatency(p)
+	r.writeLayers(p)
+	if !r.Reference {
+		r.writeImbalance(p)
+		r.writeUnits(p)
+		r.writeFIFOs(p)
+	}
+	if p.err != nil {
+		return p.err
+	}
+	return tw.Flush()
+}
+
+// printer remembers the first write error so the table code stays linear.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+// row prints cells separated by tabs, ending the line.
+func (p *printer) row(cells ...string) {
+	p.printf("%s\n", strings.Join(cells, "\t"))
+}
+
+func (r *Report) weightsText() string {
+	switch r.Weights {
+	case "random":
+		return fmt.Sprintf("random weights (seed %d): predictions are meaningless", r.Seed)
+	case "embedded":
+		return fmt.Sprintf("embedded weights %q", r.Variant)
+	default:
+		return fmt.Sprintf("weights %s", r.Weights)
+	}
+}
+
+func (r *Report) pruningText() string {
+	pr := r.Pruning
+	var parts []string
+	switch pr.Source {
+	case "none":
+		parts = append(parts, "no static pruning")
+	case "magnitude":
+		parts = append(parts, fmt.Sprintf("b=%d density %g (one-shot magnitude)", pr.Block, pr.Density))
+	default:
+		parts = append(parts, fmt.Sprintf("b=%d masks from the %s weights", pr.Block, pr.Source))
+	}
+	if pr.Keep < 1 && len(pr.TDLayers) > 0 {
+		parts = append(parts, fmt.Sprintf("token keep %g at layers %s", pr.Keep, joinInts(pr.TDLayers, ",")))
+	} else {
+		parts = append(parts, "no token dropping")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *Report) writeSummary(p *printer) {
+	p.row("model", fmt.Sprintf("%s, %s", r.Model, r.weightsText()))
+	p.row("pruning", r.pruningText())
+	if r.Reference {
+		p.row("run", "reference forward pass only (-reference): no accelerator simulated")
+		p.row("estimator", fmt.Sprintf("analytical, for topology %s at %g MHz", r.Topology, r.ClockMHz))
+	} else {
+		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s balance, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
+	}
+	p.row("inputs", fmt.Sprintf("%d %s", r.Images, r.Inputs))
+	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), PAPER.md section 5 count; attention products %s of %s",
+		millions(r.MACs.Pruned), millions(r.MACs.Dense), fewer(r.MACs), millions(r.AttentionMACs.Pruned), millions(r.AttentionMACs.Dense)))
+	p.row("params", fmt.Sprintf("%s pruned of %s dense (%s)", millions(r.Params.Pruned), millions(r.Params.Dense), fewer(r.Params)))
+	p.printf("\n")
+}
+
+func (r *Report) writeImages(p *printer) {
+	labelled := len(r.Labels) == len(r.Top1)
+	if labelled {
+		p.row("image", "label", "top1")
+	} else {
+		p.row("image", "top1")
+	}
+	for i, c := range r.Top1 {
+		if i == maxImageRows {
+			p.row(fmt.Sprintf("... %d more (see -json)", len(r.Top1)-maxImageRows))
+			break
+		}
+		if labelled {
+			mark := "wrong"
+			if c == r.Labels[i] {
+				mark = "ok"
+			}
+			p.row(strconv.Itoa(i), strconv.Itoa(r.Labels[i]), strconv.Itoa(c), mark)
+		} else {
+			p.row(strconv.Itoa(i), strconv.Itoa(c))
+		}
+	}
+	if r.Accuracy != nil {
+		right := 0
+		for i, c := range r.Top1 {
+			if c == r.Labels[i] {
+				right++
+			}
+		}
+		p.row("accuracy", fmt.Sprintf("%d/%d = %.1f%%", right, len(r.Top1), 100**r.Accuracy))
+	}
+	p.printf("\n")
+}
+
+func (r *Report) writeLatency(p *printer) {
+	if r.Reference {
+		p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us", group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage))
+		p.printf("\n")
+		return
+	}
+	p.row("latency", fmt.Sprintf("%s cycles/image = %.2f us at %g MHz; %s images/s; %s cycles for %d images",
+		group(r.CyclesPerImage), r.LatencyUSPerImage, r.ClockMHz, group(int64(r.ImagesPerSecond+0.5)), group(r.CyclesTotal), r.Images))
+	p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us (simulated is %s)",
+		group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage, ratio(r.CyclesPerImage, r.EstimatorCyclesPerImage)))
+	p.printf("\n")
+	if len(r.Gap) == 0 {
+		return
+	}
+	gap := r.CyclesPerImage - r.EstimatorCyclesPerImage
+	p.row("gap to estimator", "cycles/image", "share")
+	for _, g := range r.Gap {
+		p.row(g.Cause, group(g.Cycles), percent(g.Cycles, gap))
+	}
+	p.row("total", group(gap), "")
+	p.printf("\n")
+}
+
+// writeLayers prints image 0's cycles per layer and op: a "sim" line and an
+// "est" line per layer, ops as columns in the order they first appear.
+func (r *Report) writeLayers(p *printer) {
+	if len(r.Layers) == 0 {
+		return
+	}
+	var ops []string
+	seen := map[string]bool{}
+	for _, l := range r.Layers {
+		for _, o := range l.Ops {
+			if !seen[o.Name] {
+				seen[o.Name] = true
+				ops = append(ops, o.Name)
+			}
+		}
+	}
+	if r.Reference {
+		p.printf("estimated cycles of image 0 per layer and op\n")
+	} else {
+		p.printf("cycles of image 0 per layer and op: simulated (sim) beside the estimator (est)\n")
+	}
+	p.row(append([]string{"layer", "tokens", "heads", "", "total"}, ops...)...)
+	for _, l := range r.Layers {
+		est := []string{strconv.Itoa(l.Index), fmt.Sprintf("%d->%d", l.TokensIn, l.TokensOut), strconv.Itoa(l.HeadsKept), "est", group(l.EstimatorCycles)}
+		sim := []string{"", "", "", "sim", group(l.Cycles)}
+		for _, name := range ops {
+			o, ok := l.op(name)
+			if !ok {
+				est, sim = append(est, "-"), append(sim, "-")
+				continue
+			}
+			est = append(est, group(o.EstimatorCycles))
+			sim = append(sim, group(o.Cycles))
+		}
+		if !r.Reference {
+			sim[0], sim[1], sim[2] = est[0], est[1], est[2]
+			est[0], est[1], est[2] = "", "", ""
+			p.row(sim...)
+		}
+		p.row(est...)
+	}
+	p.printf("\n")
+}
+
+func (l Layer) op(name string) (Op, bool) {
+	for _, o := range l.Ops {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return Op{}, false
+}
+
+func (r *Report) writeImbalance(p *printer) {
+	if len(r.Imbalance) == 0 {
+		return
+	}
+	p.row("PE balance", "max/mean load", "block-sparse cycles", "")
+	for _, im := range r.Imbalance {
+		used := ""
+		if im.Used {
+			used = "(this run)"
+		}
+		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.Cycles), used)
+	}
+	p.printf("\n")
+}
+
+func (r *Report) writeUnits(p *printer) {
+	if len(r.Units) == 0 {
+		return
+	}
+	p.row("busiest units", "utilization", "busy", "starved", "blocked")
+	for _, u := range Busiest(r.Units, topRows) {
+		p.row(u.Name, fmt.Sprintf("%.1f%%", 100*u.Utilization), group(u.Busy), group(u.Starved), group(u.Blocked))
+	}
+	p.printf("\n")
+	stalled := MostStalled(r.Units, topRows)
+	if len(stalled) == 0 {
+		return
+	}
+	p.row("most stalled units", "starved", "mostly on", "blocked", "mostly on")
+	for _, u := range stalled {
+		p.row(u.Name, group(u.Starved), orDash(u.StarvedOn), group(u.Blocked), orDash(u.BlockedOn))
+	}
+	p.printf("\n")
+}
+
+func (r *Report) writeFIFOs(p *printer) {
+	full := FullestFIFOs(r.FIFOs, topRows)
+	if len(full) == 0 {
+		if len(r.FIFOs) > 0 {
+			p.printf("no FIFO was ever full\n\n")
+		}
+		return
+	}
+	p.row("fullest FIFOs", "capacity", "max occupancy", "time full", "time empty")
+	for _, f := range full {
+		p.row(f.Name, strconv.Itoa(f.Capacity), strconv.Itoa(f.MaxOccupancy),
+			fmt.Sprintf("%.1f%%", 100*f.FullFraction), fmt.Sprintf("%.1f%%", 100*f.EmptyFraction))
+	}
+	p.printf("\n")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// group formats n with thousands separators.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func millions(n int64) string {
+	return fmt.Sprintf("%.3g M", float64(n)/1e6)
+}
+
+// fewer says how many times fewer the pruned count is.
+func fewer(c Counts) string {
+	if c.Pruned == 0 {
+		return "all pruned"
+	}
+	return fmt.Sprintf("%.2fx fewer", float64(c.Dense)/float64(c.Pruned))
+}
+
+// ratio says how much larger sim is than est.
+func ratio(sim, est int64) string {
+	if est == 0 {
+		return "n/a: the estimate is 0"
+	}
+	return fmt.Sprintf("%+.1f%% of it", 100*float64(sim-est)/float64(est))
+}
+
+func percent(part, whole int64) string {
+	if whole == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
+}
+
+func joinInts(xs []int, sep string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, sep)
+}
