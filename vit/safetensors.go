@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -49,7 +50,7 @@ func ReadSafetensors(r io.ReaderAt, size int64) ([]Tensor, map[string]string, er
 	for _, e := range entries {
 		raw := make([]byte, e.end-e.begin)
 		if _, err := r.ReadAt(raw, dataStart+e.begin); err != nil {
-			return nil, nil, fmt.Errorf("tensor %s: %w", e.name, err)
+			return nil, nil, fmt.Errorf("tensor %q: %w", e.name, err)
 		}
 		tensors = append(tensors, Tensor{Name: e.name, Shape: e.shape, Data: decodeFloats(raw, e.dtype)})
 	}
@@ -97,7 +98,7 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[strin
 		}
 		name := tok.(string) // object keys are always strings
 		if seen[name] {
-			return nil, nil, fmt.Errorf("tensor %s: listed twice", name)
+			return nil, nil, fmt.Errorf("tensor %q: listed twice", name)
 		}
 		seen[name] = true
 		if name == "__metadata__" {
@@ -113,16 +114,16 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[strin
 		}
 		var msg json.RawMessage
 		if err := dec.Decode(&msg); err != nil {
-			return nil, nil, fmt.Errorf("malformed JSON header: tensor %s: %w", name, err)
+			return nil, nil, fmt.Errorf("malformed JSON header: tensor %q: %w", name, err)
 		}
 		fields := json.NewDecoder(bytes.NewReader(msg))
 		fields.DisallowUnknownFields() // the format has no other fields
 		if err := fields.Decode(&raw); err != nil {
-			return nil, nil, fmt.Errorf("tensor %s: malformed entry: %w", name, err)
+			return nil, nil, fmt.Errorf("tensor %q: malformed entry: %w", name, err)
 		}
 		e, err := checkEntry(name, raw.Dtype, raw.Shape, raw.DataOffsets, dataLen)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tensor %s: %w", name, err)
+			return nil, nil, fmt.Errorf("tensor %q: %w", name, err)
 		}
 		entries = append(entries, e)
 	}
@@ -141,7 +142,7 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[strin
 			continue
 		}
 		if last != nil && e.begin < last.end {
-			return nil, nil, fmt.Errorf("tensor %s: bytes [%d, %d) overlap tensor %s [%d, %d)", e.name, e.begin, e.end, last.name, last.begin, last.end)
+			return nil, nil, fmt.Errorf("tensor %q: bytes [%d, %d) overlap tensor %q [%d, %d)", e.name, e.begin, e.end, last.name, last.begin, last.end)
 		}
 		last = e
 	}
@@ -152,7 +153,11 @@ func jsonErr(err error, tok json.Token) string {
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("unexpected %v", tok)
+	s := strconv.Quote(fmt.Sprint(tok))
+	if len(s) > 40 {
+		s = s[:37] + "..."
+	}
+	return "unexpected " + s
 }
 
 func checkEntry(name, dtype string, shape, offsets []int64, dataLen int64) (tensorEntry, error) {
@@ -252,7 +257,7 @@ func WriteSafetensors(w io.Writer, tensors []Tensor, meta map[string]string) err
 	var offset int64
 	for _, t := range tensors {
 		if seen[t.Name] {
-			return fmt.Errorf("tensor %s: name used twice", t.Name)
+			return fmt.Errorf("tensor %q: name used twice", t.Name)
 		}
 		seen[t.Name] = true
 		n := 1
@@ -260,7 +265,7 @@ func WriteSafetensors(w io.Writer, tensors []Tensor, meta map[string]string) err
 			n *= d
 		}
 		if n != len(t.Data) {
-			return fmt.Errorf("tensor %s: shape %v needs %d values, have %d", t.Name, t.Shape, n, len(t.Data))
+			return fmt.Errorf("tensor %q: shape %v needs %d values, have %d", t.Name, t.Shape, n, len(t.Data))
 		}
 		if hdr.Len() > 1 {
 			hdr.WriteByte(',')

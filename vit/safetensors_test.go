@@ -182,19 +182,19 @@ func TestReadSafetensorsBadHeaders(t *testing.T) {
 		{"malformed JSON", "malformed JSON header", rawSafetensors(`{"a":{"dtype":"F32",`, nil)},
 		{"not an object", "header is not a JSON object", rawSafetensors(`[1,2]`, nil)},
 		{"trailing data", "trailing data", rawSafetensors(`{} {}`, nil)},
-		{"duplicate", "tensor a: listed twice", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(2))},
-		{"unknown field", `tensor a: malformed entry: json: unknown field "offsets"`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"offsets":[0,4]}}`, f32(1))},
-		{"unknown dtype", `tensor a: unsupported dtype "I8"`, rawSafetensors(`{"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}}`, f32(1))},
-		{"F64 unsupported", `tensor a: unsupported dtype "F64"`, rawSafetensors(`{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}`, f32(2))},
-		{"out of range", "tensor a: data_offsets [0, 8) out of the data section [0, 4)", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f32(1))},
-		{"negative offset", "tensor a: data_offsets [-4, 0) out of", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}`, f32(1))},
-		{"reversed offsets", "tensor a: data_offsets [4, 0) out of", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}`, f32(1))},
-		{"one offset", "tensor a: data_offsets [0] must be [begin, end]", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}`, f32(1))},
-		{"overlap", "tensor b: bytes [4, 12) overlap tensor a [0, 8)", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, f32(3))},
-		{"size mismatch", "tensor a: shape [3] of F32 does not fit data_offsets [0, 8) (8 bytes)", rawSafetensors(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, f32(2))},
-		{"overflowing shape", "tensor a: shape [4096 4096 4096 4096 4096 4096] of F32 does not fit", rawSafetensors(`{"a":{"dtype":"F32","shape":[4096,4096,4096,4096,4096,4096],"data_offsets":[0,4096]}}`, f32(1024))},
-		{"dimension beyond file", "tensor a: impossible dimension 9223372036854775807", rawSafetensors(`{"a":{"dtype":"F32","shape":[9223372036854775807,0],"data_offsets":[0,0]}}`, nil)},
-		{"negative dimension", "tensor a: impossible dimension -2", rawSafetensors(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,0]}}`, nil)},
+		{"duplicate", "tensor \"a\": listed twice", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(2))},
+		{"unknown field", `tensor "a": malformed entry: json: unknown field "offsets"`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"offsets":[0,4]}}`, f32(1))},
+		{"unknown dtype", `tensor "a": unsupported dtype "I8"`, rawSafetensors(`{"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}}`, f32(1))},
+		{"F64 unsupported", `tensor "a": unsupported dtype "F64"`, rawSafetensors(`{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}`, f32(2))},
+		{"out of range", "tensor \"a\": data_offsets [0, 8) out of the data section [0, 4)", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f32(1))},
+		{"negative offset", "tensor \"a\": data_offsets [-4, 0) out of", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}`, f32(1))},
+		{"reversed offsets", "tensor \"a\": data_offsets [4, 0) out of", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}`, f32(1))},
+		{"one offset", "tensor \"a\": data_offsets [0] must be [begin, end]", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}`, f32(1))},
+		{"overlap", "tensor \"b\": bytes [4, 12) overlap tensor \"a\" [0, 8)", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, f32(3))},
+		{"size mismatch", "tensor \"a\": shape [3] of F32 does not fit data_offsets [0, 8) (8 bytes)", rawSafetensors(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, f32(2))},
+		{"overflowing shape", "tensor \"a\": shape [4096 4096 4096 4096 4096 4096] of F32 does not fit", rawSafetensors(`{"a":{"dtype":"F32","shape":[4096,4096,4096,4096,4096,4096],"data_offsets":[0,4096]}}`, f32(1024))},
+		{"dimension beyond file", "tensor \"a\": impossible dimension 9223372036854775807", rawSafetensors(`{"a":{"dtype":"F32","shape":[9223372036854775807,0],"data_offsets":[0,0]}}`, nil)},
+		{"negative dimension", "tensor \"a\": impossible dimension -2", rawSafetensors(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,0]}}`, nil)},
 		{"metadata not strings", "__metadata__ must map strings to strings", rawSafetensors(`{"__metadata__":{"a":1}}`, nil)},
 	}
 	for _, tt := range tests {
@@ -243,21 +243,21 @@ func TestLoadWeightsBadFiles(t *testing.T) {
 		file       []byte
 	}{
 		{"truncated", "header length", cfg, goodBytes[:4]},
-		{"truncated data", "tensor head.bias: data_offsets", cfg, goodBytes[:len(goodBytes)-10]},
-		{"missing tensor", "tensor blocks.3.mlp.fc2.weight: missing (timm layout, model mnist-tiny)", cfg, rewrite(func(ts []Tensor) []Tensor {
+		{"truncated data", "tensor \"head.bias\": data_offsets", cfg, goodBytes[:len(goodBytes)-10]},
+		{"missing tensor", "tensor \"blocks.3.mlp.fc2.weight\": missing (timm layout, model mnist-tiny)", cfg, rewrite(func(ts []Tensor) []Tensor {
 			i := index(ts, "blocks.3.mlp.fc2.weight")
 			return append(ts[:i], ts[i+1:]...)
 		})},
-		{"shape disagrees with config", "tensor cls_token: shape [1 1 64], model deit-tiny needs [1 1 192]", deitTiny, goodBytes},
-		{"transposed", "tensor blocks.0.mlp.fc1.weight: shape [64 256], model mnist-tiny needs [256 64]", cfg, rewrite(func(ts []Tensor) []Tensor {
+		{"shape disagrees with config", "tensor \"cls_token\": shape [1 1 64], model deit-tiny needs [1 1 192]", deitTiny, goodBytes},
+		{"transposed", "tensor \"blocks.0.mlp.fc1.weight\": shape [64 256], model mnist-tiny needs [256 64]", cfg, rewrite(func(ts []Tensor) []Tensor {
 			ts[index(ts, "blocks.0.mlp.fc1.weight")].Shape = []int{64, 256}
 			return ts
 		})},
-		{"NaN", "tensor blocks.1.attn.qkv.weight: NaN at index 17", cfg, rewrite(func(ts []Tensor) []Tensor {
+		{"NaN", "tensor \"blocks.1.attn.qkv.weight\": NaN at index 17", cfg, rewrite(func(ts []Tensor) []Tensor {
 			ts[index(ts, "blocks.1.attn.qkv.weight")].Data[17] = float32(math.NaN())
 			return ts
 		})},
-		{"Inf", "tensor norm.bias: infinity at index 0", cfg, rewrite(func(ts []Tensor) []Tensor {
+		{"Inf", "tensor \"norm.bias\": infinity at index 0", cfg, rewrite(func(ts []Tensor) []Tensor {
 			ts[index(ts, "norm.bias")].Data[0] = float32(math.Inf(-1))
 			return ts
 		})},

@@ -187,13 +187,13 @@ func LoadWeights(path string, cfg Config) (*Weights, map[string]string, error) {
 			t = byName[strings.TrimPrefix(ft.name, "cls_")]
 		}
 		if t == nil {
-			return fail(fmt.Errorf("tensor %s: missing (%s layout, model %s)", ft.name, layout, cfg.Name))
+			return fail(fmt.Errorf("tensor %q: missing (%s layout, model %s)", ft.name, layout, cfg.Name))
 		}
 		if !slices.Equal(t.Shape, ft.shape) {
-			return fail(fmt.Errorf("tensor %s: shape %v, model %s needs %v", t.Name, t.Shape, cfg.Name, ft.shape))
+			return fail(fmt.Errorf("tensor %q: shape %v, model %s needs %v", t.Name, t.Shape, cfg.Name, ft.shape))
 		}
 		if i := slices.IndexFunc(t.Data, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
-			return fail(fmt.Errorf("tensor %s: %w at index %d", t.Name, errNotFinite(t.Data[i]), i))
+			return fail(fmt.Errorf("tensor %q: %w at index %d", t.Name, errNotFinite(t.Data[i]), i))
 		}
 		ft.scatter(t.Data)
 	}
