@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	goruntime "runtime"
 	"sync/atomic"
 )
 
@@ -20,29 +19,38 @@ const (
 
 // actor is the shared part of an actor: what other goroutines may touch.
 type actor struct {
-	name    string
-	index   int
-	body    func(*Ctx) error
-	inputs  []*fifoBase
-	outputs []*fifoBase
-	wake    chan struct{} // one token: "something you wait for may have changed"
+	name     string
+	index    int
+	body     func(*Ctx) error
+	inputs   []*fifoBase
+	outputs  []*fifoBase
+	wake     chan struct{} // one token: "something you wait for may have changed"
+	parkedOn waitFor       // the current wait, for the watchdog (reused: no allocation)
 
-	_        [64]byte
-	state    atomic.Int32
-	parks    atomic.Uint64           // incremented on every park; lets the watchdog see progress
-	clock    atomic.Int64            // published local clock: a lower bound of the real one
-	watchers atomic.Int32            // readers waiting for this actor's clock to pass a threshold
-	waiting  atomic.Pointer[waitFor] // what the actor is parked on, for deadlock reports
+	_         [64]byte
+	cancelled atomic.Bool // the run is over: waits return ErrCancelled
+	state     atomic.Int32
+	parks     atomic.Uint64           // incremented on every park; lets the watchdog see progress
+	clock     atomic.Int64            // published local clock: a lower bound of the real one
+	watchers  atomic.Int32            // readers waiting for this actor's clock to pass a threshold
+	waiting   atomic.Pointer[waitFor] // what the actor is parked on, for deadlock reports
 }
 
 // wakeup unparks a if it is parked. Spurious wakeups are harmless: waits
 // re-check their condition.
 func (a *actor) wakeup() {
-	if a.state.CompareAndSwap(parked, running) {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
+	// The load first: a waker often calls this many times before the
+	// woken goroutine runs, and a failing CAS still costs a locked op.
+	if a.state.Load() == parked && a.state.CompareAndSwap(parked, running) {
+		a.signal()
+	}
+}
+
+// signal leaves a's wake token, unless one is already there.
+func (a *actor) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -67,7 +75,7 @@ type Ctx struct {
 	blocked []int64 // per output, in Writes order
 	labels  []LabelCycles
 	last    int // index in labels of the last Work label, a cache for loops
-	done    <-chan struct{}
+	spins   int // re-checks of a wait condition before parking
 	runCtx  context.Context
 	trace   *track // nil when not tracing
 }
@@ -164,8 +172,9 @@ func (w *waitFor) ready(c *Ctx) bool {
 	case waitData:
 		return w.f.tail.Load() > w.index || w.f.writerDone.Load()
 	case waitPeekAt:
-		return w.f.tail.Load() > w.index || w.f.writerDone.Load() ||
-			w.f.writer.clock.Load() > w.at-w.f.latency
+		// The clock first: see selectDecide.
+		clock := w.f.writer.clock.Load()
+		return w.f.tail.Load() > w.index || clock > w.at-w.f.latency
 	default:
 		_, final, _ := selectDecide(c, w.inputs)
 		return final
@@ -194,45 +203,36 @@ func (w *waitFor) arm(c *Ctx, on bool) {
 	}
 }
 
-// spins is how many times a waiter re-checks before parking. A short spin
-// catches the other side when it is running on another core; beyond that,
-// parking frees the core for it.
-const spins = 50
-
 // wait blocks until w is ready or the run is cancelled.
 func (c *Ctx) wait(w *waitFor) error {
-	for i := range spins {
+	for range c.spins {
 		if w.ready(c) {
 			return nil
-		}
-		if i >= 10 {
-			goruntime.Gosched()
 		}
 	}
 	a := c.a
-	a.waiting.Store(w)
+	a.parkedOn = *w
+	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
+	a.waiting.Store(pw)
 	defer a.waiting.Store(nil)
 	for {
-		w.arm(c, true)
-		a.state.Store(parked)
+		// The park count goes up before arming, so that a neighbour that
+		// sees the arm also sees a new park (see wakeReader).
 		a.parks.Add(1)
+		pw.arm(c, true)
+		a.state.Store(parked)
 		a.publish(c.now) // readers may be waiting for this clock
-		if w.ready(c) {
-			a.state.Store(running)
-			w.arm(c, false)
-			return nil
-		}
-		select {
-		case <-a.wake:
-		case <-c.done:
-			a.state.Store(running)
-			w.arm(c, false)
-			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
+		ready := pw.ready(c)
+		if !ready && !a.cancelled.Load() {
+			<-a.wake // from a neighbour, or from cancel
 		}
 		a.state.Store(running)
-		w.arm(c, false)
-		if w.ready(c) {
+		pw.arm(c, false)
+		if ready || pw.ready(c) {
 			return nil
+		}
+		if a.cancelled.Load() {
+			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -47,13 +48,20 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 			f.trace = t
 		}
 	}
+	// With one P the other side cannot run while we spin: park at once.
+	// Otherwise a short spin catches a writer or reader running on another
+	// core, and parking beyond that frees the core for it.
+	spins := 0
+	if goruntime.GOMAXPROCS(0) > 1 {
+		spins = spinChecks
+	}
 	ctxs := make([]*Ctx, len(g.actors))
 	for i, a := range g.actors {
 		ctxs[i] = &Ctx{
 			a:       a,
 			starved: make([]int64, len(a.inputs)),
 			blocked: make([]int64, len(a.outputs)),
-			done:    runCtx.Done(),
+			spins:   spins,
 			runCtx:  runCtx,
 		}
 		if actorTracks != nil {
@@ -120,6 +128,10 @@ func runActor(c *Ctx) (err error) {
 	return nil
 }
 
+// spinChecks is how often a waiter re-checks before parking when there is
+// more than one P.
+var spinChecks = 100
+
 // watchdogPeriod and watchdogRounds set deadlock detection: every unfinished
 // actor parked, with no park in between, for watchdogRounds checks in a row
 // (300 ms). Checking more than once rules out an actor that has just been
@@ -138,6 +150,12 @@ func (g *Graph) watchdog(ctx context.Context, allDone <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Wake every waiter so that it sees the cancellation; parking
+			// on a bare channel keeps the common path free of select.
+			for _, a := range g.actors {
+				a.cancelled.Store(true)
+				a.signal()
+			}
 			return nil
 		case <-allDone:
 			return nil
