@@ -53,8 +53,8 @@ type Report struct {
 
 	// CyclesTotal is the simulated time of all images, one after another.
 	CyclesTotal int64 `json:"cycles_total,omitempty"`
-	// CyclesPerImage is CyclesTotal / Images, rounded up.
-	CyclesPerImage    int64   `json:"cycles_per_image,omitempty"`
+	// CyclesPerImage is CyclesTotal / Images.
+	CyclesPerImage    float64 `json:"cycles_per_image,omitempty"`
 	LatencyUSPerImage float64 `json:"latency_us_per_image,omitempty"`
 	// ImagesPerSecond is the throughput at the simulated clock.
 	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
@@ -63,14 +63,18 @@ type Report struct {
 	EstimatorCyclesPerImage int64   `json:"estimator_cycles_per_image"`
 	EstimatorUSPerImage     float64 `json:"estimator_us_per_image"`
 
-	// Layers break down image 0 layer by layer.
-	Layers []Layer `json:"layers"`
+	// Layers break down image 0 layer by layer; EmbedCycles and
+	// ClassifyCycles are its patch embedding and classifier stages.
+	Layers         []Layer `json:"layers"`
+	EmbedCycles    int64   `json:"embed_cycles,omitempty"`
+	ClassifyCycles int64   `json:"classify_cycles,omitempty"`
 	// Units and FIFOs are the runtime statistics of the simulated accelerator.
 	Units []Unit `json:"units,omitempty"`
 	FIFOs []FIFO `json:"fifos,omitempty"`
 	// Imbalance is the PE load imbalance of image 0 under each policy.
 	Imbalance []Imbalance `json:"imbalance,omitempty"`
-	// Gap decomposes CyclesPerImage - EstimatorCyclesPerImage by cause.
+	// Gap decomposes the simulated cycles minus the estimator's by cause,
+	// over all images.
 	Gap []GapCause `json:"gap,omitempty"`
 
 	// MACs counts one image's multiply-accumulates as PAPER.md section 5
@@ -106,16 +110,36 @@ type Layer struct {
 	Cycles    int64 `json:"cycles,omitempty"`
 	// EstimatorCycles is the analytical estimate of the layer.
 	EstimatorCycles int64 `json:"estimator_cycles"`
-	// Ops are in execution order.
+	// PEImbalance is the busiest PE's work over the mean PE's, summed over
+	// the layer's MPCA ops, under the policy that ran (1 is perfect).
+	PEImbalance float64 `json:"pe_imbalance,omitempty"`
+	// Ops are the MPCA ops and then the other stages, each in execution order.
 	Ops []Op `json:"ops"`
 }
 
-// Op is the cost of one operation of a layer, e.g. "q" or "softmax".
+// Op is the cost of one operation of a layer: an MPCA op such as "q" or
+// "fc1", or a stage of another unit such as "softmax" or "tokendrop".
 type Op struct {
-	Name            string `json:"name"`
+	Name string `json:"name"`
+	// Kind is KindMPCA, KindSFU or KindTokenDrop.
+	Kind            string `json:"kind"`
 	Cycles          int64  `json:"cycles,omitempty"`
 	EstimatorCycles int64  `json:"estimator_cycles"`
+	// Compute (the busiest PE's work, or a unit's own work), Memory (waiting
+	// for weights) and Latency (FIFO hand-over) add up to Cycles.
+	Compute int64 `json:"compute,omitempty"`
+	Memory  int64 `json:"memory,omitempty"`
+	Latency int64 `json:"latency,omitempty"`
+	// PEImbalance is max/mean PE load of an MPCA op under the policy that ran.
+	PEImbalance float64 `json:"pe_imbalance,omitempty"`
 }
+
+// The kinds of Op.
+const (
+	KindMPCA      = "mpca"      // a product on the compute array
+	KindSFU       = "sfu"       // a special-function unit: LayerNorm, softmax, GELU, residual add
+	KindTokenDrop = "tokendrop" // the token dropping module
+)
 
 // Unit is one hardware unit (an actor) of the simulated accelerator.
 type Unit struct {
@@ -147,10 +171,12 @@ type FIFO struct {
 // busiest PE's work over the mean, over the whole image (1 is perfect).
 type Imbalance struct {
 	Policy string `json:"policy"`
-	// MaxOverMean is the cycle-weighted max/mean PE load over the block-sparse ops.
+	// MaxOverMean is the busiest PE's work over the mean PE's, summed over
+	// every MPCA op of image 0.
 	MaxOverMean float64 `json:"max_over_mean"`
-	// Cycles is what the block-sparse ops cost under this policy.
-	Cycles int64 `json:"cycles"`
+	// ComputeCycles is the busiest PE's work summed over those ops: the
+	// MPCA's compute time under this policy.
+	ComputeCycles int64 `json:"compute_cycles"`
 	// Used marks the policy the run simulated.
 	Used bool `json:"used"`
 }
@@ -158,8 +184,10 @@ type Imbalance struct {
 // GapCause is one part of the difference between the simulated cycles and
 // the estimator's; the parts add up to the whole gap.
 type GapCause struct {
-	Cause  string `json:"cause"`
-	Cycles int64  `json:"cycles"`
+	Cause string `json:"cause"`
+	// Cycles is the part over all images; PerImage is Cycles / Images.
+	Cycles   int64   `json:"cycles"`
+	PerImage float64 `json:"per_image"`
 }
 
 // Counts is a dense count beside the pruned one.

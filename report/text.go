@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -136,87 +137,94 @@ func (r *Report) writeLatency(p *printer) {
 		p.printf("\n")
 		return
 	}
-	p.row("latency", fmt.Sprintf("%s cycles/image = %.2f us at %g MHz; %s images/s; %s cycles for %d images",
-		group(r.CyclesPerImage), r.LatencyUSPerImage, r.ClockMHz, group(int64(r.ImagesPerSecond+0.5)), group(r.CyclesTotal), r.Images))
-	p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us (simulated is %s)",
-		group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage, ratio(r.CyclesPerImage, r.EstimatorCyclesPerImage)))
+	p.row("latency", fmt.Sprintf("%s cycles/image = %.2f us at %g MHz, %s images/s (%s cycles for %d images)",
+		groupf(r.CyclesPerImage), r.LatencyUSPerImage, r.ClockMHz, groupf(r.ImagesPerSecond), group(r.CyclesTotal), r.Images))
+	p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us; simulated is %s",
+		group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage, ratio(r.CyclesPerImage, float64(r.EstimatorCyclesPerImage))))
 	p.printf("\n")
 	if len(r.Gap) == 0 {
 		return
 	}
-	gap := r.CyclesPerImage - r.EstimatorCyclesPerImage
-	p.row("gap to estimator", "cycles/image", "share")
+	var gap int64
 	for _, g := range r.Gap {
-		p.row(g.Cause, group(g.Cycles), percent(g.Cycles, gap))
+		gap += g.Cycles
 	}
-	p.row("total", group(gap), "")
+	p.row("gap to the estimator", "cycles/image", "share")
+	for _, g := range r.Gap {
+		p.row(g.Cause, groupf(g.PerImage), percent(g.Cycles, gap))
+	}
+	p.row("total", groupf(float64(gap)/float64(max(r.Images, 1))), "")
 	p.printf("\n")
 }
 
 // writeLayers prints image 0's cycles per layer and op: a "sim" line and an
-// "est" line per layer, ops as columns in the order they first appear.
+// "est" line per layer, ops as columns in the order they first appear, the
+// special-function stages summed in one "sfu" column.
 func (r *Report) writeLayers(p *printer) {
 	if len(r.Layers) == 0 {
 		return
 	}
-	var ops []string
+	var cols []string
 	seen := map[string]bool{}
 	for _, l := range r.Layers {
 		for _, o := range l.Ops {
-			if !seen[o.Name] {
-				seen[o.Name] = true
-				ops = append(ops, o.Name)
+			if c := o.column(); !seen[c] {
+				seen[c] = true
+				cols = append(cols, c)
 			}
 		}
 	}
 	if r.Reference {
 		p.printf("estimated cycles of image 0 per layer and op\n")
+		p.row(append([]string{"layer", "tokens", "heads", "total"}, cols...)...)
 	} else {
-		p.printf("cycles of image 0 per layer and op: simulated (sim) beside the estimator (est)\n")
+		p.printf("cycles of image 0 per layer and op: simulated (sim) and estimated (est); sfu = LayerNorm, softmax, GELU, residual units\n")
+		p.row(append([]string{"layer", "tokens", "heads", "PE max/mean", "", "total"}, cols...)...)
 	}
-	p.row(append([]string{"layer", "tokens", "heads", "", "total"}, ops...)...)
 	for _, l := range r.Layers {
-		est := []string{strconv.Itoa(l.Index), fmt.Sprintf("%d->%d", l.TokensIn, l.TokensOut), strconv.Itoa(l.HeadsKept), "est", group(l.EstimatorCycles)}
-		sim := []string{"", "", "", "sim", group(l.Cycles)}
-		for _, name := range ops {
-			o, ok := l.op(name)
-			if !ok {
-				est, sim = append(est, "-"), append(sim, "-")
-				continue
-			}
-			est = append(est, group(o.EstimatorCycles))
-			sim = append(sim, group(o.Cycles))
+		sim, est := map[string]int64{}, map[string]int64{}
+		for _, o := range l.Ops {
+			sim[o.column()] += o.Cycles
+			est[o.column()] += o.EstimatorCycles
 		}
-		if !r.Reference {
-			sim[0], sim[1], sim[2] = est[0], est[1], est[2]
-			est[0], est[1], est[2] = "", "", ""
-			p.row(sim...)
+		first := []string{strconv.Itoa(l.Index), fmt.Sprintf("%d->%d", l.TokensIn, l.TokensOut), strconv.Itoa(l.HeadsKept)}
+		if r.Reference {
+			p.row(append(first, cells(l.EstimatorCycles, cols, est)...)...)
+			continue
 		}
-		p.row(est...)
+		p.row(append(append(first, fmt.Sprintf("%.3f", l.PEImbalance), "sim"), cells(l.Cycles, cols, sim)...)...)
+		p.row(append([]string{"", "", "", "", "est"}, cells(l.EstimatorCycles, cols, est)...)...)
 	}
 	p.printf("\n")
 }
 
-func (l Layer) op(name string) (Op, bool) {
-	for _, o := range l.Ops {
-		if o.Name == name {
-			return o, true
-		}
+// column is the text table column an op is shown in.
+func (o Op) column() string {
+	if o.Kind == KindSFU {
+		return "sfu"
 	}
-	return Op{}, false
+	return o.Name
+}
+
+func cells(total int64, cols []string, byCol map[string]int64) []string {
+	out := []string{group(total)}
+	for _, c := range cols {
+		out = append(out, group(byCol[c]))
+	}
+	return out
 }
 
 func (r *Report) writeImbalance(p *printer) {
 	if len(r.Imbalance) == 0 {
 		return
 	}
-	p.row("PE balance", "max/mean load", "block-sparse cycles", "")
+	p.row("PE balance (image 0)", "max/mean load", "MPCA compute cycles", "")
 	for _, im := range r.Imbalance {
 		used := ""
 		if im.Used {
-			used = "(this run)"
+			used = "<- this run"
 		}
-		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.Cycles), used)
+		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.ComputeCycles), used)
 	}
 	p.printf("\n")
 }
@@ -264,6 +272,15 @@ func orDash(s string) string {
 	return s
 }
 
+// groupf formats x rounded to an integer, or with one decimal below 100,
+// with thousands separators.
+func groupf(x float64) string {
+	if x > -100 && x < 100 && x != float64(int64(x)) {
+		return fmt.Sprintf("%.1f", x)
+	}
+	return group(int64(math.Round(x)))
+}
+
 // group formats n with thousands separators.
 func group(n int64) string {
 	s := strconv.FormatInt(n, 10)
@@ -297,11 +314,11 @@ func fewer(c Counts) string {
 }
 
 // ratio says how much larger sim is than est.
-func ratio(sim, est int64) string {
+func ratio(sim, est float64) string {
 	if est == 0 {
-		return "n/a: the estimate is 0"
+		return "n/a (the estimate is 0)"
 	}
-	return fmt.Sprintf("%+.1f%% of it", 100*float64(sim-est)/float64(est))
+	return fmt.Sprintf("%.3fx it (%+.1f%%)", sim/est, 100*(sim-est)/est)
 }
 
 func percent(part, whole int64) string {

@@ -94,7 +94,7 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 		rl := report.Layer{Index: l.Index, TokensIn: l.TokensIn, TokensOut: l.TokensOut,
 			HeadsKept: l.HeadsKept, EstimatorCycles: l.Cycles}
 		for _, o := range l.Ops {
-			rl.Ops = append(rl.Ops, report.Op{Name: o.Op.String(), EstimatorCycles: o.Cycles})
+			rl.Ops = append(rl.Ops, report.Op{Name: o.Op.String(), Kind: report.KindMPCA, EstimatorCycles: o.Cycles})
 		}
 		rep.Layers = append(rep.Layers, rl)
 	}
