@@ -46,8 +46,12 @@ func (p *printer) printf(format string, args ...any) {
 	}
 }
 
-// row prints cells separated by tabs, ending the line.
+// row prints cells separated by tabs, ending the line; trailing empty cells
+// are dropped so that no line ends in padding.
 func (p *printer) row(cells ...string) {
+	for len(cells) > 0 && cells[len(cells)-1] == "" {
+		cells = cells[:len(cells)-1]
+	}
 	p.printf("%s\n", strings.Join(cells, "\t"))
 }
 
@@ -88,7 +92,7 @@ func (r *Report) writeSummary(p *printer) {
 		p.row("run", "reference forward pass only (-reference): no accelerator simulated")
 		p.row("estimator", fmt.Sprintf("analytical, for topology %s at %g MHz", r.Topology, r.ClockMHz))
 	} else {
-		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s balance, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
+		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s load balancing, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
 	}
 	p.row("inputs", fmt.Sprintf("%d %s", r.Images, r.Inputs))
 	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), PAPER.md section 5 count; attention products %s of %s",
@@ -100,7 +104,7 @@ func (r *Report) writeSummary(p *printer) {
 func (r *Report) writeImages(p *printer) {
 	labelled := len(r.Labels) == len(r.Top1)
 	if labelled {
-		p.row("image", "label", "top1")
+		p.row("image", "label", "top1", "result")
 	} else {
 		p.row("image", "top1")
 	}
