@@ -188,7 +188,7 @@ func checkIDXHeader(name string, magic uint32) error {
 	return nil
 }
 
-// MNISTPixels preprocesses one MNIST digit for cfg: intensities scaled to
+// MNISTPixels preprocesses one 28×28 MNIST digit (as Set.Get returns it) for cfg: intensities scaled to
 // [0, 1] (255 = ink), resized and cropped like any image if cfg is not 28×28,
 // normalised with cfg.Mean/Std, in CHW layout.
 func MNISTPixels(img GoMNIST.RawImage, cfg Config) []float32 {
