@@ -490,3 +490,77 @@ func TestCountParamsDense(t *testing.T) {
 	}
 	assert.Equal(t, stored, n)
 }
+
+func TestCompact(t *testing.T) {
+	cfg := mustPreset(t, "mnist-tiny")
+	w := RandomWeights(cfg, 4)
+	for _, block := range []int{8, 16} {
+		p := randomPruning(cfg, block, 1, nil, uint64(block))
+		c, err := w.Compact(p)
+		require.NoError(t, err)
+		d, hd, nb := cfg.Dim, cfg.HeadDim(), cfg.Dim/block
+		for l, L := range c.Layers {
+			m, src := p.Layers[l], w.Layers[l]
+			wk := hd * len(L.Heads)
+			kb := wk / block
+			for h := range cfg.Heads {
+				assert.Equal(t, m.HeadKept(cfg, block, h), slices.Contains(L.Heads, h), "layer %d head %d", l, h)
+			}
+			for _, mat := range []struct {
+				name     string
+				got, src []float32
+				mask     []bool
+				gotMask  []bool
+			}{{"Q", L.QW, src.QW, m.Q, L.QMask}, {"K", L.KW, src.KW, m.K, L.KMask}, {"V", L.VW, src.VW, m.V, L.VMask}} {
+				require.Len(t, mat.got, d*wk)
+				require.Len(t, mat.gotMask, nb*kb)
+				for i := range d {
+					for j := range wk {
+						col := L.Heads[j/hd]*hd + j%hd
+						kept := mat.mask[(i/block)*nb+col/block]
+						require.Equal(t, kept, mat.gotMask[(i/block)*kb+j/block], "%s mask layer %d", mat.name, l)
+						want := float32(0)
+						if kept {
+							want = mat.src[i*d+col]
+						}
+						require.Equal(t, want, mat.got[i*wk+j], "%s layer %d (%d,%d)", mat.name, l, i, j)
+					}
+				}
+			}
+			require.Len(t, L.ProjW, wk*d)
+			for j := range wk {
+				row := L.Heads[j/hd]*hd + j%hd
+				for i := range d {
+					kept := m.Proj[(row/block)*nb+i/block]
+					require.Equal(t, kept, L.ProjMask[(j/block)*nb+i/block])
+					want := float32(0)
+					if kept {
+						want = src.ProjW[row*d+i]
+					}
+					require.Equal(t, want, L.ProjW[j*d+i])
+				}
+			}
+			for j, h := range L.Heads {
+				assert.Equal(t, src.QB[h*hd:(h+1)*hd], L.QB[j*hd:(j+1)*hd])
+				assert.Equal(t, src.VB[h*hd:(h+1)*hd], L.VB[j*hd:(j+1)*hd])
+			}
+			kn := len(L.Neurons)
+			for j, n := range L.Neurons {
+				require.True(t, m.Neurons[n])
+				assert.Equal(t, src.FC1B[n], L.FC1B[j])
+				assert.Equal(t, src.FC2W[n*d:(n+1)*d], L.FC2W[j*d:(j+1)*d])
+				for i := range d {
+					require.Equal(t, src.FC1W[i*cfg.MLPHidden+n], L.FC1W[i*kn+j])
+				}
+			}
+			trues := 0
+			for _, k := range m.Neurons {
+				if k {
+					trues++
+				}
+			}
+			assert.Equal(t, trues, kn, "every kept neuron, ascending")
+			assert.True(t, slices.IsSorted(L.Neurons))
+		}
+	}
+}
