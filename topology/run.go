@@ -2,7 +2,7 @@ package topology
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 
 	"vitflow/runtime"
@@ -33,9 +33,11 @@ type SimInput struct {
 
 // SimResult is everything a simulated run measured.
 type SimResult struct {
-	// Desc is the accelerator that ran; Block the tile side b.
-	Desc  Description
-	Block int
+	// Desc is the accelerator that ran; Block the tile side b; Policy the
+	// load-balancing policy that ran (ideal in ideal fidelity).
+	Desc   Description
+	Block  int
+	Policy Policy
 	// Images holds one result per input image, in order.
 	Images []ImageResult
 	// Cycles is the whole batch's makespan; CyclesPerImage is Cycles / len(Images).
@@ -168,12 +170,98 @@ func (g *Gap) add(o Gap) {
 // Simulate runs in.Images through the accelerator in.Desc executing the
 // model in.Weights pruned by in.Pruning: every unit is an actor of the
 // runtime that computes its real part of the inference with kernels and
-// charges cycles from its cost model. It validates its input first (every
-// error names what is wrong) and fails fast, naming the failing unit, if a
-// unit fails or ctx ends.
+// charges cycles from its cost model (package actors). It validates its
+// input first (every error names what is wrong) and fails fast, naming the
+// failing unit, if a unit fails or ctx ends.
+//
+// In ideal fidelity the policy is ideal whatever Desc.Balance says, weights
+// are on chip and the special-function units, token dropping, patch
+// embedding and classifier cost nothing, so that an image takes the
+// estimator's cycles plus the FIFO latency of handing each stage to its unit
+// and back (Gap.Latency).
 func Simulate(ctx context.Context, in SimInput) (*SimResult, error) {
+	return simulate(ctx, in, nil)
+}
+
+// simulate is Simulate with a hook that may replace a unit's body (tests).
+func simulate(ctx context.Context, in SimInput, wrap func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error) (*SimResult, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	m, err := build(in)
+	if err != nil {
 		return nil, err
 	}
-	return nil, errors.New("simulate: not built yet")
+	for _, u := range m.units {
+		body := u.body
+		if wrap != nil {
+			body = wrap(u.name, body)
+		}
+		m.graph.AddActor(u.name, body, u.opts...)
+	}
+	stats, err := m.graph.Run(ctx, runtime.Options{Trace: in.Trace, ClockMHz: in.Desc.ClockMHz, MaxTraceEvents: in.MaxTraceEvents})
+	if err != nil {
+		return nil, fmt.Errorf("simulate %s on %s: %w", in.Weights.Config.Name, in.Desc.Name, err)
+	}
+	return m.result(in, stats), nil
+}
+
+// result assembles the controller's records and the runtime's statistics.
+func (m *machine) result(in SimInput, stats *runtime.Stats) *SimResult {
+	r := &SimResult{Desc: in.Desc, Block: m.block, Policy: m.policy, Estimate: m.estimate, Stats: stats,
+		Cycles: stats.Makespan, Images: make([]ImageResult, len(m.controller.Records))}
+	r.CyclesPerImage = float64(r.Cycles) / float64(len(in.Images))
+	for i, rec := range m.controller.Records {
+		img := ImageResult{Logits: rec.Logits, Top1: argmax(rec.Logits), Start: rec.Start, End: rec.End,
+			Cycles: rec.End - rec.Start, Embed: rec.Embed.Cycles, Classify: rec.Classify.Cycles,
+			Layers: make([]LayerResult, len(rec.Layers))}
+		gap := &img.Gap
+		gap.EmbedClassify = rec.Embed.Work + rec.Classify.Work
+		gap.Latency = rec.Embed.Latency + rec.Classify.Latency
+		for l, lr := range rec.Layers {
+			e := m.estimate.Layers[l]
+			out := LayerResult{Index: l, TokensIn: lr.TokensIn, TokensOut: lr.TokensOut, HeadsKept: e.HeadsKept,
+				Hidden: e.Hidden, Cycles: lr.End - lr.Start, Estimate: e.Cycles, Ops: make([]OpResult, len(Ops))}
+			for k, op := range Ops {
+				or := lr.Ops[k]
+				plan := &m.schedule.Layers[l][k]
+				res := OpResult{Op: op, Mapping: e.Op(op).Mapping, Cycles: or.Cycles, Estimate: e.Op(op).Cycles,
+					Compute: or.Compute, Memory: or.Memory, Latency: or.Latency}
+				for pol, name := range []Policy{PolicyIdeal, PolicyStatic, PolicyBalanced} {
+					pl := PELoad{Policy: name, Max: plan.Loads[pol].Max, Mean: plan.Loads[pol].Mean}
+					res.Loads = append(res.Loads, pl)
+					if name == m.policy {
+						res.Load = pl
+					}
+				}
+				gap.Imbalance += or.Compute - res.Estimate
+				gap.Memory += or.Memory
+				gap.Latency += or.Latency
+				out.Ops[k] = res
+			}
+			for _, s := range lr.Stages {
+				out.Stages = append(out.Stages, StageResult{Name: s.Name, Cycles: s.Cycles, Work: s.Work, Latency: s.Latency})
+				if s.Name == "tokendrop" {
+					gap.TokenDrop += s.Work
+				} else {
+					gap.SFU += s.Work
+				}
+				gap.Latency += s.Latency
+			}
+			img.Layers[l] = out
+		}
+		r.Gap.add(img.Gap)
+		r.Images[i] = img
+	}
+	return r
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }
