@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"image"
 	"image/color"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"vitflow/prune"
 	"vitflow/report"
@@ -246,4 +248,37 @@ func TestSameJSONUnderGOMAXPROCS1And2(t *testing.T) {
 		outputs = append(outputs, stdout)
 	}
 	assert.Equal(t, outputs[0], outputs[1])
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// panicWriter stands for a bug anywhere in the run.
+type panicWriter struct{}
+
+func (panicWriter) Write([]byte) (int, error) { panic("boom\nwith a second line") }
+
+func TestPanicEndsInOneLine(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"-reference", "-image", pngFile(t)}, panicWriter{}, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "run: internal error: tabwriter: panic during Write (boom with a second line)\n", stderr.String())
+}
+
+// FuzzParseFlags checks that any command line either parses or fails with a
+// one-line usage error.
+func FuzzParseFlags(f *testing.F) {
+	for _, args := range []string{"-td 0,1,2", "-keep 0.7 -density 0.5", "-model deit-small -block 32", "-td 1,,2",
+		"-images -3", "-balance static", "-keep 1e309", "-td 99999999999999999999", "-image", "--json x"} {
+		f.Add(args)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		_, err := parseFlags(strings.Fields(line))
+		if err == nil || errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		assert.True(t, errors.As(err, new(usageError)), "%q: %v is not a usage error", line, err)
+		assert.NotContains(t, oneLine(err.Error()), "\n")
+	})
 }
