@@ -142,48 +142,35 @@ func withKernel(kern *microKernel) func(transA, transB bool, m, n, k int, alpha 
 	}
 }
 
-// kernelsUnderTest are the GEMM paths this machine can run: portable always.
+// kernelsUnderTest are the GEMM paths this machine can run: portable always,
+// and every SIMD micro-kernel the CPU supports, not only the chosen one.
 func kernelsUnderTest() map[string]*microKernel {
-	ks := map[string]*microKernel{"portable": nil}
-	if fastGemm != nil {
-		ks[fmt.Sprintf("simd%dx%d", fastGemm.mr, fastGemm.nr)] = fastGemm
-	}
-	if hasAVX512 {
-		ks["avx2-6x16"] = &microKernel{mr: 6, nr: 16, run: gemmKernel6x16}
-	}
+	ks := simdGemmKernels()
+	ks["portable"] = nil
 	return ks
 }
 
-func TestGemmAgainstFloat64(t *testing.T) {
-	for name, kern := range kernelsUnderTest() {
-		for _, tc := range gemmCases() {
-			t.Run(name+"/"+tc.String(), func(t *testing.T) {
-				want, scale := tc.reference()
-				got := tc.run(withKernel(kern))
+// TestGemm checks every GEMM path against the float64 reference, and each
+// SIMD path directly against the portable one, on odd and DeiT-S shapes with
+// every transpose combination.
+func TestGemm(t *testing.T) {
+	for _, tc := range gemmCases() {
+		t.Run(tc.String(), func(t *testing.T) {
+			want, scale := tc.reference()
+			portable := tc.run(withKernel(nil))
+			for name, kern := range kernelsUnderTest() {
+				got := portable
+				if kern != nil {
+					got = tc.run(withKernel(kern))
+				}
 				for i := range want {
 					tol := float32Tol(tc.k, scale[i])
 					if math.Abs(got[i]-want[i]) > tol {
-						require.InDeltaf(t, want[i], got[i], tol, "element %d (row %d col %d)", i, i/max(tc.n, 1), i%max(tc.n, 1))
+						require.InDeltaf(t, want[i], got[i], tol, "%s: element %d (row %d col %d)", name, i, i/max(tc.n, 1), i%max(tc.n, 1))
 					}
-				}
-			})
-		}
-	}
-}
-
-// TestGemmFastMatchesPortable compares the SIMD path with the portable one
-// directly, on odd and DeiT-S shapes with every transpose combination.
-func TestGemmFastMatchesPortable(t *testing.T) {
-	if fastGemm == nil {
-		t.Skip("no SIMD GEMM on this CPU")
-	}
-	for _, tc := range gemmCases() {
-		t.Run(tc.String(), func(t *testing.T) {
-			_, scale := tc.reference()
-			fast, portable := tc.run(withKernel(fastGemm)), tc.run(withKernel(nil))
-			for i := range fast {
-				if tol := 2 * float32Tol(tc.k, scale[i]); math.Abs(fast[i]-portable[i]) > tol {
-					require.InDeltaf(t, portable[i], fast[i], tol, "element %d", i)
+					if math.Abs(got[i]-portable[i]) > 2*tol {
+						require.InDeltaf(t, portable[i], got[i], 2*tol, "%s against portable: element %d", name, i)
+					}
 				}
 			}
 		})

@@ -46,39 +46,38 @@ func zeroDropped(w []float32, s *BlockSparse) []float32 {
 
 func TestBlockSparseMatMul(t *testing.T) {
 	for _, b := range []int{8, 16, 32} {
-		for name, kern := range blockKernelsUnderTest(b) {
-			for _, tc := range []struct {
-				m, rows, cols int
-				density       float64
-			}{
-				{1, 2 * b, 3 * b, 0.5}, {7, 3 * b, 2 * b, 0.5}, {8, 2 * b, 2 * b, 1}, {12, 4 * b, 3 * b, 0.6},
-				{13, 5 * b, 2 * b, 0.3}, {197, 384, 384, 0.5}, {198, 384, 384, 0.25}, {197, 384, 512, 1},
-				{20, 4 * b, 4 * b, 0},
-			} {
-				t.Run(fmt.Sprintf("b=%d/%s/m=%d/%dx%d/d=%g", b, name, tc.m, tc.rows, tc.cols, tc.density), func(t *testing.T) {
-					rng := rand.New(rand.NewPCG(uint64(b*tc.m), uint64(tc.rows+tc.cols)))
-					w := randSlice(rng, tc.rows*tc.cols)
-					a := randSlice(rng, tc.m*tc.rows)
-					s := packRandom(t, rng, w, tc.rows, tc.cols, b, tc.density)
-					dense := zeroDropped(w, s)
-					want, scale := gemmRef(false, false, tc.m, tc.cols, tc.rows, 1, a, tc.rows, dense, tc.cols, 0, make([]float32, tc.m*tc.cols), tc.cols)
+		for _, tc := range []struct {
+			m, rows, cols int
+			density       float64
+		}{
+			{1, 2 * b, 3 * b, 0.5}, {7, 3 * b, 2 * b, 0.5}, {8, 2 * b, 2 * b, 1}, {12, 4 * b, 3 * b, 0.6},
+			{13, 5 * b, 2 * b, 0.3}, {197, 384, 384, 0.5}, {198, 384, 256, 0.25}, {197, 384, 512, 1},
+			{20, 4 * b, 4 * b, 0},
+		} {
+			t.Run(fmt.Sprintf("b=%d/m=%d/%dx%d/d=%g", b, tc.m, tc.rows, tc.cols, tc.density), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(b*tc.m), uint64(tc.rows+tc.cols)))
+				w := randSlice(rng, tc.rows*tc.cols)
+				a := randSlice(rng, tc.m*tc.rows)
+				s := packRandom(t, rng, w, tc.rows, tc.cols, b, tc.density)
+				dense := zeroDropped(w, s)
+				want, scale := gemmRef(false, false, tc.m, tc.cols, tc.rows, 1, a, tc.rows, dense, tc.cols, 0, make([]float32, tc.m*tc.cols), tc.cols)
+				// The same product through the dense GEMM on the zeroed matrix.
+				viaGemm := make([]float32, tc.m*tc.cols)
+				MatMul(viaGemm, a, dense, tc.m, tc.rows, tc.cols)
+				for name, kern := range blockKernelsUnderTest(b) {
 					got := randSlice(rng, tc.m*tc.cols) // MatMul must overwrite C
 					s.matMul(kern, got, a, tc.m)
 					for i := range want {
-						if tol := float32Tol(tc.rows, scale[i]); math.Abs(float64(got[i])-want[i]) > tol {
-							require.InDeltaf(t, want[i], got[i], tol, "element %d", i)
+						tol := float32Tol(tc.rows, scale[i])
+						if math.Abs(float64(got[i])-want[i]) > tol {
+							require.InDeltaf(t, want[i], got[i], tol, "%s: element %d", name, i)
+						}
+						if math.Abs(float64(got[i]-viaGemm[i])) > 2*tol {
+							require.InDeltaf(t, viaGemm[i], got[i], 2*tol, "%s: element %d against dense GEMM", name, i)
 						}
 					}
-					// The same product through the dense GEMM on the zeroed matrix.
-					viaGemm := make([]float32, tc.m*tc.cols)
-					MatMul(viaGemm, a, dense, tc.m, tc.rows, tc.cols)
-					for i := range viaGemm {
-						if tol := float32Tol(tc.rows, scale[i]); math.Abs(float64(got[i]-viaGemm[i])) > 2*tol {
-							require.InDeltaf(t, viaGemm[i], got[i], 2*tol, "element %d against dense GEMM", i)
-						}
-					}
-				})
-			}
+				}
+			})
 		}
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package kernels
+
+func simdGemmKernels() map[string]*microKernel { return map[string]*microKernel{} }
