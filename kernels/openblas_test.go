@@ -39,10 +39,11 @@ func BenchmarkGemmOpenBLAS(b *testing.B) {
 		a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
 		for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
 			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, k, n, threads), func(b *testing.B) {
+				rate := startMeter(2 * float64(m*n*k))
 				for b.Loop() {
 					openblas.Gemm(threads, false, false, m, n, k, 1, a, k, w, n, 0, c, n)
 				}
-				reportGFLOPs(b, 2*float64(m*n*k))
+				rate.report(b)
 			})
 		}
 	}
