@@ -178,6 +178,8 @@ const (
 	maxSide      = 1 << 10 // each of T, C, H, P
 	maxCycles    = 1 << 24 // any latency
 	maxRate      = 1 << 24 // any per-cycle rate
+	maxDots      = 256     // '.' characters in a file
+	maxBrackets  = 64      // '[' and '{' characters in a file
 )
 
 // Validate reports the first field of d that is out of range, naming it by its TOML key.
@@ -332,6 +334,17 @@ func parse(source string, data []byte) (Description, error) {
 	if len(data) > MaxFileBytes {
 		return Description{}, fmt.Errorf("file larger than %d bytes", MaxFileBytes)
 	}
+	// The TOML decoder's time grows faster than quadratically with the depth
+	// of dotted keys and nested arrays or inline tables; a description needs
+	// a few of each, so bounding their counts bounds the decoding time.
+	for _, c := range []struct {
+		chars string
+		max   int
+	}{{".", maxDots}, {"[{", maxBrackets}} {
+		if n := countAny(data, c.chars); n > c.max {
+			return Description{}, fmt.Errorf("more than %d of the characters %q (%d); a description needs far fewer", c.max, c.chars, n)
+		}
+	}
 	// The TOML decoder copies the text; one string conversion is enough for both passes.
 	text := string(data)
 	var head struct {
@@ -356,13 +369,13 @@ func parse(source string, data []byte) (Description, error) {
 		return Description{}, oneLine(err)
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return Description{}, fmt.Errorf("unknown key %q", undecoded[0].String())
+		return Description{}, fmt.Errorf("unknown key %q", shorten(undecoded[0].String()))
 	}
 	// The decoder matches keys case-insensitively; two spellings of one key
 	// would then race in map order, so only the documented spelling is accepted.
 	for _, k := range md.Keys() {
 		if s := k.String(); s != strings.ToLower(s) {
-			return Description{}, fmt.Errorf("unknown key %q (keys are lower case)", s)
+			return Description{}, fmt.Errorf("unknown key %q (keys are lower case)", shorten(s))
 		}
 	}
 	d := file.Description
@@ -373,6 +386,23 @@ func parse(source string, data []byte) (Description, error) {
 		return Description{}, err
 	}
 	return d, nil
+}
+
+// shorten keeps an error about a key readable when the key is long.
+func shorten(key string) string {
+	const max = 64
+	if len(key) <= max {
+		return key
+	}
+	return key[:max] + "..."
+}
+
+func countAny(data []byte, chars string) int {
+	n := 0
+	for _, c := range []byte(chars) {
+		n += bytes.Count(data, []byte{c})
+	}
+	return n
 }
 
 // oneLine flattens a decoder error so that a CLI can print it on one line.

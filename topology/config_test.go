@@ -124,6 +124,10 @@ func TestParseBadInput(t *testing.T) {
 		{"empty file", "", `topology "x.toml": fidelity must be one of "ideal", "detailed", got ""`},
 		{"wrong type", "base = \"u250\"\n[mpca]\nt = \"twelve\"\n", `topology "x.toml": toml: line 3 (last key "mpca.t"): incompatible types`},
 		{"syntax error", "base = \"u250\"\n[mpca\n", `topology "x.toml": toml: line 3: expected`},
+		{"deep dotted key", strings.Repeat("a.", 300) + "a = 1\n", `topology "x.toml": more than 256 of the characters "." (300)`},
+		{"deep nesting", "x = " + strings.Repeat("[", 65) + strings.Repeat("]", 65) + "\n",
+			`topology "x.toml": more than 64 of the characters "[{" (65)`},
+		{"long unknown key", strings.Repeat("a.", 100) + "a = 1\n", `topology "x.toml": unknown key "` + strings.Repeat("a.", 32) + `..."`},
 		{"too large", strings.Repeat("#", MaxFileBytes+1), `topology "x.toml": file larger than 1048576 bytes`},
 	}
 	for _, tt := range tests {
