@@ -89,25 +89,32 @@ func BenchmarkBlockSparse(b *testing.B) {
 }
 
 // BenchmarkElementwise times the row kernels on DeiT-S sizes: the attention
-// softmax over 198×198 scores, LayerNorm over 198×384 and GELU over 198×1536.
+// softmax over 198×198 scores, LayerNorm over 198×384 and GELU over 198×1536,
+// per element on the wall clock and in process CPU time.
 func BenchmarkElementwise(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	scores := randSlice(rng, 198*198)
-	b.Run("softmax/198x198", func(b *testing.B) {
-		for b.Loop() {
-			SoftmaxRows(scores, 198, 198)
-		}
-	})
 	x, gamma, beta := randSlice(rng, 198*384), randSlice(rng, 384), randSlice(rng, 384)
-	b.Run("layernorm/198x384", func(b *testing.B) {
-		for b.Loop() {
-			LayerNorm(x, x, gamma, beta, 198, 384, 1e-6)
-		}
-	})
 	h := randSlice(rng, 198*1536)
-	b.Run("gelu/198x1536", func(b *testing.B) {
-		for b.Loop() {
-			GELU(h, h)
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		elems int
+		run   func()
+	}{
+		{"softmax/198x198", len(scores), func() { SoftmaxRows(scores, 198, 198) }},
+		{"layernorm/198x384", len(x), func() { LayerNorm(x, x, gamma, beta, 198, 384, 1e-6) }},
+		{"gelu/198x1536", len(h), func() { GELU(h, h) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cpu0 := processCPU()
+			for b.Loop() {
+				tc.run()
+			}
+			n := float64(b.N * tc.elems)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/elem")
+			if cpu := processCPU() - cpu0; cpu0 > 0 && cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/elem")
+			}
+		})
+	}
 }
