@@ -1,6 +1,10 @@
 package prune
 
-import "vitflow/vit"
+import (
+	"slices"
+
+	"vitflow/vit"
+)
 
 // layerScores are the learned importance scores of one layer: one per b×b
 // block of Q, K, V and Proj (row-major over blocks) and one per MLP neuron.
@@ -28,6 +32,21 @@ func learnedMasks(scores []layerScores, density float64) []vit.LayerMask {
 			Proj: TopMask(s.Proj, density), Neurons: TopMask(s.Neurons, density)}
 	}
 	return masks
+}
+
+// maskTarget returns weights that share every tensor of w except the ones
+// masks change (Q, K, V, Proj, FC1 with its bias, FC2), which get their own
+// storage for applyMasks to fill.
+func maskTarget(w *vit.Weights) *vit.Weights {
+	e := *w
+	e.Layers = slices.Clone(w.Layers)
+	for i := range e.Layers {
+		l := &e.Layers[i]
+		for _, t := range []*[]float32{&l.QW, &l.KW, &l.VW, &l.ProjW, &l.FC1W, &l.FC1B, &l.FC2W} {
+			*t = make([]float32, len(*t))
+		}
+	}
+	return &e
 }
 
 // applyMasks writes into eff the weights of w with pruned blocks and neurons

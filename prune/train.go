@@ -62,15 +62,15 @@ type Options struct {
 
 // DenseOptions are the settings used to train mnist-tiny from scratch.
 func DenseOptions() Options {
-	return Options{Epochs: 12, BatchSize: 128, ShardSize: 32, LR: 1e-3, WeightDecay: 0.05, WarmupEpochs: 1,
+	return Options{Epochs: 6, BatchSize: 64, ShardSize: 32, LR: 2e-3, WeightDecay: 0.05, WarmupEpochs: 0.3,
 		Decay: "cosine", Seed: 1, Density: 1, Block: 16, Keep: 1}
 }
 
 // PruneOptions are the settings of simultaneous fine-pruning from a dense model.
 func PruneOptions(density, keep float64, tdLayers []int) Options {
-	return Options{Epochs: 6, BatchSize: 128, ShardSize: 32, LR: 3e-4, ScoreLR: 1e-2, WeightDecay: 0.01,
-		WarmupEpochs: 0.5, Decay: "linear", Seed: 2, Density: density, Block: 16, LearnMasks: true,
-		PruneWarmupEpochs: 0.5, PruneCooldownEpochs: 2, Keep: keep, TDLayers: tdLayers,
+	return Options{Epochs: 3, BatchSize: 64, ShardSize: 32, LR: 5e-4, ScoreLR: 1e-2, WeightDecay: 0.01,
+		WarmupEpochs: 0.25, Decay: "linear", Seed: 2, Density: density, Block: 16, LearnMasks: true,
+		PruneWarmupEpochs: 0.25, PruneCooldownEpochs: 1.25, Keep: keep, TDLayers: tdLayers,
 		Distill: true, Alpha: 0.9, Temperature: 2}
 }
 
@@ -176,7 +176,7 @@ func NewTrainer(w, teacher *vit.Weights, train *Dataset, opt Options) (*Trainer,
 	}
 	t.eff = w
 	if opt.pruned() {
-		t.eff = cloneWeights(w)
+		t.eff = maskTarget(w)
 	}
 	shards := (opt.BatchSize + opt.ShardSize - 1) / opt.ShardSize
 	for range shards {

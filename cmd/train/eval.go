@@ -14,8 +14,9 @@ import (
 
 // Metadata keys of the saved models (the pruning itself is under prune.MetaPruning).
 const (
-	metaVariantCmd = "vitflow.train.command"
-	metaTrainTime  = "vitflow.train.seconds"
+	metaCommand  = "vitflow.train.command"
+	metaWallTime = "vitflow.train.wall_seconds"
+	metaCPUTime  = "vitflow.train.cpu_seconds"
 )
 
 // result is a model's evaluation on the test set with the reference forward pass.
@@ -72,7 +73,7 @@ func evaluate(w *vit.Weights, p *vit.Pruning, test *prune.Dataset) (result, erro
 	return r, nil
 }
 
-func (r result) metadata(cmd, command string, took time.Duration) (map[string]string, error) {
+func (r result) metadata(command string, wall, cpu time.Duration) (map[string]string, error) {
 	enc, err := vit.EncodePruning(r.p)
 	if err != nil {
 		return nil, err
@@ -82,8 +83,9 @@ func (r result) metadata(cmd, command string, took time.Duration) (map[string]st
 		prune.MetaTestAccuracy:  strconv.FormatFloat(float64(r.correct)/float64(r.n), 'f', 4, 64),
 		prune.MetaTestCorrect:   strconv.Itoa(r.correct),
 		prune.MetaSubsetCorrect: strconv.Itoa(r.subsetCorrect),
-		metaVariantCmd:          command,
-		metaTrainTime:           strconv.Itoa(int(took.Seconds())),
+		metaCommand:             command,
+		metaWallTime:            strconv.Itoa(int(wall.Seconds())),
+		metaCPUTime:             strconv.Itoa(int(cpu.Seconds())),
 	}, nil
 }
 

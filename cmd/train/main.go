@@ -202,7 +202,7 @@ func train(cmd string, args []string, stdout, stderr io.Writer) error {
 		w = prune.Masked(dense, p)
 	default:
 		ds := prune.MNIST(trainSet, cfg, f.trainImages)
-		student := vit.RandomWeights(cfg, f.opt.Seed)
+		student := prune.InitWeights(cfg, f.opt.Seed)
 		if dense != nil {
 			student = prune.Masked(dense, nil)
 		}
@@ -217,14 +217,15 @@ func train(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	meta, err := res.metadata(cmd, strings.Join(append([]string{"train", cmd}, args...), " "), time.Since(start))
+	took, cpu := time.Since(start), cpuTime()
+	meta, err := res.metadata(strings.Join(append([]string{"train", cmd}, args...), " "), took, cpu)
 	if err != nil {
 		return err
 	}
 	if err := vit.SaveWeights(f.out, w, vit.LayoutTimm, meta); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", f.out, res)
+	fmt.Fprintf(stdout, "%s: %s; took %s wall, %s CPU\n", f.out, res, took.Round(time.Second), cpu.Round(time.Second))
 	return nil
 }
 
@@ -255,9 +256,9 @@ func trainLoop(f *trainFlags, student, teacher *vit.Weights, ds, test *prune.Dat
 			}
 			elapsed := time.Since(start)
 			left := time.Duration(float64(elapsed) / float64(done) * float64(total-done))
-			fmt.Fprintf(stderr, "epoch %d/%d step %d/%d loss %.4f acc %.2f%% density %.3f elapsed %s left %s\n",
+			fmt.Fprintf(stderr, "epoch %d/%d step %d/%d loss %.4f acc %.2f%% density %.3f elapsed %s left %s (CPU %s)\n",
 				p.Epoch+1, f.opt.Epochs, p.Step, p.StepsPerEpoch, p.Loss, 100*p.Accuracy, p.Density,
-				elapsed.Round(time.Second), left.Round(time.Second))
+				elapsed.Round(time.Second), left.Round(time.Second), cpuTime().Round(time.Second))
 		})
 		testAcc := prune.Accuracy(t.PrunedWeights(), t.Pruning(), test)
 		if err := t.SaveCheckpoint(f.checkpoint); err != nil {
