@@ -103,6 +103,12 @@ func TestLayerNorm(t *testing.T) {
 				x[i] = 3 + 5*x[i] // an offset mean, as residual streams have
 			}
 			gamma, beta := randSlice(rng, cols), randSlice(rng, cols)
+			if cols > 1 { // a row whose mean is exactly zero
+				x[0], x[1] = 1, -1
+				for j := 2; j < cols; j++ {
+					x[j] = 0
+				}
+			}
 			const eps = 1e-6
 			want := make([]float64, len(x))
 			for r := range rows {
