@@ -171,8 +171,10 @@ type MACUnit struct {
 
 // Limits that keep a description from asking the simulator for unbounded memory or time.
 const (
-	// MaxFileBytes is the largest description file Load and Parse accept.
-	MaxFileBytes = 1 << 20
+	// MaxFileBytes is the largest description file Load and Parse accept: a
+	// full description is about 2 KiB, and it bounds the decoding time
+	// (tens of milliseconds).
+	MaxFileBytes = 64 << 10
 	maxDepth     = 1 << 16 // elements per FIFO
 	maxPEs       = 1 << 16 // T*C*H
 	maxSide      = 1 << 10 // each of T, C, H, P

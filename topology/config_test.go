@@ -128,7 +128,7 @@ func TestParseBadInput(t *testing.T) {
 		{"deep nesting", "x = " + strings.Repeat("[", 65) + strings.Repeat("]", 65) + "\n",
 			`topology "x.toml": more than 64 of the characters "[{" (65)`},
 		{"long unknown key", strings.Repeat("a.", 100) + "a = 1\n", `topology "x.toml": unknown key "` + strings.Repeat("a.", 32) + `..."`},
-		{"too large", strings.Repeat("#", MaxFileBytes+1), `topology "x.toml": file larger than 1048576 bytes`},
+		{"too large", strings.Repeat("#", MaxFileBytes+1), `topology "x.toml": file larger than 65536 bytes`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +174,7 @@ func TestLoad(t *testing.T) {
 	big := filepath.Join(dir, "big.toml")
 	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), MaxFileBytes/10+1), 0o600))
 	_, err = LoadFile(big)
-	assert.EqualError(t, err, `topology "`+big+`": file larger than 1048576 bytes`)
+	assert.EqualError(t, err, `topology "`+big+`": file larger than 65536 bytes`)
 }
 
 func FuzzParseTopology(f *testing.F) {
