@@ -84,7 +84,42 @@ type slotted struct {
 	cycles   int64
 }
 
+// planOp plans op o of layer l under every policy and keeps cfg.Policy's plan.
 func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
+	cost := m.Layers[l].Costs[o]
+	p := OpPlan{Op: o, Cost: cost}
+	for _, pol := range []Policy{Ideal, Static, Balanced} {
+		blocks, cols, err := layout(cfg, m, l, o, pol == Balanced)
+		if err != nil {
+			return OpPlan{}, err
+		}
+		var loads []int64
+		plans := make([]CHMPlan, len(blocks))
+		for chm := range blocks {
+			var pe []int64
+			plans[chm], pe = planCHM(pol, cost, cfg.Geometry.PEs(), blocks[chm], cost.Mapping != RowWise)
+			plans[chm].Cols = cols[chm]
+			loads = append(loads, pe...)
+		}
+		p.Loads[pol] = summarise(loads)
+		if pol == cfg.Policy {
+			p.CHMs = plans
+			for _, c := range plans {
+				p.Compute = max(p.Compute, c.Compute)
+			}
+		}
+	}
+	return p, nil
+}
+
+// layout places op o's output blocks on the CHMs by the op's mapping and, in
+// each CHM, on snapshot slots: a group of blocks (a head slice, a head, or a
+// CHM's share of block-columns) is dealt column-major to the T*C PEs (the T
+// PEs of PE column 0 for the row sums) from the group's first snapshot. With
+// spread, a linear op's block-columns go instead heaviest first to the CHM
+// with the least work so far (the balanced policy's first level). It returns
+// per CHM the blocks and the block-columns (linear ops) or heads it computes.
+func layout(cfg Config, m *Model, l int, o Op, spread bool) ([][]slotted, [][]int, error) {
 	g, b := cfg.Geometry, cfg.Block
 	L := &m.Layers[l]
 	cost := L.Costs[o]
@@ -98,10 +133,10 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 	case o.Linear():
 		w := L.Weight(o)
 		if w == nil {
-			return OpPlan{}, fmt.Errorf("no weight matrix")
+			return nil, nil, fmt.Errorf("no weight matrix")
 		}
 		if w.B != b {
-			return OpPlan{}, fmt.Errorf("weight blocks of %d, accelerator tiles of %d", w.B, b)
+			return nil, nil, fmt.Errorf("weight blocks of %d, accelerator tiles of %d", w.B, b)
 		}
 		r := rows(L.TokensIn)
 		if o == OpFC1 || o == OpFC2 {
@@ -109,8 +144,6 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 		}
 		ncols := w.Cols / b
 		nnz := func(c int) int64 { return int64(w.ColStart[c+1] - w.ColStart[c]) }
-		// place deals one group of block-columns (a head slice, or a CHM's
-		// whole share) to the CHM's PEs column-major, from snapshot base.
 		place := func(chm, base int, group []int) {
 			j := 0
 			for _, c := range group {
@@ -121,8 +154,30 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 				}
 			}
 		}
-		switch cost.Mapping {
-		case Sweep:
+		switch {
+		case spread:
+			byWeight := make([]int, ncols)
+			for c := range byWeight {
+				byWeight[c] = c
+			}
+			slices.SortStableFunc(byWeight, func(a, b int) int { return cmp.Compare(nnz(b), nnz(a)) })
+			load := make([]int64, g.H)
+			groups := make([][]int, g.H)
+			for _, c := range byWeight {
+				best := 0
+				for k := range load {
+					if load[k] < load[best] {
+						best = k
+					}
+				}
+				load[best] += nnz(c) + 1 // +1: an empty column still takes a slot
+				groups[best] = append(groups[best], c)
+			}
+			for chm, group := range groups {
+				slices.Sort(group)
+				place(chm, 0, group)
+			}
+		case cost.Mapping == Sweep:
 			hdb := m.HeadDim / b
 			perSlice := ceilDiv(r*hdb, tc)
 			for s := 0; s*hdb < ncols; s++ {
@@ -132,7 +187,7 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 				}
 				place(s%g.H, (s/g.H)*perSlice, group)
 			}
-		case Expand:
+		case cost.Mapping == Expand:
 			for chm := range g.H {
 				var group []int
 				for c := chm; c < ncols; c += g.H {
@@ -141,7 +196,7 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 				place(chm, 0, group)
 			}
 		default:
-			return OpPlan{}, fmt.Errorf("linear op with mapping %d", cost.Mapping)
+			return nil, nil, fmt.Errorf("linear op with mapping %d", cost.Mapping)
 		}
 	case o == OpQK || o == OpAV:
 		n, r := L.TokensIn, rows(L.TokensIn)
@@ -165,64 +220,45 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 			chm, base := h%g.H, (h/g.H)*perHead
 			cols[chm] = append(cols[chm], h)
 			for j := range r {
-				// One PE column: PE (j mod T, 0) of the row-major T×C array.
+				// PE (j mod T, 0) of the row-major T×C array.
 				blocks[chm] = append(blocks[chm], slotted{snap: base + j/g.T, pe: (j % g.T) * g.C, col: -1, cycles: c})
 			}
 		}
 	}
-
-	p := OpPlan{Op: o, Cost: cost, CHMs: make([]CHMPlan, g.H)}
-	var loads [3][]int64
-	for i := range loads {
-		loads[i] = make([]int64, 0, g.H*tc)
-	}
-	for chm := range g.H {
-		plan, pe := planCHM(cfg.Policy, cost, tc, blocks[chm])
-		plan.Cols = cols[chm]
-		p.CHMs[chm] = plan
-		p.Compute = max(p.Compute, plan.Compute)
-		for pol := range loads {
-			loads[pol] = append(loads[pol], pe[pol]...)
-		}
-	}
-	for pol := range loads {
-		p.Loads[pol] = summarise(loads[pol])
-	}
-	return p, nil
+	return blocks, cols, nil
 }
 
 // planCHM orders one CHM's blocks under policy and returns the plan and the
-// per-PE work under every policy.
-func planCHM(policy Policy, cost OpCost, tc int, blocks []slotted) (CHMPlan, [3][]int64) {
-	var pe [3][]int64
-	for i := range pe {
-		pe[i] = make([]int64, tc)
-	}
-	static := slices.Clone(blocks)
-	slices.SortStableFunc(static, func(a, b slotted) int {
-		return cmp.Or(cmp.Compare(a.snap, b.snap), cmp.Compare(a.pe, b.pe))
-	})
-	for _, s := range static {
-		pe[Static][s.pe] += s.cycles
-		pe[Ideal][s.pe] = cost.Cycles
-	}
-	balanced := balance(blocks, tc, cost.Mapping != RowWise, pe[Balanced])
-
-	plan := CHMPlan{}
-	order := static
-	if policy == Balanced {
-		order = balanced
-	}
-	for i, s := range order {
-		if i == 0 || s.snap != order[i-1].snap {
-			for len(plan.SnapStart) <= s.snap {
-				plan.SnapStart = append(plan.SnapStart, i)
+// work of each of its PEs. Ideal and Static keep the mapping's slots;
+// Balanced re-slots the blocks (see balance).
+func planCHM(policy Policy, cost OpCost, tc int, blocks []slotted, allPEs bool) (CHMPlan, []int64) {
+	load := make([]int64, tc)
+	order := slices.Clone(blocks)
+	switch policy {
+	case Balanced:
+		order = balance(blocks, tc, allPEs, load)
+	default:
+		slices.SortStableFunc(order, func(a, b slotted) int {
+			return cmp.Or(cmp.Compare(a.snap, b.snap), cmp.Compare(a.pe, b.pe))
+		})
+		for _, s := range order {
+			if policy == Ideal {
+				load[s.pe] = cost.Cycles
+			} else {
+				load[s.pe] += s.cycles
 			}
+		}
+	}
+	var plan CHMPlan
+	for i, s := range order {
+		for len(plan.SnapStart) <= s.snap {
+			plan.SnapStart = append(plan.SnapStart, i)
 		}
 		plan.Steps = append(plan.Steps, Step{PE: int32(s.pe), Col: s.col, Cycles: s.cycles})
 	}
 	if len(order) > 0 {
 		plan.SnapStart = append(plan.SnapStart, len(order))
+		plan.Compute = slices.Max(load)
 	}
 	seen := map[int32]bool{}
 	for _, s := range plan.Steps {
@@ -231,17 +267,15 @@ func planCHM(policy Policy, cost OpCost, tc int, blocks []slotted) (CHMPlan, [3]
 			plan.ColOrder = append(plan.ColOrder, s.Col)
 		}
 	}
-	if len(blocks) > 0 {
-		plan.Compute = slices.Max(pe[policy])
-	}
-	return plan, pe
+	return plan, load
 }
 
 // balance is longest-processing-time-first list scheduling: blocks, heaviest
 // first (ties in mapping order), each to the least-loaded PE (ties to the
 // lower index), among all PEs when allPEs, else among the PEs the mapping
 // uses (the row sums keep to their PE column). It fills load and returns the
-// blocks re-slotted: snap is the block's position in its PE's list.
+// blocks re-slotted, snap being a block's position in its PE's list, in
+// snapshot-major order.
 func balance(blocks []slotted, tc int, allPEs bool, load []int64) []slotted {
 	if len(blocks) == 0 {
 		return nil
