@@ -246,16 +246,16 @@ func Busiest(units []Unit, n int) []Unit {
 	return top(units, n, func(u Unit) float64 { return u.Utilization }, func(u Unit) string { return u.Name })
 }
 
-// MostStalled returns up to n units with stall cycles, by starved plus
-// blocked cycles, most first (ties by name).
-func MostStalled(units []Unit, n int) []Unit {
-	var stalled []Unit
+// MostBlocked returns up to n units that waited for space in a full output
+// FIFO (backpressure), most blocked cycles first (ties by name).
+func MostBlocked(units []Unit, n int) []Unit {
+	var blocked []Unit
 	for _, u := range units {
-		if u.Starved+u.Blocked > 0 {
-			stalled = append(stalled, u)
+		if u.Blocked > 0 {
+			blocked = append(blocked, u)
 		}
 	}
-	return top(stalled, n, func(u Unit) float64 { return float64(u.Starved + u.Blocked) }, func(u Unit) string { return u.Name })
+	return top(blocked, n, func(u Unit) float64 { return float64(u.Blocked) }, func(u Unit) string { return u.Name })
 }
 
 // FullestFIFOs returns up to n FIFOs that were ever full, by the fraction of

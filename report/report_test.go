@@ -65,7 +65,7 @@ func TestUnitsAndFIFOs(t *testing.T) {
 		return out
 	}
 	assert.Equal(t, []string{"chm0", "chm1", "loader"}, names(Busiest(units, 3)), "ties by name")
-	assert.Equal(t, []string{"loader", "chm0"}, names(MostStalled(units, 5)), "units that never stalled are left out")
+	assert.Equal(t, []string{"loader", "chm0"}, names(MostBlocked(units, 5)), "units never blocked are left out")
 	full := FullestFIFOs(fifos, 5)
 	require.Len(t, full, 2)
 	assert.Equal(t, "w0", full[0].Name)
@@ -110,7 +110,8 @@ func TestWriteText(t *testing.T) {
 		"accuracy  1/2 = 50.0%",
 		"1,000 cycles/image = 5.00 us at 200 MHz, 200,000 images/s (2,000 cycles for 2 images)",
 		"simulated is 1.250x it (+25.0%)",
-		"balanced              1.250          1,000  <- this run",
+		"balanced  1.250     1,000           +25.0%  <- this run",
+		"bottleneck  chm0 is the busiest unit (90.0% of the run); the largest cause of the gap is PE load imbalance (75.0%)",
 	} {
 		assert.Contains(t, text, want)
 	}
@@ -125,7 +126,7 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"layer", "tokens", "heads", "PE", "max/mean", "total", "q", "fc1", "sfu", "tokendrop"}, layer)
-	assert.Contains(t, text, "most stalled units")
+	assert.Contains(t, text, "most blocked units")
 	assert.Contains(t, text, "fullest FIFOs")
 }
 

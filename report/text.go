@@ -1,9 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -159,6 +161,12 @@ func (r *Report) writeLatency(p *printer) {
 	}
 	p.row("total", groupf(float64(gap)/float64(max(r.Images, 1))), "")
 	p.printf("\n")
+	if b := Busiest(r.Units, 1); len(b) == 1 {
+		cause := slices.MaxFunc(r.Gap, func(a, b GapCause) int { return cmp.Compare(a.Cycles, b.Cycles) })
+		p.row("bottleneck", fmt.Sprintf("%s is the busiest unit (%.1f%% of the run); the largest cause of the gap is %s (%s)",
+			b[0].Name, 100*b[0].Utilization, cause.Cause, percent(cause.Cycles, gap)))
+		p.printf("\n")
+	}
 }
 
 // writeLayers prints image 0's cycles per layer and op: a "sim" line and an
@@ -222,13 +230,24 @@ func (r *Report) writeImbalance(p *printer) {
 	if len(r.Imbalance) == 0 {
 		return
 	}
-	p.row("PE balance (image 0)", "max/mean load", "MPCA compute cycles", "")
+	var ideal int64
+	for _, im := range r.Imbalance {
+		if im.Policy == "ideal" {
+			ideal = im.ComputeCycles
+		}
+	}
+	p.printf("PE load balance of image 0 over the MPCA ops (max/mean over all PEs, idle ones included)\n")
+	p.row("policy", "max/mean", "compute cycles", "vs ideal", "")
 	for _, im := range r.Imbalance {
 		used := ""
 		if im.Used {
 			used = "<- this run"
 		}
-		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.ComputeCycles), used)
+		vs := "-"
+		if ideal > 0 {
+			vs = fmt.Sprintf("%+.1f%%", 100*float64(im.ComputeCycles-ideal)/float64(ideal))
+		}
+		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.ComputeCycles), vs, used)
 	}
 	p.printf("\n")
 }
@@ -237,18 +256,21 @@ func (r *Report) writeUnits(p *printer) {
 	if len(r.Units) == 0 {
 		return
 	}
-	p.row("busiest units", "utilization", "busy", "starved", "blocked")
-	for _, u := range Busiest(r.Units, topRows) {
-		p.row(u.Name, fmt.Sprintf("%.1f%%", 100*u.Utilization), group(u.Busy), group(u.Starved), group(u.Blocked))
+	busiest := Busiest(r.Units, topRows)
+	p.row("busiest units", "utilization", "busy", "starved", "mostly on", "blocked", "mostly on")
+	for _, u := range busiest {
+		p.row(u.Name, fmt.Sprintf("%.1f%%", 100*u.Utilization), group(u.Busy),
+			group(u.Starved), orDash(u.StarvedOn), group(u.Blocked), orDash(u.BlockedOn))
 	}
 	p.printf("\n")
-	stalled := MostStalled(r.Units, topRows)
-	if len(stalled) == 0 {
+	blocked := MostBlocked(r.Units, topRows)
+	if len(blocked) == 0 {
+		p.printf("no unit was ever blocked by a full FIFO\n\n")
 		return
 	}
-	p.row("most stalled units", "starved", "mostly on", "blocked", "mostly on")
-	for _, u := range stalled {
-		p.row(u.Name, group(u.Starved), orDash(u.StarvedOn), group(u.Blocked), orDash(u.BlockedOn))
+	p.row("most blocked units", "blocked", "mostly on", "utilization")
+	for _, u := range blocked {
+		p.row(u.Name, group(u.Blocked), orDash(u.BlockedOn), fmt.Sprintf("%.1f%%", 100*u.Utilization))
 	}
 	p.printf("\n")
 }
