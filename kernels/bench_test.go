@@ -118,3 +118,41 @@ func BenchmarkElementwise(b *testing.B) {
 		})
 	}
 }
+
+// pairedRates runs fast and base alternately in each iteration of b.Loop, so
+// that both meet the same load on a shared machine, and reports the rate of
+// each (flops per wall second) and their ratio: the figure that survives noise.
+func pairedRates(b *testing.B, flops float64, fastName string, fast func(), baseName string, base func()) {
+	var tFast, tBase time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		fast()
+		t1 := time.Now()
+		base()
+		tFast += t1.Sub(t0)
+		tBase += time.Since(t1)
+	}
+	total := flops * float64(b.N) / 1e9
+	b.ReportMetric(total/tFast.Seconds(), fastName+"-GFLOP/s")
+	b.ReportMetric(total/tBase.Seconds(), baseName+"-GFLOP/s")
+	b.ReportMetric(tBase.Seconds()/tFast.Seconds(), "speedup")
+}
+
+// BenchmarkBlockSparseVsDense pairs each block-sparse product with the dense
+// GEMM of the same shape, iteration by iteration.
+func BenchmarkBlockSparseVsDense(b *testing.B) {
+	const m, k, n = 197, 384, 1536
+	rng := rand.New(rand.NewPCG(3, 4))
+	a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+	for _, cfg := range []struct {
+		bs      int
+		density float64
+	}{{16, 1}, {16, 0.5}, {16, 0.25}, {8, 0.5}, {32, 0.5}} {
+		s := packRandom(b, rng, w, k, n, cfg.bs, cfg.density)
+		b.Run(fmt.Sprintf("b=%d/density=%g", cfg.bs, cfg.density), func(b *testing.B) {
+			pairedRates(b, 2*float64(m*n*k),
+				"sparse", func() { s.MatMul(c, a, m) },
+				"dense", func() { Gemm(false, false, m, n, k, 1, a, k, w, n, 0, c, n) })
+		})
+	}
+}

@@ -48,3 +48,18 @@ func BenchmarkGemmOpenBLAS(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemmVsOpenBLAS pairs vitflow's GEMM with OpenBLAS iteration by
+// iteration on one thread, so that both meet the same load.
+func BenchmarkGemmVsOpenBLAS(b *testing.B) {
+	for _, s := range benchShapes {
+		m, k, n := s[0], s[1], s[2]
+		rng := rand.New(rand.NewPCG(1, 2))
+		a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+		b.Run(fmt.Sprintf("%dx%dx%d/threads=1", m, k, n), func(b *testing.B) {
+			pairedRates(b, 2*float64(m*n*k),
+				"vitflow", func() { Gemm(false, false, m, n, k, 1, a, k, w, n, 0, c, n) },
+				"openblas", func() { openblas.Gemm(1, false, false, m, n, k, 1, a, k, w, n, 0, c, n) })
+		})
+	}
+}
