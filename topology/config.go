@@ -19,9 +19,9 @@ import (
 type Fidelity string
 
 const (
-	// FidelityIdeal keeps weights on chip, makes the special-function units,
-	// token dropping, patch embedding and classifier free, and (with the ideal
-	// policy) reproduces the analytical estimator exactly.
+	// FidelityIdeal keeps weights on chip, balances PE work ideally whatever
+	// Balance says, and makes the special-function units, token dropping,
+	// patch embedding and classifier free: the analytical estimator's machine.
 	FidelityIdeal Fidelity = "ideal"
 	// FidelityDetailed costs everything the description lists.
 	FidelityDetailed Fidelity = "detailed"
@@ -63,7 +63,8 @@ type Description struct {
 	Fidelity Fidelity `toml:"fidelity"`
 	// ClockMHz is the accelerator clock; it only converts cycles to time.
 	ClockMHz float64 `toml:"clock_mhz"`
-	// Balance is the load-balancing policy: "ideal", "static" or "balanced".
+	// Balance is the load-balancing policy: "ideal", "static" or "balanced"
+	// (detailed fidelity only).
 	Balance Policy `toml:"balance"`
 
 	MPCA       Geometry  `toml:"mpca"`
