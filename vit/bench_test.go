@@ -1,12 +1,27 @@
+//go:build unix
+
 package vit
 
 import (
+	"syscall"
 	"testing"
+	"time"
 )
+
+// processCPU is the CPU time this process has used (user + system, all threads).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkForwardDeiTSmall times the reference forward pass of DeiT-S on
 // random weights, one image at a time, dense and pruned, on one thread and on
-// all of them (GOMAXPROCS).
+// all of them (GOMAXPROCS). Besides wall time (ms/image) it reports the
+// process's CPU time per image (cpu-ms/image), which other load on a shared
+// machine disturbs much less.
 func BenchmarkForwardDeiTSmall(b *testing.B) {
 	cfg := mustPreset(b, "deit-small")
 	w := RandomWeights(cfg, 1)
@@ -28,12 +43,15 @@ func BenchmarkForwardDeiTSmall(b *testing.B) {
 				b.Fatal(err)
 			}
 			c.Workers = bc.workers
+			cpu := processCPU(b)
 			for b.Loop() {
 				if _, _, err := c.Forward(img); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu = processCPU(b) - cpu
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/image")
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e6/float64(b.N), "cpu-ms/image")
 		})
 	}
 }

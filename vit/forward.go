@@ -49,11 +49,34 @@ func (c *Compacted) Forward(img []float32) ([]float32, *ForwardInfo, error) {
 	}
 	x, n := c.Embed(img), cfg.Tokens()
 	info := &ForwardInfo{Layers: make([]LayerInfo, len(c.Layers))}
+	ws := c.newWorkspace(n)
+	outs := [2][]float32{make([]float32, n*cfg.Dim), make([]float32, n*cfg.Dim)}
 	for l := range c.Layers {
-		x, info.Layers[l] = c.EncoderLayer(l, x, n)
+		// x is the previous layer's output (outs[(l-1)%2] or a fresh dropped sequence): never outs[l%2].
+		x, info.Layers[l] = c.encoderLayer(l, x, n, ws, outs[l%2])
 		n = info.Layers[l].TokensOut
 	}
 	return c.Classify(x), info, nil
+}
+
+// workspace holds one image's intermediate activations, reused layer after
+// layer: fresh memory for each would cost more in page faults than in arithmetic.
+type workspace struct {
+	xn, q, k, v, o, probs, hidden, mlp []float32
+}
+
+// newWorkspace sizes a workspace for layers of at most n tokens.
+func (c *Compacted) newWorkspace(n int) *workspace {
+	d := c.Weights.Config.Dim
+	wk, kn := 0, 0
+	for _, L := range c.Layers {
+		wk = max(wk, len(L.QB))
+		kn = max(kn, len(L.Neurons))
+	}
+	return &workspace{
+		xn: make([]float32, n*d), q: make([]float32, n*wk), k: make([]float32, n*wk), v: make([]float32, n*wk),
+		o: make([]float32, n*wk), probs: make([]float32, n*n), hidden: make([]float32, n*kn), mlp: make([]float32, n*d),
+	}
 }
 
 // Embed turns a preprocessed image into the first layer's input: the patch
@@ -73,7 +96,7 @@ func (c *Compacted) Embed(img []float32) []float32 {
 			}
 		}
 	}
-	emb := c.linear(patches, cfg.Patches(), plen, c.Weights.PatchW, c.Weights.PatchB, d)
+	emb := c.linear(make([]float32, cfg.Patches()*d), patches, cfg.Patches(), plen, c.Weights.PatchW, c.Weights.PatchB, d)
 	x := make([]float32, 0, cfg.Tokens()*d)
 	x = append(x, c.Weights.ClsToken...)
 	if cfg.DistToken {
@@ -87,19 +110,24 @@ func (c *Compacted) Embed(img []float32) []float32 {
 // EncoderLayer runs layer l on the n×Dim hidden states x (not modified) and
 // returns the layer's output, n or fewer tokens (LayerInfo.TokensOut).
 func (c *Compacted) EncoderLayer(l int, x []float32, n int) ([]float32, LayerInfo) {
+	return c.encoderLayer(l, x, n, c.newWorkspace(n), make([]float32, n*c.Weights.Config.Dim))
+}
+
+// encoderLayer is EncoderLayer computing in ws and writing its output to out
+// (n×Dim, not aliasing x) unless the layer drops tokens.
+func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out []float32) ([]float32, LayerInfo) {
 	cfg := c.Weights.Config
 	L := &c.Layers[l]
 	d, hd := cfg.Dim, cfg.HeadDim()
 	wk := hd * len(L.Heads)
 	info := LayerInfo{TokensIn: n, Heads: L.Heads, Neurons: len(L.Neurons)}
 
-	xn := make([]float32, n*d)
+	xn := ws.xn[:n*d]
 	kernels.LayerNorm(xn, x, L.Norm1W, L.Norm1B, n, d, cfg.LNEps)
-	q := c.linear(xn, n, d, L.QW, L.QB, wk)
-	k := c.linear(xn, n, d, L.KW, L.KB, wk)
-	v := c.linear(xn, n, d, L.VW, L.VB, wk)
-	o := make([]float32, n*wk)
-	probs := make([]float32, n*n)
+	q := c.linear(ws.q[:n*wk], xn, n, d, L.QW, L.QB, wk)
+	k := c.linear(ws.k[:n*wk], xn, n, d, L.KW, L.KB, wk)
+	v := c.linear(ws.v[:n*wk], xn, n, d, L.VW, L.VB, wk)
+	o, probs := ws.o[:n*wk], ws.probs[:n*n]
 	if L.Drop {
 		info.Scores = make([]float32, n-1)
 	}
@@ -114,7 +142,7 @@ func (c *Compacted) EncoderLayer(l int, x []float32, n int) ([]float32, LayerInf
 		}
 		kernels.GemmParallel(c.Workers, false, false, n, hd, n, 1, probs, n, v[i*hd:], wk, 0, o[i*hd:], wk)
 	}
-	h := c.linear(o, n, wk, L.ProjW, L.ProjB, d)
+	h := c.linear(out[:n*d], o, n, wk, L.ProjW, L.ProjB, d)
 	kernels.Add(h, h, x)
 
 	if L.Drop {
@@ -128,9 +156,10 @@ func (c *Compacted) EncoderLayer(l int, x []float32, n int) ([]float32, LayerInf
 
 	xn = xn[:n*d]
 	kernels.LayerNorm(xn, h, L.Norm2W, L.Norm2B, n, d, cfg.LNEps)
-	hidden := c.linear(xn, n, d, L.FC1W, L.FC1B, len(L.Neurons))
+	kn := len(L.Neurons)
+	hidden := c.linear(ws.hidden[:n*kn], xn, n, d, L.FC1W, L.FC1B, kn)
 	kernels.GELU(hidden, hidden)
-	mlp := c.linear(hidden, n, len(L.Neurons), L.FC2W, L.FC2B, d)
+	mlp := c.linear(ws.mlp[:n*d], hidden, n, kn, L.FC2W, L.FC2B, d)
 	kernels.Add(h, h, mlp)
 	return h, info
 }
@@ -141,14 +170,15 @@ func (c *Compacted) Classify(x []float32) []float32 {
 	cfg := c.Weights.Config
 	cls := make([]float32, cfg.Dim)
 	kernels.LayerNorm(cls, x[:cfg.Dim], c.Weights.NormW, c.Weights.NormB, 1, cfg.Dim, cfg.LNEps)
-	return c.linear(cls, 1, cfg.Dim, c.Weights.HeadW, c.Weights.HeadB, cfg.NumClasses)
+	return c.linear(make([]float32, cfg.NumClasses), cls, 1, cfg.Dim, c.Weights.HeadW, c.Weights.HeadB, cfg.NumClasses)
 }
 
-// linear returns x·w + b for x [m × in], w [in × out].
-func (c *Compacted) linear(x []float32, m, in int, w, b []float32, out int) []float32 {
-	y := make([]float32, m*out)
+// linear writes x·w + b into y and returns it, for x [m × in], w [in × out], y [m × out].
+func (c *Compacted) linear(y, x []float32, m, in int, w, b []float32, out int) []float32 {
 	if in > 0 && out > 0 && m > 0 {
 		kernels.GemmParallel(c.Workers, false, false, m, out, in, 1, x, in, w, out, 0, y, out)
+	} else {
+		clear(y)
 	}
 	kernels.AddBias(y, b, m, out)
 	return y
