@@ -13,7 +13,8 @@ import (
 
 // runAccelerator runs every image through the simulated accelerator and
 // fills in the simulation's part of the report.
-func runAccelerator(rep *report.Report, opt *options, desc topology.Description, m *model, in *inputs) error {
+// A non-nil trace receives the Perfetto trace and is committed on success.
+func runAccelerator(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *atomicFile) error {
 	sim := topology.SimInput{
 		Weights:    m.weights,
 		Pruning:    m.pruning,
@@ -21,13 +22,7 @@ func runAccelerator(rep *report.Report, opt *options, desc topology.Description,
 		Desc:       desc,
 		Images:     in.pixels,
 	}
-	var trace *atomicFile
-	if opt.trace != "" {
-		var err error
-		if trace, err = createAtomic(opt.trace); err != nil {
-			return fmt.Errorf("-trace: %w", err)
-		}
-		defer trace.abort()
+	if trace != nil {
 		sim.Trace = trace
 	}
 	res, err := topology.Simulate(context.Background(), sim)

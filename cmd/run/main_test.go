@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -55,6 +56,19 @@ func pngFile(t *testing.T) string {
 	var buf bytes.Buffer
 	require.NoError(t, png.Encode(&buf, img))
 	return writeFile(t, "one.png", buf.String())
+}
+
+// noisePNG is a seeded random grey image.
+func noisePNG(t *testing.T) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	img := image.NewGray(image.Rect(0, 0, 32, 24))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, img))
+	return writeFile(t, "noise.png", buf.String())
 }
 
 func TestBadInput(t *testing.T) {
@@ -238,7 +252,7 @@ func TestImageFilesAndRandomImages(t *testing.T) {
 }
 
 func TestSameJSONUnderGOMAXPROCS1And2(t *testing.T) {
-	args := []string{"-json", "-logits", "-reference", "-images", "4"}
+	args := []string{"-json", "-logits", "-reference", "-image", pngFile(t), "-image", noisePNG(t)}
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	var outputs []string
 	for _, procs := range []int{1, 2} {

@@ -11,6 +11,15 @@ import (
 
 // execute loads everything opt names, runs it and writes the report.
 func execute(opt *options, stdout io.Writer) error {
+	var trace *atomicFile
+	if opt.trace != "" {
+		// Created first, so that an unwritable path fails before the run.
+		var err error
+		if trace, err = createAtomic(opt.trace); err != nil {
+			return fmt.Errorf("-trace: %w", err)
+		}
+		defer trace.abort()
+	}
 	desc, err := loadTopology(opt)
 	if err != nil {
 		return err
@@ -30,7 +39,7 @@ func execute(opt *options, stdout io.Writer) error {
 	if opt.reference {
 		err = runReference(rep, m, in)
 	} else {
-		err = runAccelerator(rep, opt, desc, m, in)
+		err = runAccelerator(rep, desc, m, in, trace)
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fast is a small simulated run: two MNIST images on the small preset.
+var fast = []string{"-topology", "small", "-images", "2"}
+
+// fastFiles is the same without MNIST (whose loading dominates): two image files.
+func fastFiles(t *testing.T) []string {
+	return []string{"-topology", "small", "-image", pngFile(t), "-image", noisePNG(t)}
+}
+
+func TestSimulatedRunMatchesTheReference(t *testing.T) {
+	code, stdout, stderr := invoke(append([]string{"-json", "-logits"}, fast...)...)
+	require.Equal(t, 0, code, stderr)
+	sim := decode(t, stdout)
+	var fields map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(stdout), &fields))
+	for _, key := range []string{"cycles_total", "cycles_per_image", "latency_us_per_image", "images_per_second",
+		"estimator_cycles_per_image", "layers", "units", "fifos", "imbalance", "gap", "macs", "params"} {
+		assert.Contains(t, fields, key)
+	}
+
+	code, stdout, stderr = invoke(append([]string{"-json", "-logits", "-reference"}, fast...)...)
+	require.Equal(t, 0, code, stderr)
+	ref := decode(t, stdout)
+
+	assert.False(t, sim.Reference)
+	assert.Equal(t, "small", sim.Topology)
+	assert.Equal(t, ref.Top1, sim.Top1)
+	assert.Equal(t, ref.Labels, sim.Labels)
+	require.Len(t, sim.Logits, 2)
+	for i := range sim.Logits {
+		require.Len(t, sim.Logits[i], len(ref.Logits[i]))
+		scale := 0.0
+		for _, x := range ref.Logits[i] {
+			scale = math.Max(scale, math.Abs(float64(x)))
+		}
+		for j := range sim.Logits[i] {
+			assert.InDelta(t, ref.Logits[i][j], sim.Logits[i][j], 1e-4*scale, "image %d logit %d", i, j)
+		}
+	}
+
+	assert.Positive(t, sim.CyclesTotal)
+	assert.InDelta(t, float64(sim.CyclesTotal)/2, sim.CyclesPerImage, 1e-9)
+	assert.InDelta(t, sim.CyclesPerImage/200, sim.LatencyUSPerImage, 1e-9, "small runs at 200 MHz")
+	assert.Equal(t, ref.EstimatorCyclesPerImage, sim.EstimatorCyclesPerImage)
+	require.Len(t, sim.Layers, 4)
+	for _, l := range sim.Layers {
+		assert.Positive(t, l.Cycles, "layer %d", l.Index)
+		assert.GreaterOrEqual(t, l.PEImbalance, 1.0, "layer %d", l.Index)
+		for _, o := range l.Ops {
+			assert.Equal(t, o.Cycles, o.Compute+o.Memory+o.Latency, "layer %d op %s", l.Index, o.Name)
+		}
+	}
+	assert.Equal(t, ref.Layers[0].TokensOut, sim.Layers[0].TokensOut)
+	assert.NotEmpty(t, sim.Units)
+	assert.NotEmpty(t, sim.FIFOs)
+	policies := map[string]bool{}
+	used := 0
+	for _, im := range sim.Imbalance {
+		policies[im.Policy] = true
+		if im.Used {
+			used++
+			assert.Equal(t, "balanced", im.Policy, "the small preset balances")
+		}
+	}
+	assert.Equal(t, map[string]bool{"ideal": true, "static": true, "balanced": true}, policies)
+	assert.Equal(t, 1, used)
+	require.Len(t, sim.Gap, 6)
+}
+
+func TestBalanceFlagOverridesTheTopology(t *testing.T) {
+	code, stdout, stderr := invoke(append([]string{"-json", "-balance", "static"}, fastFiles(t)...)...)
+	require.Equal(t, 0, code, stderr)
+	r := decode(t, stdout)
+	assert.Equal(t, "static", r.Balance)
+	for _, im := range r.Imbalance {
+		assert.Equal(t, im.Policy == "static", im.Used, im.Policy)
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	code, stdout, stderr := invoke(fast...)
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr)
+	for _, want := range []string{"mnist-tiny, random weights (seed 1)", "b=16 density 0.5", "token keep 0.5 at layers 0,1,2",
+		"small: detailed fidelity, balanced load balancing, 200 MHz", "2 MNIST test images", "accuracy", "cycles/image",
+		"images/s", "estimator", "gap to the estimator", "bottleneck", "PE load balance", "most blocked units", "busiest units", "sim", "est"} {
+		assert.Contains(t, stdout, want)
+	}
+}
+
+func TestTraceIsWrittenAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run.trace.json")
+	code, _, stderr := invoke("-topology", "small", "-image", pngFile(t), "-trace", path)
+	require.Equal(t, 0, code, stderr)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var trace struct {
+		TraceEvents []map[string]any `json:"traceEvents"`
+	}
+	require.NoError(t, json.Unmarshal(data, &trace), "the trace is JSON")
+	names := map[string]bool{}
+	for _, e := range trace.TraceEvents {
+		if name, ok := e["name"].(string); ok {
+			names[name] = true
+		}
+	}
+	assert.Greater(t, len(trace.TraceEvents), 100)
+	assert.True(t, names["thread_name"], "one track per unit")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary file is left behind")
+
+	code, _, stderr = invoke("-topology", "small", "-image", pngFile(t), "-trace", filepath.Join(dir, "no", "dir.json"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "run: -trace:")
+}
+
+func TestSimulatedJSONUnderGOMAXPROCS1And2(t *testing.T) {
+	args := append([]string{"-json", "-logits"}, fastFiles(t)...)
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
+	var outputs []string
+	for _, procs := range []int{1, 2} {
+		goruntime.GOMAXPROCS(procs)
+		code, stdout, stderr := invoke(args...)
+		require.Equal(t, 0, code, stderr)
+		outputs = append(outputs, stdout)
+	}
+	assert.Equal(t, outputs[0], outputs[1])
+}
