@@ -79,7 +79,7 @@ func sampleReport() *Report {
 		Model: "mnist-tiny", Weights: "random", Seed: 1,
 		Pruning:  Pruning{Source: "magnitude", Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1}},
 		Topology: "small", Fidelity: "detailed", Balance: "balanced", ClockMHz: 200,
-		Inputs: "MNIST test images (0-1)", Images: 2, Top1: []int{7, 3}, Labels: []int{7, 2}, Accuracy: &acc,
+		Inputs: "MNIST test images 0-1", Images: 2, Top1: []int{7, 3}, Labels: []int{7, 2}, Accuracy: &acc,
 		CyclesTotal: 2000, CyclesPerImage: 1000, LatencyUSPerImage: 5, ImagesPerSecond: 200000,
 		EstimatorCyclesPerImage: 800, EstimatorUSPerImage: 4,
 		Layers: []Layer{{Index: 0, TokensIn: 50, TokensOut: 27, HeadsKept: 4, Cycles: 1000, EstimatorCycles: 800, PEImbalance: 1.25,

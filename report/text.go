@@ -96,10 +96,14 @@ func (r *Report) writeSummary(p *printer) {
 	} else {
 		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s load balancing, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
 	}
-	p.row("inputs", fmt.Sprintf("%d %s", r.Images, r.Inputs))
+	plural := "s"
+	if r.Images == 1 {
+		plural = ""
+	}
+	p.row("inputs", fmt.Sprintf("%d image%s: %s", r.Images, plural, r.Inputs))
 	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), PAPER.md section 5 count; attention products %s of %s",
-		millions(r.MACs.Pruned), millions(r.MACs.Dense), fewer(r.MACs), millions(r.AttentionMACs.Pruned), millions(r.AttentionMACs.Dense)))
-	p.row("params", fmt.Sprintf("%s pruned of %s dense (%s)", millions(r.Params.Pruned), millions(r.Params.Dense), fewer(r.Params)))
+		si(r.MACs.Pruned), si(r.MACs.Dense), fewer(r.MACs), si(r.AttentionMACs.Pruned), si(r.AttentionMACs.Dense)))
+	p.row("params", fmt.Sprintf("%s pruned of %s dense (%s)", si(r.Params.Pruned), si(r.Params.Dense), fewer(r.Params)))
 	p.printf("\n")
 }
 
@@ -327,8 +331,18 @@ func group(n int64) string {
 	return b.String()
 }
 
-func millions(n int64) string {
-	return fmt.Sprintf("%.3g M", float64(n)/1e6)
+// si formats a count with a k, M or G suffix.
+func si(n int64) string {
+	x := float64(n)
+	switch {
+	case x >= 1e9:
+		return fmt.Sprintf("%.2f G", x/1e9)
+	case x >= 1e6:
+		return fmt.Sprintf("%.2f M", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1f k", x/1e3)
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // fewer says how many times fewer the pruned count is.
