@@ -83,6 +83,11 @@ type Ctx struct {
 // Name returns the actor's name.
 func (c *Ctx) Name() string { return c.a.name }
 
+// Context returns the run's context, done when the run is cancelled. FIFO
+// operations watch it themselves; an actor that waits for something else in
+// wall time (I/O, a long computation) can watch it too.
+func (c *Ctx) Context() context.Context { return c.runCtx }
+
 // Now returns the actor's local clock in cycles.
 func (c *Ctx) Now() int64 { return c.now }
 

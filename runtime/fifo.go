@@ -67,8 +67,8 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	if latency < 1 {
 		return nil, fmt.Errorf("fifo %q: latency %d must be >= 1", name, latency)
 	}
-	if err := g.claimName(name); err != nil {
-		return nil, fmt.Errorf("fifo: %w", err)
+	if err := g.claimName(name, "fifo"); err != nil {
+		return nil, err
 	}
 	f := &FIFO[T]{vals: make([]T, capacity)}
 	f.fifoBase = fifoBase{
@@ -108,11 +108,11 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 			if f.whead <= i-f.capacity {
 				w := waitFor{kind: waitSpace, f: &f.fifoBase, index: i - f.capacity}
 				if err := c.wait(&w); err != nil {
-					return fmt.Errorf("actor %q: send on fifo %q: %w", c.a.name, f.name, err)
+					return fmt.Errorf("send on fifo %q: %w", f.name, err)
 				}
 				f.whead = f.head.Load()
 				if f.whead <= i-f.capacity {
-					return fmt.Errorf("actor %q: send on fifo %q: %w", c.a.name, f.name, ErrReaderDone)
+					return fmt.Errorf("send on fifo %q: %w", f.name, ErrReaderDone)
 				}
 			}
 		}
@@ -191,12 +191,12 @@ func (f *FIFO[T]) arrive(c *Ctx, op string) error {
 func (f *fifoBase) waitData(c *Ctx, j int64, op string) error {
 	w := waitFor{kind: waitData, f: f, index: j}
 	if err := c.wait(&w); err != nil {
-		return fmt.Errorf("actor %q: %s fifo %q: %w", c.a.name, op, f.name, err)
+		return fmt.Errorf("%s fifo %q: %w", op, f.name, err)
 	}
 	// writerDone is set after the last tail store, so this load sees it all.
 	f.rtail = f.tail.Load()
 	if f.rtail <= j {
-		return fmt.Errorf("actor %q: %s fifo %q: %w", c.a.name, op, f.name, ErrClosed)
+		return fmt.Errorf("%s fifo %q: %w", op, f.name, ErrClosed)
 	}
 	return nil
 }
@@ -219,13 +219,13 @@ func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
 		w := waitFor{kind: waitPeekAt, f: &f.fifoBase, index: j, at: c.now}
 		if !w.ready(c) {
 			if err := c.wait(&w); err != nil {
-				return zero, false, fmt.Errorf("actor %q: peek on fifo %q: %w", c.a.name, f.name, err)
+				return zero, false, fmt.Errorf("peek on fifo %q: %w", f.name, err)
 			}
 		}
 		f.rtail = f.tail.Load()
 		if f.rtail <= j {
 			if f.writerDone.Load() && f.tail.Load() <= j {
-				return zero, false, fmt.Errorf("actor %q: peek on fifo %q: %w", c.a.name, f.name, ErrClosed)
+				return zero, false, fmt.Errorf("peek on fifo %q: %w", f.name, ErrClosed)
 			}
 			return zero, false, nil
 		}
@@ -252,12 +252,12 @@ func Select(c *Ctx, inputs ...Port) (int, error) {
 	for !final {
 		w := waitFor{kind: waitSelect, inputs: inputs, at: c.now}
 		if err := c.wait(&w); err != nil {
-			return -1, fmt.Errorf("actor %q: select: %w", c.a.name, err)
+			return -1, fmt.Errorf("select: %w", err)
 		}
 		best, final, closed = selectDecide(c, inputs)
 	}
 	if closed {
-		return -1, fmt.Errorf("actor %q: select: %w", c.a.name, ErrClosed)
+		return -1, fmt.Errorf("select: %w", ErrClosed)
 	}
 	f := inputs[best].port()
 	f.rtail = f.tail.Load()
@@ -315,7 +315,7 @@ func (f *fifoBase) watchClock(on bool, at int64) {
 }
 
 func (f *fifoBase) misuse(c *Ctx, op, decl string) error {
-	return fmt.Errorf("actor %q: %s fifo %q: not declared with %s for this actor", c.a.name, op, f.name, decl)
+	return fmt.Errorf("%s fifo %q: not declared with %s for actor %q", op, f.name, decl, c.a.name)
 }
 
 // occupancy is the state of the sweep that builds a FIFO's time-weighted

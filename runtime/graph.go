@@ -28,7 +28,7 @@ const maxCapacity = 1 << 24
 type Graph struct {
 	actors []*actor
 	fifos  []*fifoBase
-	names  map[string]bool // actor and FIFO names share one namespace
+	names  map[string]bool // actor names, then "fifo "+FIFO names
 	err    error           // first construction error, reported by Run
 	ran    bool
 }
@@ -70,7 +70,7 @@ type Port interface {
 // returns nil when it is done; returning an error fails the run. Wiring
 // errors (a duplicate name, a FIFO with two readers) are reported by Run.
 func (g *Graph) AddActor(name string, body func(ctx *Ctx) error, opts ...ActorOption) {
-	if err := g.claimName(name); err != nil {
+	if err := g.claimName(name, "actor"); err != nil {
 		g.fail(err)
 		return
 	}
@@ -107,14 +107,16 @@ func (g *Graph) AddActor(name string, body func(ctx *Ctx) error, opts ...ActorOp
 	g.actors = append(g.actors, a)
 }
 
-func (g *Graph) claimName(name string) error {
+// claimName reserves name among the actors or among the FIFOs (kind).
+func (g *Graph) claimName(name, kind string) error {
 	if name == "" {
-		return errors.New("empty name")
+		return fmt.Errorf("empty %s name", kind)
 	}
-	if g.names[name] {
-		return fmt.Errorf("duplicate name %q", name)
+	if key := kind + " " + name; g.names[key] {
+		return fmt.Errorf("duplicate %s name %q", kind, name)
+	} else {
+		g.names[key] = true
 	}
-	g.names[name] = true
 	return nil
 }
 

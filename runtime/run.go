@@ -32,9 +32,12 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 		return nil, fmt.Errorf("run: MaxTraceEvents %d must be positive", opt.MaxTraceEvents)
 	}
 
-	eg, runCtx := errgroup.WithContext(ctx)
-	runCtx, cancel := context.WithCancelCause(runCtx)
+	// The first failure is the run's cause; errgroup only collects the
+	// goroutines, since an actor's neighbours may fail (ErrClosed,
+	// ErrReaderDone) before errgroup sees the failing actor return.
+	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var eg errgroup.Group
 
 	var actorTracks, fifoTracks []*track
 	if opt.Trace != nil {
@@ -74,24 +77,23 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	running.Store(int64(len(g.actors)))
 	for _, c := range ctxs {
 		eg.Go(func() error {
-			err := runActor(c)
+			err := runActor(c, cancel)
 			if running.Add(-1) == 0 {
 				close(allDone)
-			}
-			if err != nil {
-				cancel(err)
 			}
 			return err
 		})
 	}
-	eg.Go(func() error {
-		err := g.watchdog(runCtx, allDone)
-		if err != nil {
-			cancel(err)
-		}
-		return err
-	})
-	if err := eg.Wait(); err != nil {
+	eg.Go(func() error { return g.watchdog(runCtx, cancel, allDone) })
+	err := eg.Wait()
+	if ctx.Err() != nil {
+		// The caller gave up (maybe after every actor finished anyway).
+		return nil, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
+	}
+	if cause := context.Cause(runCtx); cause != nil {
+		return nil, cause
+	}
+	if err != nil {
 		return nil, err
 	}
 	stats := g.collect(ctxs)
@@ -103,13 +105,17 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	return stats, nil
 }
 
-// runActor runs one actor's body, turning a panic into an error, and then
-// tells the actor's neighbours it has finished.
-func runActor(c *Ctx) (err error) {
+// runActor runs one actor's body, turning a panic into an error. A failure
+// cancels the run before the actor's neighbours are told it has finished,
+// so that it, not their reaction to it, is the run's error.
+func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 	a := c.a
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("actor %q panicked at cycle %d: %v\n%s", a.name, c.now, r, debug.Stack())
+		}
+		if err != nil {
+			cancel(err)
 		}
 		a.state.Store(finished)
 		a.clock.Store(never)
@@ -142,7 +148,7 @@ const (
 )
 
 // watchdog fails the run when every unfinished actor is blocked.
-func (g *Graph) watchdog(ctx context.Context, allDone <-chan struct{}) error {
+func (g *Graph) watchdog(ctx context.Context, cancel context.CancelCauseFunc, allDone <-chan struct{}) error {
 	tick := time.NewTicker(watchdogPeriod)
 	defer tick.Stop()
 	parks := make([]uint64, len(g.actors))
@@ -150,12 +156,7 @@ func (g *Graph) watchdog(ctx context.Context, allDone <-chan struct{}) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Wake every waiter so that it sees the cancellation; parking
-			// on a bare channel keeps the common path free of select.
-			for _, a := range g.actors {
-				a.cancelled.Store(true)
-				a.signal()
-			}
+			g.cancelAll()
 			return nil
 		case <-allDone:
 			return nil
@@ -179,8 +180,20 @@ func (g *Graph) watchdog(ctx context.Context, allDone <-chan struct{}) error {
 			continue
 		}
 		if stuck++; stuck >= watchdogRounds {
-			return g.deadlock()
+			err := g.deadlock()
+			cancel(err)
+			g.cancelAll()
+			return err
 		}
+	}
+}
+
+// cancelAll wakes every waiter so that it sees the cancellation; parking on
+// a bare channel keeps the common path free of select.
+func (g *Graph) cancelAll() {
+	for _, a := range g.actors {
+		a.cancelled.Store(true)
+		a.signal()
 	}
 }
 
