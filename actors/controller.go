@@ -75,9 +75,10 @@ func (u *Controller) Run(ctx *runtime.Ctx) error {
 		return fmt.Errorf("%d CHM ports for a schedule of %d CHMs", len(u.CHMs), len(u.Schedule.Layers[0][0].CHMs))
 	}
 	jobs := make([]MPCAJob, len(u.CHMs))
+	ws := newWorkspace(u.Model)
 	u.Records = make([]ImageRecord, 0, len(u.Images))
 	for i, img := range u.Images {
-		rec, err := u.image(ctx, img, jobs)
+		rec, err := u.image(ctx, img, jobs, ws)
 		if err != nil {
 			return fmt.Errorf("image %d: %w", i, err)
 		}
@@ -86,7 +87,26 @@ func (u *Controller) Run(ctx *runtime.Ctx) error {
 	return nil
 }
 
-func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob) (ImageRecord, error) {
+// workspace is the on-chip token buffer: every intermediate of a layer,
+// sized for the longest sequence and reused by every layer and image (each
+// stage finishes before the next starts, so nothing is overwritten early).
+type workspace struct {
+	xn, q, k, v, o, probs, hid, mlp []float32
+	h                               [2][]float32 // the residual stream, alternating
+}
+
+func newWorkspace(m *Model) *workspace {
+	n, d := m.Tokens, m.Dim
+	var wk, hp, heads int
+	for _, l := range m.Layers {
+		wk, hp, heads = max(wk, l.Heads*m.HeadDim), max(hp, l.FC1.Cols), max(heads, l.Heads)
+	}
+	return &workspace{xn: make([]float32, n*d), q: make([]float32, n*wk), k: make([]float32, n*wk),
+		v: make([]float32, n*wk), o: make([]float32, n*wk), probs: make([]float32, heads*n*n),
+		hid: make([]float32, n*hp), mlp: make([]float32, n*d), h: [2][]float32{make([]float32, n*d), make([]float32, n*d)}}
+}
+
+func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob, ws *workspace) (ImageRecord, error) {
 	m := u.Model
 	d, hd := m.Dim, m.HeadDim
 	rec := ImageRecord{Start: ctx.Now(), Layers: make([]LayerRecord, len(m.Layers))}
@@ -114,12 +134,12 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob) (Ima
 			return err
 		}
 		wk := hd * L.Heads
-		xn := make([]float32, n*d)
+		xn := ws.xn[:n*d]
 		if err := sfu("layernorm1", u.LayerNorm, &SFUJob{Dst: xn, X: x, Gamma: L.Norm1W, Beta: L.Norm1B, Eps: m.LNEps,
 			Rows: n, Cols: d, Elements: n * d}); err != nil {
 			return rec, err
 		}
-		q, k, v := make([]float32, n*wk), make([]float32, n*wk), make([]float32, n*wk)
+		q, k, v := ws.q[:n*wk], ws.k[:n*wk], ws.v[:n*wk]
 		for _, op := range []struct {
 			o    Op
 			bias []float32
@@ -131,7 +151,7 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob) (Ima
 				return rec, err
 			}
 		}
-		probs := make([]float32, L.Heads*n*n)
+		probs := ws.probs[:L.Heads*n*n]
 		if err := mpca(OpQK, func(j *MPCAJob) {
 			j.A, j.LDA, j.B, j.LDB, j.C = q, wk, k, wk, probs
 			j.Scale = float32(1 / math.Sqrt(float64(hd)))
@@ -146,11 +166,14 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob) (Ima
 		if err := mpca(OpRowSum, func(j *MPCAJob) {}); err != nil {
 			return rec, err
 		}
-		o := make([]float32, n*wk)
+		o := ws.o[:n*wk]
 		if err := mpca(OpAV, func(j *MPCAJob) { j.A, j.B, j.LDB, j.C, j.LDC = probs, v, wk, o, wk }); err != nil {
 			return rec, err
 		}
-		h := make([]float32, n*d)
+		h := ws.h[0][:n*d]
+		if &x[0] == &ws.h[0][0] {
+			h = ws.h[1][:n*d]
+		}
 		if err := mpca(OpO, func(j *MPCAJob) { j.W, j.Bias, j.A, j.LDA, j.C, j.LDC = L.O, L.OB, o, wk, h, d }); err != nil {
 			return rec, err
 		}
@@ -175,14 +198,14 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob) (Ima
 			return rec, err
 		}
 		hp := L.FC1.Cols
-		hid := make([]float32, n*hp)
+		hid := ws.hid[:n*hp]
 		if err := mpca(OpFC1, func(j *MPCAJob) { j.W, j.Bias, j.A, j.LDA, j.C, j.LDC = L.FC1, L.FC1B, xn, d, hid, hp }); err != nil {
 			return rec, err
 		}
 		if err := sfu("gelu", u.GELU, &SFUJob{X: hid, Rows: n, Cols: hp, Elements: n * L.Hidden}); err != nil {
 			return rec, err
 		}
-		mlp := make([]float32, n*d)
+		mlp := ws.mlp[:n*d]
 		if err := mpca(OpFC2, func(j *MPCAJob) { j.W, j.Bias, j.A, j.LDA, j.C, j.LDC = L.FC2, L.FC2B, hid, hp, mlp, d }); err != nil {
 			return rec, err
 		}

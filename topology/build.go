@@ -20,84 +20,60 @@ type unit struct {
 	opts []runtime.ActorOption
 }
 
-// machine is a built accelerator, ready to run once.
-type machine struct {
-	graph      *runtime.Graph
-	units      []unit
-	controller *actors.Controller
-	schedule   *actors.Schedule
-	block      int
-	estimate   Estimation
-	policy     Policy
+// Accelerator is a model built onto an accelerator description: its weights
+// packed to the non-zero blocks the CHMs stream, the controller's static
+// schedule and the estimator's view of it. Building costs about as much as
+// compacting the model; Run then simulates any number of batches, each on a
+// fresh graph of units. An Accelerator is read-only once built, so
+// concurrent Runs are safe.
+type Accelerator struct {
+	desc     Description
+	config   actors.Config
+	model    *actors.Model
+	schedule *actors.Schedule
+	block    int
+	policy   Policy
+	estimate Estimation
+	name     string // the model's name, for errors
+	want     int    // values per image
 }
 
-// block returns the tile side of in: the pruning's, else DenseBlock or a default.
-func (in SimInput) block() int {
-	if in.Pruning != nil && in.Pruning.Layers != nil {
-		return in.Pruning.Block
+// blockFor returns the tile side for a model pruned by p: the pruning's,
+// else denseBlock or a default.
+func blockFor(cfg vit.Config, p *vit.Pruning, denseBlock int) int {
+	if p != nil && p.Layers != nil {
+		return p.Block
 	}
-	if in.DenseBlock != 0 {
-		return in.DenseBlock
+	if denseBlock != 0 {
+		return denseBlock
 	}
-	if in.Weights != nil && in.Weights.Config.HeadDim()%16 != 0 {
-		return in.Weights.Config.HeadDim()
+	if cfg.HeadDim()%16 != 0 {
+		return cfg.HeadDim()
 	}
 	return 16
 }
 
-// check validates in; every error says which input is wrong.
-func (in SimInput) check() error {
-	if in.Weights == nil {
-		return fmt.Errorf("simulate: no weights")
+// NewAccelerator builds the model w pruned by p (nil = dense) onto the
+// accelerator d. denseBlock is the tile side when p has no block masks (0:
+// 16, or the head width if 16 does not divide it). Every error names what
+// is wrong.
+func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Description) (*Accelerator, error) {
+	if w == nil {
+		return nil, fmt.Errorf("simulate: no weights")
 	}
-	cfg := in.Weights.Config
-	if err := in.Desc.Validate(); err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
-	b := in.block()
-	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
-		return fmt.Errorf("simulate: block size %d does not divide the model's dim %d and head width %d", b, cfg.Dim, cfg.HeadDim())
-	}
-	if in.Pruning != nil && in.Pruning.Layers == nil && in.DenseBlock != 0 && in.Pruning.Block != 0 && in.Pruning.Block != in.DenseBlock {
-		return fmt.Errorf("simulate: pruning block %d and dense block %d disagree", in.Pruning.Block, in.DenseBlock)
-	}
-	if len(in.Images) == 0 {
-		return fmt.Errorf("simulate: no images")
-	}
-	if len(in.Images) > maxSimImages {
-		return fmt.Errorf("simulate: %d images, at most %d a run", len(in.Images), maxSimImages)
-	}
-	want := cfg.InChans * cfg.ImageSize * cfg.ImageSize
-	for i, img := range in.Images {
-		if len(img) != want {
-			return fmt.Errorf("simulate: image %d has %d values, model %s wants %d (%d×%d×%d)",
-				i, len(img), cfg.Name, want, cfg.InChans, cfg.ImageSize, cfg.ImageSize)
-		}
-		for j, v := range img {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("simulate: image %d: value %d is %v", i, j, v)
-			}
-		}
-	}
-	if in.MaxTraceEvents < 0 {
-		return fmt.Errorf("simulate: max trace events %d is negative", in.MaxTraceEvents)
-	}
-	return nil
-}
-
-// build validates in and wires the accelerator's units into a graph.
-func build(in SimInput) (*machine, error) {
-	if err := in.check(); err != nil {
-		return nil, err
-	}
-	w, d := in.Weights, in.Desc
 	cfg := w.Config
-	b := in.block()
-	c, err := w.Compact(in.Pruning)
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	b := blockFor(cfg, p, denseBlock)
+	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
+		return nil, fmt.Errorf("simulate: block size %d does not divide the model's dim %d and head width %d", b, cfg.Dim, cfg.HeadDim())
+	}
+	c, err := w.Compact(p)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	p := c.Pruning
+	p = c.Pruning
 	layers, err := MaskPruning(cfg, p)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -115,14 +91,37 @@ func build(in SimInput) (*machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	m := &machine{graph: runtime.NewGraph(), schedule: sched, block: b, estimate: est, policy: d.Balance}
+	a := &Accelerator{desc: d, config: ac, model: model, schedule: sched, block: b, policy: d.Balance,
+		estimate: est, name: cfg.Name, want: cfg.InChans * cfg.ImageSize * cfg.ImageSize}
 	if d.Fidelity == FidelityIdeal {
-		m.policy = PolicyIdeal
+		a.policy = PolicyIdeal
 	}
-	if err := m.wire(in, d, ac, model); err != nil {
-		return nil, fmt.Errorf("simulate: %w", err)
+	return a, nil
+}
+
+// Estimate is the analytical estimator's view of one image on a.
+func (a *Accelerator) Estimate() Estimation { return a.estimate }
+
+// checkImages validates a batch.
+func (a *Accelerator) checkImages(images [][]float32) error {
+	if len(images) == 0 {
+		return fmt.Errorf("simulate: no images")
 	}
-	return m, nil
+	if len(images) > maxSimImages {
+		return fmt.Errorf("simulate: %d images, at most %d a run", len(images), maxSimImages)
+	}
+	for i, img := range images {
+		if len(img) != a.want {
+			return fmt.Errorf("simulate: image %d has %d values, model %s wants %d (%d×%d×%d)",
+				i, len(img), a.name, a.want, a.model.InChans, a.model.ImageSize, a.model.ImageSize)
+		}
+		for j, v := range img {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("simulate: image %d: value %d is %v", i, j, v)
+			}
+		}
+	}
+	return nil
 }
 
 // actorConfig translates a description; ideal fidelity means the ideal
@@ -237,12 +236,13 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 	return m, nil
 }
 
-// wire creates the FIFOs and the units.
-func (m *machine) wire(in SimInput, d Description, ac actors.Config, model *actors.Model) error {
-	g, f := m.graph, d.FIFO
+// wire creates a graph of units that runs images on a, and returns the
+// graph, its units (not yet added) and the controller.
+func (a *Accelerator) wire(images [][]float32) (*runtime.Graph, []unit, *actors.Controller, error) {
+	g, f, ac, model := runtime.NewGraph(), a.desc.FIFO, a.config, a.model
+	var units []unit
 	var err error
-	ctrl := &actors.Controller{Model: model, Schedule: m.schedule, Images: in.Images, CHMs: make([]actors.Port[*actors.MPCAJob], ac.Geometry.H)}
-	m.controller = ctrl
+	ctrl := &actors.Controller{Model: model, Schedule: a.schedule, Images: images, CHMs: make([]actors.Port[*actors.MPCAJob], ac.Geometry.H)}
 	ctrlPorts := []runtime.Port{}
 	unitPorts := func(in, out runtime.Port) []runtime.ActorOption {
 		ctrlPorts = append(ctrlPorts, in, out)
@@ -258,30 +258,30 @@ func (m *machine) wire(in SimInput, d Description, ac actors.Config, model *acto
 			p.Out, err = runtime.NewFIFO[*actors.MPCAJob](g, fmt.Sprintf("chm%d->ctrl", i), f.OutputDepth, f.LatencyCycles)
 		}
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		chm := &actors.CHM{Geometry: ac.Geometry, Policy: ac.Policy, Jobs: p.In, Done: p.Out}
 		opts := unitPorts(p.In, p.Out)
 		if ac.Streamed {
 			chm.Weights, err = runtime.NewFIFO[actors.WeightBlock](g, fmt.Sprintf("weights->chm%d", i), f.WeightDepth, f.LatencyCycles)
 			if err != nil {
-				return err
+				return nil, nil, nil, err
 			}
 			weights = append(weights, chm.Weights)
 			opts = append(opts, runtime.Reads(chm.Weights))
 		}
-		m.units = append(m.units, unit{fmt.Sprintf("chm%d", i), chm.Run, opts})
+		units = append(units, unit{fmt.Sprintf("chm%d", i), chm.Run, opts})
 	}
 	if ac.Streamed {
 		for ch := range min(ac.Memory.Channels, ac.Geometry.H) {
-			ld := &actors.Loader{Memory: ac.Memory, Block: m.block, Schedule: m.schedule, Model: model, Images: len(in.Images)}
+			ld := &actors.Loader{Memory: ac.Memory, Block: a.block, Schedule: a.schedule, Model: model, Images: len(images)}
 			var outs []runtime.Port
 			for i := ch; i < ac.Geometry.H; i += ac.Memory.Channels {
 				ld.CHMs = append(ld.CHMs, i)
 				ld.Out = append(ld.Out, weights[i])
 				outs = append(outs, weights[i])
 			}
-			m.units = append(m.units, unit{fmt.Sprintf("loader%d", ch), ld.Run, []runtime.ActorOption{runtime.Writes(outs...)}})
+			units = append(units, unit{fmt.Sprintf("loader%d", ch), ld.Run, []runtime.ActorOption{runtime.Writes(outs...)}})
 		}
 	}
 	for _, s := range []struct {
@@ -291,40 +291,40 @@ func (m *machine) wire(in SimInput, d Description, ac actors.Config, model *acto
 	}{{actors.LayerNormUnit, ac.LayerNorm, &ctrl.LayerNorm}, {actors.SoftmaxUnit, ac.Softmax, &ctrl.Softmax},
 		{actors.GELUUnit, ac.GELU, &ctrl.GELU}, {actors.ResidualUnit, ac.Residual, &ctrl.Residual}} {
 		if *s.port, err = newPort[*actors.SFUJob](g, s.kind.String(), f.SFUDepth, f.LatencyCycles); err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		u := &actors.SFU{Kind: s.kind, Cost: s.cost, Free: ac.Free, In: s.port.In, Out: s.port.Out}
-		m.units = append(m.units, unit{s.kind.String(), u.Run, unitPorts(s.port.In, s.port.Out)})
+		units = append(units, unit{s.kind.String(), u.Run, unitPorts(s.port.In, s.port.Out)})
 	}
 	td, err := newPort[*actors.DropJob](g, "tokendrop", f.TokenDropDepth, f.LatencyCycles)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	ctrl.TokenDrop = td
 	tdu := &actors.TokenDropper{Cost: ac.TokenDrop, Free: ac.Free, In: td.In, Out: td.Out}
-	m.units = append(m.units, unit{"tokendrop", tdu.Run, unitPorts(td.In, td.Out)})
+	units = append(units, unit{"tokendrop", tdu.Run, unitPorts(td.In, td.Out)})
 	pe, err := newPort[*actors.EmbedJob](g, "patchembed", f.SFUDepth, f.LatencyCycles)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	ctrl.PatchEmbed = pe
 	peu := &actors.PatchEmbed{Model: model, Cost: ac.PatchEmbed, Free: ac.Free, In: pe.In, Out: pe.Out}
-	m.units = append(m.units, unit{"patchembed", peu.Run, unitPorts(pe.In, pe.Out)})
+	units = append(units, unit{"patchembed", peu.Run, unitPorts(pe.In, pe.Out)})
 	cl, err := newPort[*actors.ClassifyJob](g, "classifier", f.SFUDepth, f.LatencyCycles)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	ctrl.Classifier = cl
 	clu := &actors.Classifier{Model: model, Cost: ac.Classifier, LayerNorm: ac.LayerNorm, Free: ac.Free, In: cl.In, Out: cl.Out}
-	m.units = append(m.units, unit{"classifier", clu.Run, unitPorts(cl.In, cl.Out)})
+	units = append(units, unit{"classifier", clu.Run, unitPorts(cl.In, cl.Out)})
 
 	// The controller writes every unit's job FIFO and reads every answer FIFO.
 	var reads, writes []runtime.Port
 	for i := 0; i < len(ctrlPorts); i += 2 {
 		writes, reads = append(writes, ctrlPorts[i]), append(reads, ctrlPorts[i+1])
 	}
-	m.units = append([]unit{{"controller", ctrl.Run, []runtime.ActorOption{runtime.Reads(reads...), runtime.Writes(writes...)}}}, m.units...)
-	return nil
+	units = append([]unit{{"controller", ctrl.Run, []runtime.ActorOption{runtime.Reads(reads...), runtime.Writes(writes...)}}}, units...)
+	return g, units, ctrl, nil
 }
 
 // newPort makes the FIFO pair ctrl->name and name->ctrl.

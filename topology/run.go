@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"vitflow/actors"
 	"vitflow/runtime"
 	"vitflow/vit"
 )
@@ -168,11 +169,13 @@ func (g *Gap) add(o Gap) {
 }
 
 // Simulate runs in.Images through the accelerator in.Desc executing the
-// model in.Weights pruned by in.Pruning: every unit is an actor of the
-// runtime that computes its real part of the inference with kernels and
-// charges cycles from its cost model (package actors). It validates its
-// input first (every error names what is wrong) and fails fast, naming the
-// failing unit, if a unit fails or ctx ends.
+// model in.Weights pruned by in.Pruning: NewAccelerator, then
+// Accelerator.Run. Every unit is an actor of the runtime that computes its
+// real part of the inference with kernels and charges cycles from its cost
+// model (package actors). It validates its input first (every error names
+// what is wrong) and fails fast, naming the failing unit, if a unit fails or
+// ctx ends. To run several batches on one model, build it once with
+// NewAccelerator.
 //
 // In ideal fidelity the policy is ideal whatever Desc.Balance says, weights
 // are on chip and the special-function units, token dropping, patch
@@ -184,34 +187,62 @@ func Simulate(ctx context.Context, in SimInput) (*SimResult, error) {
 }
 
 // simulate is Simulate with a hook that may replace a unit's body (tests).
-func simulate(ctx context.Context, in SimInput, wrap func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error) (*SimResult, error) {
+func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	m, err := build(in)
+	a, err := NewAccelerator(in.Weights, in.Pruning, in.DenseBlock, in.Desc)
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range m.units {
+	return a.run(ctx, in.Images, in.Trace, in.MaxTraceEvents, wrap)
+}
+
+// wrapper may replace the body of the unit called name.
+type wrapper func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error
+
+// Run simulates images, one after another, on a fresh graph of a's units.
+// trace, if non-nil, receives the Perfetto trace-event JSON, at most
+// maxTraceEvents events (0: the runtime's default). Results are the same
+// whatever else runs concurrently.
+func (a *Accelerator) Run(ctx context.Context, images [][]float32, trace io.Writer, maxTraceEvents int) (*SimResult, error) {
+	return a.run(ctx, images, trace, maxTraceEvents, nil)
+}
+
+func (a *Accelerator) run(ctx context.Context, images [][]float32, trace io.Writer, maxTraceEvents int, wrap wrapper) (*SimResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	if err := a.checkImages(images); err != nil {
+		return nil, err
+	}
+	if maxTraceEvents < 0 {
+		return nil, fmt.Errorf("simulate: max trace events %d is negative", maxTraceEvents)
+	}
+	g, units, ctrl, err := a.wire(images)
+	if err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	for _, u := range units {
 		body := u.body
 		if wrap != nil {
 			body = wrap(u.name, body)
 		}
-		m.graph.AddActor(u.name, body, u.opts...)
+		g.AddActor(u.name, body, u.opts...)
 	}
-	stats, err := m.graph.Run(ctx, runtime.Options{Trace: in.Trace, ClockMHz: in.Desc.ClockMHz, MaxTraceEvents: in.MaxTraceEvents})
+	stats, err := g.Run(ctx, runtime.Options{Trace: trace, ClockMHz: a.desc.ClockMHz, MaxTraceEvents: maxTraceEvents})
 	if err != nil {
-		return nil, fmt.Errorf("simulate %s on %s: %w", in.Weights.Config.Name, in.Desc.Name, err)
+		return nil, fmt.Errorf("simulate %s on %s: %w", a.name, a.desc.Name, err)
 	}
-	return m.result(in, stats), nil
+	return a.result(ctrl, stats), nil
 }
 
 // result assembles the controller's records and the runtime's statistics.
-func (m *machine) result(in SimInput, stats *runtime.Stats) *SimResult {
-	r := &SimResult{Desc: in.Desc, Block: m.block, Policy: m.policy, Estimate: m.estimate, Stats: stats,
-		Cycles: stats.Makespan, Images: make([]ImageResult, len(m.controller.Records))}
-	r.CyclesPerImage = float64(r.Cycles) / float64(len(in.Images))
-	for i, rec := range m.controller.Records {
+func (a *Accelerator) result(ctrl *actors.Controller, stats *runtime.Stats) *SimResult {
+	r := &SimResult{Desc: a.desc, Block: a.block, Policy: a.policy, Estimate: a.estimate, Stats: stats,
+		Cycles: stats.Makespan, Images: make([]ImageResult, len(ctrl.Records))}
+	r.CyclesPerImage = float64(r.Cycles) / float64(len(ctrl.Records))
+	for i, rec := range ctrl.Records {
 		img := ImageResult{Logits: rec.Logits, Top1: argmax(rec.Logits), Start: rec.Start, End: rec.End,
 			Cycles: rec.End - rec.Start, Embed: rec.Embed.Cycles, Classify: rec.Classify.Cycles,
 			Layers: make([]LayerResult, len(rec.Layers))}
@@ -219,18 +250,18 @@ func (m *machine) result(in SimInput, stats *runtime.Stats) *SimResult {
 		gap.EmbedClassify = rec.Embed.Work + rec.Classify.Work
 		gap.Latency = rec.Embed.Latency + rec.Classify.Latency
 		for l, lr := range rec.Layers {
-			e := m.estimate.Layers[l]
+			e := a.estimate.Layers[l]
 			out := LayerResult{Index: l, TokensIn: lr.TokensIn, TokensOut: lr.TokensOut, HeadsKept: e.HeadsKept,
 				Hidden: e.Hidden, Cycles: lr.End - lr.Start, Estimate: e.Cycles, Ops: make([]OpResult, len(Ops))}
 			for k, op := range Ops {
 				or := lr.Ops[k]
-				plan := &m.schedule.Layers[l][k]
+				plan := &a.schedule.Layers[l][k]
 				res := OpResult{Op: op, Mapping: e.Op(op).Mapping, Cycles: or.Cycles, Estimate: e.Op(op).Cycles,
 					Compute: or.Compute, Memory: or.Memory, Latency: or.Latency}
 				for pol, name := range []Policy{PolicyIdeal, PolicyStatic, PolicyBalanced} {
 					pl := PELoad{Policy: name, Max: plan.Loads[pol].Max, Mean: plan.Loads[pol].Mean}
 					res.Loads = append(res.Loads, pl)
-					if name == m.policy {
+					if name == a.policy {
 						res.Load = pl
 					}
 				}

@@ -1,0 +1,96 @@
+//go:build unix
+
+package benches
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"vitflow/prune"
+	"vitflow/topology"
+	"vitflow/vit"
+)
+
+// cpuTime is the CPU time this process has used (user + system, all threads).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSimulatedDeiTSmall times one pruned DeiT-S inference (random
+// weights, one-shot magnitude pruning at b=16 and density 0.5, keep 0.7 in
+// layers 2, 6 and 9) through the simulated u250 accelerator with real
+// numerics, beside the reference forward pass of the same pruned model. As
+// the reference compacts the model once (outside the loop) and then runs
+// images, the accelerator is built once (packing the weights, planning the
+// schedule) and each iteration simulates one image on a fresh graph of units;
+// "simulated+build" includes the build, as a one-image cmd/run does.
+func BenchmarkSimulatedDeiTSmall(b *testing.B) {
+	cfg, err := vit.Preset("deit-small")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := vit.RandomWeights(cfg, 1)
+	p, err := prune.Magnitude(w, 16, 0.5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Keep, p.TDLayers = 0.7, []int{2, 6, 9}
+	img := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
+	for i := range img {
+		img[i] = float32(i%97)/48 - 1
+	}
+	desc, err := topology.Preset("u250")
+	if err != nil {
+		b.Fatal(err)
+	}
+	report := func(b *testing.B, cpu time.Duration) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/image")
+		b.ReportMetric(float64(cpu.Nanoseconds())/1e6/float64(b.N), "cpu-ms/image")
+	}
+	b.Run("reference", func(b *testing.B) {
+		c, err := w.Compact(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu := cpuTime(b)
+		for b.Loop() {
+			if _, _, err := c.Forward(img); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, cpuTime(b)-cpu)
+	})
+	b.Run("simulated", func(b *testing.B) {
+		acc, err := topology.NewAccelerator(w, p, 0, desc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var cycles int64
+		cpu := cpuTime(b)
+		for b.Loop() {
+			res, err := acc.Run(context.Background(), [][]float32{img}, nil, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cycles = res.Cycles
+		}
+		report(b, cpuTime(b)-cpu)
+		b.ReportMetric(float64(cycles), "sim-cycles")
+	})
+	b.Run("simulated+build", func(b *testing.B) {
+		in := topology.SimInput{Weights: w, Pruning: p, Desc: desc, Images: [][]float32{img}}
+		cpu := cpuTime(b)
+		for b.Loop() {
+			if _, err := topology.Simulate(context.Background(), in); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, cpuTime(b)-cpu)
+	})
+}
