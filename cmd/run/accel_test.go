@@ -106,7 +106,7 @@ func TestTextReport(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Empty(t, stderr)
 	for _, want := range []string{"mnist-tiny, random weights (seed 1)", "b=16 density 0.5", "token keep 0.5 at layers 0,1,2",
-		"small: detailed fidelity, balanced load balancing, 200 MHz", "2 MNIST test images", "accuracy", "cycles/image",
+		"small: detailed fidelity, balanced load balancing, 200 MHz", "2 images: MNIST test images 0-1", "accuracy", "cycles/image",
 		"images/s", "estimator", "gap to the estimator", "bottleneck", "PE load balance", "most blocked units", "busiest units", "sim", "est"} {
 		assert.Contains(t, stdout, want)
 	}

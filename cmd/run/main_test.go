@@ -247,7 +247,7 @@ func TestImageFilesAndRandomImages(t *testing.T) {
 	code, stdout, stderr = invoke("-reference", "-model", "deit-tiny", "-images", "2", "-seed", "5")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "random weights (seed 5)")
-	assert.Contains(t, stdout, "2 random images (seed 5)")
+	assert.Contains(t, stdout, "2 images: random images (seed 5)")
 	assert.NotContains(t, stdout, "accuracy")
 }
 

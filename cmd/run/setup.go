@@ -128,7 +128,7 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 			in.pixels = append(in.pixels, vit.MNISTPixels(img, cfg))
 			in.labels = append(in.labels, int(label))
 		}
-		in.desc = fmt.Sprintf("MNIST test images (0-%d)", n-1)
+		in.desc = fmt.Sprintf("MNIST test images 0-%d", n-1)
 	default:
 		for i := range o.images {
 			in.pixels = append(in.pixels, randomImage(cfg, o.seed, uint64(i)))
