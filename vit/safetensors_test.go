@@ -43,6 +43,24 @@ func TestWeightsRoundTripTimmAndHF(t *testing.T) {
 	assert.Equal(t, logits[0], logits[1], "timm and Hugging Face layouts give identical logits")
 }
 
+// TestHFClassifierName loads a non-distilled Hugging Face DeiT, whose head is "classifier".
+func TestHFClassifierName(t *testing.T) {
+	cfg := mustPreset(t, "mnist-tiny")
+	w := RandomWeights(cfg, 2)
+	var tensors []Tensor
+	for _, ft := range checkpointTensors(w, LayoutHF) {
+		tensors = append(tensors, Tensor{strings.Replace(ft.name, "cls_classifier.", "classifier.", 1), ft.shape, ft.gather()})
+	}
+	var buf bytes.Buffer
+	require.NoError(t, WriteSafetensors(&buf, tensors, nil))
+	path := filepath.Join(t.TempDir(), "hf.safetensors")
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	got, _, err := LoadWeights(path, cfg)
+	require.NoError(t, err)
+	assert.Equal(t, w.HeadW, got.HeadW)
+	assert.Equal(t, w.HeadB, got.HeadB)
+}
+
 // TestLayoutNames pins the checkpoint names and torch shapes of both layouts.
 func TestLayoutNames(t *testing.T) {
 	cfg := mustPreset(t, "deit-small")

@@ -148,7 +148,9 @@ func detectLayout(names map[string]bool) (Layout, error) {
 // returns the weights and the file's metadata. Tensors the model does not use
 // (timm's head_dist, HF's distillation_classifier) are ignored; a missing
 // tensor, a shape that disagrees with cfg, or a NaN or infinity in a used
-// tensor is an error naming the file and the tensor.
+// tensor is an error naming the file and the tensor. cfg.LNEps is used as
+// it is (Hugging Face DeiT configs say 1e-12 where timm says 1e-6: a
+// difference far below float32 resolution of unit-variance activations).
 func LoadWeights(path string, cfg Config) (*Weights, map[string]string, error) {
 	fail := func(err error) (*Weights, map[string]string, error) {
 		return nil, nil, fmt.Errorf("load weights %q: %w", path, err)
