@@ -112,7 +112,7 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 		for _, path := range o.imageFiles {
 			px, err := vit.LoadImage(path, cfg)
 			if err != nil {
-				return nil, fmt.Errorf("image %q: %w", path, err)
+				return nil, err // it names the file
 			}
 			in.pixels = append(in.pixels, px)
 		}
