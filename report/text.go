@@ -194,7 +194,7 @@ func (r *Report) writeLayers(p *printer) {
 		p.printf("estimated cycles of image 0 per layer and op\n")
 		p.row(append([]string{"layer", "tokens", "heads", "total"}, cols...)...)
 	} else {
-		p.printf("cycles of image 0 per layer and op: simulated (sim) and estimated (est); sfu = LayerNorm, softmax, GELU, residual units\n")
+		p.printf("cycles of image 0 per layer and op: simulated (sim) and estimated (est); sfu = LayerNorm, softmax, GELU, residual units; PE max/mean over all PEs of the MPCA\n")
 		p.row(append([]string{"layer", "tokens", "heads", "PE max/mean", "", "total"}, cols...)...)
 	}
 	for _, l := range r.Layers {
