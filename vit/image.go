@@ -82,7 +82,8 @@ func imagePixels(src image.Image, cfg Config) []float32 {
 	x0, y0 := b.Min.X+(b.Dx()-side)/2, b.Min.Y+(b.Dy()-side)/2
 	n := cfg.ImageSize
 	if side != n {
-		dst := image.NewRGBA64(image.Rect(0, 0, n, n))
+		// 8-bit RGBA, like the PIL resize of torchvision's pipeline, and x/image/draw's fast paths.
+		dst := image.NewRGBA(image.Rect(0, 0, n, n))
 		draw.CatmullRom.Scale(dst, dst.Bounds(), src, image.Rect(x0, y0, x0+side, y0+side), draw.Src, nil)
 		src, x0, y0 = dst, 0, 0
 	}
