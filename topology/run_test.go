@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	goruntime "runtime"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -324,6 +325,21 @@ func TestSimulateDeterministic(t *testing.T) {
 	require.Positive(t, first.Gap.Memory, "the run should have memory stalls")
 	for _, procs := range []int{2, 1, 2} {
 		assert.Equal(t, first, run(procs), "GOMAXPROCS=%d", procs)
+	}
+
+	// One accelerator, built once, run twice at the same time.
+	acc, err := NewAccelerator(w, p, 0, d)
+	require.NoError(t, err)
+	var results [2]*SimResult
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = acc.Run(context.Background(), imgs, nil, 0) })
+	}
+	wg.Wait()
+	for i := range results {
+		require.NoError(t, errs[i])
+		assert.Equal(t, first, results[i], "concurrent run %d", i)
 	}
 }
 
