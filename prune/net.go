@@ -40,10 +40,10 @@ type layerCache struct {
 }
 
 // net is one worker's forward and backward engine over a shard of images.
-// Every buffer is sized once for the largest shard, so a step allocates nothing.
+// Every activation buffer is sized once for the largest shard, so steps
+// allocate only small bookkeeping (top-k indices).
 type net struct {
 	cfg     vit.Config
-	cap     int // images
 	patches []float32
 	emb     []float32
 	layers  []layerCache
@@ -61,18 +61,17 @@ type net struct {
 	df       []float32
 	dscore   []float32
 	dcls     []float32
-	dlogits  []float32
 }
 
 func newNet(cfg vit.Config, images int) *net {
 	n, d, hid := cfg.Tokens(), cfg.Dim, cfg.MLPHidden
 	rows := images * n
 	f := func(size int) []float32 { return make([]float32, size) }
-	nt := &net{cfg: cfg, cap: images,
+	nt := &net{cfg: cfg,
 		patches: f(images * cfg.Patches() * cfg.PatchLen()), emb: f(images * cfg.Patches() * d),
 		out: f(rows * d), clsXhat: f(images * d), clsRstd: f(images), clsLN: f(images * d), logits: f(images * cfg.NumClasses),
 		dxA: f(rows * d), dxB: f(rows * d), dh: f(rows * d), dq: f(rows * d), dk: f(rows * d), dv: f(rows * d), do: f(rows * d),
-		dP: f(n * n), df: f(rows * hid), dscore: f(images * n), dcls: f(images * d), dlogits: f(images * cfg.NumClasses)}
+		dP: f(n * n), df: f(rows * hid), dscore: f(images * n), dcls: f(images * d)}
 	nt.layers = make([]layerCache, cfg.Depth)
 	for i := range nt.layers {
 		nt.layers[i] = layerCache{x: f(rows * d), xhat1: f(rows * d), rstd1: f(rows), h1: f(rows * d),

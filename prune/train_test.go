@@ -65,13 +65,38 @@ func trainSmall(t *testing.T, ds *Dataset, opt Options) (*vit.Weights, []float64
 	return tr.Weights(), losses
 }
 
+type denseRun struct {
+	w      *vit.Weights
+	losses []float64
+}
+
+// smallDenseRun trains the small model once (at GOMAXPROCS as the test runs) for the tests that need it.
+var smallDenseRun = sync.OnceValue(func() denseRun {
+	ds, err := mnistOnce()
+	if err != nil {
+		panic(err)
+	}
+	tr, err := NewTrainer(InitWeights(smallConfig(), 5), nil, ds, smallDense())
+	if err != nil {
+		panic(err)
+	}
+	var r denseRun
+	for tr.Epoch() < tr.opt.Epochs {
+		loss, _ := tr.TrainEpoch(nil)
+		r.losses = append(r.losses, loss)
+	}
+	r.w = tr.Weights()
+	return r
+})
+
 // TestTrainingIsSeededAndDeterministic trains 320 steps on 1,024 MNIST
 // images: the loss must fall, and a second run, on one core, must give
 // bit-identical weights.
 func TestTrainingIsSeededAndDeterministic(t *testing.T) {
 	ds := smallMNIST(t)
 	opt := smallDense()
-	w1, losses := trainSmall(t, ds, opt)
+	run := smallDenseRun()
+	w1, losses := run.w, run.losses
 	t.Logf("epoch losses %v", losses)
 	assert.Less(t, losses[len(losses)-1], 0.5*losses[0], "loss did not fall")
 	assert.Greater(t, Accuracy(w1, nil, ds), 0.75, "training accuracy")
@@ -86,7 +111,7 @@ func TestTrainingIsSeededAndDeterministic(t *testing.T) {
 // masks, token dropping and distillation, and checks the result.
 func TestSimultaneousPruning(t *testing.T) {
 	ds := smallMNIST(t)
-	dense, _ := trainSmall(t, ds, smallDense())
+	dense := smallDenseRun().w
 	denseAcc := Accuracy(dense, nil, ds)
 	opt := smallPrune()
 	tr, err := NewTrainer(Masked(dense, nil), dense, ds, opt)

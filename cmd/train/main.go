@@ -3,7 +3,7 @@
 // masks, token dropping and distillation, PAPER.md section 5), or one-shot by
 // weight magnitude; and it evaluates a saved model on the 10,000 test images.
 //
-//	train dense   -out models/dense.safetensors
+//	train dense   -out models/dense.safetensors [-from an earlier dense model to continue]
 //	train prune   -from models/dense.safetensors -density 0.5 -keep 0.5 -td 0,1,2 -out models/d50-k50.safetensors
 //	train oneshot -from models/dense.safetensors -density 0.5 -keep 0.5 -td 0,1,2 -out /tmp/oneshot.safetensors
 //	train eval    -model models/d50-k50.safetensors
@@ -85,7 +85,9 @@ func parseTrainFlags(cmd string, args []string, stderr io.Writer) (*trainFlags, 
 	o := &f.opt
 	fs.StringVar(&f.model, "model", "mnist-tiny", "model preset")
 	fs.StringVar(&f.out, "out", "", "safetensors file to write (required)")
-	if cmd != "dense" {
+	if cmd == "dense" {
+		fs.StringVar(&f.from, "from", "", "continue training this dense safetensors model instead of a fresh initialisation")
+	} else {
 		fs.StringVar(&f.from, "from", "", "dense safetensors model to prune (required)")
 		fs.Float64Var(&o.Density, "density", o.Density, "kept fraction of Q/K/V/Proj blocks and MLP neurons per matrix")
 		fs.IntVar(&o.Block, "block", o.Block, "block side b")
