@@ -81,7 +81,8 @@ func keptHeads(cfg Config, p *Pruning, l int) []int {
 // reference forward pass and the simulated accelerator compute with: removed
 // heads and neurons are cut out of the matrices, pruned blocks inside kept
 // heads are zeroed (their masks say which). Slices may share memory with the
-// Weights they came from: treat them as read-only.
+// Weights they came from: treat them as read-only. Forward may be called
+// from several goroutines at once.
 type Compacted struct {
 	Weights *Weights // the dense weights: embeddings, final norm and classifier are used as they are
 	// Pruning is the validated pruning (never nil: the dense model has Keep 1).
