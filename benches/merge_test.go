@@ -1,0 +1,224 @@
+package benches
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	goruntime "runtime"
+	"testing"
+
+	vrt "vitflow/runtime"
+)
+
+// mergeGraph builds DAM's merge benchmark: two generators of 0..n-1 into
+// depth-32 FIFOs of latency 1, a merge unit that emits the smaller head
+// one per cycle, and a checker that verifies the order and counts.
+func mergeGraph(n int, checked *int) (*vrt.Graph, error) {
+	g := vrt.NewGraph()
+	var ins [2]*vrt.FIFO[int64]
+	for i := range ins {
+		f, err := vrt.NewFIFO[int64](g, fmt.Sprintf("gen%d", i), 32, 1)
+		if err != nil {
+			return nil, err
+		}
+		ins[i] = f
+		g.AddActor(fmt.Sprintf("generator%d", i), func(ctx *vrt.Ctx) error {
+			for v := range int64(n) {
+				if err := f.Send(ctx, v); err != nil {
+					return err
+				}
+				ctx.Work(1, "generate")
+			}
+			return nil
+		}, vrt.Writes(f))
+	}
+	out, err := vrt.NewFIFO[int64](g, "merged", 32, 1)
+	if err != nil {
+		return nil, err
+	}
+	g.AddActor("merge", func(ctx *vrt.Ctx) error {
+		a, errA := ins[0].Peek(ctx)
+		b, errB := ins[1].Peek(ctx)
+		for errA == nil || errB == nil {
+			var v int64
+			if errB != nil || (errA == nil && a <= b) {
+				if _, err := ins[0].Recv(ctx); err != nil {
+					return err
+				}
+				v = a
+				a, errA = ins[0].Peek(ctx)
+			} else {
+				if _, err := ins[1].Recv(ctx); err != nil {
+					return err
+				}
+				v = b
+				b, errB = ins[1].Peek(ctx)
+			}
+			if err := out.Send(ctx, v); err != nil {
+				return err
+			}
+			ctx.Work(1, "merge")
+		}
+		for _, err := range []error{errA, errB} {
+			if !errors.Is(err, vrt.ErrClosed) {
+				return err
+			}
+		}
+		return nil
+	}, vrt.Reads(ins[0], ins[1]), vrt.Writes(out))
+	g.AddActor("checker", func(ctx *vrt.Ctx) error {
+		prev := int64(-1)
+		for {
+			v, err := out.Recv(ctx)
+			if errors.Is(err, vrt.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if v < prev {
+				return fmt.Errorf("element %d: %d after %d", *checked, v, prev)
+			}
+			prev = v
+			*checked++
+			ctx.Work(1, "check")
+		}
+	}, vrt.Reads(out))
+	return g, nil
+}
+
+// withProcs runs f as a sub-benchmark at each GOMAXPROCS, restoring it after.
+func withProcs(b *testing.B, f func(b *testing.B)) {
+	for _, procs := range []int{1, 2} {
+		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
+			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+			f(b)
+		})
+	}
+}
+
+func BenchmarkMerge(b *testing.B) {
+	const n = 1 << 20
+	withProcs(b, func(b *testing.B) {
+		var makespan int64
+		elems := 0
+		for b.Loop() {
+			checked := 0
+			g, err := mergeGraph(n, &checked)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := g.Run(context.Background(), vrt.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if checked != 2*n {
+				b.Fatalf("checker saw %d elements, want %d", checked, 2*n)
+			}
+			makespan = s.Makespan
+			elems += checked
+		}
+		b.ReportMetric(float64(elems)/b.Elapsed().Seconds(), "elem/s")
+		b.ReportMetric(float64(makespan), "sim-cycles")
+	})
+}
+
+// adderTreeGraph builds a binary tree of two-input adders over leaves
+// generators of n elements each (generator g emits g+i at element i), all
+// FIFOs of depth 32 and latency 1, every unit taking one cycle per element.
+// The root's sink checks each sum: sum over g of (g+i).
+func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
+	g := vrt.NewGraph()
+	level := make([]*vrt.FIFO[int64], leaves)
+	for i := range level {
+		f, err := vrt.NewFIFO[int64](g, fmt.Sprintf("gen%d", i), 32, 1)
+		if err != nil {
+			return nil, err
+		}
+		level[i] = f
+		g.AddActor(fmt.Sprintf("generator%d", i), func(ctx *vrt.Ctx) error {
+			for v := range int64(n) {
+				if err := f.Send(ctx, int64(i)+v); err != nil {
+					return err
+				}
+				ctx.Work(1, "generate")
+			}
+			return nil
+		}, vrt.Writes(f))
+	}
+	for depth := 0; len(level) > 1; depth++ {
+		next := make([]*vrt.FIFO[int64], len(level)/2)
+		for i := range next {
+			a, b := level[2*i], level[2*i+1]
+			out, err := vrt.NewFIFO[int64](g, fmt.Sprintf("sum%d.%d", depth, i), 32, 1)
+			if err != nil {
+				return nil, err
+			}
+			next[i] = out
+			g.AddActor(fmt.Sprintf("adder%d.%d", depth, i), func(ctx *vrt.Ctx) error {
+				for {
+					x, errA := a.Recv(ctx)
+					y, errB := b.Recv(ctx)
+					if errors.Is(errA, vrt.ErrClosed) && errors.Is(errB, vrt.ErrClosed) {
+						return nil
+					}
+					if errA != nil || errB != nil {
+						return errors.Join(errA, errB)
+					}
+					if err := out.Send(ctx, x+y); err != nil {
+						return err
+					}
+					ctx.Work(1, "add")
+				}
+			}, vrt.Reads(a, b), vrt.Writes(out))
+		}
+		level = next
+	}
+	root := level[0]
+	g.AddActor("checker", func(ctx *vrt.Ctx) error {
+		base := int64(leaves) * int64(leaves-1) / 2
+		for i := int64(0); ; i++ {
+			v, err := root.Recv(ctx)
+			if errors.Is(err, vrt.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if want := base + int64(leaves)*i; v != want {
+				return fmt.Errorf("sum %d: got %d, want %d", i, v, want)
+			}
+			*checked++
+			ctx.Work(1, "check")
+		}
+	}, vrt.Reads(root))
+	return g, nil
+}
+
+// BenchmarkAdderTree: 1024 generators of 2^12 elements into a binary tree
+// of 1023 adders. elem/s counts generated elements.
+func BenchmarkAdderTree(b *testing.B) {
+	const leaves, n = 1024, 1 << 12
+	withProcs(b, func(b *testing.B) {
+		var makespan int64
+		elems := 0
+		for b.Loop() {
+			checked := 0
+			g, err := adderTreeGraph(leaves, n, &checked)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := g.Run(context.Background(), vrt.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if checked != n {
+				b.Fatalf("checker saw %d sums, want %d", checked, n)
+			}
+			makespan = s.Makespan
+			elems += leaves * n
+		}
+		b.ReportMetric(float64(elems)/b.Elapsed().Seconds(), "elem/s")
+		b.ReportMetric(float64(makespan), "sim-cycles")
+	})
+}
