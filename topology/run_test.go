@@ -291,6 +291,11 @@ func TestSimulateMemoryBound(t *testing.T) {
 	loader := res.Stats.Actor("loader0")
 	require.NotNil(t, loader)
 	assert.Greater(t, loader.Utilisation, 0.9)
+	assert.Less(t, loader.TotalBlocked(), res.Cycles/100, "the loader never waits for FIFO space")
+	// At the preset's bandwidth the loader runs ahead and waits for space instead.
+	fast := normal.Stats.Actor("loader0")
+	require.NotNil(t, fast)
+	assert.Greater(t, fast.TotalBlocked(), fast.Busy)
 	for i := range d.MPCA.H {
 		chm := res.Stats.Actor(fmt.Sprintf("chm%d", i))
 		require.NotNil(t, chm)
