@@ -170,6 +170,13 @@ func (u *CHM) charge(ctx *runtime.Ctx, j *MPCAJob) error {
 			}
 			ctx.Work(j.Cost.SnapshotCycles(i), label)
 		}
+		// Columns of blocks beyond the estimator's snapshots (none when the
+		// mapping matches the estimate) still come down the stream.
+		for next < len(p.ColOrder) {
+			if err := await(p.ColOrder[next], ctx.Now()); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	start := ctx.Now()

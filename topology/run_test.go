@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -82,6 +83,13 @@ func checkLogits(t *testing.T, w *vit.Weights, p *vit.Pruning, res *SimResult, i
 	}
 }
 
+// headless prunes mnist-tiny at density 0.3 and removes every head of layer 3.
+func headless(t *testing.T, w *vit.Weights) *vit.Pruning {
+	p := pruned(t, w, 16, 0.3, 0.7, []int{1})
+	withoutHeads(w.Config, p, 3, 0, 1, 2, 3)
+	return p
+}
+
 func TestSimulateMNISTTinyLogits(t *testing.T) {
 	cfg, err := vit.Preset("mnist-tiny")
 	require.NoError(t, err)
@@ -98,6 +106,8 @@ func TestSimulateMNISTTinyLogits(t *testing.T) {
 		{"pruned ideal", pruned(t, w, 16, 0.5, 0.7, []int{1, 2}), FidelityIdeal, PolicyIdeal},
 		{"pruned detailed static", pruned(t, w, 16, 0.5, 0.7, []int{1, 2}), FidelityDetailed, PolicyStatic},
 		{"pruned detailed balanced", pruned(t, w, 16, 0.4, 0.5, []int{1}), FidelityDetailed, PolicyBalanced},
+		{"no heads in a layer, ideal", headless(t, w), FidelityIdeal, PolicyIdeal},
+		{"no heads in a layer, detailed", headless(t, w), FidelityDetailed, PolicyStatic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := preset(t, "small", tc.fid)
@@ -107,6 +117,13 @@ func TestSimulateMNISTTinyLogits(t *testing.T) {
 			checkLogits(t, w, tc.p, res, imgs)
 			for _, img := range res.Images {
 				assert.Equal(t, img.Cycles-res.Estimate.Cycles, img.Gap.Total(), "gap decomposition adds up")
+				if tc.fid == FidelityIdeal {
+					assert.Equal(t, Gap{Latency: img.Gap.Latency}, img.Gap)
+				}
+				if strings.HasPrefix(tc.name, "no heads") {
+					assert.Zero(t, img.Layers[3].HeadsKept)
+					assert.Equal(t, cfg.Heads, img.Layers[2].HeadsKept)
+				}
 			}
 		})
 	}
