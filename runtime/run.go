@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	goruntime "runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -51,20 +50,12 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 			f.trace = t
 		}
 	}
-	// With one P the other side cannot run while we spin: park at once.
-	// Otherwise a short spin catches a writer or reader running on another
-	// core, and parking beyond that frees the core for it.
-	spins := 0
-	if goruntime.GOMAXPROCS(0) > 1 {
-		spins = spinChecks
-	}
 	ctxs := make([]*Ctx, len(g.actors))
 	for i, a := range g.actors {
 		ctxs[i] = &Ctx{
 			a:       a,
 			starved: make([]int64, len(a.inputs)),
 			blocked: make([]int64, len(a.outputs)),
-			spins:   spins,
 			runCtx:  runCtx,
 		}
 		if actorTracks != nil {
@@ -133,10 +124,6 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 	}
 	return nil
 }
-
-// spinChecks is how often a waiter re-checks before parking when there is
-// more than one P.
-var spinChecks = 100
 
 // watchdogPeriod and watchdogRounds set deadlock detection: every unfinished
 // actor parked, with no park in between, for watchdogRounds checks in a row
