@@ -228,7 +228,7 @@ func (u *Loader) Run(ctx *runtime.Ctx) error {
 				}
 				plan := &u.Schedule.Layers[l][o]
 				w := u.Model.Layers[l].Weight(o)
-				if u.Memory.Latency > 0 && w.NNZBlocks() > 0 {
+				if u.Memory.Latency > 0 && u.streams(plan, w) {
 					ctx.Work(u.Memory.Latency, "latency")
 				}
 				clear(cursor)
@@ -260,4 +260,16 @@ func (u *Loader) Run(ctx *runtime.Ctx) error {
 		}
 	}
 	return nil
+}
+
+// streams reports whether the loader has any block of w to send in the op.
+func (u *Loader) streams(plan *OpPlan, w *kernels.BlockSparse) bool {
+	for _, chm := range u.CHMs {
+		for _, c := range plan.CHMs[chm].ColOrder {
+			if w.ColStart[c+1] > w.ColStart[c] {
+				return true
+			}
+		}
+	}
+	return false
 }

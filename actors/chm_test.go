@@ -177,3 +177,48 @@ func TestTokenDropper(t *testing.T) {
 	assert.ErrorContains(t, err, "tokendrop")
 	assert.False(t, errors.Is(err, runtime.ErrDeadlock))
 }
+
+// TestLoaderTiming hand-checks the memory model: a block of 8×8 2-byte
+// weights at 51.2 bytes/cycle takes 2.5 cycles of channel time, charged as
+// whole cycles (2, 3, 2, 3, ...), after the latency that starts the op's stream.
+func TestLoaderTiming(t *testing.T) {
+	none := func(int, int) bool { return false }
+	m := oneLayer(t, 32, 16, 8, 8, 1, Expand, 1)
+	L := &m.Layers[0]
+	L.Q = packed(t, 32, 32, 8, func(br, bc int) bool { return bc == 1 && br < 3 }) // 3 blocks in column 1
+	L.K, L.V, L.O = packed(t, 32, 32, 8, none), packed(t, 32, 32, 8, none), packed(t, 32, 32, 8, none)
+	L.FC1, L.FC2 = packed(t, 32, 64, 8, none), packed(t, 64, 32, 8, none)
+	cfg := Config{Geometry: Geometry{T: 1, C: 2, H: 1, P: 8}, Block: 8, Policy: Static, Free: true, Streamed: true,
+		Memory: Memory{BytesPerCycle: 51.2, Latency: 10, Channels: 1, BytesPerWeight: 2}}
+	s, err := NewSchedule(cfg, m)
+	require.NoError(t, err)
+
+	g := runtime.NewGraph()
+	out, err := runtime.NewFIFO[WeightBlock](g, "weights", 8, 1)
+	require.NoError(t, err)
+	ld := &Loader{Memory: cfg.Memory, Block: 8, Schedule: s, Model: m, Images: 2, CHMs: []int{0},
+		Out: []*runtime.FIFO[WeightBlock]{out}}
+	g.AddActor("loader", ld.Run, runtime.Writes(out))
+	var got []WeightBlock
+	var at []int64
+	g.AddActor("chm", func(ctx *runtime.Ctx) error {
+		for {
+			blk, err := out.Recv(ctx)
+			if errors.Is(err, runtime.ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			got, at = append(got, blk), append(at, ctx.Now())
+		}
+	}, runtime.Reads(out))
+	_, err = g.Run(context.Background(), runtime.Options{})
+	require.NoError(t, err)
+	blk := func(i int32) WeightBlock { return WeightBlock{Op: OpQ, Col: 1, Index: i} }
+	assert.Equal(t, []WeightBlock{blk(0), blk(1), blk(2), blk(0), blk(1), blk(2)}, got, "two images")
+	// Image 0: latency 10, blocks done at 12, 15, 17 (+1 FIFO latency).
+	assert.Equal(t, []int64{13, 16, 18}, at[:3])
+	// Image 1 starts with the owed half cycle: 17 + 10 + 3, + 2, + 3.
+	assert.Equal(t, []int64{31, 33, 36}, at[3:])
+}
