@@ -22,9 +22,9 @@ type unit struct {
 
 // Accelerator is a model built onto an accelerator description: its weights
 // packed to the non-zero blocks the CHMs stream, the controller's static
-// schedule and the estimator's view of it. Building costs about as much as
-// compacting the model; Run then simulates any number of batches, each on a
-// fresh graph of units. An Accelerator is read-only once built, so
+// schedule and the estimator's view of it. Building compacts and packs the
+// model (a few hundred milliseconds for DeiT-S); Run then simulates any
+// number of batches, each on a fresh graph of units. An Accelerator is read-only once built, so
 // concurrent Runs are safe.
 type Accelerator struct {
 	desc     Description
@@ -237,7 +237,13 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 }
 
 // wire creates a graph of units that runs images on a, and returns the
-// graph, its units (not yet added) and the controller.
+// graph, its units (not yet added) and the controller. Each unit has a job
+// FIFO from the controller and an answer FIFO back (depths from the
+// description: activation and output depths for the CHMs, the SFU depth for
+// the special-function units, patch embedding and classifier, the token
+// dropping depth for its module); the controller waits for each answer, so
+// those hold one job at a time. The weight FIFOs (loader -> CHM, one block
+// per element) are where depth matters: it bounds how far the loader runs ahead.
 func (a *Accelerator) wire(images [][]float32) (*runtime.Graph, []unit, *actors.Controller, error) {
 	g, f, ac, model := runtime.NewGraph(), a.desc.FIFO, a.config, a.model
 	var units []unit
