@@ -71,8 +71,11 @@ type StageRecord struct {
 
 // Run is the controller's actor body.
 func (u *Controller) Run(ctx *runtime.Ctx) error {
-	if len(u.CHMs) != len(u.Schedule.Layers[0][0].CHMs) {
-		return fmt.Errorf("%d CHM ports for a schedule of %d CHMs", len(u.CHMs), len(u.Schedule.Layers[0][0].CHMs))
+	if len(u.Schedule.Layers) != len(u.Model.Layers) || len(u.Model.Layers) == 0 {
+		return fmt.Errorf("a schedule of %d layers for a model of %d", len(u.Schedule.Layers), len(u.Model.Layers))
+	}
+	if n := len(u.Schedule.Layers[0][0].CHMs); len(u.CHMs) != n {
+		return fmt.Errorf("%d CHM ports for a schedule of %d CHMs", len(u.CHMs), n)
 	}
 	jobs := make([]MPCAJob, len(u.CHMs))
 	ws := newWorkspace(u.Model)
