@@ -327,7 +327,7 @@ func TestSimulateMemoryBound(t *testing.T) {
 }
 
 // TestSimulateDeterministic repeats a run with memory stalls and
-// backpressure under GOMAXPROCS 1 and 2: every cycle, logit and statistic is
+// backpressure under GOMAXPROCS 1, 2 and 8: every cycle, logit and statistic is
 // the same.
 func TestSimulateDeterministic(t *testing.T) {
 	cfg, err := vit.Preset("mnist-tiny")
@@ -345,7 +345,7 @@ func TestSimulateDeterministic(t *testing.T) {
 	}
 	first := run(1)
 	require.Positive(t, first.Gap.Memory, "the run should have memory stalls")
-	for _, procs := range []int{2, 1, 2} {
+	for _, procs := range []int{2, 8, 1, 2} {
 		assert.Equal(t, first, run(procs), "GOMAXPROCS=%d", procs)
 	}
 
