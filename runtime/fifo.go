@@ -332,29 +332,32 @@ type occupancy struct {
 	dpos  int64 // dnext % capacity
 }
 
-func (f *fifoBase) step(t, delta int64) {
-	o := &f.occ
-	o.hist[o.level] += t - o.last
-	o.last = t
-	o.level += delta
-	o.max = max(o.max, o.level)
-	if f.trace != nil {
-		f.trace.counter(t, o.level)
-	}
-}
-
-// sweepSend sweeps the dequeues at or before a send at time e, then the send.
-// Dequeues go first at equal times so that the maximum is not overstated.
+// sweepSend sweeps the dequeues at or before a send at time e, then the
+// send. Dequeues go first at equal times so that the maximum is not
+// overstated.
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
-	f.step(e, +1)
+	o := &f.occ
+	o.hist[o.level] += e - o.last
+	o.last = e
+	o.level++
+	o.max = max(o.max, o.level)
+	if f.trace != nil {
+		f.trace.counter(e, o.level)
+	}
 }
 
 // sweepDeqs sweeps the dequeues done so far at or before time t.
 func (f *fifoBase) sweepDeqs(t int64) {
 	o := &f.occ
 	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
-		f.step(f.deq[o.dpos], -1)
+		d := f.deq[o.dpos]
+		o.hist[o.level] += d - o.last
+		o.last = d
+		o.level--
+		if f.trace != nil {
+			f.trace.counter(d, o.level)
+		}
 		o.dnext++
 		if o.dpos++; o.dpos == f.capacity {
 			o.dpos = 0
