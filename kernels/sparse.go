@@ -24,7 +24,17 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("pack block-sparse: have %d values for %dx%d", len(w), rows, cols)
 	}
-	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, cols/b+1)}
+	// Count the kept blocks first so the storage is allocated once.
+	nnz := 0
+	for bc := range cols / b {
+		for br := range rows / b {
+			if keep == nil || keep(br, bc) {
+				nnz++
+			}
+		}
+	}
+	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, cols/b+1),
+		RowBlock: make([]int32, 0, nnz), Data: make([]float32, 0, nnz*b*b)}
 	for bc := range cols / b {
 		for br := range rows / b {
 			if keep != nil && !keep(br, bc) {
