@@ -10,11 +10,15 @@ import (
 // never is the clock of a finished actor: infinitely far ahead.
 const never = math.MaxInt64
 
-// Actor states seen by wakers and the watchdog.
+// Actor states seen by wakers and the watchdog, in the low two bits of
+// actor.state; the bits above count parks, so that one atomic add both parks
+// and tells the watchdog that something happened.
 const (
-	running int32 = iota
+	running uint64 = iota
 	parked
 	finished
+	stateBits = 3
+	onePark   = 4
 )
 
 // actor is the shared part of an actor: what other goroutines may touch.
@@ -25,15 +29,13 @@ type actor struct {
 	inputs   []*fifoBase
 	outputs  []*fifoBase
 	wake     chan struct{} // one token: "something you wait for may have changed"
-	parkedOn waitFor       // the current wait, for the watchdog (reused: no allocation)
+	parkedOn waitFor       // the current wait; the watchdog reads it while state says parked
 
 	_         [64]byte
-	cancelled atomic.Bool // the run is over: waits return ErrCancelled
-	state     atomic.Int32
-	parks     atomic.Uint64           // incremented on every park; lets the watchdog see progress
-	clock     atomic.Int64            // published local clock: a lower bound of the real one
-	watchers  atomic.Int32            // readers waiting for this actor's clock to pass a threshold
-	waiting   atomic.Pointer[waitFor] // what the actor is parked on, for deadlock reports
+	cancelled atomic.Bool   // the run is over: waits return ErrCancelled
+	state     atomic.Uint64 // park count << 2 | running, parked or finished
+	clock     atomic.Int64  // published local clock: a lower bound of the real one
+	watchers  atomic.Int32  // readers waiting for this actor's clock to pass a threshold
 }
 
 // wakeup unparks a if it is parked. Spurious wakeups are harmless: waits
@@ -41,7 +43,7 @@ type actor struct {
 func (a *actor) wakeup() {
 	// The load first: a waker often calls this many times before the
 	// woken goroutine runs, and a failing CAS still costs a locked op.
-	if a.state.Load() == parked && a.state.CompareAndSwap(parked, running) {
+	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
 		a.signal()
 	}
 }
@@ -218,18 +220,20 @@ func (c *Ctx) wait(w *waitFor) error {
 	a := c.a
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
-	a.waiting.Store(pw)
-	defer a.waiting.Store(nil)
 	for {
-		a.parks.Add(1)
 		pw.arm(c, true)
-		a.state.Store(parked)
-		a.publish(c.now) // readers may be waiting for this clock
+		a.state.Add(onePark + parked) // running -> parked, one more park
+		if a.clock.Load() != c.now {
+			a.publish(c.now) // readers may be waiting for this clock
+		}
 		ready := pw.ready(c)
 		if !ready && !a.cancelled.Load() {
 			<-a.wake // from a neighbour, or from cancel
 		}
-		a.state.Store(running)
+		// Back to running, unless a waker has done it already.
+		if s := a.state.Load(); s&stateBits == parked {
+			a.state.CompareAndSwap(s, s&^stateBits)
+		}
 		pw.arm(c, false)
 		if ready || pw.ready(c) {
 			return nil

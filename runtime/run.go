@@ -138,7 +138,7 @@ const (
 func (g *Graph) watchdog(ctx context.Context, cancel context.CancelCauseFunc, allDone <-chan struct{}) error {
 	tick := time.NewTicker(watchdogPeriod)
 	defer tick.Stop()
-	parks := make([]uint64, len(g.actors))
+	states := make([]uint64, len(g.actors))
 	stuck := 0
 	for {
 		select {
@@ -151,16 +151,11 @@ func (g *Graph) watchdog(ctx context.Context, cancel context.CancelCauseFunc, al
 		}
 		same := true
 		for i, a := range g.actors {
-			switch a.state.Load() {
-			case running:
+			s := a.state.Load()
+			if s&stateBits == running || s != states[i] {
 				same = false
-			case parked:
-				p := a.parks.Load()
-				if p != parks[i] {
-					same = false
-					parks[i] = p
-				}
 			}
+			states[i] = s
 		}
 		if !same {
 			stuck = 0
@@ -233,10 +228,10 @@ func (g *Graph) deadlock() error {
 	e := &DeadlockError{}
 	byActor := make(map[int]int)
 	for i, a := range g.actors {
-		w := a.waiting.Load()
-		if a.state.Load() != parked || w == nil {
+		if a.state.Load()&stateBits != parked {
 			continue
 		}
+		w := &a.parkedOn
 		f, op := w.f, ""
 		switch w.kind {
 		case waitSpace:
@@ -251,7 +246,7 @@ func (g *Graph) deadlock() error {
 			// is who the select waits for.
 			f = w.inputs[0].port()
 			for _, p := range w.inputs {
-				if p.port().writer.state.Load() != finished {
+				if p.port().writer.state.Load()&stateBits != finished {
 					f = p.port()
 					break
 				}
