@@ -232,3 +232,104 @@ func TestPipeline(t *testing.T) {
 		assert.LessOrEqual(t, a.Utilisation, s2.Utilisation, a.Name)
 	}
 }
+
+// TestSelect: a at latency 1 sends at 0, 4, 8 (Send then Work(4)), visible
+// at 1, 5, 9; b sends at 2, 4, 6 (Work(2) then Send), visible at 3, 5, 7.
+// The merger takes whichever head is visible first, ties to a, then works
+// one cycle:
+//
+//	t=0: a at 1 beats b (b's clock 0 + 1 = 1 ties, a wins): a0 at 1
+//	t=2: b at 3, a cannot deliver before 5:             b0 at 3
+//	t=4: a and b both at 5, tie to a:                   a1 at 5
+//	t=6: b visible since 5, a not before 9:             b1 at 6
+//	t=7: b at 7:                                        b2 at 7
+//	t=8: b is closed:                                   a2 at 9
+//	t=10: both closed.
+//
+// Starved: a 1+1+1 = 3 (t 0->1, 4->5, 8->9), b 1 (2->3).
+func TestSelect(t *testing.T) {
+	g := NewGraph()
+	a := mustFIFO(t, g, "a", 4, 1)
+	b := mustFIFO(t, g, "b", 4, 1)
+	g.AddActor("srcA", func(ctx *Ctx) error {
+		for i := range 3 {
+			if err := a.Send(ctx, i); err != nil {
+				return err
+			}
+			ctx.Work(4, "a")
+		}
+		return nil
+	}, Writes(a))
+	g.AddActor("srcB", source(b, 3, 2), Writes(b))
+	type pick struct {
+		input, value int
+		at           int64
+	}
+	var got []pick
+	g.AddActor("merger", func(ctx *Ctx) error {
+		for {
+			k, err := Select(ctx, a, b)
+			if errors.Is(err, ErrClosed) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			v, err := []*FIFO[int]{a, b}[k].Recv(ctx)
+			if err != nil {
+				return err
+			}
+			got = append(got, pick{k, v, ctx.Now()})
+			ctx.Work(1, "merge")
+		}
+	}, Reads(a, b))
+	s := mustRun(t, g)
+	assert.Equal(t, []pick{{0, 0, 1}, {1, 0, 3}, {0, 1, 5}, {1, 1, 6}, {1, 2, 7}, {0, 2, 9}}, got)
+	m := s.Actor("merger")
+	assert.Equal(t, int64(10), m.Finish)
+	assert.Equal(t, []PortCycles{{"a", 3}, {"b", 1}}, m.Starved)
+}
+
+// TestPeekAt: the writer sends at 3 (Work(3) then Send, latency 1: visible
+// at 4). A reader polling PeekAt then Work(1) sees nothing at 0, 1, 2, 3
+// and the element at 4; a blocking Peek then returns it without moving the
+// clock, and after the writer finishes PeekAt reports ErrClosed.
+func TestPeekAt(t *testing.T) {
+	g := NewGraph()
+	f := mustFIFO(t, g, "f", 1, 1)
+	g.AddActor("writer", source(f, 1, 3), Writes(f))
+	var misses int
+	var peeked, got int
+	var closedErr error
+	g.AddActor("reader", func(ctx *Ctx) error {
+		for {
+			v, ok, err := f.PeekAt(ctx)
+			if err != nil {
+				return err
+			}
+			if ok {
+				peeked = v
+				break
+			}
+			misses++
+			ctx.Work(1, "poll")
+		}
+		v, err := f.Peek(ctx)
+		if err != nil {
+			return err
+		}
+		got = v
+		if _, err := f.Recv(ctx); err != nil {
+			return err
+		}
+		_, _, closedErr = f.PeekAt(ctx)
+		return nil
+	}, Reads(f))
+	s := mustRun(t, g)
+	assert.Equal(t, 4, misses)
+	assert.Equal(t, 0, peeked)
+	assert.Equal(t, 0, got)
+	assert.ErrorIs(t, closedErr, ErrClosed)
+	assert.Equal(t, int64(4), s.Actor("reader").Finish)
+	assert.Equal(t, []PortCycles{{"f", 0}}, s.Actor("reader").Starved)
+}
