@@ -220,6 +220,7 @@ func (c *Ctx) wait(w *waitFor) error {
 	a := c.a
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
+	a.publishCredits()
 	for {
 		pw.arm(c, true)
 		a.state.Add(onePark + parked) // running -> parked, one more park

@@ -9,19 +9,20 @@ import (
 // Fields are grouped by the goroutine that writes them, each group on its own
 // cache lines, so that writer and reader do not slow each other down.
 type fifoBase struct {
-	graph      *Graph
-	name       string
-	index      int
-	capacity   int64
-	latency    int64
-	writer     *actor
-	reader     *actor
-	writerPort int
-	readerPort int
-	sent       []int64 // send time of the element in each slot
-	blockedBy  string  // trace names of stalls on this FIFO
-	starvedBy  string
-	deq        []int64 // dequeue time of the last element read from each slot
+	graph       *Graph
+	name        string
+	index       int
+	capacity    int64
+	latency     int64
+	creditBatch int64 // the reader publishes head every creditBatch reads
+	writer      *actor
+	reader      *actor
+	writerPort  int
+	readerPort  int
+	sent        []int64 // send time of the element in each slot
+	blockedBy   string  // trace names of stalls on this FIFO
+	starvedBy   string
+	deq         []int64 // dequeue time of the last element read from each slot
 
 	// Written by the writer.
 	_          [64]byte
@@ -35,7 +36,8 @@ type fifoBase struct {
 	_          [64]byte
 	head       atomic.Int64 // elements read
 	readerDone atomic.Bool
-	rcount     int64 // == head, without the atomic load
+	rcount     int64 // elements read; head lags it by less than creditBatch
+	rpub       int64 // rcount when last stored to head
 	rpos       int64 // rcount % capacity
 	rtail      int64 // cached tail
 	occ        occupancy
@@ -150,11 +152,31 @@ func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
 		f.rpos = 0
 	}
 	f.rcount++
+	// Credits go back in batches: a store to head costs a locked
+	// instruction, and the writer only needs them when it runs out.
+	if waiting := f.sendWaiting.Load(); waiting || f.rcount-f.rpub >= f.creditBatch {
+		f.publishHead()
+	}
+	return v, nil
+}
+
+// publishHead returns the reader's credits and wakes a blocked writer.
+func (f *fifoBase) publishHead() {
+	f.rpub = f.rcount
 	f.head.Store(f.rcount)
 	if f.sendWaiting.Load() {
 		f.writer.wakeup()
 	}
-	return v, nil
+}
+
+// publishCredits publishes the credits a holds back, before it parks or
+// finishes: nothing may wait on an actor that cannot move.
+func (a *actor) publishCredits() {
+	for _, f := range a.inputs {
+		if f.rpub != f.rcount {
+			f.publishHead()
+		}
+	}
 }
 
 // Peek returns the next element without dequeuing it, advancing the clock to

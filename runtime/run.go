@@ -108,6 +108,7 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 		if err != nil {
 			cancel(err)
 		}
+		a.publishCredits() // before readerDone: a writer must not miss a credit
 		a.state.Store(finished)
 		a.clock.Store(never)
 		for _, f := range a.outputs {
