@@ -222,8 +222,10 @@ func (c *Ctx) wait(w *waitFor) error {
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
 	a.publishCredits()
 	for {
+		// Parked (and the park counted) before armed: a neighbour that
+		// sees the arm sees this park (see Recv).
+		a.state.Add(onePark + parked)
 		pw.arm(c, true)
-		a.state.Add(onePark + parked) // running -> parked, one more park
 		if a.clock.Load() != c.now {
 			a.publish(c.now) // readers may be waiting for this clock
 		}

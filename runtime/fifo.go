@@ -36,10 +36,11 @@ type fifoBase struct {
 	_          [64]byte
 	head       atomic.Int64 // elements read
 	readerDone atomic.Bool
-	rcount     int64 // elements read; head lags it by less than creditBatch
-	rpub       int64 // rcount when last stored to head
-	rpos       int64 // rcount % capacity
-	rtail      int64 // cached tail
+	rcount     int64  // elements read; head lags it by less than creditBatch
+	rpub       int64  // rcount when last stored to head
+	rwoke      uint64 // the writer's park count when last given credits
+	rpos       int64  // rcount % capacity
+	rtail      int64  // cached tail
 	occ        occupancy
 	trace      *track // occupancy counter track; nil when not tracing
 
@@ -153,9 +154,16 @@ func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
 	}
 	f.rcount++
 	// Credits go back in batches: a store to head costs a locked
-	// instruction, and the writer only needs them when it runs out.
-	if waiting := f.sendWaiting.Load(); waiting || f.rcount-f.rpub >= f.creditBatch {
+	// instruction, and the writer only needs them when it runs out. A
+	// blocked writer gets them at once, but once per park: until it runs,
+	// more would not wake it sooner.
+	if f.rcount-f.rpub >= f.creditBatch {
 		f.publishHead()
+	} else if f.sendWaiting.Load() {
+		if park := f.writer.state.Load() &^ stateBits; park != f.rwoke {
+			f.rwoke = park
+			f.publishHead()
+		}
 	}
 	return v, nil
 }
