@@ -76,7 +76,8 @@ type Ctx struct {
 	starved []int64 // per input, in Reads order
 	blocked []int64 // per output, in Writes order
 	labels  []LabelCycles
-	last    int // index in labels of the last Work label, a cache for loops
+	labelAt map[string]int // index in labels
+	last    int            // index in labels of the last Work label, a cache for loops
 	runCtx  context.Context
 	trace   *track // nil when not tracing
 }
@@ -118,11 +119,13 @@ func (c *Ctx) Work(n int64, label string) {
 }
 
 func (c *Ctx) labelIndex(label string) int {
-	for i := range c.labels {
-		if c.labels[i].Label == label {
-			return i
-		}
+	if i, ok := c.labelAt[label]; ok {
+		return i
 	}
+	if c.labelAt == nil {
+		c.labelAt = make(map[string]int)
+	}
+	c.labelAt[label] = len(c.labels)
 	c.labels = append(c.labels, LabelCycles{Label: label})
 	return len(c.labels) - 1
 }

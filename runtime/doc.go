@@ -90,6 +90,8 @@
 // ui.perfetto.dev).
 //
 // The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
-// FIFO is a single-producer single-consumer ring, and blocked goroutines spin
-// briefly and then park until the other side signals them.
+// FIFO is a single-producer single-consumer ring whose reader returns
+// credits in small batches, and a blocked actor parks until the other side
+// signals it. Batching changes when a writer learns of free slots in wall
+// time, never the simulated times.
 package runtime
