@@ -28,9 +28,11 @@ type fifoBase struct {
 	_          [64]byte
 	tail       atomic.Int64 // elements sent
 	writerDone atomic.Bool
-	wcount     int64 // == tail, without the atomic load
-	wpos       int64 // wcount % capacity
-	whead      int64 // cached head
+	// writerDoneAt is the writer's finish time, set before writerDone.
+	writerDoneAt int64
+	wcount       int64 // == tail, without the atomic load
+	wpos         int64 // wcount % capacity
+	whead        int64 // cached head
 
 	// Written by the reader.
 	_          [64]byte
@@ -235,7 +237,8 @@ func (f *fifoBase) waitData(c *Ctx, j int64, op string) error {
 // without dequeuing it or advancing the clock. When the FIFO is empty it
 // first waits until the writer's clock shows that nothing can still arrive
 // by now, so the answer is the same on every run. It returns an error
-// wrapping [ErrClosed] if the writer has finished and the FIFO is drained.
+// wrapping [ErrClosed] if the FIFO is drained and the writer finished at
+// least L cycles ago (the end of the stream travels like an element).
 func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
 	var zero T
 	if f.reader != c.a {
@@ -254,7 +257,11 @@ func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
 		}
 		f.rtail = f.tail.Load()
 		if f.rtail <= j {
-			if f.writerDone.Load() && f.tail.Load() <= j {
+			// The end of the stream is an event too: visible L cycles
+			// after the writer finished. Before that, "nothing now" is the
+			// answer on every run, whether or not the writer has finished
+			// in wall time.
+			if f.writerDone.Load() && f.writerDoneAt+f.latency <= c.now {
 				return zero, false, fmt.Errorf("peek on fifo %q: %w", f.name, ErrClosed)
 			}
 			return zero, false, nil

@@ -108,15 +108,22 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 		if err != nil {
 			cancel(err)
 		}
-		a.publishCredits() // before readerDone: a writer must not miss a credit
-		a.state.Store(finished)
-		a.clock.Store(never)
+		// Order matters: credits before readerDone (a writer must not miss
+		// one), and writerDone before the clock says never (see PeekAt).
+		a.publishCredits()
 		for _, f := range a.outputs {
+			f.writerDoneAt = c.now
 			f.writerDone.Store(true)
-			f.reader.wakeup()
 		}
 		for _, f := range a.inputs {
 			f.readerDone.Store(true)
+		}
+		a.state.Store(finished)
+		a.clock.Store(never)
+		for _, f := range a.outputs {
+			f.reader.wakeup()
+		}
+		for _, f := range a.inputs {
 			f.writer.wakeup()
 		}
 	}()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -332,4 +333,36 @@ func TestPeekAt(t *testing.T) {
 	assert.ErrorIs(t, closedErr, ErrClosed)
 	assert.Equal(t, int64(4), s.Actor("reader").Finish)
 	assert.Equal(t, []PortCycles{{"f", 0}}, s.Actor("reader").Starved)
+}
+
+// TestPeekAtClose: the end of a stream travels like an element. The writer
+// works 5 cycles and finishes without sending; with latency 3 a polling
+// reader sees "nothing now" at 0..7 and ErrClosed at 8, whether or not the
+// writer has finished in wall time when it asks.
+func TestPeekAtClose(t *testing.T) {
+	for range 20 {
+		g := NewGraph()
+		f := mustFIFO(t, g, "f", 1, 3)
+		g.AddActor("writer", func(ctx *Ctx) error {
+			ctx.Work(5, "w")
+			return nil
+		}, Writes(f))
+		misses := 0
+		g.AddActor("reader", func(ctx *Ctx) error {
+			for {
+				_, ok, err := f.PeekAt(ctx)
+				if errors.Is(err, ErrClosed) {
+					return nil
+				}
+				if err != nil || ok {
+					return fmt.Errorf("ok=%v err=%v", ok, err)
+				}
+				misses++
+				ctx.Work(1, "poll")
+			}
+		}, Reads(f))
+		s := mustRun(t, g)
+		assert.Equal(t, 8, misses)
+		assert.Equal(t, int64(8), s.Actor("reader").Finish)
+	}
 }
