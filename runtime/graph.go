@@ -154,8 +154,9 @@ type Options struct {
 	Trace io.Writer
 	// ClockMHz converts cycles to the trace's microseconds; default 1000.
 	ClockMHz float64
-	// MaxTraceEvents caps the events recorded; default 1,000,000. When the
-	// cap is reached the trace ends at the earliest lost event's time with a
-	// note saying so.
+	// MaxTraceEvents caps the events recorded; default 1,000,000, shared
+	// equally by the actor and FIFO tracks (at least 16 each). When a track
+	// fills up, the whole trace ends at the time of its first lost event,
+	// with a note saying so, so what is shown is complete.
 	MaxTraceEvents int
 }
