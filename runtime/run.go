@@ -213,7 +213,12 @@ func (b BlockedActor) String() string {
 
 func (e *DeadlockError) Error() string {
 	s := "deadlock: every unfinished actor is blocked; wait cycle: "
-	for i, b := range e.Cycle {
+	list := e.Cycle
+	if len(list) == 0 { // not expected: the waits always close a cycle
+		s = "deadlock: every unfinished actor is blocked: "
+		list = e.Blocked
+	}
+	for i, b := range list {
 		if i > 0 {
 			s += " -> "
 		}
