@@ -62,9 +62,10 @@
 //     input order. Go's select never decides anything that simulated time
 //     depends on.
 //   - A finished actor counts as infinitely far ahead. When a writer has
-//     finished and its FIFO is drained, reads return [ErrClosed]; when a
-//     reader has finished, a Send that would need its credit returns
-//     [ErrReaderDone].
+//     finished and its FIFO is drained, Recv, Peek and Select return
+//     [ErrClosed]; PeekAt, which must not block, does so once the reader's
+//     clock is L cycles past the writer's finish time. When a reader has
+//     finished, a Send that would need its credit returns [ErrReaderDone].
 //
 // Consequently outputs, cycle counts and every statistic are identical from
 // run to run and for any GOMAXPROCS.

@@ -279,6 +279,12 @@ func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
 // visible at the current clock count as visible now; ties go to the earlier
 // input. It returns an error wrapping [ErrClosed] once every input is closed
 // and drained.
+//
+// Like PeekAt, Select waits for the clocks of writers without data. If such
+// a writer is itself waiting, directly or through other actors, for the
+// selecting actor (say, a dispatcher that feeds the inputs round-robin and
+// is blocked on a full FIFO behind them), that is a deadlock under these
+// rules and is reported as one.
 func Select(c *Ctx, inputs ...Port) (int, error) {
 	for _, p := range inputs {
 		if p.port().reader != c.a {
