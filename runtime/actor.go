@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"sync/atomic"
 )
 
@@ -224,6 +225,9 @@ func (c *Ctx) wait(w *waitFor) error {
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
 	a.publishCredits()
+	if c.yield(pw) {
+		return nil
+	}
 	for {
 		// Parked (and the park counted) before armed: a neighbour that
 		// sees the arm sees this park (see Recv).
@@ -248,4 +252,38 @@ func (c *Ctx) wait(w *waitFor) error {
 			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
 		}
 	}
+}
+
+// maxYields bounds how often a wait yields the processor to a runnable peer
+// before parking.
+const maxYields = 4
+
+// yield gives the processor to the actor that w waits for while that actor
+// is runnable, and reports whether w became ready meanwhile. With fewer
+// processors than actors (always so at GOMAXPROCS=1) the peer is usually
+// runnable but not running; letting it run is much cheaper than a park and
+// the wakeup that ends it.
+func (c *Ctx) yield(w *waitFor) bool {
+	var peer *actor
+	switch w.kind {
+	case waitSpace:
+		peer = w.f.reader
+	case waitData:
+		peer = w.f.writer
+	default:
+		return false
+	}
+	if c.a.clock.Load() != c.now {
+		c.a.publish(c.now) // readers may be waiting for this clock
+	}
+	for range maxYields {
+		if peer.state.Load()&stateBits != running || c.a.cancelled.Load() {
+			return false
+		}
+		goruntime.Gosched()
+		if w.ready(c) {
+			return true
+		}
+	}
+	return false
 }
