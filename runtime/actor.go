@@ -216,10 +216,10 @@ func (w *waitFor) arm(c *Ctx, on bool) {
 	}
 }
 
-// wait blocks until w is ready or the run is cancelled. It parks at once:
-// on this 2-core machine spinning first (10 to 10,000 re-checks) only made
-// the merge benchmark slower, as the other side is rarely running on the
-// other core at that moment.
+// wait blocks until w is ready or the run is cancelled. It first yields to
+// a runnable peer (see yield), then parks. It never spins: on this 2-core
+// machine spinning (10 to 10,000 re-checks) only made the merge benchmark
+// slower, as the other side is rarely running on the other core.
 func (c *Ctx) wait(w *waitFor) error {
 	a := c.a
 	a.parkedOn = *w
