@@ -55,6 +55,9 @@ type fifoBase struct {
 	_           [64]byte
 }
 
+// maxCreditBatch bounds how many credits a reader holds back.
+const maxCreditBatch = 8
+
 // FIFO is a bounded, timed, single-writer single-reader queue of T.
 type FIFO[T any] struct {
 	fifoBase
@@ -77,15 +80,18 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	}
 	f := &FIFO[T]{vals: make([]T, capacity)}
 	f.fifoBase = fifoBase{
-		graph:     g,
-		name:      name,
-		index:     len(g.fifos),
-		capacity:  int64(capacity),
-		latency:   int64(latency),
-		sent:      make([]int64, capacity),
-		deq:       make([]int64, capacity),
-		blockedBy: "blocked on " + name,
-		starvedBy: "starved on " + name,
+		graph:    g,
+		name:     name,
+		index:    len(g.fifos),
+		capacity: int64(capacity),
+		latency:  int64(latency),
+		// Credits in batches of C/4, at most maxCreditBatch: the writer
+		// still finds most of the FIFO free when it next looks.
+		creditBatch: min(max(int64(capacity)/4, 1), maxCreditBatch),
+		sent:        make([]int64, capacity),
+		deq:         make([]int64, capacity),
+		blockedBy:   "blocked on " + name,
+		starvedBy:   "starved on " + name,
 	}
 	f.watch.Store(never)
 	f.occ.hist = make([]int64, capacity+1)

@@ -581,3 +581,15 @@ func TestWorkLabels(t *testing.T) {
 	assert.Nil(t, s.Actor("missing"))
 	assert.Nil(t, s.FIFO("missing"))
 }
+
+// TestCreditBatch pins the credit batch size: a reader that returned every
+// credit at once would cost a locked store per element.
+func TestCreditBatch(t *testing.T) {
+	for _, tc := range []struct{ capacity, want int }{
+		{1, 1}, {3, 1}, {4, 1}, {8, 2}, {32, 8}, {1024, maxCreditBatch},
+	} {
+		f, err := NewFIFO[int](NewGraph(), "f", tc.capacity, 1)
+		require.NoError(t, err)
+		assert.Equal(t, int64(tc.want), f.creditBatch, "capacity %d", tc.capacity)
+	}
+}
