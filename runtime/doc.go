@@ -92,7 +92,8 @@
 //
 // The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
 // FIFO is a single-producer single-consumer ring whose reader returns
-// credits in small batches, and a blocked actor parks until the other side
-// signals it. Batching changes when a writer learns of free slots in wall
-// time, never the simulated times.
+// credits in batches of up to 8. A blocked actor first yields the processor
+// a few times while the actor it waits for is runnable, then parks until the
+// other side signals it. Batching and yielding change when things happen in
+// wall time, never the simulated times.
 package runtime
