@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"math"
 	"slices"
 
 	"vitflow/vit"
@@ -20,6 +21,30 @@ func newScores(cfg vit.Config, block int) []layerScores {
 			Proj: make([]float32, nb), Neurons: make([]float32, cfg.MLPHidden)}
 	}
 	return s
+}
+
+// magnitudeScores sets every score to its block's (neuron's) L2 norm divided
+// by the mean over its matrix, so that the first masks are the one-shot
+// magnitude masks and learning moves the scores from there on a common scale.
+func magnitudeScores(scores []layerScores, w *vit.Weights, block int) {
+	d, hid := w.Config.Dim, w.Config.MLPHidden
+	for i, l := range w.Layers {
+		s := scores[i]
+		for _, m := range []struct{ dst, norms []float32 }{
+			{s.Q, BlockNorms(l.QW, d, d, block)}, {s.K, BlockNorms(l.KW, d, d, block)}, {s.V, BlockNorms(l.VW, d, d, block)},
+			{s.Proj, BlockNorms(l.ProjW, d, d, block)}, {s.Neurons, NeuronNorms(l.FC1W, l.FC2W, d, hid)},
+		} {
+			var mean float64
+			for j, sq := range m.norms {
+				m.dst[j] = float32(math.Sqrt(float64(sq)))
+				mean += float64(m.dst[j])
+			}
+			mean /= float64(len(m.dst))
+			for j := range m.dst {
+				m.dst[j] = float32(float64(m.dst[j]) / max(mean, 1e-30))
+			}
+		}
+	}
 }
 
 func (s *layerScores) tensors() [][]float32 { return [][]float32{s.Q, s.K, s.V, s.Proj, s.Neurons} }

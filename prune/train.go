@@ -50,6 +50,7 @@ type Options struct {
 	Density             float64 // target kept fraction of blocks and neurons; 1 = no static pruning
 	Block               int     // side of the square blocks of Q, K, V and Proj
 	LearnMasks          bool    // movement pruning with learned scores; false prunes by current weight magnitude
+	ScoreInit           string  // initial scores: "zero" (pure movement pruning) or "magnitude" (the one-shot ranking)
 	PruneWarmupEpochs   float64 // dense epochs before the density starts to fall
 	PruneCooldownEpochs float64 // final epochs held at the target density
 	Keep                float64 // token keep rate; 1 = no token dropping
@@ -66,11 +67,12 @@ func DenseOptions() Options {
 		Decay: "cosine", Seed: 1, Density: 1, Block: 16, Keep: 1}
 }
 
-// PruneOptions are the settings of simultaneous fine-pruning from a dense model.
+// PruneOptions are the settings of simultaneous fine-pruning from a dense
+// model, those of the embedded pruned models.
 func PruneOptions(density, keep float64, tdLayers []int) Options {
-	return Options{Epochs: 3, BatchSize: 64, ShardSize: 32, LR: 5e-4, ScoreLR: 1e-2, WeightDecay: 0.01,
-		WarmupEpochs: 0.25, Decay: "linear", Seed: 2, Density: density, Block: 16, LearnMasks: true,
-		PruneWarmupEpochs: 0.25, PruneCooldownEpochs: 1.25, Keep: keep, TDLayers: tdLayers,
+	return Options{Epochs: 8, BatchSize: 64, ShardSize: 32, LR: 1e-3, ScoreLR: 1e-2, WeightDecay: 0.01,
+		WarmupEpochs: 0.2, Decay: "linear", Seed: 2, Density: density, Block: 16, LearnMasks: true, ScoreInit: "zero",
+		PruneWarmupEpochs: 0.5, PruneCooldownEpochs: 4, Keep: keep, TDLayers: tdLayers,
 		Distill: true, Alpha: 0.9, Temperature: 2}
 }
 
@@ -86,6 +88,8 @@ func (o Options) Validate(cfg vit.Config) error {
 			o.LR, o.ScoreLR, o.WeightDecay, o.WarmupEpochs)
 	case o.Decay != "cosine" && o.Decay != "linear":
 		return fmt.Errorf("decay %q is neither cosine nor linear", o.Decay)
+	case o.LearnMasks && o.ScoreInit != "zero" && o.ScoreInit != "magnitude":
+		return fmt.Errorf("score initialisation %q is neither zero nor magnitude", o.ScoreInit)
 	case !(o.Keep > 0 && o.Keep <= 1):
 		return fmt.Errorf("keep rate %v is outside (0, 1]", o.Keep)
 	case o.PruneWarmupEpochs < 0 || o.PruneCooldownEpochs < 0 || o.PruneWarmupEpochs+o.PruneCooldownEpochs > float64(o.Epochs):
@@ -155,13 +159,28 @@ func NewTrainer(w, teacher *vit.Weights, train *Dataset, opt Options) (*Trainer,
 	if len(train.Images) < opt.BatchSize || len(train.Images) != len(train.Labels) {
 		return nil, fmt.Errorf("train %s: %d images with %d labels, need at least one batch of %d", cfg.Name, len(train.Images), len(train.Labels), opt.BatchSize)
 	}
-	if opt.Distill && teacher == nil {
-		return nil, errors.New("train " + cfg.Name + ": distillation needs a teacher")
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("train %s: %w", cfg.Name, err)
+	}
+	if opt.Distill {
+		if teacher == nil {
+			return nil, errors.New("train " + cfg.Name + ": distillation needs a teacher")
+		}
+		if err := teacher.Validate(); err != nil {
+			return nil, fmt.Errorf("train %s: teacher: %w", cfg.Name, err)
+		}
+		if tc := teacher.Config; tc.ImageSize != cfg.ImageSize || tc.InChans != cfg.InChans || tc.NumClasses != cfg.NumClasses {
+			return nil, fmt.Errorf("train %s: teacher %s sees %dx%dx%d images into %d classes, the student %dx%dx%d into %d",
+				cfg.Name, tc.Name, tc.InChans, tc.ImageSize, tc.ImageSize, tc.NumClasses, cfg.InChans, cfg.ImageSize, cfg.ImageSize, cfg.NumClasses)
+		}
 	}
 	t := &Trainer{opt: opt, cfg: cfg, w: w, train: train, workers: runtime.GOMAXPROCS(0)}
 	if opt.pruned() && opt.LearnMasks {
 		t.scores = newScores(cfg, opt.Block)
 		t.scoreG = newScores(cfg, opt.Block)
+		if opt.ScoreInit == "magnitude" {
+			magnitudeScores(t.scores, w, opt.Block)
+		}
 	}
 	t.params = weightParams(w)
 	for _, s := range t.scores {
@@ -216,7 +235,7 @@ func (t *Trainer) lr(s int) float64 {
 	return 0.5 * (1 + math.Cos(math.Pi*p))
 }
 
-// Density is the kept fraction at step s: 1 during the pruning warm-up, then
+// density is the kept fraction at step s: 1 during the pruning warm-up, then
 // a cubic decay to the target, held for the cool-down.
 func (t *Trainer) density(s int) float64 {
 	if !t.opt.pruned() {

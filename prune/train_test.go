@@ -186,3 +186,40 @@ func TestCheckpointResume(t *testing.T) {
 	_, err = ResumeTrainer(filepath.Join(t.TempDir(), "missing"), dense, ds, opt)
 	assert.ErrorContains(t, err, "resume")
 }
+
+func TestNewTrainerErrors(t *testing.T) {
+	cfg := smallConfig()
+	ds := &Dataset{Images: randomImages(cfg, 32, 1), Labels: make([]int, 32)}
+	w := InitWeights(cfg, 1)
+	other := cfg
+	other.NumClasses = 3
+	for _, tc := range []struct {
+		name    string
+		edit    func(*Options)
+		teacher *vit.Weights
+		ds      *Dataset
+		want    string
+	}{
+		{"no epochs", func(o *Options) { o.Epochs = 0 }, w, ds, "epochs 0"},
+		{"batch larger than data", func(o *Options) { o.BatchSize = 64 }, w, ds, "need at least one batch of 64"},
+		{"labels missing", nil, w, &Dataset{Images: ds.Images, Labels: ds.Labels[:3]}, "32 images with 3 labels"},
+		{"no teacher", nil, nil, ds, "distillation needs a teacher"},
+		{"teacher of another task", nil, vit.RandomWeights(other, 1), ds, "into 3 classes"},
+		{"bad score init", func(o *Options) { o.ScoreInit = "random" }, w, ds, `score initialisation "random"`},
+		{"bad block", func(o *Options) { o.Block = 5 }, w, ds, "block size 5"},
+		{"td layer", func(o *Options) { o.TDLayers = []int{2} }, w, ds, "token-dropping layer 2 is outside 0..1"},
+		{"schedule", func(o *Options) { o.PruneCooldownEpochs = 3 }, w, ds, "do not fit in 3 epochs"},
+		{"temperature", func(o *Options) { o.Temperature = 0 }, w, ds, "temperature 0"},
+		{"learning rate", func(o *Options) { o.LR = -1 }, w, ds, "learning rate -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := smallPrune()
+			if tc.edit != nil {
+				tc.edit(&opt)
+			}
+			_, err := NewTrainer(InitWeights(cfg, 2), tc.teacher, tc.ds, opt)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

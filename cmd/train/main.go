@@ -112,6 +112,7 @@ func parseTrainFlags(cmd string, args []string, stderr io.Writer) (*trainFlags, 
 		fs.Float64Var(&o.PruneCooldownEpochs, "prune-cooldown", o.PruneCooldownEpochs, "final epochs at the target density")
 		fs.BoolVar(&f.noDistill, "no-distill", false, "train on labels only, without the dense teacher")
 		fs.BoolVar(&f.fixedMasks, "magnitude-masks", false, "choose masks by current weight magnitude instead of learned scores")
+		fs.StringVar(&o.ScoreInit, "score-init", o.ScoreInit, "initial mask scores: zero (pure movement) or magnitude (start from the one-shot masks)")
 		fs.Float64Var(&o.Temperature, "temperature", o.Temperature, "distillation temperature T")
 		fs.Float64Var(&o.Alpha, "alpha", o.Alpha, "weight of the distillation term")
 	}

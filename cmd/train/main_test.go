@@ -32,7 +32,7 @@ func TestBadUsage(t *testing.T) {
 		{"density", []string{"prune", "-out", "x", "-from", "y", "-density", "1.5"}, "density 1.5 is outside (0, 1]"},
 		{"keep", []string{"prune", "-out", "x", "-from", "y", "-keep", "0"}, "keep rate 0 is outside (0, 1]"},
 		{"block", []string{"prune", "-out", "x", "-from", "y", "-block", "12"}, "block size 12 must divide dim 64 and head dim 16"},
-		{"cool-down too long", []string{"prune", "-out", "x", "-from", "y", "-prune-cooldown", "5"}, "do not fit in 3 epochs"},
+		{"cool-down too long", []string{"prune", "-out", "x", "-from", "y", "-prune-cooldown", "9"}, "do not fit in 8 epochs"},
 		{"model", []string{"dense", "-out", "x", "-model", "resnet"}, `unknown model "resnet"`},
 		{"stray argument", []string{"eval", "-model", "m", "extra"}, `unexpected argument "extra"`},
 		{"eval without model", []string{"eval"}, "-model is required"},
