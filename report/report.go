@@ -23,8 +23,12 @@ type Report struct {
 	Model string `json:"model"`
 	// Weights is "embedded", "random" or the path of the safetensors file.
 	Weights string `json:"weights"`
-	// Variant names the embedded weights used, when Weights is "embedded".
-	Variant string `json:"variant,omitempty"`
+	// Variant names the embedded weights used, when Weights is "embedded";
+	// VariantAbout describes them and VariantTestAccuracy is their reference
+	// accuracy on the whole MNIST test set, measured when they were trained.
+	Variant             string   `json:"variant,omitempty"`
+	VariantAbout        string   `json:"variant_about,omitempty"`
+	VariantTestAccuracy *float64 `json:"variant_test_accuracy,omitempty"`
 	// Seed seeded the random weights and random images, if any were used.
 	Seed    uint64  `json:"seed"`
 	Pruning Pruning `json:"pruning"`
@@ -90,7 +94,8 @@ type Report struct {
 // Pruning is the static and dynamic pruning a run applied.
 type Pruning struct {
 	// Source says where the masks came from: "magnitude" (one-shot by weight
-	// magnitude), "file" (the weights' metadata), "embedded", or "none".
+	// magnitude), "file" (the weights file's metadata), "embedded" (the
+	// embedded model's), or "none".
 	Source string `json:"source"`
 	// Block is the side of the square weight blocks (0 when not block-pruned).
 	Block int `json:"block,omitempty"`

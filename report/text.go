@@ -62,7 +62,14 @@ func (r *Report) weightsText() string {
 	case "random":
 		return fmt.Sprintf("random weights (seed %d): predictions are meaningless", r.Seed)
 	case "embedded":
-		return fmt.Sprintf("embedded weights %q", r.Variant)
+		s := fmt.Sprintf("embedded weights %q", r.Variant)
+		if r.VariantAbout != "" {
+			s += ": " + r.VariantAbout
+		}
+		if r.VariantTestAccuracy != nil {
+			s += fmt.Sprintf("; reference accuracy %.2f%% on the 10,000 MNIST test images", 100**r.VariantTestAccuracy)
+		}
+		return s
 	default:
 		return fmt.Sprintf("weights %s", r.Weights)
 	}
@@ -77,7 +84,7 @@ func (r *Report) pruningText() string {
 	case "magnitude":
 		parts = append(parts, fmt.Sprintf("b=%d density %g (one-shot magnitude)", pr.Block, pr.Density))
 	default:
-		parts = append(parts, fmt.Sprintf("b=%d masks from the %s weights", pr.Block, pr.Source))
+		parts = append(parts, fmt.Sprintf("b=%d density %.3g (masks from the %s weights)", pr.Block, pr.Density, pr.Source))
 	}
 	if pr.Keep < 1 && len(pr.TDLayers) > 0 {
 		parts = append(parts, fmt.Sprintf("token keep %g at layers %s", pr.Keep, joinInts(pr.TDLayers, ",")))
