@@ -1,6 +1,7 @@
 // Package models ships the mnist-tiny ViTs this project trained itself on
-// MNIST (cmd/train): a dense model and pruned ones (learned 16×16 block and
-// neuron masks at density 0.5, token dropping in layers 0-2), embedded in the
+// MNIST (cmd/train): a dense model and pruned ones (16×16 block and neuron
+// masks at density 0.5, learned or by magnitude, token dropping in layers
+// 0-2, distilled from the dense model), embedded in the
 // binary so that nothing has to be downloaded. prune/TRAINING.md gives their
 // accuracy, computation and the commands that reproduce them.
 package models
@@ -31,6 +32,7 @@ var variants = []variant{
 	{"dense", "dense.safetensors", "dense mnist-tiny trained from scratch"},
 	{"pruned-k0.7", "pruned-k0.7.safetensors", "density 0.5 blocks and neurons, token keep rate 0.7 in layers 0-2"},
 	{"pruned-k0.5", "pruned-k0.5.safetensors", "density 0.5 blocks and neurons, token keep rate 0.5 in layers 0-2 (default)"},
+	{"pruned-k0.5-magnitude", "pruned-k0.5-magnitude.safetensors", "as pruned-k0.5, masks by weight magnitude during the same training instead of learned scores"},
 }
 
 // Variants lists the embedded models' names.

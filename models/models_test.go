@@ -11,13 +11,13 @@ import (
 )
 
 func TestVariants(t *testing.T) {
-	assert.Equal(t, []string{"dense", "pruned-k0.7", "pruned-k0.5"}, Variants())
+	assert.Equal(t, []string{"dense", "pruned-k0.7", "pruned-k0.5", "pruned-k0.5-magnitude"}, Variants())
 	assert.Contains(t, Variants(), Default)
 	for _, v := range Variants() {
 		assert.NotEmpty(t, Describe(v))
 	}
 	_, _, _, err := Load("nonexistent")
-	assert.ErrorContains(t, err, `variant "nonexistent": unknown variant (have dense, pruned-k0.7, pruned-k0.5)`)
+	assert.ErrorContains(t, err, `variant "nonexistent": unknown variant (have dense, pruned-k0.7, pruned-k0.5, pruned-k0.5-magnitude)`)
 }
 
 // TestRecordedAccuracy runs every embedded model through the reference forward
