@@ -15,8 +15,9 @@ import (
 	"vitflow/report"
 )
 
-// fast is a small simulated run: two MNIST images on the small preset.
-var fast = []string{"-topology", "small", "-images", "2"}
+// fast is a small simulated run: two MNIST images on the small preset, with
+// seeded random weights so that the masks do not depend on training.
+var fast = []string{"-variant", "random", "-topology", "small", "-images", "2"}
 
 // fastFiles is the same without MNIST (whose loading dominates): two image files.
 func fastFiles(t *testing.T) []string {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"vitflow/models"
 	"vitflow/topology"
 	"vitflow/vit"
 )
@@ -48,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 	}()
 	opt, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
 	if err == nil {
@@ -73,6 +74,7 @@ func oneLine(s string) string {
 type options struct {
 	model      string
 	weights    string
+	variant    string // embedded mnist-tiny weights, or "random"
 	seed       uint64
 	topology   string
 	block      int
@@ -136,6 +138,7 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	fs.Usage = func() {}
 	fs.StringVar(&opt.model, "model", "mnist-tiny", "model preset")
 	fs.StringVar(&opt.weights, "weights", "", "safetensors weights file")
+	fs.StringVar(&opt.variant, "variant", "", "embedded mnist-tiny weights, or random")
 	fs.Uint64Var(&opt.seed, "seed", defaultSeed, "seed of random weights and images")
 	fs.StringVar(&opt.topology, "topology", "u250", "topology preset or TOML file")
 	fs.IntVar(&opt.block, "block", 16, "block size b")
@@ -186,6 +189,9 @@ func (o *options) check() error {
 	if !ok {
 		return usagef("-model: no defaults for model %q", o.model)
 	}
+	if err := o.checkVariant(); err != nil {
+		return err
+	}
 	if !o.set["keep"] {
 		o.keep = def.keep
 	}
@@ -227,6 +233,30 @@ func (o *options) check() error {
 	}
 	if o.logits && !o.json {
 		return usagef("-logits adds to the JSON report: use it with -json")
+	}
+	return nil
+}
+
+// randomVariant asks for seeded random weights instead of an embedded model.
+const randomVariant = "random"
+
+// checkVariant validates -variant and picks the embedded default for
+// mnist-tiny when no weights are named.
+func (o *options) checkVariant() error {
+	if !o.set["variant"] {
+		if o.model == models.Model && o.weights == "" {
+			o.variant = models.Default
+		}
+		return nil
+	}
+	if o.weights != "" {
+		return usagef("-variant and -weights exclude each other: embedded weights or a file")
+	}
+	if o.model != models.Model {
+		return usagef("-variant: embedded weights exist only for %s, not %s", models.Model, o.model)
+	}
+	if o.variant != randomVariant && models.Describe(o.variant) == "" {
+		return usagef("-variant: unknown variant %q (have %s, %s)", o.variant, strings.Join(models.Variants(), ", "), randomVariant)
 	}
 	return nil
 }

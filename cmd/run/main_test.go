@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"vitflow/models"
 	"vitflow/prune"
 	"vitflow/report"
 	"vitflow/vit"
@@ -101,6 +103,9 @@ func TestBadInput(t *testing.T) {
 		{"TD layer repeated", []string{"-td", "1,1"}, 2, "-td: layer 1 listed twice"},
 		{"TD layer not a number", []string{"-td", "1,x"}, 2, `"x" is not a layer index`},
 		{"TD layer out of range for DeiT", []string{"-model", "deit-tiny", "-td", "12"}, 2, "deit-tiny has layers 0..11"},
+		{"unknown variant", []string{"-variant", "pruned-k0.9"}, 2, `-variant: unknown variant "pruned-k0.9" (have ` + strings.Join(models.Variants(), ", ") + ", random)"},
+		{"variant of another model", []string{"-model", "deit-tiny", "-variant", "dense"}, 2, "embedded weights exist only for mnist-tiny"},
+		{"variant and weights file", []string{"-variant", "dense", "-weights", mnistWeights}, 2, "-variant and -weights exclude each other"},
 		{"unknown balance policy", []string{"-balance", "greedy"}, 2, `unknown policy "greedy"`},
 		{"zero images", []string{"-images", "0"}, 2, "-images 0: must be in 1..10000"},
 		{"too many images", []string{"-images", "10001"}, 2, "-images 10001"},
@@ -153,7 +158,7 @@ func decode(t *testing.T, stdout string) report.Report {
 }
 
 func TestReferenceMatchesTheForwardPass(t *testing.T) {
-	code, stdout, stderr := invoke("-reference", "-json", "-logits", "-images", "6")
+	code, stdout, stderr := invoke("-variant", "random", "-reference", "-json", "-logits", "-images", "6")
 	require.Equal(t, 0, code, stderr)
 	r := decode(t, stdout)
 	var fields map[string]json.RawMessage
@@ -202,6 +207,62 @@ func TestReferenceMatchesTheForwardPass(t *testing.T) {
 	assert.Positive(t, r.EstimatorCyclesPerImage)
 	assert.Less(t, r.MACs.Pruned, r.MACs.Dense)
 	assert.Less(t, r.Params.Pruned, r.Params.Dense)
+}
+
+func TestEmbeddedModels(t *testing.T) {
+	_, test, err := vit.LoadMNIST()
+	require.NoError(t, err)
+	const n = 20
+	tests := []struct {
+		args    []string
+		variant string
+		pruning report.Pruning
+	}{
+		{nil, "pruned-k0.5", report.Pruning{Source: "embedded", Block: 16, Keep: 0.5, TDLayers: []int{0, 1, 2}}},
+		{[]string{"-variant", "pruned-k0.7"}, "pruned-k0.7", report.Pruning{Source: "embedded", Block: 16, Keep: 0.7, TDLayers: []int{0, 1, 2}}},
+		{[]string{"-variant", "dense"}, "dense", report.Pruning{Source: "none", Block: 16, Density: 1, Keep: 1, TDLayers: []int{}}},
+		// Flags override the embedded pruning: magnitude masks on the trained weights, no token dropping.
+		{[]string{"-variant", "dense", "-density", "0.75", "-keep", "1"}, "dense", report.Pruning{Source: "magnitude", Block: 16, Density: 0.75, Keep: 1, TDLayers: []int{}}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append([]string{tt.variant}, tt.args...), " "), func(t *testing.T) {
+			code, stdout, stderr := invoke(append([]string{"-reference", "-json", "-images", strconv.Itoa(n)}, tt.args...)...)
+			require.Equal(t, 0, code, stderr)
+			r := decode(t, stdout)
+			assert.Equal(t, "embedded", r.Weights)
+			assert.Equal(t, tt.variant, r.Variant)
+			if tt.pruning.Source == "embedded" {
+				assert.InDelta(t, 0.5, r.Pruning.Density, 0.02, "trained at density 0.5")
+				tt.pruning.Density = r.Pruning.Density
+			}
+			assert.Equal(t, tt.pruning, r.Pruning)
+
+			// The same predictions from the model loaded here, pruned as the report says.
+			w, p, meta, err := models.Load(tt.variant)
+			require.NoError(t, err)
+			require.NotNil(t, r.VariantTestAccuracy)
+			assert.Equal(t, meta.TestAccuracy, *r.VariantTestAccuracy)
+			assert.Equal(t, models.Describe(tt.variant), r.VariantAbout)
+			if r.Pruning.Source == "magnitude" {
+				p, err = prune.Magnitude(w, r.Pruning.Block, r.Pruning.Density)
+				require.NoError(t, err)
+			}
+			p.Keep, p.TDLayers = r.Pruning.Keep, r.Pruning.TDLayers
+			cfg := w.Config
+			right := 0
+			for i := range n {
+				img, label := test.Get(i)
+				logits, _, err := w.Forward(vit.MNISTPixels(img, cfg), p)
+				require.NoError(t, err)
+				assert.Equal(t, argmax(logits), r.Top1[i], "image %d", i)
+				if r.Top1[i] == int(label) {
+					right++
+				}
+			}
+			require.NotNil(t, r.Accuracy)
+			assert.InDelta(t, float64(right)/n, *r.Accuracy, 1e-12)
+		})
+	}
 }
 
 func TestWeightsFileWithPruningMetadata(t *testing.T) {

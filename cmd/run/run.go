@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"vitflow/models"
 	"vitflow/report"
 	"vitflow/topology"
 	"vitflow/vit"
@@ -69,6 +70,12 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 		Inputs:    in.desc,
 		Images:    len(in.pixels),
 		Labels:    in.labels,
+	}
+	if m.variant != nil {
+		rep.Variant = m.variant.Variant
+		rep.VariantAbout = models.Describe(m.variant.Variant)
+		acc := m.variant.TestAccuracy
+		rep.VariantTestAccuracy = &acc
 	}
 	dense, err := vit.CountMACs(m.cfg, nil)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"vitflow/models"
 	"vitflow/prune"
 	"vitflow/report"
 	"vitflow/vit"
@@ -17,14 +18,16 @@ type model struct {
 	pruning *vit.Pruning
 	// desc fills the report's weights and pruning fields.
 	weightsDesc string
+	variant     *models.Meta // the embedded model, if one is used
 	pruningDesc report.Pruning
 }
 
-// loadModel loads or generates the weights and decides the pruning:
-// block masks come from the weights file's metadata when it has them and
-// neither -block nor -density is given, else one-shot magnitude pruning;
-// -keep and -td (or the model's defaults) set the token dropping, unless the
-// file has its own and neither flag is given.
+// loadModel loads or generates the weights and decides the pruning. Weights
+// that come with a pruning (an embedded model, or a file with pruning
+// metadata) keep their masks unless -block or -density is given, and their
+// token dropping unless -keep or -td is; otherwise the masks are one-shot
+// magnitude pruning and -keep and -td (or the model's defaults) set the token
+// dropping.
 func loadModel(o *options) (*model, error) {
 	cfg, err := vit.Preset(o.model)
 	if err != nil {
@@ -32,10 +35,19 @@ func loadModel(o *options) (*model, error) {
 	}
 	m := &model{cfg: cfg}
 	var filePruning *vit.Pruning
-	if o.weights == "" {
+	source := "file"
+	switch {
+	case o.weights == "" && (o.variant == "" || o.variant == randomVariant):
 		m.weights = vit.RandomWeights(cfg, o.seed)
 		m.weightsDesc = "random"
-	} else {
+	case o.weights == "":
+		w, p, meta, err := models.Load(o.variant)
+		if err != nil {
+			return nil, err
+		}
+		m.weights, m.weightsDesc, m.variant = w, "embedded", &meta
+		filePruning, source = p, "embedded"
+	default:
 		w, meta, err := vit.LoadWeights(o.weights, cfg)
 		if err != nil {
 			return nil, err
@@ -50,11 +62,13 @@ func loadModel(o *options) (*model, error) {
 	}
 	p := &vit.Pruning{Block: o.block, Keep: o.keep, TDLayers: slices.Clone(o.td)}
 	desc := report.Pruning{Source: "none", Block: o.block, Density: 1}
-	fileMasks := filePruning != nil && filePruning.Layers != nil
+	flagMasks := o.set["block"] || o.set["density"]
 	switch {
-	case fileMasks && !o.set["block"] && !o.set["density"]:
+	case filePruning != nil && !flagMasks && filePruning.Layers == nil:
+		// The weights say they are dense.
+	case filePruning != nil && !flagMasks:
 		p.Block, p.Layers = filePruning.Block, filePruning.Layers
-		desc.Source, desc.Block, desc.Density = "file", filePruning.Block, maskDensity(filePruning)
+		desc.Source, desc.Block, desc.Density = source, filePruning.Block, maskDensity(filePruning)
 	case o.density < 1:
 		mp, err := prune.Magnitude(m.weights, o.block, o.density)
 		if err != nil {

@@ -1,26 +1,45 @@
 package main
 
+import (
+	"strings"
+
+	"vitflow/models"
+)
+
 // usage is the -h text: every flag with an example.
-const usage = `Usage: go run ./cmd/run [flags]
+func usage() string {
+	return strings.NewReplacer("{variants}", strings.Join(models.Variants(), ", "), "{default}", models.Default).Replace(usageText)
+}
+
+const usageText = `Usage: go run ./cmd/run [flags]
 
 Runs pruned ViT inference on the simulated accelerator and prints the
 predictions, the simulated latency beside the analytical estimator, the
-cycles per layer and op, PE load imbalance, and the busiest and most-stalled
-units and FIFOs. With no flags: mnist-tiny with seeded random weights, pruned
-at b=16, density 0.5, keep 0.5 in layers 0,1,2, on the first 16 MNIST test
-images, through the u250 topology.
+cycles per layer and op, PE load imbalance, the busiest and the most blocked
+units and the fullest FIFOs. With no flags: the embedded mnist-tiny model pruned-k0.5
+(trained here: learned 16x16 block and neuron masks at density 0.5, token
+keep rate 0.5 in layers 0,1,2) on the first 16 MNIST test images, through
+the u250 topology.
 
 Model and weights
   -model NAME      mnist-tiny (default), deit-tiny, deit-small or deit-base
                      e.g. -model deit-small
+  -variant NAME    embedded mnist-tiny weights, each with its own pruning:
+                   {variants} (default {default});
+                   or random for seeded random weights
+                     e.g. -variant dense
   -weights FILE    safetensors checkpoint (timm or Hugging Face layout); its
-                   vitflow.pruning metadata, if any, gives the masks unless
-                   -block or -density is set (default: seeded random weights)
+                   vitflow.pruning metadata, if any, gives the pruning
+                   (default: the embedded model for mnist-tiny, seeded random
+                   weights for DeiT)
                      e.g. -weights deit_small_distilled.safetensors
   -seed N          seed of the random weights and random images (default 1)
                      e.g. -seed 7
 
-Pruning (one-shot by weight magnitude unless the weights file has masks)
+Pruning: weights that come with a pruning (embedded, or a file with
+metadata) keep their masks unless -block or -density is given, and their token
+dropping unless -keep or -td is; other weights are pruned one-shot by weight
+magnitude with these settings.
   -block B         side of the square weight blocks and of the MPCA tiles;
                    must divide the head dimension (default 16)
                      e.g. -block 32
