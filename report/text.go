@@ -103,11 +103,7 @@ func (r *Report) writeSummary(p *printer) {
 	} else {
 		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s load balancing, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
 	}
-	plural := "s"
-	if r.Images == 1 {
-		plural = ""
-	}
-	p.row("inputs", fmt.Sprintf("%d image%s: %s", r.Images, plural, r.Inputs))
+	p.row("inputs", fmt.Sprintf("%s: %s", images(r.Images), r.Inputs))
 	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), PAPER.md section 5 count; attention products %s of %s",
 		si(r.MACs.Pruned), si(r.MACs.Dense), fewer(r.MACs), si(r.AttentionMACs.Pruned), si(r.AttentionMACs.Dense)))
 	p.row("params", fmt.Sprintf("%s pruned of %s dense (%s)", si(r.Params.Pruned), si(r.Params.Dense), fewer(r.Params)))
@@ -154,8 +150,8 @@ func (r *Report) writeLatency(p *printer) {
 		p.printf("\n")
 		return
 	}
-	p.row("latency", fmt.Sprintf("%s cycles/image = %.2f us at %g MHz, %s images/s (%s cycles for %d images)",
-		groupf(r.CyclesPerImage), r.LatencyUSPerImage, r.ClockMHz, groupf(r.ImagesPerSecond), group(r.CyclesTotal), r.Images))
+	p.row("latency", fmt.Sprintf("%s cycles/image = %.2f us at %g MHz, %s images/s (%s cycles for %s)",
+		groupf(r.CyclesPerImage), r.LatencyUSPerImage, r.ClockMHz, groupf(r.ImagesPerSecond), group(r.CyclesTotal), images(r.Images)))
 	p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us; simulated is %s",
 		group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage, ratio(r.CyclesPerImage, float64(r.EstimatorCyclesPerImage))))
 	p.printf("\n")
@@ -300,6 +296,14 @@ func (r *Report) writeFIFOs(p *printer) {
 			fmt.Sprintf("%.1f%%", 100*f.FullFraction), fmt.Sprintf("%.1f%%", 100*f.EmptyFraction))
 	}
 	p.printf("\n")
+}
+
+// images says "1 image" or "n images".
+func images(n int) string {
+	if n == 1 {
+		return "1 image"
+	}
+	return fmt.Sprintf("%d images", n)
 }
 
 func orDash(s string) string {
