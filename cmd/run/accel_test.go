@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vitflow/report"
+	"vitflow/topology"
 )
 
 // fast is a small simulated run: two MNIST images on the small preset, with
@@ -139,6 +143,39 @@ func TestTraceIsWrittenAsJSON(t *testing.T) {
 	code, _, stderr = invoke("-topology", "small", "-image", pngFile(t), "-trace", filepath.Join(dir, "no", "dir.json"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "run: -trace:")
+}
+
+func TestSVGChartIsWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layers.svg")
+	code, _, stderr := invoke("-topology", "small", "-image", pngFile(t), "-svg", path)
+	require.Equal(t, 0, code, stderr)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	rects := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err, "the chart is well-formed XML")
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "rect" {
+			rects++
+		}
+	}
+	assert.Greater(t, rects, 4*2, "a bar per layer for the simulation and the estimator")
+}
+
+func TestPrintTopologyReadsBack(t *testing.T) {
+	for _, name := range topology.PresetNames() {
+		code, stdout, stderr := invoke("-topology", name, "-print-topology")
+		require.Equal(t, 0, code, stderr)
+		got, err := topology.Parse(name+".toml", []byte(stdout))
+		require.NoError(t, err)
+		want, err := topology.Preset(name)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "the printed %s file describes the same accelerator", name)
+	}
 }
 
 func TestSimulatedJSONUnderGOMAXPROCS1And2(t *testing.T) {

@@ -88,6 +88,8 @@ type options struct {
 	json       bool
 	logits     bool
 	trace      string
+	svg        string
+	printTopo  bool
 	// set records the flags given explicitly, since several defaults depend
 	// on the model or on the weights file.
 	set map[string]bool
@@ -159,6 +161,8 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	fs.BoolVar(&opt.json, "json", false, "JSON report on stdout")
 	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
 	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
+	fs.StringVar(&opt.svg, "svg", "", "SVG chart of cycles per layer")
+	fs.BoolVar(&opt.printTopo, "print-topology", false, "print the topology as TOML and exit")
 	return fs
 }
 
@@ -230,6 +234,9 @@ func (o *options) check() error {
 	}
 	if o.reference && o.trace != "" {
 		return usagef("-trace needs the accelerator: it cannot go with -reference")
+	}
+	if o.reference && o.svg != "" {
+		return usagef("-svg charts the simulated cycles: it cannot go with -reference")
 	}
 	if o.logits && !o.json {
 		return usagef("-logits adds to the JSON report: use it with -json")

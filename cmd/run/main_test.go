@@ -111,6 +111,7 @@ func TestBadInput(t *testing.T) {
 		{"too many images", []string{"-images", "10001"}, 2, "-images 10001"},
 		{"images and image files", []string{"-images", "2", "-image", "x.png"}, 2, "exclude each other"},
 		{"trace with reference", []string{"-reference", "-trace", "t.json"}, 2, "-trace needs the accelerator"},
+		{"svg with reference", []string{"-reference", "-svg", "c.svg"}, 2, "-svg charts the simulated cycles"},
 		{"logits without json", []string{"-logits"}, 2, "-logits adds to the JSON report"},
 		{"missing weights file", []string{"-weights", filepath.Join(t.TempDir(), "none.safetensors")}, 1, "none.safetensors"},
 		{"corrupt weights file", []string{"-weights", writeFile(t, "bad.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ")}, 1, "bad.safetensors"},

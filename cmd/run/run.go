@@ -25,6 +25,16 @@ func execute(opt *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opt.printTopo {
+		return desc.WriteTOML(stdout)
+	}
+	var svg *atomicFile
+	if opt.svg != "" {
+		if svg, err = createAtomic(opt.svg); err != nil {
+			return fmt.Errorf("-svg: %w", err)
+		}
+		defer svg.abort()
+	}
 	m, err := loadModel(opt)
 	if err != nil {
 		return err
@@ -47,6 +57,15 @@ func execute(opt *options, stdout io.Writer) error {
 	}
 	if !opt.logits {
 		rep.Logits = nil
+	}
+	if svg != nil {
+		err = rep.WriteSVG(svg)
+		if err == nil {
+			err = svg.commit()
+		}
+		if err != nil {
+			return fmt.Errorf("-svg: %w", err)
+		}
 	}
 	if opt.json {
 		return writeJSON(stdout, rep)

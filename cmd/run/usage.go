@@ -66,6 +66,12 @@ Accelerator
   -trace FILE      write a Perfetto trace of the simulated run (open it in
                    ui.perfetto.dev); written to a temporary file and renamed
                      e.g. -trace run.json
+  -svg FILE        write an SVG chart of the simulated cycles per layer and op
+                   beside the estimator's (open it in a browser)
+                     e.g. -svg layers.svg
+  -print-topology  print the topology (preset or file) as a complete TOML
+                   file to edit, and exit
+                     e.g. -topology u250 -print-topology > my-card.toml
 
 Inputs
   -images N        the first N MNIST test images (mnist-tiny), or N seeded
