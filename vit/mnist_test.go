@@ -16,6 +16,15 @@ func TestLoadMNIST(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 60000, train.Count())
 	assert.Equal(t, 10000, test.Count())
+	testOnly, err := LoadMNISTTest()
+	require.NoError(t, err)
+	require.Equal(t, test.Count(), testOnly.Count())
+	for _, i := range []int{0, 1234, 9999} {
+		a, la := test.Get(i)
+		b, lb := testOnly.Get(i)
+		assert.Equal(t, la, lb)
+		assert.Equal(t, a, b)
+	}
 
 	cfg, err := Preset("mnist-tiny")
 	require.NoError(t, err)

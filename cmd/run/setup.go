@@ -132,7 +132,7 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 		}
 		in.desc = "image files"
 	case cfg.InChans == 1 && cfg.ImageSize == 28:
-		_, test, err := vit.LoadMNIST()
+		test, err := vit.LoadMNISTTest()
 		if err != nil {
 			return nil, err
 		}

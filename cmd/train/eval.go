@@ -120,7 +120,7 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("model %q: %w", *path, err)
 		}
 	}
-	_, testSet, err := vit.LoadMNIST()
+	testSet, err := vit.LoadMNISTTest()
 	if err != nil {
 		return err
 	}
