@@ -61,8 +61,26 @@ func (t *Trainer) SaveCheckpoint(path string) (err error) {
 	return os.Rename(tmp.Name(), path)
 }
 
-// maxCheckpointBytes bounds what LoadCheckpoint reads; mnist-tiny's are ~3 MB.
-const maxCheckpointBytes = 1 << 30
+// maxCheckpointBytes bounds what ResumeTrainer reads; mnist-tiny's are ~3.5 MB.
+const maxCheckpointBytes = 256 << 20
+
+// decodeCheckpoint parses a checkpoint and checks what does not depend on the run.
+func decodeCheckpoint(raw []byte) (*checkpoint, error) {
+	var ck checkpoint
+	if err := gob.NewDecoder(bytes.NewReader(raw)).Decode(&ck); err != nil {
+		return nil, fmt.Errorf("not a training checkpoint: %w", err)
+	}
+	if ck.Version != checkpointVersion {
+		return nil, fmt.Errorf("checkpoint version %d, this trainer writes %d", ck.Version, checkpointVersion)
+	}
+	if ck.Weights == nil {
+		return nil, errors.New("no weights")
+	}
+	if err := ck.Weights.Validate(); err != nil {
+		return nil, err
+	}
+	return &ck, nil
+}
 
 // ResumeTrainer rebuilds the trainer saved at path. opt must equal the
 // options the checkpoint was written with, so a resumed run cannot silently
@@ -80,21 +98,12 @@ func ResumeTrainer(path string, teacher *vit.Weights, train *Dataset, opt Option
 	if err != nil {
 		return fail(err)
 	}
-	var ck checkpoint
-	if err := gob.NewDecoder(bytes.NewReader(raw)).Decode(&ck); err != nil {
-		return fail(fmt.Errorf("not a training checkpoint: %w", err))
-	}
-	if ck.Version != checkpointVersion {
-		return fail(fmt.Errorf("checkpoint version %d, this trainer writes %d", ck.Version, checkpointVersion))
+	ck, err := decodeCheckpoint(raw)
+	if err != nil {
+		return fail(err)
 	}
 	if !reflect.DeepEqual(ck.Options, opt) {
 		return fail(fmt.Errorf("written with settings %+v, not %+v", ck.Options, opt))
-	}
-	if ck.Weights == nil {
-		return fail(errors.New("no weights"))
-	}
-	if err := ck.Weights.Validate(); err != nil {
-		return fail(err)
 	}
 	t, err := NewTrainer(ck.Weights, teacher, train, opt)
 	if err != nil {
