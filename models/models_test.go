@@ -24,7 +24,7 @@ func TestVariants(t *testing.T) {
 // pass on the first prune.SubsetImages MNIST test images and requires exactly
 // the count recorded when it was trained.
 func TestRecordedAccuracy(t *testing.T) {
-	_, testSet, err := vit.LoadMNIST()
+	testSet, err := vit.LoadMNISTTest()
 	require.NoError(t, err)
 	cfg, err := vit.Preset(Model)
 	require.NoError(t, err)
