@@ -17,6 +17,7 @@ const (
 	metaCommand  = "vitflow.train.command"
 	metaWallTime = "vitflow.train.wall_seconds"
 	metaCPUTime  = "vitflow.train.cpu_seconds"
+	metaTestSize = "vitflow.test_images" // how many test images the accuracy is measured on
 )
 
 // result is a model's evaluation on the test set with the reference forward pass.
@@ -83,6 +84,7 @@ func (r result) metadata(command string, wall, cpu time.Duration) (map[string]st
 		prune.MetaTestAccuracy:  strconv.FormatFloat(float64(r.correct)/float64(r.n), 'f', 4, 64),
 		prune.MetaTestCorrect:   strconv.Itoa(r.correct),
 		prune.MetaSubsetCorrect: strconv.Itoa(r.subsetCorrect),
+		metaTestSize:            strconv.Itoa(r.n),
 		metaCommand:             command,
 		metaWallTime:            strconv.Itoa(int(wall.Seconds())),
 		metaCPUTime:             strconv.Itoa(int(cpu.Seconds())),
@@ -93,6 +95,7 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("model", "", "safetensors model to evaluate (required)")
+	testImages := fs.Int("test-images", 0, "evaluate on only the first N test images (0 = all 10,000)")
 	preset := fs.String("preset", "mnist-tiny", "model preset")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,6 +108,9 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *path == "" {
 		return usagef("-model is required")
+	}
+	if *testImages < 0 {
+		return usagef("-test-images %d is negative", *testImages)
 	}
 	cfg, err := vit.Preset(*preset)
 	if err != nil {
@@ -124,7 +130,7 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := evaluate(w, p, prune.MNIST(testSet, cfg, 0))
+	r, err := evaluate(w, p, prune.MNIST(testSet, cfg, *testImages))
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 type trainFlags struct {
 	model, out, from, checkpoint  string
 	resume, noDistill, fixedMasks bool
-	trainImages                   int
+	trainImages, testImages       int
 	td                            string
 	opt                           prune.Options
 }
@@ -94,6 +94,7 @@ func parseTrainFlags(cmd string, args []string, stderr io.Writer) (*trainFlags, 
 		fs.Float64Var(&o.Keep, "keep", o.Keep, "token keep rate k")
 		fs.StringVar(&f.td, "td", "0,1,2", "comma-separated 0-indexed token-dropping layers")
 	}
+	fs.IntVar(&f.testImages, "test-images", 0, "evaluate on only the first N test images (0 = all 10,000)")
 	if cmd != "oneshot" {
 		fs.IntVar(&o.Epochs, "epochs", o.Epochs, "training epochs")
 		fs.IntVar(&o.BatchSize, "batch", o.BatchSize, "images per optimiser step")
@@ -131,8 +132,8 @@ func parseTrainFlags(cmd string, args []string, stderr io.Writer) (*trainFlags, 
 	if cmd != "dense" && f.from == "" {
 		return nil, usagef("-from is required")
 	}
-	if f.trainImages < 0 {
-		return nil, usagef("-train-images %d is negative", f.trainImages)
+	if f.trainImages < 0 || f.testImages < 0 {
+		return nil, usagef("-train-images %d and -test-images %d must not be negative", f.trainImages, f.testImages)
 	}
 	if cmd != "dense" {
 		td, err := parseLayers(f.td)
@@ -188,7 +189,7 @@ func train(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	test := prune.MNIST(testSet, cfg, 0)
+	test := prune.MNIST(testSet, cfg, f.testImages)
 
 	var w *vit.Weights
 	var p *vit.Pruning
