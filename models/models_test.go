@@ -5,10 +5,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"vitflow/prune"
 	"vitflow/vit"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestVariants(t *testing.T) {
 	assert.Equal(t, []string{"dense", "pruned-k0.7", "pruned-k0.5", "pruned-k0.5-magnitude"}, Variants())

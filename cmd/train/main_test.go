@@ -9,10 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // TestBadUsage checks that bad command lines fail before any work, as usage
 // errors (exit 2) with a one-line message.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func TestBadUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
