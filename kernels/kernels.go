@@ -231,6 +231,21 @@ func Add(dst, a, b []float32) {
 	}
 }
 
+// Argmax returns the index of the largest value, the first one on ties
+// (the top-1 class of a logits vector); -1 for an empty slice.
+func Argmax(xs []float32) int {
+	if len(xs) == 0 {
+		return -1
+	}
+	best := 0
+	for i, x := range xs {
+		if x > xs[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // TopK returns the indices of the k largest scores in descending score
 // order; equal scores keep the lower index first, so the result is deterministic.
 func TopK(scores []float32, k int) []int {

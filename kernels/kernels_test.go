@@ -220,3 +220,18 @@ func TestMulBlockColumnPanicsOnBadInput(t *testing.T) {
 	s.RowBlock[0] = 5
 	require.Panics(t, func() { s.MulBlockColumn(c, 32, a, 32, 20, 0) }, "corrupt block-row")
 }
+
+func TestArgmax(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float32
+		want int
+	}{
+		{nil, -1},
+		{[]float32{3}, 0},
+		{[]float32{1, 5, 2}, 1},
+		{[]float32{-2, -1, -1}, 1}, // ties go to the first
+		{[]float32{float32(math.Inf(-1)), -3e38}, 1},
+	} {
+		assert.Equal(t, tc.want, Argmax(tc.xs), "%v", tc.xs)
+	}
+}

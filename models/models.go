@@ -7,9 +7,9 @@
 package models
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -118,24 +118,11 @@ func Load(name string) (*vit.Weights, *vit.Pruning, Meta, error) {
 	return w, p, meta, nil
 }
 
-// loadEmbedded reads an embedded safetensors file. vit reads weights only
-// from a path, so the bytes go through a temporary file.
+// loadEmbedded reads an embedded safetensors file.
 func loadEmbedded(file string, cfg vit.Config) (*vit.Weights, map[string]string, error) {
 	data, err := files.ReadFile(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	tmp, err := os.CreateTemp("", "vitflow-*-"+file)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(data)
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, nil, werr
-	}
-	return vit.LoadWeights(tmp.Name(), cfg)
+	return vit.ReadWeights(bytes.NewReader(data), int64(len(data)), "embedded "+file, cfg)
 }

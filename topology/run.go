@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"vitflow/actors"
+	"vitflow/kernels"
 	"vitflow/runtime"
 	"vitflow/vit"
 )
@@ -243,7 +244,7 @@ func (a *Accelerator) result(ctrl *actors.Controller, stats *runtime.Stats) *Sim
 		Cycles: stats.Makespan, Images: make([]ImageResult, len(ctrl.Records))}
 	r.CyclesPerImage = float64(r.Cycles) / float64(len(ctrl.Records))
 	for i, rec := range ctrl.Records {
-		img := ImageResult{Logits: rec.Logits, Top1: argmax(rec.Logits), Start: rec.Start, End: rec.End,
+		img := ImageResult{Logits: rec.Logits, Top1: kernels.Argmax(rec.Logits), Start: rec.Start, End: rec.End,
 			Cycles: rec.End - rec.Start, Embed: rec.Embed.Cycles, Classify: rec.Classify.Cycles,
 			Layers: make([]LayerResult, len(rec.Layers))}
 		gap := &img.Gap
@@ -285,14 +286,4 @@ func (a *Accelerator) result(ctrl *actors.Controller, stats *runtime.Stats) *Sim
 		r.Images[i] = img
 	}
 	return r
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"vitflow/kernels"
 	"vitflow/prune"
 	vrt "vitflow/runtime"
 	"vitflow/vit"
@@ -49,8 +50,6 @@ func maxRelDiff(a, b []float32) float64 {
 	return diff / scale
 }
 
-func argmaxOf(v []float32) int { return argmax(v) }
-
 func preset(t *testing.T, name string, fidelity Fidelity) Description {
 	t.Helper()
 	d, err := Preset(name)
@@ -79,7 +78,7 @@ func checkLogits(t *testing.T, w *vit.Weights, p *vit.Pruning, res *SimResult, i
 		got := res.Images[i].Logits
 		require.Len(t, got, len(want))
 		assert.LessOrEqual(t, maxRelDiff(got, want), 1e-4, "image %d", i)
-		assert.Equal(t, argmaxOf(want), res.Images[i].Top1, "image %d top-1", i)
+		assert.Equal(t, kernels.Argmax(want), res.Images[i].Top1, "image %d top-1", i)
 	}
 }
 

@@ -3,6 +3,7 @@ package vit
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -152,12 +153,6 @@ func detectLayout(names map[string]bool) (Layout, error) {
 // it is (Hugging Face DeiT configs say 1e-12 where timm says 1e-6: a
 // difference far below float32 resolution of unit-variance activations).
 func LoadWeights(path string, cfg Config) (*Weights, map[string]string, error) {
-	fail := func(err error) (*Weights, map[string]string, error) {
-		return nil, nil, fmt.Errorf("load weights %q: %w", path, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return fail(err)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load weights: %w", err)
@@ -165,9 +160,21 @@ func LoadWeights(path string, cfg Config) (*Weights, map[string]string, error) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		return nil, nil, fmt.Errorf("load weights %q: %w", path, err)
+	}
+	return ReadWeights(f, st.Size(), path, cfg)
+}
+
+// ReadWeights is LoadWeights for a safetensors file of size bytes held by r
+// (embedded data, say); errors name it source.
+func ReadWeights(r io.ReaderAt, size int64, source string, cfg Config) (*Weights, map[string]string, error) {
+	fail := func(err error) (*Weights, map[string]string, error) {
+		return nil, nil, fmt.Errorf("load weights %q: %w", source, err)
+	}
+	if err := cfg.Validate(); err != nil {
 		return fail(err)
 	}
-	tensors, meta, err := ReadSafetensors(f, st.Size())
+	tensors, meta, err := ReadSafetensors(r, size)
 	if err != nil {
 		return fail(err)
 	}

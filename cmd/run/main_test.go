@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"vitflow/kernels"
 	"vitflow/models"
 	"vitflow/prune"
 	"vitflow/report"
@@ -188,7 +189,7 @@ func TestReferenceMatchesTheForwardPass(t *testing.T) {
 		want, _, err := w.Forward(vit.MNISTPixels(img, cfg), p)
 		require.NoError(t, err)
 		assert.Equal(t, want, r.Logits[i], "image %d", i)
-		assert.Equal(t, argmax(want), r.Top1[i])
+		assert.Equal(t, kernels.Argmax(want), r.Top1[i])
 		assert.Equal(t, int(label), r.Labels[i])
 		if r.Top1[i] == r.Labels[i] {
 			right++
@@ -255,7 +256,7 @@ func TestEmbeddedModels(t *testing.T) {
 				img, label := test.Get(i)
 				logits, _, err := w.Forward(vit.MNISTPixels(img, cfg), p)
 				require.NoError(t, err)
-				assert.Equal(t, argmax(logits), r.Top1[i], "image %d", i)
+				assert.Equal(t, kernels.Argmax(logits), r.Top1[i], "image %d", i)
 				if r.Top1[i] == int(label) {
 					right++
 				}

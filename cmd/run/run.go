@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"vitflow/kernels"
 	"vitflow/models"
 	"vitflow/report"
 	"vitflow/topology"
@@ -153,7 +154,7 @@ func runReference(rep *report.Report, m *model, in *inputs) error {
 			}
 		}
 		rep.Logits = append(rep.Logits, logits)
-		rep.Top1 = append(rep.Top1, argmax(logits))
+		rep.Top1 = append(rep.Top1, kernels.Argmax(logits))
 	}
 	setAccuracy(rep)
 	return nil
@@ -172,15 +173,4 @@ func setAccuracy(rep *report.Report) {
 	}
 	acc := float64(right) / float64(len(rep.Top1))
 	rep.Accuracy = &acc
-}
-
-// argmax is the first index of the largest value.
-func argmax(xs []float32) int {
-	best := 0
-	for i, x := range xs {
-		if x > xs[best] {
-			best = i
-		}
-	}
-	return best
 }
