@@ -1,6 +1,8 @@
 // Package topology describes the modelled accelerator: its description (a
-// human-editable TOML file or a built-in preset, every field validated) and
-// the analytical latency estimator of the paper's authors (PAPER.md section 6).
+// human-editable TOML file or a built-in preset, every field validated), the
+// analytical latency estimator of the paper's authors (PAPER.md section 6),
+// and the builder that wires a model and a description into a graph of
+// hardware actors and runs it.
 //
 // # Descriptions
 //
@@ -52,4 +54,13 @@
 // Under the static and balanced policies a PE is charged instead
 // ceil(b/p)^2 * b cycles per real non-zero block pair it computes, so
 // imbalance comes from the masks.
+//
+// # Simulation
+//
+// NewAccelerator packs a model's pruned weights into block-sparse form, plans
+// each op's mapping and PE schedule, and Accelerator.Run executes a batch of
+// images on a fresh graph of actors (package actors) on the runtime: real
+// logits, cycles per image, layer and op beside the estimator's, PE loads
+// under every policy, the runtime's unit and FIFO statistics, and the gap to
+// the estimator split by cause (Gap). Simulate does both in one call.
 package topology
