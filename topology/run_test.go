@@ -351,6 +351,7 @@ func TestSimulateDeterministic(t *testing.T) {
 	// One accelerator, built once, run twice at the same time.
 	acc, err := NewAccelerator(w, p, 0, d)
 	require.NoError(t, err)
+	assert.Equal(t, first.Estimate, acc.Estimate(), "the estimate is known before any run")
 	var results [2]*SimResult
 	var errs [2]error
 	var wg sync.WaitGroup
