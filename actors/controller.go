@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"vitflow/runtime"
+	"vitflow/vit"
 )
 
 // Port is a unit's pair of FIFOs as the controller sees them: jobs out, answers back.
@@ -183,8 +184,10 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob, ws *
 		if err := sfu("residual1", u.Residual, &SFUJob{Dst: h, X: h, Y: x, Rows: n, Cols: d, Elements: n * d}); err != nil {
 			return rec, err
 		}
-		if L.Drop && L.TokensOut < n {
-			dj := &DropJob{X: h, N: n, Dim: d, Probs: probs, Heads: L.Heads, Kept: L.TokensOut - 2}
+		// Keeping all but one patch still fuses that one: the length stays
+		// n, so TokensOut alone cannot tell whether the layer drops.
+		if kept := vit.KeptTokens(n, m.Keep); L.Drop && kept < n-1 {
+			dj := &DropJob{X: h, N: n, Dim: d, Probs: probs, Heads: L.Heads, Kept: kept}
 			r, err := stage(ctx, "tokendrop", u.TokenDrop, dj, &dj.Work)
 			lr.Stages = append(lr.Stages, r)
 			if err != nil {

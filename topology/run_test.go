@@ -105,6 +105,8 @@ func TestSimulateMNISTTinyLogits(t *testing.T) {
 		{"pruned ideal", pruned(t, w, 16, 0.5, 0.7, []int{1, 2}), FidelityIdeal, PolicyIdeal},
 		{"pruned detailed static", pruned(t, w, 16, 0.5, 0.7, []int{1, 2}), FidelityDetailed, PolicyStatic},
 		{"pruned detailed balanced", pruned(t, w, 16, 0.4, 0.5, []int{1}), FidelityDetailed, PolicyBalanced},
+		// keep 0.97 keeps 48 of 49 patches: one token is fused, the length stays 50.
+		{"one token dropped", pruned(t, w, 16, 0.5, 0.97, []int{1}), FidelityDetailed, PolicyStatic},
 		{"no heads in a layer, ideal", headless(t, w), FidelityIdeal, PolicyIdeal},
 		{"no heads in a layer, detailed", headless(t, w), FidelityDetailed, PolicyStatic},
 	} {
