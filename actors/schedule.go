@@ -64,6 +64,10 @@ func NewSchedule(cfg Config, m *Model) (*Schedule, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The sweep mapping cuts the weights into head-width slices of whole blocks.
+	if m.HeadDim < 1 || m.HeadDim%cfg.Block != 0 {
+		return nil, fmt.Errorf("schedule: block size %d does not divide the head width %d", cfg.Block, m.HeadDim)
+	}
 	s := &Schedule{Policy: cfg.Policy, Layers: make([][NumOps]OpPlan, len(m.Layers))}
 	for l := range m.Layers {
 		for o := range NumOps {

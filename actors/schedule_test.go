@@ -146,3 +146,12 @@ func TestScheduleBalanced(t *testing.T) {
 		assert.Equal(t, w.compute, p.Compute, "%s", pol)
 	}
 }
+
+// TestScheduleBlockWiderThanHead: the sweep mapping slices by head width, so
+// a block that does not divide it is an error (it used to loop forever).
+func TestScheduleBlockWiderThanHead(t *testing.T) {
+	m := oneLayer(t, 64, 16, 32, 8, 1, Sweep, 1)
+	_, err := NewSchedule(Config{Geometry: Geometry{T: 1, C: 2, H: 2, P: 8}, Block: 32, Policy: Static, Free: true}, m)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "does not divide the head width 16")
+}
