@@ -179,18 +179,36 @@ func (u *CHM) charge(ctx *runtime.Ctx, j *MPCAJob) error {
 		}
 		return nil
 	}
+	// The PEs run in parallel: take their steps in the order the PEs become
+	// free (ties to the lower PE), so that the CHM's clock, which await
+	// advances, never passes the time a free PE wants its next column.
 	start := ctx.Now()
 	pe := make([]int64, u.Geometry.PEs())
+	queue := make([][]Step, len(pe))
 	for i := range pe {
 		pe[i] = start
 	}
-	end := start
 	for _, s := range p.Steps {
-		if err := await(s.Col, pe[s.PE]); err != nil {
+		queue[s.PE] = append(queue[s.PE], s)
+	}
+	end := start
+	for {
+		k := -1
+		for i, q := range queue {
+			if len(q) > 0 && (k < 0 || pe[i] < pe[k]) {
+				k = i
+			}
+		}
+		if k < 0 {
+			break
+		}
+		s := queue[k][0]
+		queue[k] = queue[k][1:]
+		if err := await(s.Col, pe[k]); err != nil {
 			return err
 		}
-		pe[s.PE] = max(pe[s.PE], arrived[s.Col]) + s.Cycles
-		end = max(end, pe[s.PE])
+		pe[k] = max(pe[k], arrived[s.Col]) + s.Cycles
+		end = max(end, pe[k])
 	}
 	if end > ctx.Now() {
 		ctx.Work(end-ctx.Now(), label)

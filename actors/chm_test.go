@@ -127,6 +127,34 @@ func TestCHMStreamedWeights(t *testing.T) {
 	})
 }
 
+// TestCHMStreamedWeightsUnevenPEs: every weight block is visible at 1, when
+// the job arrives, so a static CHM must finish at 1 + Compute whatever the
+// PEs' loads. PE 0 takes columns 0 (100 cycles) and 2 (8), PE 1 columns 1 (8)
+// and 3 (100). Taking the steps in snapshot order used to start PE 1's column
+// 3 only when PE 0 wanted column 2, at 101, and end at 201.
+func TestCHMStreamedWeightsUnevenPEs(t *testing.T) {
+	wd := make([]float32, 8*32)
+	for i := range wd {
+		wd[i] = float32(i%5) - 2
+	}
+	w, err := kernels.PackBlockSparse(wd, 8, 32, 8, nil)
+	require.NoError(t, err)
+	a := make([]float32, 3*8)
+	for i := range a {
+		a[i] = float32(i%3) - 1
+	}
+	plan := &CHMPlan{Cols: []int{0, 1, 2, 3}, SnapStart: []int{0, 2, 4}, ColOrder: []int32{0, 1, 2, 3}, Compute: 108,
+		Steps: []Step{{PE: 0, Col: 0, Cycles: 100}, {PE: 1, Col: 1, Cycles: 8}, {PE: 0, Col: 2, Cycles: 8}, {PE: 1, Col: 3, Cycles: 100}}}
+	var stream []WeightBlock
+	for c := range int32(4) {
+		stream = append(stream, WeightBlock{Op: OpQ, Col: c, Index: c})
+	}
+	job, _, err := chmRig(t, Static, w, plan, OpCost{}, a, 3, []int64{0, 0, 0, 0}, stream)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), job.Start)
+	assert.Equal(t, int64(1+108), job.End)
+}
+
 func TestTokenDropper(t *testing.T) {
 	// 5 tokens of width 2, 2 heads; CLS attention (row 0) per head.
 	const n, d = 5, 2
