@@ -269,9 +269,7 @@ type Model struct {
 	PosEmbed                      []float32 // [Tokens × Dim]
 	NormW, NormB                  []float32
 	HeadW, HeadB                  []float32 // [Dim × NumClasses]
-	// Keep is the token keep rate of the dropping layers.
-	Keep   float64
-	Layers []Layer
+	Layers                        []Layer
 }
 
 // Layer is one encoder layer. Q, K and V are Dim × HeadDim*Heads, O is
@@ -288,6 +286,7 @@ type Layer struct {
 	Norm1W, Norm1B       []float32
 	Norm2W, Norm2B       []float32
 	Drop                 bool // drops tokens
+	Kept                 int  // patch tokens kept when dropping; TokensIn-2 still fuses one
 	TokensIn, TokensOut  int
 	Costs                [NumOps]OpCost // the estimator's cost of each op
 }

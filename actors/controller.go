@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"vitflow/runtime"
-	"vitflow/vit"
 )
 
 // Port is a unit's pair of FIFOs as the controller sees them: jobs out, answers back.
@@ -186,8 +185,8 @@ func (u *Controller) image(ctx *runtime.Ctx, img []float32, jobs []MPCAJob, ws *
 		}
 		// Keeping all but one patch still fuses that one: the length stays
 		// n, so TokensOut alone cannot tell whether the layer drops.
-		if kept := vit.KeptTokens(n, m.Keep); L.Drop && kept < n-1 {
-			dj := &DropJob{X: h, N: n, Dim: d, Probs: probs, Heads: L.Heads, Kept: kept}
+		if L.Drop && L.Kept < n-1 {
+			dj := &DropJob{X: h, N: n, Dim: d, Probs: probs, Heads: L.Heads, Kept: L.Kept}
 			r, err := stage(ctx, "tokendrop", u.TokenDrop, dj, &dj.Work)
 			lr.Stages = append(lr.Stages, r)
 			if err != nil {

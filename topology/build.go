@@ -175,7 +175,7 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 		InChans: cfg.InChans, NumClasses: cfg.NumClasses, LNEps: cfg.LNEps,
 		PatchW: w.PatchW, PatchB: w.PatchB, ClsToken: w.ClsToken, DistToken: w.DistToken, PosEmbed: w.PosEmbed,
 		NormW: w.NormW, NormB: w.NormB, HeadW: w.HeadW, HeadB: w.HeadB,
-		Keep: c.Pruning.Keep, Layers: make([]actors.Layer, len(c.Layers))}
+		Layers: make([]actors.Layer, len(c.Layers))}
 	for l := range c.Layers {
 		cl := &c.Layers[l]
 		e := est.Layers[l]
@@ -193,7 +193,7 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 		}
 		L := actors.Layer{Heads: len(cl.Heads), Hidden: len(cl.Neurons), QB: cl.QB, KB: cl.KB, VB: cl.VB, OB: cl.ProjB,
 			FC2B: cl.FC2B, Norm1W: cl.Norm1W, Norm1B: cl.Norm1B, Norm2W: cl.Norm2W, Norm2B: cl.Norm2B,
-			Drop: cl.Drop, TokensIn: e.TokensIn, TokensOut: e.TokensOut}
+			Drop: cl.Drop, Kept: vit.KeptTokens(e.TokensIn, c.Pruning.Keep), TokensIn: e.TokensIn, TokensOut: e.TokensOut}
 		var err error
 		if L.Q, err = pack("q", cl.QW, d, wk, cl.QMask); err != nil {
 			return nil, err
