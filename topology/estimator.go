@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"vitflow/actors"
 	"vitflow/prune"
 	"vitflow/vit"
 )
@@ -91,11 +92,9 @@ type Cost struct {
 // SnapshotCycles is the share of c.Cycles charged to snapshot i (0-based) of
 // a PE under the ideal policy: floor((i+1)*Cycles/Snapshots) -
 // floor(i*Cycles/Snapshots), so that a PE's snapshots sum to exactly Cycles.
+// The simulated CHMs charge exactly this (actors.OpCost.SnapshotCycles).
 func (c Cost) SnapshotCycles(i int64) int64 {
-	if c.Snapshots <= 0 || i < 0 || i >= c.Snapshots {
-		return 0
-	}
-	return (i+1)*c.Cycles/c.Snapshots - i*c.Cycles/c.Snapshots
+	return actors.OpCost{Snapshots: c.Snapshots, Cycles: c.Cycles}.SnapshotCycles(i)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
