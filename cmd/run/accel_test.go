@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -176,19 +175,6 @@ func TestPrintTopologyReadsBack(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, got, "the printed %s file describes the same accelerator", name)
 	}
-}
-
-func TestSimulatedJSONUnderGOMAXPROCS1And2(t *testing.T) {
-	args := append([]string{"-json", "-logits"}, fastFiles(t)...)
-	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
-	var outputs []string
-	for _, procs := range []int{1, 2} {
-		goruntime.GOMAXPROCS(procs)
-		code, stdout, stderr := invoke(args...)
-		require.Equal(t, 0, code, stderr)
-		outputs = append(outputs, stdout)
-	}
-	assert.Equal(t, outputs[0], outputs[1])
 }
 
 // TestSlowMemoryIsReportedAsTheBottleneck starves the MPCA of weights: the
