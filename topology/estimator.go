@@ -105,10 +105,10 @@ func ceilPhi(x int64, phi float64) int64 {
 	return int64(math.Ceil(float64(x)*phi - 1e-6))
 }
 
-// pairCycles is the cost of one b×b by b×b block product on a P×P PE.
+// pairCycles is the cost of one b×b by b×b block product on a P×P PE, the
+// same that the simulated CHMs charge (actors.Geometry.PairCycles).
 func pairCycles(g Geometry, b int) int64 {
-	q := int64(ceilDiv(b, g.P))
-	return q * q * int64(b)
+	return actors.Geometry{T: g.T, C: g.C, H: g.H, P: g.P}.PairCycles(b)
 }
 
 // LinearCost is the cost of a linear layer Y = X·Z of shape s whose weight Z
