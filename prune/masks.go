@@ -77,26 +77,31 @@ func maskTarget(w *vit.Weights) *vit.Weights {
 // applyMasks writes into eff the weights of w with pruned blocks and neurons
 // zeroed (the mask covers the FC1 bias too); unpruned tensors are shared.
 func applyMasks(eff, w *vit.Weights, masks []vit.LayerMask, block int) {
-	d, hid := w.Config.Dim, w.Config.MLPHidden
 	for i, m := range masks {
-		e, l := &eff.Layers[i], &w.Layers[i]
-		maskBlocks(e.QW, l.QW, m.Q, d, block)
-		maskBlocks(e.KW, l.KW, m.K, d, block)
-		maskBlocks(e.VW, l.VW, m.V, d, block)
-		maskBlocks(e.ProjW, l.ProjW, m.Proj, d, block)
-		for r := range d {
-			for j, keep := range m.Neurons {
-				e.FC1W[r*hid+j] = keepOrZero(keep, l.FC1W[r*hid+j])
-			}
-		}
+		maskLayer(&eff.Layers[i], &w.Layers[i], m, w.Config, block)
+	}
+}
+
+// maskLayer writes into dst the Q, K, V, Proj, FC1 (with its bias) and FC2
+// tensors of src with the blocks and neurons m prunes zeroed; dst may be src.
+func maskLayer(dst, src *vit.Layer, m vit.LayerMask, cfg vit.Config, block int) {
+	d, hid := cfg.Dim, cfg.MLPHidden
+	maskBlocks(dst.QW, src.QW, m.Q, d, block)
+	maskBlocks(dst.KW, src.KW, m.K, d, block)
+	maskBlocks(dst.VW, src.VW, m.V, d, block)
+	maskBlocks(dst.ProjW, src.ProjW, m.Proj, d, block)
+	for r := range d {
 		for j, keep := range m.Neurons {
-			e.FC1B[j] = keepOrZero(keep, l.FC1B[j])
-			row := e.FC2W[j*d : (j+1)*d]
-			if keep {
-				copy(row, l.FC2W[j*d:(j+1)*d])
-			} else {
-				clear(row)
-			}
+			dst.FC1W[r*hid+j] = keepOrZero(keep, src.FC1W[r*hid+j])
+		}
+	}
+	for j, keep := range m.Neurons {
+		dst.FC1B[j] = keepOrZero(keep, src.FC1B[j])
+		row := dst.FC2W[j*d : (j+1)*d]
+		if keep {
+			copy(row, src.FC2W[j*d:(j+1)*d])
+		} else {
+			clear(row)
 		}
 	}
 }
@@ -148,21 +153,7 @@ func maskedGrads(g, w *vit.Weights, masks []vit.LayerMask, block int, scores []l
 				s.Neurons[j] = float32(sum)
 			}
 		}
-		maskBlocks(gl.QW, gl.QW, m.Q, d, block)
-		maskBlocks(gl.KW, gl.KW, m.K, d, block)
-		maskBlocks(gl.VW, gl.VW, m.V, d, block)
-		maskBlocks(gl.ProjW, gl.ProjW, m.Proj, d, block)
-		for r := range d {
-			for j, keep := range m.Neurons {
-				gl.FC1W[r*hid+j] = keepOrZero(keep, gl.FC1W[r*hid+j])
-			}
-		}
-		for j, keep := range m.Neurons {
-			gl.FC1B[j] = keepOrZero(keep, gl.FC1B[j])
-			if !keep {
-				clear(gl.FC2W[j*d : (j+1)*d])
-			}
-		}
+		maskLayer(gl, gl, m, w.Config, block)
 	}
 }
 
