@@ -474,8 +474,7 @@ func Logits(w *vit.Weights, p *vit.Pruning, ds *Dataset) []float32 {
 	cfg := w.Config
 	eff := w
 	if p != nil && p.Layers != nil {
-		eff = cloneWeights(w)
-		applyMasks(eff, w, p.Layers, p.Block)
+		eff = Masked(w, p)
 	}
 	m := stepModelFor(eff, p)
 	workers := runtime.GOMAXPROCS(0)
