@@ -61,13 +61,6 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 // gemm is Gemm on the given micro-kernel; kern == nil runs the portable loops.
 func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if kern == nil {
-		gemmPortable(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
-	if m == 0 || n == 0 {
-		return
-	}
 	for i := range m {
 		ci := c[i*ldc : i*ldc+n]
 		if beta == 0 {
@@ -78,7 +71,11 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 			}
 		}
 	}
-	if alpha == 0 || k == 0 {
+	if kern == nil {
+		gemmPortable(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
+	if m == 0 || n == 0 || alpha == 0 || k == 0 {
 		return
 	}
 	buf := packPool.Get().(*packBuffers)

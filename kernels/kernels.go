@@ -30,16 +30,10 @@ func MatMul(c, a, b []float32, m, k, n int) {
 	Gemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
 }
 
-func gemmPortable(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemmPortable adds alpha*op(A)*op(B) into C, which gemm has already scaled by beta.
+func gemmPortable(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	for i := range m {
 		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci)
-		} else if beta != 1 {
-			for j := range ci {
-				ci[j] *= beta
-			}
-		}
 		for p := range k {
 			var aip float32
 			if transA {
