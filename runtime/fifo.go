@@ -11,7 +11,6 @@ import (
 type fifoBase struct {
 	graph       *Graph
 	name        string
-	index       int
 	capacity    int64
 	latency     int64
 	creditBatch int64 // the reader publishes head every creditBatch reads
@@ -82,7 +81,6 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	f.fifoBase = fifoBase{
 		graph:    g,
 		name:     name,
-		index:    len(g.fifos),
 		capacity: int64(capacity),
 		latency:  int64(latency),
 		// Credits in batches of C/4, at most maxCreditBatch: the writer
