@@ -58,7 +58,6 @@ func fillSimulation(rep *report.Report, res *topology.SimResult) {
 
 	img := res.Images[0]
 	rep.EmbedCycles, rep.ClassifyCycles = img.Embed, img.Classify
-	rep.Layers = rep.Layers[:0]
 	loads := map[topology.Policy]*topology.PELoad{}
 	var policies []topology.Policy
 	for _, l := range img.Layers {

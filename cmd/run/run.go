@@ -49,7 +49,7 @@ func execute(opt *options, stdout io.Writer) error {
 		return err
 	}
 	if opt.reference {
-		err = runReference(rep, m, in)
+		err = runReference(rep, desc, m, in)
 	} else {
 		err = runAccelerator(rep, desc, m, in, trace)
 	}
@@ -74,8 +74,8 @@ func execute(opt *options, stdout io.Writer) error {
 	return rep.WriteText(stdout)
 }
 
-// newReport fills in what is known before anything runs: the setup, the
-// operation counts and the analytical estimate.
+// newReport fills in what is known before anything runs: the setup and the
+// operation counts.
 func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*report.Report, error) {
 	rep := &report.Report{
 		Model:     m.cfg.Name,
@@ -113,16 +113,23 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 	if rep.Params.Pruned, err = vit.CountParams(m.cfg, m.pruning); err != nil {
 		return nil, err
 	}
+	return rep, nil
+}
+
+// runReference classifies every image with the golden forward pass and
+// reports the analytical estimate per layer; a simulated run gets the
+// estimate from the simulation instead.
+func runReference(rep *report.Report, desc topology.Description, m *model, in *inputs) error {
 	layers, err := topology.MaskPruning(m.cfg, m.pruning)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	est, err := topology.Estimate(topology.EstimateInput{
 		Model: m.cfg, Geometry: desc.MPCA, Block: m.pruning.Block,
 		Layers: layers, Keep: m.pruning.Keep, TDLayers: m.pruning.TDLayers,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rep.EstimatorCyclesPerImage = est.Cycles
 	rep.EstimatorUSPerImage = topology.Microseconds(est.Cycles, desc.ClockMHz)
@@ -134,11 +141,6 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 		}
 		rep.Layers = append(rep.Layers, rl)
 	}
-	return rep, nil
-}
-
-// runReference classifies every image with the golden forward pass.
-func runReference(rep *report.Report, m *model, in *inputs) error {
 	c, err := m.weights.Compact(m.pruning)
 	if err != nil {
 		return err
