@@ -264,7 +264,7 @@ func trainLoop(f *trainFlags, student, teacher *vit.Weights, ds, test *prune.Dat
 				p.Epoch+1, f.opt.Epochs, p.Step, p.StepsPerEpoch, p.Loss, 100*p.Accuracy, p.Density,
 				elapsed.Round(time.Second), left.Round(time.Second), cpuTime().Round(time.Second))
 		})
-		testAcc := prune.Accuracy(t.PrunedWeights(), t.Pruning(), test)
+		testAcc := prune.Accuracy(t.Weights(), t.Pruning(), test) // Accuracy applies the masks itself
 		if err := t.SaveCheckpoint(f.checkpoint); err != nil {
 			return nil, err
 		}
