@@ -37,8 +37,8 @@ func (r result) String() string {
 		r.params, float64(r.denseParams)/float64(r.params))
 }
 
-// evaluate runs the reference forward pass on every test image, two images
-// at a time on separate goroutines.
+// evaluate runs the reference forward pass on every test image, images
+// spread over GOMAXPROCS goroutines (prune.ReferenceCorrect), one worker each.
 func evaluate(w *vit.Weights, p *vit.Pruning, test *prune.Dataset) (result, error) {
 	c, err := w.Compact(p)
 	if err != nil {
