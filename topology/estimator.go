@@ -64,15 +64,9 @@ const (
 // estimator) comes between OpO and OpFC1.
 var Ops = [...]Op{OpQ, OpK, OpV, OpQK, OpRowSum, OpAV, OpO, OpFC1, OpFC2}
 
-var opNames = [...]string{"q", "k", "v", "qk", "rowsum", "av", "o", "fc1", "fc2"}
-
-// String is the op's short lower-case name (q, k, v, qk, rowsum, av, o, fc1, fc2).
-func (o Op) String() string {
-	if o >= 0 && int(o) < len(opNames) {
-		return opNames[o]
-	}
-	return fmt.Sprintf("Op(%d)", int(o))
-}
+// String is the op's short lower-case name (q, k, v, qk, rowsum, av, o, fc1,
+// fc2), the simulated op's (the two enumerations share their numbering).
+func (o Op) String() string { return actors.Op(o).String() }
 
 // Shape is the shape of a product Y[M×W] = X[M×N]·Z[N×W]: M rows (tokens),
 // N the reduction length, W output columns.
