@@ -46,14 +46,31 @@ func zero(r string) {
 	}
 }
 
+// function starts the assembly function name with Go signature args and argSize bytes of arguments.
+func function(name, args string, argSize int) {
+	fmt.Fprintf(&out, "\n// func %s(%s)\n", name, args)
+	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-%d\n", name, argSize)
+}
+
+// countedLoop writes body as the loop at label loop, run CX times (not at
+// all when CX is 0), followed by the label end.
+func countedLoop(loop, end string, body func()) {
+	emit("TESTQ CX, CX")
+	emit("JEQ %s", end)
+	out.WriteString(loop + ":\n")
+	body()
+	emit("DECQ CX")
+	emit("JNE %s", loop)
+	out.WriteString(end + ":\n")
+}
+
 // denseKernel writes func name(kc int, a, b, c *float32, ldc int): C[mr×nr] +=
 // Apanel·Bpanel, where the packed A panel holds mr values per k step and the
 // packed B panel vecs vectors (vecs*width/4 floats) per k step.
 func denseKernel(name string, mr, vecs int, reg string, width int) {
 	nr := vecs * width / 4
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+i*vecs+v) }
-	fmt.Fprintf(&out, "\n// func %s(kc int, a, b, c *float32, ldc int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
+	function(name, "kc int, a, b, c *float32, ldc int", 40)
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ a+8(FP), AX")
 	emit("MOVQ b+16(FP), BX")
@@ -65,24 +82,20 @@ func denseKernel(name string, mr, vecs int, reg string, width int) {
 			zero(acc(i, v))
 		}
 	}
-	emit("TESTQ CX, CX")
-	emit("JEQ store")
-	out.WriteString("loop:\n")
-	for v := range vecs {
-		emit("VMOVUPS %d(BX), %s%d", v*width, reg, v)
-	}
-	for i := range mr {
-		bc := fmt.Sprintf("%s%d", reg, 2+i%2)
-		emit("VBROADCASTSS %d(AX), %s", 4*i, bc)
+	countedLoop("loop", "store", func() {
 		for v := range vecs {
-			emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+			emit("VMOVUPS %d(BX), %s%d", v*width, reg, v)
 		}
-	}
-	emit("ADDQ $%d, AX", 4*mr)
-	emit("ADDQ $%d, BX", 4*nr)
-	emit("DECQ CX")
-	emit("JNE loop")
-	out.WriteString("store:\n")
+		for i := range mr {
+			bc := fmt.Sprintf("%s%d", reg, 2+i%2)
+			emit("VBROADCASTSS %d(AX), %s", 4*i, bc)
+			for v := range vecs {
+				emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+			}
+		}
+		emit("ADDQ $%d, AX", 4*mr)
+		emit("ADDQ $%d, BX", 4*nr)
+	})
 	for i := range mr {
 		for v := range vecs {
 			emit("VADDPS %d(DI), %s, %s", v*width, acc(i, v), acc(i, v))
@@ -111,8 +124,7 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 		return fmt.Sprintf("%d(%s)%s", 4*p, bases[i/5], idx)
 	}
 	shift := map[int]int{8: 5, 16: 6, 32: 7}[b] // log2(b*4): bytes from a block-row index to its first column
-	fmt.Fprintf(&out, "\n// func %s(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)\n", name)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	function(name, "a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int", 56)
 	emit("MOVQ a+0(FP), SI")
 	emit("MOVQ lda+8(FP), R8")
 	emit("SHLQ $2, R8")
@@ -126,36 +138,32 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 			zero(acc(i, v))
 		}
 	}
-	emit("TESTQ CX, CX")
-	emit("JEQ store")
-	out.WriteString("block:\n")
-	emit("MOVLQSX (DX), R10")
-	emit("SHLQ $%d, R10", shift)
-	emit("ADDQ SI, R10")
-	for q := 1; q < len(bases); q++ {
-		emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
-	}
-	for p := range b {
-		for v := range vecs {
-			emit("VMOVUPS %d(BX), %s%d", p*4*b+v*width, reg, v)
+	countedLoop("block", "store", func() {
+		emit("MOVLQSX (DX), R10")
+		emit("SHLQ $%d, R10", shift)
+		emit("ADDQ SI, R10")
+		for q := 1; q < len(bases); q++ {
+			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
 		}
-		for i := range rows {
-			if vecs == 1 && reg == "Z" {
-				emit("VFMADD231PS.BCST %s, %s0, %s", row(i, p), reg, acc(i, 0))
-				continue
-			}
-			bc := fmt.Sprintf("%s%d", reg, 2+i%2)
-			emit("VBROADCASTSS %s, %s", row(i, p), bc)
+		for p := range b {
 			for v := range vecs {
-				emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+				emit("VMOVUPS %d(BX), %s%d", p*4*b+v*width, reg, v)
+			}
+			for i := range rows {
+				if vecs == 1 && reg == "Z" {
+					emit("VFMADD231PS.BCST %s, %s0, %s", row(i, p), reg, acc(i, 0))
+					continue
+				}
+				bc := fmt.Sprintf("%s%d", reg, 2+i%2)
+				emit("VBROADCASTSS %s, %s", row(i, p), bc)
+				for v := range vecs {
+					emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+				}
 			}
 		}
-	}
-	emit("ADDQ $%d, BX", 4*b*b)
-	emit("ADDQ $4, DX")
-	emit("DECQ CX")
-	emit("JNE block")
-	out.WriteString("store:\n")
+		emit("ADDQ $%d, BX", 4*b*b)
+		emit("ADDQ $4, DX")
+	})
 	emit("MOVQ c+40(FP), DI")
 	emit("MOVQ ldc+48(FP), DX")
 	emit("SHLQ $2, DX")
@@ -233,8 +241,7 @@ func exp(x, t1, t2, t3 int) {
 // float32, sums *[16]float32): dst = e^(src-shift) over n vectors of 16,
 // adding the lane-wise sums of dst into sums.
 func expShiftKernel() {
-	out.WriteString("\n// func expShift16(dst, src *float32, n int, shift float32, sums *[16]float32)\n")
-	out.WriteString("TEXT ·expShift16(SB), NOSPLIT, $0-40\n")
+	function("expShift16", "dst, src *float32, n int, shift float32, sums *[16]float32", 40)
 	emit("MOVQ dst+0(FP), DI")
 	emit("MOVQ src+8(FP), SI")
 	emit("MOVQ n+16(FP), CX")
@@ -242,19 +249,15 @@ func expShiftKernel() {
 	emit("MOVQ sums+32(FP), DX")
 	emit("VMOVUPS (DX), Z2")
 	loadExpConsts()
-	emit("TESTQ CX, CX")
-	emit("JEQ done")
-	out.WriteString("loop:\n")
-	emit("VMOVUPS (SI), Z0")
-	emit("VSUBPS Z1, Z0, Z0")
-	exp(0, 3, 4, 5)
-	emit("VADDPS Z0, Z2, Z2")
-	emit("VMOVUPS Z0, (DI)")
-	emit("ADDQ $64, SI")
-	emit("ADDQ $64, DI")
-	emit("DECQ CX")
-	emit("JNE loop")
-	out.WriteString("done:\n")
+	countedLoop("loop", "done", func() {
+		emit("VMOVUPS (SI), Z0")
+		emit("VSUBPS Z1, Z0, Z0")
+		exp(0, 3, 4, 5)
+		emit("VADDPS Z0, Z2, Z2")
+		emit("VMOVUPS Z0, (DI)")
+		emit("ADDQ $64, SI")
+		emit("ADDQ $64, DI")
+	})
 	emit("VMOVUPS Z2, (DX)")
 	emit("VZEROUPPER")
 	emit("RET")
@@ -266,8 +269,7 @@ func expShiftKernel() {
 func geluKernel() {
 	const p = 0.3275911
 	a := []float64{0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429}
-	out.WriteString("\n// func gelu16(dst, src *float32, n int)\n")
-	out.WriteString("TEXT ·gelu16(SB), NOSPLIT, $0-24\n")
+	function("gelu16", "dst, src *float32, n int", 24)
 	emit("MOVQ dst+0(FP), DI")
 	emit("MOVQ src+8(FP), SI")
 	emit("MOVQ n+16(FP), CX")
@@ -279,31 +281,27 @@ func geluKernel() {
 	for i := range a { // halved: erfc/2 is what GELU needs
 		emit("VBROADCASTSS %s, Z%d", f32(fmt.Sprintf("halfA%d", i+1), float32(a[i]/2)), 9+i)
 	}
-	emit("TESTQ CX, CX")
-	emit("JEQ done")
-	out.WriteString("loop:\n")
-	emit("VMOVUPS (SI), Z0")
-	emit("VPANDD Z28, Z0, Z1") // |x|
-	emit("VMULPS Z0, Z0, Z2")  // x²
-	emit("VMULPS Z29, Z2, Z2") // -x²/2
-	exp(2, 3, 4, 5)            // e^(-x²/2)
-	emit("VMOVAPS Z27, Z6")
-	emit("VFMADD231PS Z30, Z1, Z6") // 1 + p|x|/√2
-	emit("VDIVPS Z6, Z27, Z6")      // t
-	emit("VMOVAPS Z13, Z7")
-	for r := 12; r >= 9; r-- {
-		emit("VFMADD213PS Z%d, Z6, Z7", r)
-	}
-	emit("VMULPS Z6, Z7, Z7")  // erfc/2 before the Gaussian factor
-	emit("VMULPS Z2, Z7, Z7")  // erfc(|x|/√2)/2
-	emit("VMAXPS Z0, Z31, Z8") // max(x, 0), NaN kept
-	emit("VFNMADD231PS Z7, Z1, Z8")
-	emit("VMOVUPS Z8, (DI)")
-	emit("ADDQ $64, SI")
-	emit("ADDQ $64, DI")
-	emit("DECQ CX")
-	emit("JNE loop")
-	out.WriteString("done:\n")
+	countedLoop("loop", "done", func() {
+		emit("VMOVUPS (SI), Z0")
+		emit("VPANDD Z28, Z0, Z1") // |x|
+		emit("VMULPS Z0, Z0, Z2")  // x²
+		emit("VMULPS Z29, Z2, Z2") // -x²/2
+		exp(2, 3, 4, 5)            // e^(-x²/2)
+		emit("VMOVAPS Z27, Z6")
+		emit("VFMADD231PS Z30, Z1, Z6") // 1 + p|x|/√2
+		emit("VDIVPS Z6, Z27, Z6")      // t
+		emit("VMOVAPS Z13, Z7")
+		for r := 12; r >= 9; r-- {
+			emit("VFMADD213PS Z%d, Z6, Z7", r)
+		}
+		emit("VMULPS Z6, Z7, Z7")  // erfc/2 before the Gaussian factor
+		emit("VMULPS Z2, Z7, Z7")  // erfc(|x|/√2)/2
+		emit("VMAXPS Z0, Z31, Z8") // max(x, 0), NaN kept
+		emit("VFNMADD231PS Z7, Z1, Z8")
+		emit("VMOVUPS Z8, (DI)")
+		emit("ADDQ $64, SI")
+		emit("ADDQ $64, DI")
+	})
 	emit("VZEROUPPER")
 	emit("RET")
 }
@@ -312,21 +310,16 @@ func geluKernel() {
 // lanes = max(lanes, src) lane-wise over n vectors of 16. A NaN may be
 // dropped here; softmax still propagates it through its exponential.
 func maxKernel() {
-	out.WriteString("\n// func max16(src *float32, n int, lanes *[16]float32)\n")
-	out.WriteString("TEXT ·max16(SB), NOSPLIT, $0-24\n")
+	function("max16", "src *float32, n int, lanes *[16]float32", 24)
 	emit("MOVQ src+0(FP), SI")
 	emit("MOVQ n+8(FP), CX")
 	emit("MOVQ lanes+16(FP), DX")
 	emit("VMOVUPS (DX), Z0")
-	emit("TESTQ CX, CX")
-	emit("JEQ done")
-	out.WriteString("loop:\n")
-	emit("VMOVUPS (SI), Z1")
-	emit("VMAXPS Z1, Z0, Z0")
-	emit("ADDQ $64, SI")
-	emit("DECQ CX")
-	emit("JNE loop")
-	out.WriteString("done:\n")
+	countedLoop("loop", "done", func() {
+		emit("VMOVUPS (SI), Z1")
+		emit("VMAXPS Z1, Z0, Z0")
+		emit("ADDQ $64, SI")
+	})
 	emit("VMOVUPS Z0, (DX)")
 	emit("VZEROUPPER")
 	emit("RET")
@@ -334,20 +327,15 @@ func maxKernel() {
 
 // scaleKernel writes func scale16(x *float32, n int, s float32): x *= s over n vectors of 16.
 func scaleKernel() {
-	out.WriteString("\n// func scale16(x *float32, n int, s float32)\n")
-	out.WriteString("TEXT ·scale16(SB), NOSPLIT, $0-20\n")
+	function("scale16", "x *float32, n int, s float32", 20)
 	emit("MOVQ x+0(FP), SI")
 	emit("MOVQ n+8(FP), CX")
 	emit("VBROADCASTSS s+16(FP), Z1")
-	emit("TESTQ CX, CX")
-	emit("JEQ done")
-	out.WriteString("loop:\n")
-	emit("VMULPS (SI), Z1, Z0")
-	emit("VMOVUPS Z0, (SI)")
-	emit("ADDQ $64, SI")
-	emit("DECQ CX")
-	emit("JNE loop")
-	out.WriteString("done:\n")
+	countedLoop("loop", "done", func() {
+		emit("VMULPS (SI), Z1, Z0")
+		emit("VMOVUPS Z0, (SI)")
+		emit("ADDQ $64, SI")
+	})
 	emit("VZEROUPPER")
 	emit("RET")
 }
