@@ -1,7 +1,6 @@
 package vit
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -256,18 +255,21 @@ func (w *Weights) Validate() error {
 		if len(*t.data) != t.size() {
 			return fmt.Errorf("weights %s: tensor %s has %d values, want %d (shape %v)", cfg.Name, t.name, len(*t.data), t.size(), t.shape)
 		}
-		for i, v := range *t.data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("weights %s: tensor %s: %w at index %d", cfg.Name, t.name, errNotFinite(v), i)
-			}
+		if err := checkFinite(*t.data); err != nil {
+			return fmt.Errorf("weights %s: tensor %s: %w", cfg.Name, t.name, err)
 		}
 	}
 	return nil
 }
 
-func errNotFinite(v float32) error {
-	if math.IsNaN(float64(v)) {
-		return errors.New("NaN")
+// checkFinite reports the first NaN or infinity in v and its index.
+func checkFinite(v []float32) error {
+	i := slices.IndexFunc(v, func(x float32) bool { return math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) })
+	switch {
+	case i < 0:
+		return nil
+	case math.IsNaN(float64(v[i])):
+		return fmt.Errorf("NaN at index %d", i)
 	}
-	return errors.New("infinity")
+	return fmt.Errorf("infinity at index %d", i)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,8 +200,8 @@ func ReadWeights(r io.ReaderAt, size int64, source string, cfg Config) (*Weights
 		if !slices.Equal(t.Shape, ft.shape) {
 			return fail(fmt.Errorf("tensor %q: shape %v, model %s needs %v", t.Name, t.Shape, cfg.Name, ft.shape))
 		}
-		if i := slices.IndexFunc(t.Data, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
-			return fail(fmt.Errorf("tensor %q: %w at index %d", t.Name, errNotFinite(t.Data[i]), i))
+		if err := checkFinite(t.Data); err != nil {
+			return fail(fmt.Errorf("tensor %q: %w", t.Name, err))
 		}
 		ft.scatter(t.Data)
 	}
