@@ -192,12 +192,7 @@ func (nt *net) dropTokens(c *layerCache, heads []bool, bsz int, x3 []float32) {
 	cfg := nt.cfg
 	d, n, nh := cfg.Dim, c.n, cfg.Heads
 	nk := c.nOut - 2
-	var kept float32
-	for _, k := range heads {
-		if k {
-			kept++
-		}
-	}
+	kept := countKept(heads)
 	for b := range bsz {
 		s := c.score[b*n : (b+1)*n]
 		clear(s)
@@ -312,12 +307,7 @@ func (nt *net) layerBackward(l int, m *stepModel, bsz int, dx, other []float32, 
 	colSum(g.ProjB, dx2, rows, d)
 	do := nt.do[:rows*d]
 	kernels.Gemm(false, true, rows, d, d, 1, dx2, d, lw.ProjW, d, 0, do, d)
-	var kept float32
-	for _, k := range m.heads[l] {
-		if k {
-			kept++
-		}
-	}
+	kept := countKept(m.heads[l])
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	dP := nt.dP[:n*n]
 	dq, dk, dv := nt.dq[:rows*d], nt.dk[:rows*d], nt.dv[:rows*d]
@@ -349,6 +339,17 @@ func (nt *net) layerBackward(l int, m *stepModel, bsz int, dx, other []float32, 
 	layerNormBackward(dh, g.Norm1W, g.Norm1B, dh, c.xhat1, c.rstd1, lw.Norm1W, rows, d)
 	kernels.Add(dx2, dx2, dh)
 	return dx2, other
+}
+
+// countKept is the number of kept heads, the divisor of the head-averaged token scores.
+func countKept(heads []bool) float32 {
+	var n float32
+	for _, k := range heads {
+		if k {
+			n++
+		}
+	}
+	return n
 }
 
 // undropTokens scatters dx3, the gradient w.r.t. the [CLS, kept..., fused]
