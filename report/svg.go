@@ -114,15 +114,10 @@ const otherColumn = "other"
 
 // chartColumns lists the op columns in order of first appearance and gives each a colour.
 func (r *Report) chartColumns() ([]string, map[string]string) {
-	var cols []string
+	cols := r.columns()
 	colour := map[string]string{otherColumn: "#cccccc"}
-	for _, l := range r.Layers {
-		for _, o := range l.Ops {
-			if c := o.column(); colour[c] == "" {
-				colour[c] = palette[len(cols)%len(palette)]
-				cols = append(cols, c)
-			}
-		}
+	for i, c := range cols {
+		colour[c] = palette[i%len(palette)]
 	}
 	return cols, colour
 }

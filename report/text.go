@@ -183,16 +183,7 @@ func (r *Report) writeLayers(p *printer) {
 	if len(r.Layers) == 0 {
 		return
 	}
-	var cols []string
-	seen := map[string]bool{}
-	for _, l := range r.Layers {
-		for _, o := range l.Ops {
-			if c := o.column(); !seen[c] {
-				seen[c] = true
-				cols = append(cols, c)
-			}
-		}
-	}
+	cols := r.columns()
 	if r.Reference {
 		p.printf("estimated cycles of image 0 per layer and op\n")
 		p.row(append([]string{"layer", "tokens", "heads", "total"}, cols...)...)
@@ -223,6 +214,19 @@ func (o Op) column() string {
 		return "sfu"
 	}
 	return o.Name
+}
+
+// columns lists the op columns of the layers in order of first appearance.
+func (r *Report) columns() []string {
+	var cols []string
+	for _, l := range r.Layers {
+		for _, o := range l.Ops {
+			if c := o.column(); !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+	}
+	return cols
 }
 
 func cells(total int64, cols []string, byCol map[string]int64) []string {
