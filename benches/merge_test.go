@@ -17,20 +17,11 @@ func mergeGraph(n int, checked *int) (*vrt.Graph, error) {
 	g := vrt.NewGraph()
 	var ins [2]*vrt.FIFO[int64]
 	for i := range ins {
-		f, err := vrt.NewFIFO[int64](g, fmt.Sprintf("gen%d", i), 32, 1)
+		f, err := addGenerator(g, i, n, 0)
 		if err != nil {
 			return nil, err
 		}
 		ins[i] = f
-		g.AddActor(fmt.Sprintf("generator%d", i), func(ctx *vrt.Ctx) error {
-			for v := range int64(n) {
-				if err := f.Send(ctx, v); err != nil {
-					return err
-				}
-				ctx.Work(1, "generate")
-			}
-			return nil
-		}, vrt.Writes(f))
 	}
 	out, err := vrt.NewFIFO[int64](g, "merged", 32, 1)
 	if err != nil {
@@ -87,46 +78,66 @@ func mergeGraph(n int, checked *int) (*vrt.Graph, error) {
 	return g, nil
 }
 
-// The merge and adder-tree benchmarks use cpuTime from sim_test.go.
+// addGenerator adds FIFO "gen<i>" (depth 32, latency 1) and actor
+// "generator<i>", which sends base+0 .. base+n-1 into it, one per cycle.
+func addGenerator(g *vrt.Graph, i, n int, base int64) (*vrt.FIFO[int64], error) {
+	f, err := vrt.NewFIFO[int64](g, fmt.Sprintf("gen%d", i), 32, 1)
+	if err != nil {
+		return nil, err
+	}
+	g.AddActor(fmt.Sprintf("generator%d", i), func(ctx *vrt.Ctx) error {
+		for v := range int64(n) {
+			if err := f.Send(ctx, base+v); err != nil {
+				return err
+			}
+			ctx.Work(1, "generate")
+		}
+		return nil
+	}, vrt.Writes(f))
+	return f, nil
+}
 
-// withProcs runs f as a sub-benchmark at each GOMAXPROCS, restoring it after.
-func withProcs(b *testing.B, f func(b *testing.B)) {
+// benchGraph builds and runs a graph per iteration, at GOMAXPROCS 1 and 2,
+// and reports elems (counted per run) per second of wall and of CPU time
+// (cpuTime is in sim_test.go). build's checker counts the elements it
+// verified into checked, which must reach want.
+func benchGraph(b *testing.B, build func(checked *int) (*vrt.Graph, error), want, elems int) {
 	for _, procs := range []int{1, 2} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
-			f(b)
+			var makespan int64
+			total := 0
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				checked := 0
+				g, err := build(&checked)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := g.Run(context.Background(), vrt.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if checked != want {
+					b.Fatalf("checker saw %d elements, want %d", checked, want)
+				}
+				makespan = s.Makespan
+				total += elems
+			}
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "elem/s")
+			// Per second of CPU time (all threads): steadier than wall time
+			// when other processes load the machine.
+			b.ReportMetric(float64(total)/(cpuTime(b)-cpu0).Seconds(), "cpu-elem/s")
+			b.ReportMetric(float64(makespan), "sim-cycles")
 		})
 	}
 }
 
+// BenchmarkMerge: two generators of 2^20 elements; elem/s counts merged
+// elements.
 func BenchmarkMerge(b *testing.B) {
 	const n = 1 << 20
-	withProcs(b, func(b *testing.B) {
-		var makespan int64
-		elems := 0
-		cpu0 := cpuTime(b)
-		for b.Loop() {
-			checked := 0
-			g, err := mergeGraph(n, &checked)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := g.Run(context.Background(), vrt.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if checked != 2*n {
-				b.Fatalf("checker saw %d elements, want %d", checked, 2*n)
-			}
-			makespan = s.Makespan
-			elems += checked
-		}
-		b.ReportMetric(float64(elems)/b.Elapsed().Seconds(), "elem/s")
-		// Per second of CPU time (all threads): steadier than wall time
-		// when other processes load the machine.
-		b.ReportMetric(float64(elems)/(cpuTime(b)-cpu0).Seconds(), "cpu-elem/s")
-		b.ReportMetric(float64(makespan), "sim-cycles")
-	})
+	benchGraph(b, func(checked *int) (*vrt.Graph, error) { return mergeGraph(n, checked) }, 2*n, 2*n)
 }
 
 // adderTreeGraph builds a binary tree of two-input adders over leaves
@@ -137,20 +148,11 @@ func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
 	g := vrt.NewGraph()
 	level := make([]*vrt.FIFO[int64], leaves)
 	for i := range level {
-		f, err := vrt.NewFIFO[int64](g, fmt.Sprintf("gen%d", i), 32, 1)
+		f, err := addGenerator(g, i, n, int64(i))
 		if err != nil {
 			return nil, err
 		}
 		level[i] = f
-		g.AddActor(fmt.Sprintf("generator%d", i), func(ctx *vrt.Ctx) error {
-			for v := range int64(n) {
-				if err := f.Send(ctx, int64(i)+v); err != nil {
-					return err
-				}
-				ctx.Work(1, "generate")
-			}
-			return nil
-		}, vrt.Writes(f))
 	}
 	for depth := 0; len(level) > 1; depth++ {
 		next := make([]*vrt.FIFO[int64], len(level)/2)
@@ -205,30 +207,5 @@ func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
 // of 1023 adders. elem/s counts generated elements.
 func BenchmarkAdderTree(b *testing.B) {
 	const leaves, n = 1024, 1 << 12
-	withProcs(b, func(b *testing.B) {
-		var makespan int64
-		elems := 0
-		cpu0 := cpuTime(b)
-		for b.Loop() {
-			checked := 0
-			g, err := adderTreeGraph(leaves, n, &checked)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := g.Run(context.Background(), vrt.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if checked != n {
-				b.Fatalf("checker saw %d sums, want %d", checked, n)
-			}
-			makespan = s.Makespan
-			elems += leaves * n
-		}
-		b.ReportMetric(float64(elems)/b.Elapsed().Seconds(), "elem/s")
-		// Per second of CPU time (all threads): steadier than wall time
-		// when other processes load the machine.
-		b.ReportMetric(float64(elems)/(cpuTime(b)-cpu0).Seconds(), "cpu-elem/s")
-		b.ReportMetric(float64(makespan), "sim-cycles")
-	})
+	benchGraph(b, func(checked *int) (*vrt.Graph, error) { return adderTreeGraph(leaves, n, checked) }, n, leaves*n)
 }
