@@ -58,6 +58,12 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
+// sparseBenchConfigs are the block sizes and kept-block densities of the block-sparse benchmarks.
+var sparseBenchConfigs = []struct {
+	bs      int
+	density float64
+}{{16, 1}, {16, 0.5}, {16, 0.25}, {8, 0.5}, {32, 0.5}}
+
 // BenchmarkBlockSparse multiplies 197 tokens by a 384×1536 weight with b×b
 // blocks kept at each density; GFLOP/s counts the dense-equivalent work, so
 // it compares directly with the dense GEMM on the same shape.
@@ -73,10 +79,7 @@ func BenchmarkBlockSparse(b *testing.B) {
 		}
 		rate.report(b)
 	})
-	for _, cfg := range []struct {
-		bs      int
-		density float64
-	}{{16, 1}, {16, 0.5}, {16, 0.25}, {8, 0.5}, {32, 0.5}} {
+	for _, cfg := range sparseBenchConfigs {
 		s := packRandom(b, rng, w, k, n, cfg.bs, cfg.density)
 		b.Run(fmt.Sprintf("b=%d/density=%g", cfg.bs, cfg.density), func(b *testing.B) {
 			rate := startMeter(flops)
@@ -144,10 +147,7 @@ func BenchmarkBlockSparseVsDense(b *testing.B) {
 	const m, k, n = 197, 384, 1536
 	rng := rand.New(rand.NewPCG(3, 4))
 	a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
-	for _, cfg := range []struct {
-		bs      int
-		density float64
-	}{{16, 1}, {16, 0.5}, {16, 0.25}, {8, 0.5}, {32, 0.5}} {
+	for _, cfg := range sparseBenchConfigs {
 		s := packRandom(b, rng, w, k, n, cfg.bs, cfg.density)
 		b.Run(fmt.Sprintf("b=%d/density=%g", cfg.bs, cfg.density), func(b *testing.B) {
 			pairedRates(b, 2*float64(m*n*k),
