@@ -133,11 +133,11 @@ func checkpointTensors(w *Weights, layout Layout) []fileTensor {
 }
 
 // detectLayout tells the layout of a checkpoint from its tensor names.
-func detectLayout(names map[string]bool) (Layout, error) {
+func detectLayout(byName map[string]*Tensor) (Layout, error) {
 	switch {
-	case names["patch_embed.proj.weight"]:
+	case byName["patch_embed.proj.weight"] != nil:
 		return LayoutTimm, nil
-	case names["deit.embeddings.patch_embeddings.projection.weight"]:
+	case byName["deit.embeddings.patch_embeddings.projection.weight"] != nil:
 		return LayoutHF, nil
 	}
 	return 0, errNoLayout
@@ -178,12 +178,10 @@ func ReadWeights(r io.ReaderAt, size int64, source string, cfg Config) (*Weights
 		return fail(err)
 	}
 	byName := make(map[string]*Tensor, len(tensors))
-	names := make(map[string]bool, len(tensors))
 	for i := range tensors {
 		byName[tensors[i].Name] = &tensors[i]
-		names[tensors[i].Name] = true
 	}
-	layout, err := detectLayout(names)
+	layout, err := detectLayout(byName)
 	if err != nil {
 		return fail(err)
 	}
