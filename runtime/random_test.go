@@ -122,13 +122,6 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 	return g
 }
 
-func mustFIFOT[T any](t testing.TB, g *Graph, name string, capacity, latency int) *FIFO[T] {
-	t.Helper()
-	f, err := NewFIFO[T](g, name, capacity, latency)
-	require.NoError(t, err)
-	return f
-}
-
 // TestRandomGraphs: seeded random DAGs give the same statistics and
 // results under GOMAXPROCS 1 and 4.
 func TestRandomGraphs(t *testing.T) {

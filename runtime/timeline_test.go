@@ -47,7 +47,13 @@ func stage(in, out *FIFO[int], perElem int64, label string) func(*Ctx) error {
 
 func mustFIFO(t testing.TB, g *Graph, name string, capacity, latency int) *FIFO[int] {
 	t.Helper()
-	f, err := NewFIFO[int](g, name, capacity, latency)
+	return mustFIFOT[int](t, g, name, capacity, latency)
+}
+
+// mustFIFOT is mustFIFO for any element type.
+func mustFIFOT[T any](t testing.TB, g *Graph, name string, capacity, latency int) *FIFO[T] {
+	t.Helper()
+	f, err := NewFIFO[T](g, name, capacity, latency)
 	require.NoError(t, err)
 	return f
 }
