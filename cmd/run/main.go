@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"vitflow/models"
+	"vitflow/prune"
 	"vitflow/topology"
 	"vitflow/vit"
 )
@@ -202,10 +203,10 @@ func (o *options) check() error {
 	if !o.set["td"] {
 		o.td = def.td
 	}
-	if err := checkBlock(cfg, o.block); err != nil {
-		return err
+	if prune.CheckBlock(cfg, o.block) != nil {
+		return usagef("-block %d: must divide %s's dim %d and head dim %d", o.block, cfg.Name, cfg.Dim, cfg.HeadDim())
 	}
-	if !(o.density > 0 && o.density <= 1) {
+	if prune.CheckDensity(o.density) != nil {
 		return usagef("-density %v: must be in (0, 1]", o.density)
 	}
 	if !(o.keep > 0 && o.keep <= 1) {
@@ -264,13 +265,6 @@ func (o *options) checkVariant() error {
 	}
 	if o.variant != randomVariant && models.Describe(o.variant) == "" {
 		return usagef("-variant: unknown variant %q (have %s, %s)", o.variant, strings.Join(models.Variants(), ", "), randomVariant)
-	}
-	return nil
-}
-
-func checkBlock(cfg vit.Config, b int) error {
-	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
-		return usagef("-block %d: must divide %s's dim %d and head dim %d", b, cfg.Name, cfg.Dim, cfg.HeadDim())
 	}
 	return nil
 }
