@@ -45,13 +45,16 @@ func Variants() []string {
 }
 
 // Describe returns a one-line description of a variant, "" for an unknown name.
-func Describe(name string) string {
+func Describe(name string) string { return lookup(name).about }
+
+// lookup returns the named variant, the zero variant for an unknown name.
+func lookup(name string) variant {
 	for _, v := range variants {
 		if v.name == name {
-			return v.about
+			return v
 		}
 	}
-	return ""
+	return variant{}
 }
 
 // Meta is what a model file records about itself.
@@ -73,12 +76,7 @@ func Load(name string) (*vit.Weights, *vit.Pruning, Meta, error) {
 	fail := func(err error) (*vit.Weights, *vit.Pruning, Meta, error) {
 		return nil, nil, Meta{}, fmt.Errorf("model %s variant %q: %w", Model, name, err)
 	}
-	var file string
-	for _, v := range variants {
-		if v.name == name {
-			file = v.file
-		}
-	}
+	file := lookup(name).file
 	if file == "" {
 		return fail(fmt.Errorf("unknown variant (have %s)", strings.Join(Variants(), ", ")))
 	}
