@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -273,11 +274,7 @@ func (o *options) checkVariant() error {
 // neither a preset nor an existing file is a usage error; a file that
 // cannot be read or is invalid fails the run.
 func loadTopology(o *options) (topology.Description, error) {
-	isPreset := false
-	for _, name := range topology.PresetNames() {
-		isPreset = isPreset || name == o.topology
-	}
-	if !isPreset {
+	if !slices.Contains(topology.PresetNames(), o.topology) {
 		if _, err := os.Stat(o.topology); errors.Is(err, os.ErrNotExist) {
 			return topology.Description{}, usagef("-topology: %q is neither a preset (%s) nor an existing file",
 				o.topology, strings.Join(topology.PresetNames(), ", "))
