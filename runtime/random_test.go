@@ -50,15 +50,7 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 			}
 			cost := int64(1 + r.IntN(4))
 			defer func() { // outputs are known once the next layer is wired
-				ports := make([]Port, len(ins))
-				for k, f := range ins {
-					ports[k] = f
-				}
 				outs := nd.outs
-				outPorts := make([]Port, len(outs))
-				for k, f := range outs {
-					outPorts[k] = f
-				}
 				g.AddActor(nd.name, func(ctx *Ctx) error {
 					for {
 						var sum int64
@@ -79,7 +71,7 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 							}
 						}
 					}
-				}, Reads(ports...), Writes(outPorts...))
+				}, Reads(ports(ins)...), Writes(ports(outs)...))
 			}()
 		}
 		layer = next // actors nobody reads from consume and drop
@@ -102,10 +94,6 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 	}
 	for _, nd := range sources {
 		outs := nd.outs
-		ports := make([]Port, len(outs))
-		for k, f := range outs {
-			ports[k] = f
-		}
 		c := int64(1 + r.IntN(3))
 		g.AddActor(nd.name, func(ctx *Ctx) error {
 			for v := range int64(n) {
@@ -117,9 +105,18 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 				}
 			}
 			return nil
-		}, Writes(ports...))
+		}, Writes(ports(outs)...))
 	}
 	return g
+}
+
+// ports converts FIFOs to the Ports that Reads and Writes take.
+func ports(fs []*FIFO[int64]) []Port {
+	ps := make([]Port, len(fs))
+	for i, f := range fs {
+		ps[i] = f
+	}
+	return ps
 }
 
 // TestRandomGraphs: seeded random DAGs give the same statistics and
