@@ -138,10 +138,10 @@ func maskedGrads(g, w *vit.Weights, masks []vit.LayerMask, block int, scores []l
 		gl, l := &g.Layers[i], &w.Layers[i]
 		if scores != nil {
 			s := scores[i]
-			blockScoreGrad(s.Q, gl.QW, l.QW, d, block)
-			blockScoreGrad(s.K, gl.KW, l.KW, d, block)
-			blockScoreGrad(s.V, gl.VW, l.VW, d, block)
-			blockScoreGrad(s.Proj, gl.ProjW, l.ProjW, d, block)
+			copy(s.Q, blockDots(gl.QW, l.QW, d, d, block))
+			copy(s.K, blockDots(gl.KW, l.KW, d, d, block))
+			copy(s.V, blockDots(gl.VW, l.VW, d, d, block))
+			copy(s.Proj, blockDots(gl.ProjW, l.ProjW, d, d, block))
 			for j := range hid {
 				sum := float64(gl.FC1B[j]) * float64(l.FC1B[j])
 				for r := range d {
@@ -154,20 +154,6 @@ func maskedGrads(g, w *vit.Weights, masks []vit.LayerMask, block int, scores []l
 			}
 		}
 		maskLayer(gl, gl, m, w.Config, block)
-	}
-}
-
-// blockScoreGrad writes ds[block] = Σ over the block of g·w (dim×dim matrices).
-func blockScoreGrad(ds, g, w []float32, dim, b int) {
-	nb := dim / b
-	sums := make([]float64, nb*nb)
-	for r := range dim {
-		for c := range dim {
-			sums[(r/b)*nb+c/b] += float64(g[r*dim+c]) * float64(w[r*dim+c])
-		}
-	}
-	for i, s := range sums {
-		ds[i] = float32(s)
 	}
 }
 

@@ -36,12 +36,16 @@ func TopMask(scores []float32, density float64) []bool {
 
 // BlockNorms returns the squared L2 norm of every b×b block of w (rows×cols,
 // row-major), row-major over the (rows/b)×(cols/b) blocks.
-func BlockNorms(w []float32, rows, cols, b int) []float32 {
-	nbr, nbc := rows/b, cols/b
-	sums := make([]float64, nbr*nbc)
+func BlockNorms(w []float32, rows, cols, b int) []float32 { return blockDots(w, w, rows, cols, b) }
+
+// blockDots returns, for every b×b block, the sum over it of x·y (both
+// rows×cols, row-major), accumulated in float64; row-major over the blocks.
+func blockDots(x, y []float32, rows, cols, b int) []float32 {
+	nbc := cols / b
+	sums := make([]float64, (rows/b)*nbc)
 	for r := range rows {
-		for c, v := range w[r*cols : (r+1)*cols] {
-			sums[(r/b)*nbc+c/b] += float64(v) * float64(v)
+		for c, v := range x[r*cols : (r+1)*cols] {
+			sums[(r/b)*nbc+c/b] += float64(v) * float64(y[r*cols+c])
 		}
 	}
 	return toFloat32(sums)
