@@ -107,14 +107,10 @@ func (c *Compacted) Embed(img []float32) []float32 {
 	return x
 }
 
-// EncoderLayer runs layer l on the n×Dim hidden states x (not modified) and
-// returns the layer's output, n or fewer tokens (LayerInfo.TokensOut).
-func (c *Compacted) EncoderLayer(l int, x []float32, n int) ([]float32, LayerInfo) {
-	return c.encoderLayer(l, x, n, c.newWorkspace(n), make([]float32, n*c.Weights.Config.Dim))
-}
-
-// encoderLayer is EncoderLayer computing in ws and writing its output to out
-// (n×Dim, not aliasing x) unless the layer drops tokens.
+// encoderLayer runs layer l on the n×Dim hidden states x (not modified) and
+// returns the layer's output, n or fewer tokens (LayerInfo.TokensOut). It
+// computes in ws and writes its output to out (n×Dim, not aliasing x) unless
+// the layer drops tokens.
 func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out []float32) ([]float32, LayerInfo) {
 	cfg := c.Weights.Config
 	L := &c.Layers[l]
