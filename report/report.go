@@ -201,6 +201,26 @@ type Counts struct {
 	Pruned int64 `json:"pruned"`
 }
 
+// SetAccuracy sets Accuracy from Top1 and Labels, when every image has a label.
+func (r *Report) SetAccuracy() {
+	if len(r.Labels) != len(r.Top1) || len(r.Top1) == 0 {
+		return
+	}
+	acc := float64(r.correct()) / float64(len(r.Top1))
+	r.Accuracy = &acc
+}
+
+// correct counts the images whose Top1 is their label.
+func (r *Report) correct() int {
+	n := 0
+	for i, c := range r.Top1 {
+		if c == r.Labels[i] {
+			n++
+		}
+	}
+	return n
+}
+
 // Units converts a run's actor statistics, in the order the actors were added.
 func Units(s *runtime.Stats) []Unit {
 	units := make([]Unit, len(s.Actors))

@@ -184,3 +184,24 @@ func TestJSONRoundTrip(t *testing.T) {
 		assert.Contains(t, layer, key)
 	}
 }
+
+func TestSetAccuracy(t *testing.T) {
+	tests := []struct {
+		name         string
+		top1, labels []int
+		want         *float64
+	}{
+		{"three of four", []int{1, 2, 3, 4}, []int{1, 2, 3, 0}, ptr(0.75)},
+		{"no labels", []int{1, 2}, nil, nil},
+		{"no images", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{Top1: tt.top1, Labels: tt.labels}
+			r.SetAccuracy()
+			assert.Equal(t, tt.want, r.Accuracy)
+		})
+	}
+}
+
+func ptr(x float64) *float64 { return &x }

@@ -133,13 +133,7 @@ func (r *Report) writeImages(p *printer) {
 		}
 	}
 	if r.Accuracy != nil {
-		right := 0
-		for i, c := range r.Top1 {
-			if c == r.Labels[i] {
-				right++
-			}
-		}
-		p.row("accuracy", fmt.Sprintf("%d/%d = %.1f%%", right, len(r.Top1), 100**r.Accuracy))
+		p.row("accuracy", fmt.Sprintf("%d/%d = %.1f%%", r.correct(), len(r.Top1), 100**r.Accuracy))
 	}
 	p.printf("\n")
 }

@@ -44,7 +44,7 @@ func fillSimulation(rep *report.Report, res *topology.SimResult) {
 		rep.Top1 = append(rep.Top1, img.Top1)
 		rep.Logits = append(rep.Logits, img.Logits)
 	}
-	setAccuracy(rep)
+	rep.SetAccuracy()
 	clock := res.Desc.ClockMHz
 	rep.Balance = string(res.Desc.Balance)
 	rep.CyclesTotal = res.Cycles

@@ -158,21 +158,6 @@ func runReference(rep *report.Report, desc topology.Description, m *model, in *i
 		rep.Logits = append(rep.Logits, logits)
 		rep.Top1 = append(rep.Top1, kernels.Argmax(logits))
 	}
-	setAccuracy(rep)
+	rep.SetAccuracy()
 	return nil
-}
-
-// setAccuracy fills in the accuracy when the labels are known.
-func setAccuracy(rep *report.Report) {
-	if len(rep.Labels) != len(rep.Top1) || len(rep.Top1) == 0 {
-		return
-	}
-	right := 0
-	for i, c := range rep.Top1 {
-		if c == rep.Labels[i] {
-			right++
-		}
-	}
-	acc := float64(right) / float64(len(rep.Top1))
-	rep.Accuracy = &acc
 }
