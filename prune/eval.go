@@ -11,7 +11,7 @@ import (
 // Metadata keys under which the trained models record their pruning and
 // their accuracy (measured with the reference forward pass).
 const (
-	MetaPruning       = "vitflow.pruning"               // vit.EncodePruning JSON
+	MetaPruning       = vit.PruningMetadataKey          // vit.EncodePruning JSON
 	MetaTestAccuracy  = "vitflow.test_accuracy"         // top-1 on the 10,000 MNIST test images, e.g. "0.9871"
 	MetaTestCorrect   = "vitflow.test_correct"          // correct out of the 10,000
 	MetaSubsetCorrect = "vitflow.test_correct_first500" // correct out of the first SubsetImages
