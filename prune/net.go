@@ -92,7 +92,7 @@ func (nt *net) forward(m *stepModel, images [][]float32) []float32 {
 	bsz, d, np, pl := len(images), cfg.Dim, cfg.Patches(), cfg.PatchLen()
 	n, pre := cfg.Tokens(), prefix(cfg)
 	for b, img := range images {
-		im2col(nt.patches[b*np*pl:(b+1)*np*pl], img, cfg)
+		kernels.Patches(nt.patches[b*np*pl:(b+1)*np*pl], img, cfg.InChans, cfg.ImageSize, cfg.PatchSize)
 	}
 	kernels.Gemm(false, false, bsz*np, d, pl, 1, nt.patches, pl, w.PatchW, d, 0, nt.emb, d)
 	x := nt.layers[0].x[:bsz*n*d]
@@ -123,23 +123,6 @@ func (nt *net) forward(m *stepModel, images [][]float32) []float32 {
 	kernels.Gemm(false, false, bsz, c, d, 1, nt.clsLN, d, w.HeadW, c, 0, logits, c)
 	kernels.AddBias(logits, w.HeadB, bsz, c)
 	return logits
-}
-
-// im2col flattens the patches of one CHW image in channel, row, column order.
-func im2col(dst, img []float32, cfg vit.Config) {
-	ps, side := cfg.PatchSize, cfg.ImageSize
-	grid := side / ps
-	i := 0
-	for pr := range grid {
-		for pc := range grid {
-			for ch := range cfg.InChans {
-				for r := range ps {
-					src := img[ch*side*side+(pr*ps+r)*side+pc*ps:]
-					i += copy(dst[i:i+ps], src[:ps])
-				}
-			}
-		}
-	}
 }
 
 func (nt *net) layerForward(l int, m *stepModel, bsz, n int, next []float32) int {
@@ -204,27 +187,16 @@ func (nt *net) dropTokens(c *layerCache, heads []bool, bsz int, x3 []float32) {
 		for j := range s {
 			s[j] /= kept
 		}
-		top := kernels.TopK(s[1:], nk)
+		x2 := c.x2[b*n*d : (b+1)*n*d]
+		out := x3[b*c.nOut*d : (b+1)*c.nOut*d]
 		keptIdx := c.kept[b*nk : (b+1)*nk]
+		copy(keptIdx, kernels.DropTokens(out, x2, n, d, s[1:], nk))
+		// The backward pass tells kept from dropped tokens by these flags.
 		isKept := c.isKept[b*n : (b+1)*n]
 		clear(isKept)
 		isKept[0] = true
-		for i, t := range top {
-			keptIdx[i] = t + 1
-			isKept[t+1] = true
-		}
-		x2 := c.x2[b*n*d : (b+1)*n*d]
-		out := x3[b*c.nOut*d : (b+1)*c.nOut*d]
-		copy(out[:d], x2[:d])
-		for i, t := range keptIdx {
-			copy(out[(i+1)*d:(i+2)*d], x2[t*d:(t+1)*d])
-		}
-		fused := out[(c.nOut-1)*d:]
-		clear(fused)
-		for j := 1; j < n; j++ {
-			if !isKept[j] {
-				axpy(fused, s[j], x2[j*d:(j+1)*d])
-			}
+		for _, t := range keptIdx {
+			isKept[t] = true
 		}
 	}
 }
@@ -392,12 +364,6 @@ func colSum(dst, x []float32, rows, cols int) {
 	clear(dst)
 	for r := range rows {
 		kernels.Add(dst, dst, x[r*cols:(r+1)*cols])
-	}
-}
-
-func axpy(y []float32, a float32, x []float32) {
-	for i, v := range x {
-		y[i] += a * v
 	}
 }
 

@@ -83,20 +83,10 @@ func (c *Compacted) newWorkspace(n int) *workspace {
 // embeddings after CLS (and DIST), plus the position embeddings; [Tokens × Dim].
 func (c *Compacted) Embed(img []float32) []float32 {
 	cfg := c.Weights.Config
-	d, ps, side := cfg.Dim, cfg.PatchSize, cfg.ImageSize
-	grid, plen := side/ps, cfg.PatchLen()
-	patches := make([]float32, 0, cfg.Patches()*plen)
-	for py := range grid {
-		for px := range grid {
-			for ch := range cfg.InChans {
-				for r := range ps {
-					row := img[ch*side*side+(py*ps+r)*side+px*ps:]
-					patches = append(patches, row[:ps]...)
-				}
-			}
-		}
-	}
-	emb := c.linear(make([]float32, cfg.Patches()*d), patches, cfg.Patches(), plen, c.Weights.PatchW, c.Weights.PatchB, d)
+	d, np, plen := cfg.Dim, cfg.Patches(), cfg.PatchLen()
+	patches := make([]float32, np*plen)
+	kernels.Patches(patches, img, cfg.InChans, cfg.ImageSize, cfg.PatchSize)
+	emb := c.linear(make([]float32, np*d), patches, np, plen, c.Weights.PatchW, c.Weights.PatchB, d)
 	x := make([]float32, 0, cfg.Tokens()*d)
 	x = append(x, c.Weights.ClsToken...)
 	if cfg.DistToken {
@@ -193,26 +183,6 @@ func DropTokens(x []float32, n, dim int, scores []float32, keep float64) (out []
 		return x, nil
 	}
 	out = make([]float32, (nk+2)*dim)
-	copy(out, x[:dim])
-	kept = kernels.TopK(scores[:n-1], nk)
-	dropped := make([]bool, n)
-	for i := range dropped {
-		dropped[i] = i > 0
-	}
-	for i := range kept {
-		kept[i]++ // score j belongs to token j+1
-		dropped[kept[i]] = false
-		copy(out[(i+1)*dim:(i+2)*dim], x[kept[i]*dim:])
-	}
-	fused := out[(nk+1)*dim:]
-	for t, drop := range dropped {
-		if !drop {
-			continue
-		}
-		a := scores[t-1]
-		for j, v := range x[t*dim : (t+1)*dim] {
-			fused[j] += a * v
-		}
-	}
+	kept = kernels.DropTokens(out, x, n, dim, scores, nk)
 	return out, kept
 }
