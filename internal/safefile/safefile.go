@@ -149,14 +149,15 @@ func Write(path string, write func(w io.Writer) error) error {
 
 // CheckRegular returns an error unless path, after following symlinks, is a
 // regular file: reading a named pipe or a device would block or never end.
-// Call it before opening an input. The error says what path is instead.
+// Call it before opening an input. The error names path and says what it is
+// instead ("open p: not a regular file but a named pipe").
 func CheckRegular(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%q is not a regular file but %s", path, describe(st.Mode()))
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("not a regular file but %s", describe(st.Mode()))}
 	}
 	return nil
 }

@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"vitflow/internal/safefile/safefiletest"
 )
 
 // names lists the entries of dir, to show that no temporary file is left.
@@ -29,33 +30,6 @@ func writeString(s string) func(io.Writer) error {
 	return func(w io.Writer) error {
 		_, err := io.WriteString(w, s)
 		return err
-	}
-}
-
-// readFIFO reads everything written to the named pipe at path, in the background.
-func readFIFO(path string) <-chan string {
-	got := make(chan string, 1)
-	go func() {
-		f, err := os.Open(path) // blocks until a writer opens it
-		if err != nil {
-			got <- "open: " + err.Error()
-			return
-		}
-		defer f.Close()
-		b, _ := io.ReadAll(f)
-		got <- string(b)
-	}()
-	return got
-}
-
-func receive(t *testing.T, got <-chan string) string {
-	t.Helper()
-	select {
-	case s := <-got:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatal("the pipe's reader got nothing")
-		return ""
 	}
 }
 
@@ -204,14 +178,14 @@ func TestWriteNamedPipe(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			fifo := filepath.Join(dir, "fifo")
-			mkfifo(t, fifo)
+			safefiletest.Mkfifo(t, fifo)
 			path := fifo
 			if viaLink {
 				path = symlink(t, dir, "fifo")
 			}
-			got := readFIFO(fifo)
-			require.NoError(t, Write(path, writeString("new")))
-			assert.Equal(t, "new", receive(t, got), "the reader got the output")
+			got := safefiletest.ReadFIFO(fifo)
+			require.NoError(t, safefiletest.Within(t, func() error { return Write(path, writeString("new")) }))
+			assert.Equal(t, "new", string(safefiletest.Receive(t, got)), "the reader got the output")
 			st, err := os.Lstat(fifo)
 			require.NoError(t, err)
 			assert.Equal(t, fs.ModeNamedPipe, st.Mode().Type(), "still a named pipe")
@@ -277,7 +251,7 @@ func TestCheckRegular(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
 	fifo := filepath.Join(dir, "fifo")
-	mkfifo(t, fifo)
+	safefiletest.Mkfifo(t, fifo)
 	require.NoError(t, os.Symlink("file", filepath.Join(dir, "file-link")))
 	require.NoError(t, os.Symlink("fifo", filepath.Join(dir, "fifo-link")))
 	tests := []struct {
@@ -285,9 +259,9 @@ func TestCheckRegular(t *testing.T) {
 	}{
 		{"regular file", file, ""},
 		{"symlink to a regular file", filepath.Join(dir, "file-link"), ""},
-		{"named pipe", fifo, "is not a regular file but a named pipe"},
-		{"symlink to a named pipe", filepath.Join(dir, "fifo-link"), "is not a regular file but a named pipe"},
-		{"directory", dir, "is not a regular file but a directory"},
+		{"named pipe", fifo, "not a regular file but a named pipe"},
+		{"symlink to a named pipe", filepath.Join(dir, "fifo-link"), "not a regular file but a named pipe"},
+		{"directory", dir, "not a regular file but a directory"},
 		{"missing", filepath.Join(dir, "missing"), "no such file or directory"},
 	}
 	for _, tt := range tests {
