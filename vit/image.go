@@ -10,14 +10,21 @@ import (
 	"os"
 
 	"golang.org/x/image/draw"
+
+	"vitflow/internal/safefile"
 )
 
 // MaxImagePixels bounds the size of an input image, checked from its header
 // before any pixel is decoded, so a hostile file cannot claim gigabytes.
 const MaxImagePixels = 1 << 26
 
-// LoadImage reads a PNG or JPEG file and preprocesses it for cfg (see DecodeImage).
+// LoadImage reads a PNG or JPEG file and preprocesses it for cfg (see
+// DecodeImage). A path that is not a regular file after following symlinks
+// (a named pipe would block) is an error.
 func LoadImage(path string, cfg Config) ([]float32, error) {
+	if err := safefile.CheckRegular(path); err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load image: %w", err)

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"vitflow/internal/safefile"
 )
 
 // Layout names how a checkpoint's tensors are called and shaped.
@@ -151,7 +152,12 @@ func detectLayout(byName map[string]*Tensor) (Layout, error) {
 // tensor is an error naming the file and the tensor. cfg.LNEps is used as
 // it is (Hugging Face DeiT configs say 1e-12 where timm says 1e-6: a
 // difference far below float32 resolution of unit-variance activations).
+// A path that is not a regular file after following symlinks (a named pipe
+// would block) is an error.
 func LoadWeights(path string, cfg Config) (*Weights, map[string]string, error) {
+	if err := safefile.CheckRegular(path); err != nil {
+		return nil, nil, fmt.Errorf("load weights: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load weights: %w", err)
@@ -259,8 +265,9 @@ func transpose(dst, src []float32, rows, cols int) {
 
 // SaveWeights writes w as a safetensors checkpoint in the given layout with
 // metadata meta (plus "format": "pt", which transformers expects, unless meta
-// sets it). It writes a temporary file in the same directory and renames it,
-// so path never holds a half-written checkpoint.
+// sets it). A regular file or nothing at path is replaced atomically, so path
+// never holds a half-written checkpoint; a symlink, named pipe or device is
+// written through, never replaced (package safefile).
 func SaveWeights(path string, w *Weights, layout Layout, meta map[string]string) (err error) {
 	defer func() {
 		if err != nil {
@@ -281,23 +288,7 @@ func SaveWeights(path string, w *Weights, layout Layout, meta map[string]string)
 	for k, v := range meta {
 		m[k] = v
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := WriteSafetensors(tmp, tensors, m); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return safefile.Write(path, func(w io.Writer) error { return WriteSafetensors(w, tensors, m) })
 }
 
 // pruningJSON is the serialised form of a Pruning: masks as strings of '0'
