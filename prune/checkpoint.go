@@ -5,10 +5,11 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 
+	"vitflow/internal/safefile"
 	"vitflow/vit"
 )
 
@@ -28,37 +29,25 @@ type checkpoint struct {
 	M, V    [][]float32
 }
 
-// SaveCheckpoint writes the trainer's state to path atomically (a temporary
-// file in the same directory, then a rename), so an interruption leaves the
-// previous checkpoint intact.
-func (t *Trainer) SaveCheckpoint(path string) (err error) {
+// SaveCheckpoint writes the trainer's state to path. A regular file (the
+// previous checkpoint) is replaced atomically, so an interruption leaves it
+// intact; a symlink, named pipe or device is written through, never replaced
+// (package safefile).
+func (t *Trainer) SaveCheckpoint(path string) error {
 	ck := checkpoint{Version: checkpointVersion, Options: t.opt, Epoch: t.epoch, Step: t.step, Weights: t.w,
 		Scores: t.scores, AdamT: t.adam.t, M: t.adam.m, V: t.adam.v}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&ck); err != nil {
 		return fmt.Errorf("save checkpoint %q: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	err := safefile.Write(path, func(w io.Writer) error {
+		_, err := w.Write(buf.Bytes())
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("save checkpoint: %w", err)
+		return fmt.Errorf("save checkpoint %q: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("save checkpoint %q: %w", path, err)
-		}
-	}()
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // maxCheckpointBytes bounds what ResumeTrainer reads; mnist-tiny's are ~3.5 MB.
@@ -87,6 +76,9 @@ func decodeCheckpoint(raw []byte) (*checkpoint, error) {
 // change its settings; train and teacher must be the same data and teacher.
 func ResumeTrainer(path string, teacher *vit.Weights, train *Dataset, opt Options) (*Trainer, error) {
 	fail := func(err error) (*Trainer, error) { return nil, fmt.Errorf("resume from %q: %w", path, err) }
+	if err := safefile.CheckRegular(path); err != nil {
+		return nil, fmt.Errorf("resume: %w", err) // a named pipe would block
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
