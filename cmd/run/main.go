@@ -243,7 +243,7 @@ func (o *options) check() error {
 	if o.logits && !o.json {
 		return usagef("-logits adds to the JSON report: use it with -json")
 	}
-	return nil
+	return o.checkOutputPaths()
 }
 
 // randomVariant asks for seeded random weights instead of an embedded model.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"vitflow/internal/safefile"
 	"vitflow/kernels"
 	"vitflow/models"
 	"vitflow/report"
@@ -13,6 +14,9 @@ import (
 
 // execute loads everything opt names, runs it and writes the report.
 func execute(opt *options, stdout io.Writer) error {
+	if err := opt.checkFiles(); err != nil {
+		return err
+	}
 	var trace *atomicFile
 	if opt.trace != "" {
 		// Created first, so that an unwritable path fails before the run.
@@ -29,12 +33,12 @@ func execute(opt *options, stdout io.Writer) error {
 	if opt.printTopo {
 		return desc.WriteTOML(stdout)
 	}
-	var svg *atomicFile
+	var svg *safefile.File
 	if opt.svg != "" {
-		if svg, err = createAtomic(opt.svg); err != nil {
+		if svg, err = safefile.Create(opt.svg); err != nil {
 			return fmt.Errorf("-svg: %w", err)
 		}
-		defer svg.abort()
+		defer svg.Abort()
 	}
 	m, err := loadModel(opt)
 	if err != nil {
@@ -62,7 +66,7 @@ func execute(opt *options, stdout io.Writer) error {
 	if svg != nil {
 		err = rep.WriteSVG(svg)
 		if err == nil {
-			err = svg.commit()
+			err = svg.Commit()
 		}
 		if err != nil {
 			return fmt.Errorf("-svg: %w", err)

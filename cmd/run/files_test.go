@@ -1,0 +1,278 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vitflow/internal/safefile/safefiletest"
+)
+
+// result is what one run of the command did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// invokeWithin runs the command, failing the test if it blocks.
+func invokeWithin(t *testing.T, args ...string) result {
+	t.Helper()
+	return safefiletest.Within(t, func() result {
+		code, stdout, stderr := invoke(args...)
+		return result{code, stdout, stderr}
+	})
+}
+
+// assertOneLineError checks a failed run: its status, a one-line message
+// with want in it, no stack trace and nothing on stdout.
+func assertOneLineError(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	assert.Equal(t, code, r.code, "stderr: %s", r.stderr)
+	assert.Empty(t, r.stdout)
+	assert.True(t, strings.HasPrefix(r.stderr, "run: "), "stderr %q", r.stderr)
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+	assert.Contains(t, r.stderr, want)
+	assert.NotContains(t, r.stderr, "goroutine")
+}
+
+func assertSymlink(t *testing.T, path, to string) {
+	t.Helper()
+	got, err := os.Readlink(path)
+	require.NoError(t, err, "%s is still a symlink", path)
+	assert.Equal(t, to, got)
+}
+
+func assertFIFO(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Lstat(path)
+	require.NoError(t, err)
+	assert.Equal(t, fs.ModeNamedPipe, st.Mode().Type(), "%s is still a named pipe", path)
+}
+
+func assertContent(t *testing.T, path, want string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(b))
+}
+
+// isSVG checks that b is the chart.
+func isSVG(t *testing.T, b []byte) {
+	t.Helper()
+	assert.True(t, strings.HasPrefix(string(b), "<svg") || strings.HasPrefix(string(b), "<?xml"), "an SVG: %.40q", b)
+	assert.Contains(t, string(b), "</svg>")
+}
+
+// TestOutputFiles writes -svg and -trace to paths that are not regular
+// files: a symlink, a named pipe, a symlink to a pipe, a missing or
+// read-only directory. Nothing at the path is ever replaced.
+func TestOutputFiles(t *testing.T) {
+	run := []string{"-topology", "small", "-image", pngFile(t)}
+	tests := []struct {
+		name string
+		// setup prepares dir and returns the extra flags.
+		setup func(t *testing.T, dir string) []string
+		code  int
+		msg   string // for a failed run
+		// check verifies dir after the run.
+		check func(t *testing.T, dir string)
+	}{
+		{
+			name: "svg to a symlink to a regular file",
+			setup: func(t *testing.T, dir string) []string {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "chart.svg"), []byte("old"), 0o644))
+				require.NoError(t, os.Symlink("chart.svg", filepath.Join(dir, "link.svg")))
+				return []string{"-svg", filepath.Join(dir, "link.svg")}
+			},
+			check: func(t *testing.T, dir string) {
+				assertSymlink(t, filepath.Join(dir, "link.svg"), "chart.svg")
+				b, err := os.ReadFile(filepath.Join(dir, "chart.svg"))
+				require.NoError(t, err)
+				isSVG(t, b)
+			},
+		},
+		{
+			name: "svg to a named pipe with a reader",
+			setup: func(t *testing.T, dir string) []string {
+				fifo := filepath.Join(dir, "fifo")
+				safefiletest.Mkfifo(t, fifo)
+				got := safefiletest.ReadFIFO(fifo)
+				t.Cleanup(func() { isSVG(t, safefiletest.Receive(t, got)) })
+				return []string{"-svg", fifo}
+			},
+			check: func(t *testing.T, dir string) { assertFIFO(t, filepath.Join(dir, "fifo")) },
+		},
+		{
+			name: "svg to a symlink to a named pipe with a reader",
+			setup: func(t *testing.T, dir string) []string {
+				fifo := filepath.Join(dir, "fifo")
+				safefiletest.Mkfifo(t, fifo)
+				require.NoError(t, os.Symlink("fifo", filepath.Join(dir, "link")))
+				got := safefiletest.ReadFIFO(fifo)
+				t.Cleanup(func() { isSVG(t, safefiletest.Receive(t, got)) })
+				return []string{"-svg", filepath.Join(dir, "link")}
+			},
+			check: func(t *testing.T, dir string) {
+				assertSymlink(t, filepath.Join(dir, "link"), "fifo")
+				assertFIFO(t, filepath.Join(dir, "fifo"))
+			},
+		},
+		{
+			name: "svg into a missing directory",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"-svg", filepath.Join(dir, "no", "chart.svg")}
+			},
+			code:  1,
+			msg:   "-svg: create " + "DIR/no/chart.svg: no such file or directory",
+			check: func(t *testing.T, dir string) { assertEntries(t, dir) },
+		},
+		{
+			name: "svg into a read-only directory",
+			setup: func(t *testing.T, dir string) []string {
+				if os.Geteuid() == 0 {
+					t.Skip("root writes into read-only directories")
+				}
+				ro := filepath.Join(dir, "ro")
+				require.NoError(t, os.Mkdir(ro, 0o755))
+				require.NoError(t, os.WriteFile(filepath.Join(ro, "chart.svg"), []byte("old"), 0o644))
+				require.NoError(t, os.Chmod(ro, 0o555))
+				t.Cleanup(func() { os.Chmod(ro, 0o755) })
+				return []string{"-svg", filepath.Join(ro, "chart.svg")}
+			},
+			code:  1,
+			msg:   "permission denied",
+			check: func(t *testing.T, dir string) { assertContent(t, filepath.Join(dir, "ro", "chart.svg"), "old") },
+		},
+		{
+			name: "trace to a symlink is refused, not replaced",
+			setup: func(t *testing.T, dir string) []string {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "run.json"), []byte("old"), 0o644))
+				require.NoError(t, os.Symlink("run.json", filepath.Join(dir, "link.json")))
+				return []string{"-trace", filepath.Join(dir, "link.json")}
+			},
+			code: 1,
+			msg:  "-trace \"DIR/link.json\": not a regular file",
+			check: func(t *testing.T, dir string) {
+				assertSymlink(t, filepath.Join(dir, "link.json"), "run.json")
+				assertContent(t, filepath.Join(dir, "run.json"), "old")
+				assertEntries(t, dir, "link.json", "run.json")
+			},
+		},
+		{
+			name: "trace to a named pipe is refused, not replaced",
+			setup: func(t *testing.T, dir string) []string {
+				safefiletest.Mkfifo(t, filepath.Join(dir, "fifo"))
+				return []string{"-trace", filepath.Join(dir, "fifo")}
+			},
+			code: 1,
+			msg:  "-trace \"DIR/fifo\": not a regular file",
+			check: func(t *testing.T, dir string) {
+				assertFIFO(t, filepath.Join(dir, "fifo"))
+				assertEntries(t, dir, "fifo")
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := invokeWithin(t, append(run, tt.setup(t, dir)...)...)
+			if tt.code == 0 {
+				assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+				assert.Empty(t, r.stderr)
+			} else {
+				assertOneLineError(t, r, tt.code, strings.ReplaceAll(tt.msg, "DIR", dir))
+			}
+			tt.check(t, dir)
+		})
+	}
+}
+
+// assertEntries checks that dir holds exactly names: nothing was written
+// and no temporary file was left.
+func assertEntries(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	assert.ElementsMatch(t, names, got)
+}
+
+// TestCollidingPaths refuses an output that is the same file as another
+// output or as an input, however the path is spelt.
+func TestCollidingPaths(t *testing.T) {
+	dir := t.TempDir()
+	img := pngFile(t)
+	imgBytes, err := os.ReadFile(img)
+	require.NoError(t, err)
+	weights := savedWeights(t, "mnist-tiny", nil)
+	require.NoError(t, os.Symlink(weights, filepath.Join(dir, "weights-link")))
+	require.NoError(t, os.Symlink(".", filepath.Join(dir, "here")))
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"trace and svg", []string{"-trace", out, "-svg", out},
+			`-svg "DIR/out" is the same file as -trace "DIR/out"`},
+		{"trace and svg spelt differently", []string{"-trace", out, "-svg", filepath.Join(dir, "here", ".", "out")},
+			`-svg "DIR/here/out" is the same file as -trace "DIR/out"`},
+		{"svg over the image", []string{"-image", img, "-svg", img},
+			`-svg "` + img + `" is the same file as -image "` + img + `"`},
+		{"trace over the weights through a symlink", []string{"-weights", weights, "-trace", filepath.Join(dir, "weights-link")},
+			`-trace "DIR/weights-link" is the same file as -weights "` + weights + `"`},
+		{"svg over the topology file", []string{"-topology", filepath.Join(dir, "card.toml"), "-svg", filepath.Join(dir, "card.toml")},
+			`-svg "DIR/card.toml" is the same file as -topology "DIR/card.toml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := invokeWithin(t, tt.args...)
+			assertOneLineError(t, r, 2, strings.ReplaceAll(tt.msg, "DIR", dir))
+			assertContent(t, img, string(imgBytes))
+			assertEntries(t, dir, "weights-link", "here")
+		})
+	}
+}
+
+// TestInputsThatAreNotRegularFiles: a named pipe (or a directory) given as
+// an input fails at once, naming the flag and the path, before anything is
+// opened or written.
+func TestInputsThatAreNotRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	safefiletest.Mkfifo(t, fifo)
+	link := filepath.Join(dir, "link")
+	require.NoError(t, os.Symlink("fifo", link))
+	sub := filepath.Join(dir, "sub")
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	svg := filepath.Join(dir, "chart.svg")
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"weights from a named pipe", []string{"-weights", fifo}, "-weights: open " + fifo + ": not a regular file but a named pipe"},
+		{"weights through a symlink to a pipe", []string{"-weights", link}, "-weights: open " + link + ": not a regular file but a named pipe"},
+		{"weights from a directory", []string{"-weights", sub}, "-weights: open " + sub + ": not a regular file but a directory"},
+		{"topology from a named pipe", []string{"-topology", fifo}, "-topology: open " + fifo + ": not a regular file but a named pipe"},
+		{"topology through a symlink to a pipe", []string{"-topology", link}, "-topology: open " + link + ": not a regular file but a named pipe"},
+		{"image from a named pipe", []string{"-image", pngFile(t), "-image", fifo}, "-image: open " + fifo + ": not a regular file but a named pipe"},
+		{"image through a symlink to a pipe", []string{"-image", link}, "-image: open " + link + ": not a regular file but a named pipe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := invokeWithin(t, append(tt.args, "-svg", svg)...)
+			assertOneLineError(t, r, 1, tt.msg)
+			assertFIFO(t, fifo)
+			assertEntries(t, dir, "fifo", "link", "sub")
+		})
+	}
+}
