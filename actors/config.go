@@ -24,7 +24,9 @@ func (g Geometry) PairCycles(b int) int64 {
 type Policy int
 
 const (
-	// Ideal charges every PE in use the estimator's average work (OpCost).
+	// Ideal runs the PEs in the mapping's lock-step snapshots, every output
+	// block costing the mean non-zero work of its weight matrix: the
+	// analytical estimator's assumption, made executable.
 	Ideal Policy = iota
 	// Static deals the blocks to the PEs in mapping order.
 	Static
@@ -41,7 +43,7 @@ func (p Policy) String() string {
 	return fmt.Sprintf("Policy(%d)", int(p))
 }
 
-// Mapping lays an op's output blocks out on the CHMs (see package topology).
+// Mapping lays an op's output blocks out on the CHMs.
 type Mapping int
 
 const (
@@ -54,6 +56,15 @@ const (
 	// RowWise: head j on CHM j mod H, its row blocks dealt to the T PEs of one PE column.
 	RowWise
 )
+
+var mappingNames = [...]string{"sweep", "expand", "head-wise", "row-wise"}
+
+func (m Mapping) String() string {
+	if m >= 0 && int(m) < len(mappingNames) {
+		return mappingNames[m]
+	}
+	return fmt.Sprintf("Mapping(%d)", int(m))
+}
 
 // Op is one MPCA operation of an encoder layer.
 type Op int
@@ -88,23 +99,6 @@ func (o Op) Linear() bool {
 		return true
 	}
 	return false
-}
-
-// OpCost is the estimator's cost of one op: its mapping, its snapshots and
-// the busiest PE's cycles, which the ideal policy charges every PE in use,
-// snapshot i costing SnapshotCycles(i).
-type OpCost struct {
-	Mapping   Mapping
-	Snapshots int64
-	Cycles    int64
-}
-
-// SnapshotCycles is floor((i+1)*Cycles/Snapshots) - floor(i*Cycles/Snapshots).
-func (c OpCost) SnapshotCycles(i int64) int64 {
-	if c.Snapshots <= 0 || i < 0 || i >= c.Snapshots {
-		return 0
-	}
-	return (i+1)*c.Cycles/c.Snapshots - i*c.Cycles/c.Snapshots
 }
 
 // UnitCost is a pipelined unit: n elements take ceil(n/ElementsPerCycle) + Latency cycles.
@@ -288,8 +282,11 @@ type Layer struct {
 	Drop                 bool // drops tokens
 	Kept                 int  // patch tokens kept when dropping; TokensIn-2 still fuses one
 	TokensIn, TokensOut  int
-	Costs                [NumOps]OpCost // the estimator's cost of each op
 }
+
+// Drops reports whether the layer really drops tokens: keeping all but one
+// patch still fuses that one, so the length alone cannot tell.
+func (l *Layer) Drops() bool { return l.Drop && l.Kept < l.TokensIn-1 }
 
 // Weight returns the weight matrix of a linear op (nil otherwise).
 func (l *Layer) Weight(o Op) *kernels.BlockSparse {

@@ -46,20 +46,6 @@ func TestCosts(t *testing.T) {
 	assert.InDelta(t, 16*16*2*4/204.8, mem.BlockCycles(16), 1e-12)
 }
 
-func TestSnapshotCyclesSumToCycles(t *testing.T) {
-	for _, c := range []OpCost{{Snapshots: 7, Cycles: 1000}, {Snapshots: 4, Cycles: 4}, {Snapshots: 3, Cycles: 1}, {Snapshots: 1, Cycles: 99}} {
-		var sum int64
-		for i := range c.Snapshots {
-			s := c.SnapshotCycles(i)
-			assert.True(t, s == c.Cycles/c.Snapshots || s == c.Cycles/c.Snapshots+1, "%+v snapshot %d: %d", c, i, s)
-			sum += s
-		}
-		assert.Equal(t, c.Cycles, sum, "%+v", c)
-		assert.Zero(t, c.SnapshotCycles(c.Snapshots))
-		assert.Zero(t, c.SnapshotCycles(-1))
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	good := Config{Geometry: Geometry{T: 1, C: 1, H: 1, P: 1}, Block: 8, Free: true}
 	assert.NoError(t, good.Validate())

@@ -1,223 +1,406 @@
 package actors
 
 import (
-	"errors"
 	"fmt"
 
 	"vitflow/kernels"
 	"vitflow/runtime"
 )
 
-// SFUKind is what a special-function unit computes.
-type SFUKind int
+// Unit holds what every streaming unit needs: the model, the tile side,
+// the batch size, its cost per element, whether it is free (ideal
+// fidelity), and its recorder.
+type Unit struct {
+	Model  *Model
+	Block  int
+	Images int
+	Cost   UnitCost
+	Free   bool
+	Rec    *Recorder
+}
 
-const (
-	// LayerNormUnit: Dst = LayerNorm(X) over Rows rows of Cols.
-	LayerNormUnit SFUKind = iota
-	// SoftmaxUnit: X = softmax of each of its Rows rows of Cols, in place
-	// (exponentials, row sums and normalisation in one fused kernel).
-	SoftmaxUnit
-	// GELUUnit: X = GELU(X) over Rows*Cols elements.
-	GELUUnit
-	// ResidualUnit: Dst = X + Y over Rows*Cols elements.
-	ResidualUnit
-)
+// rows is the number of row blocks of a sequence of n tokens.
+func (u *Unit) rows(n int) int { return ceilDiv(n, u.Block) }
 
-var sfuNames = [...]string{"layernorm", "softmax", "gelu", "residual"}
-
-func (k SFUKind) String() string {
-	if k >= 0 && int(k) < len(sfuNames) {
-		return sfuNames[k]
+// charge works the unit's time for a tile of n real elements: the
+// throughput part; the pipeline latency rides on its output links.
+func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, n int) {
+	if !u.Free && n > 0 {
+		u.Rec.work(ctx, int64(ceilDiv(n, u.Cost.ElementsPerCycle)), stage, 0)
 	}
-	return fmt.Sprintf("SFUKind(%d)", int(k))
 }
 
-// SFUJob is one use of a special-function unit. Elements is what the cost
-// model charges (the real elements; X may hold padding). The unit fills Work.
-type SFUJob struct {
-	Dst, X, Y   []float32
-	Gamma, Beta []float32
-	Eps         float32
-	Rows, Cols  int
-	Elements    int
-	Work        int64
+// skips holds the tiles of a skip connection, which may be asked for in
+// another order than they arrive in.
+type skips struct {
+	link  Link[*Tile]
+	tiles map[int32]*Tile
 }
 
-// SFU is a pipelined special-function unit: a job of n elements costs
-// Cost.Cycles(n), or nothing when Free.
-type SFU struct {
-	Kind    SFUKind
-	Cost    UnitCost
-	Free    bool
-	In, Out *runtime.FIFO[*SFUJob]
+func (s *skips) get(ctx *runtime.Ctx, r *Recorder, unit int32) (*Tile, error) {
+	if s.tiles == nil {
+		s.tiles = map[int32]*Tile{}
+	}
+	for s.tiles[unit] == nil {
+		t, err := s.link.recv(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("skip connection: %w", err)
+		}
+		s.tiles[t.Unit] = t
+	}
+	t := s.tiles[unit]
+	delete(s.tiles, unit)
+	return t, nil
+}
+
+// LayerNorm1 normalises each row block of a layer's input for Q, K and V
+// and passes the row block itself on to the first residual add (the token
+// buffer's skip connection). Layer 0 reads the patch embedding, the others
+// the previous layer's second residual add.
+type LayerNorm1 struct {
+	Unit
+	FromEmbed, FromResidual Link[*Tile]
+	ToMPCA, Skip            Link[*Tile]
 }
 
 // Run is the unit's actor body.
-func (u *SFU) Run(ctx *runtime.Ctx) error {
-	return serve(ctx, u.In, u.Out, func(j *SFUJob) (int64, error) {
-		n := j.Rows * j.Cols
-		if n < 0 || len(j.X) < n || (u.Kind == LayerNormUnit || u.Kind == ResidualUnit) && len(j.Dst) < n ||
-			u.Kind == ResidualUnit && len(j.Y) < n {
-			return 0, fmt.Errorf("%s job of %d×%d does not fit its buffers", u.Kind, j.Rows, j.Cols)
-		}
-		switch u.Kind {
-		case LayerNormUnit:
-			kernels.LayerNorm(j.Dst[:n], j.X[:n], j.Gamma, j.Beta, j.Rows, j.Cols, j.Eps)
-		case SoftmaxUnit:
-			kernels.SoftmaxRows(j.X[:n], j.Rows, j.Cols)
-		case GELUUnit:
-			kernels.GELU(j.X[:n], j.X[:n])
-		case ResidualUnit:
-			kernels.Add(j.Dst[:n], j.X[:n], j.Y[:n])
-		default:
-			return 0, fmt.Errorf("unknown unit kind %d", int(u.Kind))
-		}
-		if u.Free {
-			return 0, nil
-		}
-		j.Work = u.Cost.Cycles(j.Elements)
-		return j.Work, nil
-	}, func() string { return u.Kind.String() })
-}
-
-// serve runs a unit that answers each job on in with the same job on out,
-// after do has computed it and returned the cycles to charge.
-func serve[J any](ctx *runtime.Ctx, in, out *runtime.FIFO[J], do func(J) (int64, error), label func() string) error {
-	for {
-		j, err := in.Recv(ctx)
-		if errors.Is(err, runtime.ErrClosed) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n, err := do(j)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			ctx.Work(n, label())
-		}
-		if err := out.Send(ctx, j); err != nil {
-			return err
+func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
+	m := u.Model
+	for img := range u.Images {
+		for l := range m.Layers {
+			L := &m.Layers[l]
+			in := u.FromResidual
+			if l == 0 {
+				in = u.FromEmbed
+			}
+			u.Rec.at(img, l)
+			for range u.rows(L.TokensIn) {
+				t, err := in.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				t.Layer = int32(l)
+				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
+				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
+				u.charge(ctx, StageLayerNorm1, len(t.Data))
+				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
+					return err
+				}
+				if err := u.Skip.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
+			}
 		}
 	}
+	return nil
 }
 
-// DropJob is one use of the token dropping module: from the N×Dim hidden
-// states X and the Heads attention matrices Probs (heads × N × N), keep the
-// Kept tokens whose head-averaged CLS attention is highest and fuse the rest.
-// The module fills Out ([CLS, kept..., fused], (Kept+2)×Dim), KeptIdx (input
-// positions, descending score) and Work.
-type DropJob struct {
-	X       []float32
-	N, Dim  int
-	Probs   []float32
-	Heads   int
-	Kept    int
-	Out     []float32
-	KeptIdx []int
-	Work    int64
+// Softmax turns each head's row block of scores into probabilities (the
+// exponentials, row sums and normalisation of kernels.SoftmaxRows) and
+// sends them back to the MPCA; in token dropping layers it also sends each
+// head's CLS row to the token dropping module.
+type Softmax struct {
+	Unit
+	In, Out Link[*Tile]
+	CLS     Link[*Tile]
 }
 
-// TokenDropper is the token dropping module (PAPER.md section 4): it averages
-// the CLS attention rows over the kept heads, selects the top Kept tokens
-// (kernels.TopK: ties to the lower index), fuses the dropped ones weighted by
-// their scores (not renormalised) and re-packs the token buffer. Its time is
-// Cost.Cycles, or nothing when Free.
+// Run is the unit's actor body.
+func (u *Softmax) Run(ctx *runtime.Ctx) error {
+	for img := range u.Images {
+		for l := range u.Model.Layers {
+			L := &u.Model.Layers[l]
+			rows := u.rows(L.TokensIn)
+			u.Rec.at(img, l)
+			for range L.Heads * rows {
+				t, err := u.In.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
+				u.charge(ctx, StageSoftmax, len(t.Data))
+				var cls *Tile
+				if L.Drops() && int(t.Unit)%rows == 0 {
+					cls = &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit / int32(rows), Rows: 1, Cols: t.Cols,
+						Data: append([]float32(nil), t.Data[:t.Cols]...)}
+				}
+				if err := u.Out.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
+				if cls != nil {
+					if err := u.CLS.send(ctx, u.Rec, cls); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Residual1 adds W_O's output to the layer's input (the skip connection)
+// and sends the sum to the token dropping module in layers that drop
+// tokens, else to LayerNorm 2 and, as the next skip connection, to the
+// second residual add.
+type Residual1 struct {
+	Unit
+	In, Skip              Link[*Tile]
+	ToTokenDrop, ToLN2    Link[*Tile]
+	SkipOut               Link[*Tile]
+	skips                 skips
+}
+
+// Run is the unit's actor body.
+func (u *Residual1) Run(ctx *runtime.Ctx) error {
+	u.skips.link = u.Skip
+	for img := range u.Images {
+		for l := range u.Model.Layers {
+			L := &u.Model.Layers[l]
+			u.Rec.at(img, l)
+			for range u.rows(L.TokensIn) {
+				t, err := u.In.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				s, err := u.skips.get(ctx, u.Rec, t.Unit)
+				if err != nil {
+					return err
+				}
+				kernels.Add(t.Data, t.Data, s.Data)
+				u.charge(ctx, StageResidual1, len(t.Data))
+				if L.Drops() {
+					err = u.ToTokenDrop.send(ctx, u.Rec, t)
+				} else if err = u.ToLN2.send(ctx, u.Rec, t); err == nil {
+					err = u.SkipOut.send(ctx, u.Rec, t)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// TokenDropper is the token dropping module (PAPER.md section 4): once it
+// has every head's CLS attention row and the whole sequence, it averages
+// the rows over the kept heads, keeps the Kept best-scoring tokens, fuses
+// the others into one (kernels.DropTokens), re-packs the sequence and
+// streams it to LayerNorm 2 and the second residual add. Its time is
+// TokenDropCost.Cycles, nothing when free.
 type TokenDropper struct {
-	Cost    TokenDropCost
-	Free    bool
-	In, Out *runtime.FIFO[*DropJob]
+	Unit
+	Cost        TokenDropCost
+	CLS, In     Link[*Tile]
+	ToLN2, Skip Link[*Tile]
+	// Kept holds, once Run has returned, the kept tokens' input positions
+	// per image and layer (nil for layers that keep every token).
+	Kept [][][]int
 }
 
 // Run is the module's actor body.
 func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
-	return serve(ctx, u.In, u.Out, func(j *DropJob) (int64, error) {
-		n, d := j.N, j.Dim
-		if n < 2 || j.Heads < 1 || j.Kept < 1 || j.Kept >= n-1 || len(j.X) < n*d || len(j.Probs) < j.Heads*n*n {
-			return 0, fmt.Errorf("drop %d of %d tokens over %d heads: bad job", n-1-j.Kept, n, j.Heads)
-		}
-		scores := make([]float32, n-1)
-		for h := range j.Heads {
-			for t, a := range j.Probs[h*n*n+1 : h*n*n+n] {
-				scores[t] += a
-			}
-		}
-		for t := range scores {
-			scores[t] /= float32(j.Heads)
-		}
-		out := make([]float32, (j.Kept+2)*d)
-		copy(out, j.X[:d])
-		kept := kernels.TopK(scores, j.Kept)
-		dropped := make([]bool, n)
-		for i := 1; i < n; i++ {
-			dropped[i] = true
-		}
-		for i := range kept {
-			kept[i]++ // score t belongs to token t+1
-			dropped[kept[i]] = false
-			copy(out[(i+1)*d:(i+2)*d], j.X[kept[i]*d:])
-		}
-		fused := out[(j.Kept+1)*d:]
-		for t, drop := range dropped {
-			if !drop {
+	m := u.Model
+	d, b := m.Dim, u.Block
+	u.Kept = make([][][]int, u.Images)
+	for img := range u.Images {
+		u.Kept[img] = make([][]int, len(m.Layers))
+		for l := range m.Layers {
+			L := &m.Layers[l]
+			if !L.Drops() {
 				continue
 			}
-			a := scores[t-1]
-			for i, v := range j.X[t*d : (t+1)*d] {
-				fused[i] += a * v
+			n := L.TokensIn
+			if L.Heads < 1 || L.Kept < 1 {
+				return fmt.Errorf("image %d layer %d: cannot keep %d of %d tokens over %d heads", img, l, L.Kept, n-1, L.Heads)
+			}
+			u.Rec.at(img, l)
+			cls := make([][]float32, L.Heads)
+			for range L.Heads {
+				t, err := u.CLS.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				cls[t.Unit] = t.Data
+			}
+			x := make([]float32, n*d)
+			for range u.rows(n) {
+				t, err := u.In.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				copy(x[int(t.Unit)*b*d:], t.Data)
+			}
+			// The head average, summed in head order as the reference does.
+			scores := make([]float32, n-1)
+			for _, row := range cls {
+				for j, a := range row[1:n] {
+					scores[j] += a
+				}
+			}
+			for j := range scores {
+				scores[j] /= float32(L.Heads)
+			}
+			out := make([]float32, (L.Kept+2)*d)
+			u.Kept[img][l] = kernels.DropTokens(out, x, n, d, scores, L.Kept)
+			if !u.Free {
+				u.Rec.work(ctx, u.Cost.Cycles(n, L.Kept, d), StageTokenDrop, 0)
+			}
+			for r := range u.rows(L.TokensOut) {
+				nr := min(b, L.TokensOut-r*b)
+				t := &Tile{Image: int32(img), Layer: int32(l), Unit: int32(r), Rows: nr, Cols: d, Data: out[r*b*d : (r*b+nr)*d]}
+				if err := u.ToLN2.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
+				if err := u.Skip.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
 			}
 		}
-		j.Out, j.KeptIdx = out, kept
-		if u.Free {
-			return 0, nil
-		}
-		j.Work = u.Cost.Cycles(n, j.Kept, d)
-		return j.Work, nil
-	}, func() string { return "tokendrop" })
+	}
+	return nil
 }
 
-// EmbedJob is one image through the patch embedding: Image (CHW) in, X
-// (Tokens × Dim: CLS, DIST if any, patch embeddings, plus position
-// embeddings) out.
-type EmbedJob struct {
-	Image []float32
-	X     []float32
-	Work  int64
+// LayerNorm2 normalises each row block after the attention for FC1.
+type LayerNorm2 struct {
+	Unit
+	FromResidual, FromTokenDrop Link[*Tile]
+	ToMPCA                      Link[*Tile]
+}
+
+// Run is the unit's actor body.
+func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
+	m := u.Model
+	for img := range u.Images {
+		for l := range m.Layers {
+			L := &m.Layers[l]
+			in := u.FromResidual
+			if L.Drops() {
+				in = u.FromTokenDrop
+			}
+			u.Rec.at(img, l)
+			for range u.rows(L.TokensOut) {
+				t, err := in.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
+				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
+				u.charge(ctx, StageLayerNorm2, len(t.Data))
+				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// GELU applies the activation to each row block of FC1's output, in place,
+// charging the kept neurons only (the padding to a whole block is zero).
+type GELU struct {
+	Unit
+	In, Out Link[*Tile]
+}
+
+// Run is the unit's actor body.
+func (u *GELU) Run(ctx *runtime.Ctx) error {
+	for img := range u.Images {
+		for l := range u.Model.Layers {
+			L := &u.Model.Layers[l]
+			u.Rec.at(img, l)
+			for range u.rows(L.TokensOut) {
+				t, err := u.In.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				kernels.GELU(t.Data, t.Data)
+				u.charge(ctx, StageGELU, t.Rows*L.Hidden)
+				if err := u.Out.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Residual2 adds FC2's output to the attention's (the skip connection from
+// the first residual add or the token dropping module) and sends the layer's
+// output on: to LayerNorm 1 of the next layer, or to the classifier.
+type Residual2 struct {
+	Unit
+	In                          Link[*Tile]
+	FromResidual, FromTokenDrop Link[*Tile]
+	ToLN1, ToClassifier         Link[*Tile]
+	skips                       [2]skips
+}
+
+// Run is the unit's actor body.
+func (u *Residual2) Run(ctx *runtime.Ctx) error {
+	u.skips[0].link, u.skips[1].link = u.FromResidual, u.FromTokenDrop
+	last := len(u.Model.Layers) - 1
+	for img := range u.Images {
+		for l := range u.Model.Layers {
+			L := &u.Model.Layers[l]
+			sk := &u.skips[0]
+			if L.Drops() {
+				sk = &u.skips[1]
+			}
+			out := u.ToLN1
+			if l == last {
+				out = u.ToClassifier
+			}
+			u.Rec.at(img, l)
+			for range u.rows(L.TokensOut) {
+				t, err := u.In.recv(ctx, u.Rec)
+				if err != nil {
+					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				s, err := sk.get(ctx, u.Rec, t.Unit)
+				if err != nil {
+					return err
+				}
+				kernels.Add(t.Data, t.Data, s.Data)
+				u.charge(ctx, StageResidual2, len(t.Data))
+				if err := out.send(ctx, u.Rec, t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // PatchEmbed is the patch embedding engine: a dense Patches × PatchLen by
-// PatchLen × Dim product, then the class tokens and the position embeddings.
-// Its time is Cost.Cycles(MACs), or nothing when Free.
+// PatchLen × Dim product, then the class tokens and the position
+// embeddings, streamed to LayerNorm 1 a row block at a time, each costing
+// its patches' MACs.
 type PatchEmbed struct {
-	Model   *Model
-	Cost    MACCost
-	Free    bool
-	In, Out *runtime.FIFO[*EmbedJob]
+	Unit
+	MACs   MACCost
+	Pixels [][]float32
+	Out    Link[*Tile]
+	// Start holds, once Run has returned, when each image entered.
+	Start []int64
 }
 
 // Run is the engine's actor body.
 func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 	m := u.Model
-	return serve(ctx, u.In, u.Out, func(j *EmbedJob) (int64, error) {
-		ps, side, d := m.PatchSize, m.ImageSize, m.Dim
-		if len(j.Image) != m.InChans*side*side {
-			return 0, fmt.Errorf("image has %d values, want %d", len(j.Image), m.InChans*side*side)
+	ps, side, d, b := m.PatchSize, m.ImageSize, m.Dim, u.Block
+	grid, plen := side/ps, m.InChans*ps*ps
+	np := grid * grid
+	prefix := m.Tokens - np // CLS, and DIST if any
+	u.Start = make([]int64, len(u.Pixels))
+	for img, pixels := range u.Pixels {
+		u.Start[img] = ctx.Now()
+		u.Rec.at(img, -1)
+		if len(pixels) != m.InChans*side*side {
+			return fmt.Errorf("image %d has %d values, want %d", img, len(pixels), m.InChans*side*side)
 		}
-		grid, plen := side/ps, m.InChans*ps*ps
-		patches := make([]float32, 0, grid*grid*plen)
-		for py := range grid {
-			for px := range grid {
-				for ch := range m.InChans {
-					for r := range ps {
-						row := j.Image[ch*side*side+(py*ps+r)*side+px*ps:]
-						patches = append(patches, row[:ps]...)
-					}
-				}
-			}
-		}
-		np := grid * grid
+		patches := make([]float32, np*plen)
+		kernels.Patches(patches, pixels, m.InChans, side, ps)
 		emb := make([]float32, np*d)
 		kernels.GemmParallel(0, false, false, np, d, plen, 1, patches, plen, m.PatchW, d, 0, emb, d)
 		kernels.AddBias(emb, m.PatchB, np, d)
@@ -226,54 +409,206 @@ func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 		x = append(x, m.DistToken...)
 		x = append(x, emb...)
 		if len(x) != m.Tokens*d || len(m.PosEmbed) != len(x) {
-			return 0, fmt.Errorf("%d tokens of %d, position embeddings for %d values", len(x)/d, d, len(m.PosEmbed))
+			return fmt.Errorf("%d tokens of %d, position embeddings for %d values", len(x)/d, d, len(m.PosEmbed))
 		}
 		kernels.Add(x, x, m.PosEmbed)
-		j.X = x
-		if u.Free {
-			return 0, nil
+		for r := range u.rows(m.Tokens) {
+			nr := min(b, m.Tokens-r*b)
+			patchRows := min(r*b+nr, m.Tokens) - max(r*b, prefix)
+			if !u.Free && patchRows > 0 {
+				u.Rec.work(ctx, int64(ceilDiv(patchRows*plen*d, u.MACs.MACsPerCycle)), StageEmbed, 0)
+			}
+			t := &Tile{Image: int32(img), Unit: int32(r), Rows: nr, Cols: d, Data: x[r*b*d : (r*b+nr)*d]}
+			if err := u.Out.send(ctx, u.Rec, t); err != nil {
+				return err
+			}
 		}
-		j.Work = u.Cost.Cycles(np * plen * d)
-		return j.Work, nil
-	}, func() string { return "patchembed" })
-}
-
-// ClassifyJob is the last layer's output X in, the logits out.
-type ClassifyJob struct {
-	X      []float32
-	Logits []float32
-	Work   int64
+	}
+	return nil
 }
 
 // Classifier applies the final LayerNorm and the linear head to the CLS
-// token. Its time is Cost.Cycles(Dim*NumClasses) plus the final LayerNorm of
-// one row on the LayerNorm cost, or nothing when Free.
+// token, as soon as the row block holding it arrives, and drains the rest
+// of the sequence. Its time is the LayerNorm of one row and
+// MACs.Cycles(Dim*NumClasses), nothing when free.
 type Classifier struct {
-	Model     *Model
-	Cost      MACCost
-	LayerNorm UnitCost
-	Free      bool
-	In, Out   *runtime.FIFO[*ClassifyJob]
+	Unit
+	MACs MACCost
+	In   Link[*Tile]
+	// Logits and End hold, once Run has returned, each image's logits and
+	// when they left.
+	Logits [][]float32
+	End    []int64
 }
 
 // Run is the engine's actor body.
 func (u *Classifier) Run(ctx *runtime.Ctx) error {
 	m := u.Model
-	return serve(ctx, u.In, u.Out, func(j *ClassifyJob) (int64, error) {
-		d := m.Dim
-		if len(j.X) < d {
-			return 0, fmt.Errorf("hidden states of %d values, want at least %d", len(j.X), d)
+	d := m.Dim
+	last := &m.Layers[len(m.Layers)-1]
+	u.Logits, u.End = make([][]float32, u.Images), make([]int64, u.Images)
+	for img := range u.Images {
+		u.Rec.at(img, -1)
+		for range u.rows(last.TokensOut) {
+			t, err := u.In.recv(ctx, u.Rec)
+			if err != nil {
+				return fmt.Errorf("image %d: %w", img, err)
+			}
+			if t.Unit != 0 {
+				continue
+			}
+			cls := make([]float32, d)
+			kernels.LayerNorm(cls, t.Data[:d], m.NormW, m.NormB, 1, d, m.LNEps)
+			logits := make([]float32, m.NumClasses)
+			kernels.Gemm(false, false, 1, m.NumClasses, d, 1, cls, d, m.HeadW, m.NumClasses, 0, logits, m.NumClasses)
+			kernels.AddBias(logits, m.HeadB, 1, m.NumClasses)
+			if !u.Free {
+				u.Rec.work(ctx, u.Cost.Cycles(d)+u.MACs.Cycles(d*m.NumClasses), StageClassifier, 0)
+			}
+			u.Logits[img], u.End[img] = logits, ctx.Now()
 		}
-		cls := make([]float32, d)
-		kernels.LayerNorm(cls, j.X[:d], m.NormW, m.NormB, 1, d, m.LNEps)
-		logits := make([]float32, m.NumClasses)
-		kernels.Gemm(false, false, 1, m.NumClasses, d, 1, cls, d, m.HeadW, m.NumClasses, 0, logits, m.NumClasses)
-		kernels.AddBias(logits, m.HeadB, 1, m.NumClasses)
-		j.Logits = logits
-		if u.Free {
-			return 0, nil
+	}
+	return nil
+}
+
+// Loader streams weight blocks from one off-chip memory channel to the
+// CHMs on that channel, in weightOrder. A block takes Memory.BlockCycles of
+// channel time, and every op's stream starts with the memory latency (a
+// new burst). It runs ahead of the CHMs as far as their weight FIFOs let it.
+type Loader struct {
+	Memory Memory
+	Block  int
+	Plan   *Plan
+	Model  *Model
+	Images int
+	// CHMs are the CHMs on this channel and Out their weight FIFOs.
+	CHMs []int
+	Out  []Link[WeightBlock]
+	Rec  *Recorder
+}
+
+// Run is the loader's actor body.
+func (u *Loader) Run(ctx *runtime.Ctx) error {
+	per := u.Memory.BlockCycles(u.Block)
+	var owed float64 // channel time not yet charged, below one cycle
+	order := newWeightOrder(u.Plan, u.Model, u.Images, u.CHMs)
+	for {
+		k, blk, burst, ok := order.next()
+		if !ok {
+			return nil
 		}
-		j.Work = u.LayerNorm.Cycles(d) + u.Cost.Cycles(d*m.NumClasses)
-		return j.Work, nil
-	}, func() string { return "classifier" })
+		u.Rec.at(int(blk.Image), int(blk.Layer))
+		if burst {
+			u.Rec.work(ctx, u.Memory.Latency, StageMemory, blk.Op)
+		}
+		owed += per
+		n := int64(owed)
+		owed -= float64(n)
+		u.Rec.work(ctx, n, StageMemory, blk.Op)
+		if err := u.Out[k].send(ctx, u.Rec, blk); err != nil {
+			return err
+		}
+	}
+}
+
+// weightOrder is the order in which one channel streams weight blocks: for
+// every image, layer and linear op, each CHM's non-zero blocks in its
+// ColOrder, the CHMs' block-columns interleaved. The MPCA takes the blocks
+// of a channel in the same order, from whichever CHM's FIFO they are in, so
+// that a CHM that needs its next column never waits behind another CHM's
+// full FIFO that nothing would drain.
+type weightOrder struct {
+	plan          *Plan
+	model         *Model
+	images        int
+	chms          []int
+	img, layer    int
+	op            Op
+	cursor        []int // per CHM: position in its ColOrder
+	turn          int   // the CHM whose column is next
+	col, idx, end int32 // the column being streamed, its next block and its end
+	started       bool  // the op's burst has begun
+	k             int   // the CHM of the column being streamed
+}
+
+func newWeightOrder(p *Plan, m *Model, images int, chms []int) *weightOrder {
+	return &weightOrder{plan: p, model: m, images: images, chms: chms, cursor: make([]int, len(chms)), op: -1}
+}
+
+// next returns the next block, the index in chms of its CHM, whether it
+// starts a new burst (the op's first block), and false at the end.
+func (w *weightOrder) next() (int, WeightBlock, bool, bool) {
+	for w.idx >= w.end {
+		if !w.nextColumn() {
+			return 0, WeightBlock{}, false, false
+		}
+	}
+	blk := WeightBlock{Image: int32(w.img), Layer: int32(w.layer), Op: w.op, Col: w.col, Index: w.idx}
+	w.idx++
+	burst := !w.started
+	w.started = true
+	return w.k, blk, burst, true
+}
+
+// nextColumn moves to the next column with blocks, or to the next op.
+func (w *weightOrder) nextColumn() bool {
+	for {
+		if w.op >= 0 {
+			plan := &w.plan.Layers[w.layer][w.op]
+			for range w.chms {
+				k := w.turn
+				w.turn = (w.turn + 1) % len(w.chms)
+				order := plan.ColOrder[w.chms[k]]
+				if w.cursor[k] < len(order) {
+					c := order[w.cursor[k]]
+					w.cursor[k]++
+					wt := w.model.Layers[w.layer].Weight(w.op)
+					w.k, w.col, w.idx, w.end = k, c, wt.ColStart[c], wt.ColStart[c+1]
+					return true
+				}
+			}
+		}
+		// The op is done: the next linear op, layer or image.
+		for {
+			w.op++
+			if w.op >= NumOps {
+				w.op, w.layer = 0, w.layer+1
+				if w.layer >= len(w.model.Layers) {
+					w.layer, w.img = 0, w.img+1
+				}
+			}
+			if w.img >= w.images {
+				return false
+			}
+			if w.op.Linear() {
+				break
+			}
+		}
+		clear(w.cursor)
+		w.turn, w.started = 0, false
+	}
+}
+
+// Controller issues the MPCA's program for every image: which snapshot of
+// which op runs next, with the blocks the plan gives each PE. It carries no
+// data and waits for nothing but room in the command FIFO.
+type Controller struct {
+	Program []Step
+	Images  int
+	Out     Link[Step]
+	Rec     *Recorder
+}
+
+// Run is the controller's actor body.
+func (u *Controller) Run(ctx *runtime.Ctx) error {
+	for img := range u.Images {
+		for _, st := range u.Program {
+			st.Image = int32(img)
+			u.Rec.at(img, int(st.Layer))
+			if err := u.Out.send(ctx, u.Rec, st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -174,6 +174,22 @@ func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
 	return v, nil
 }
 
+// RecvAt is Recv that also returns the element's visible time (its send time
+// plus the latency), which is at or before the new clock. An actor that
+// models parallel resources of its own (say, PEs with their own clocks) may
+// dequeue an element later than one of those resources could have used it;
+// the visible time lets it start that resource on time. The time rules are
+// Recv's: the dequeue, and so the writer's credit, happens at the clock.
+func (f *FIFO[T]) RecvAt(c *Ctx) (T, int64, error) {
+	if err := f.arrive(c, "receive on"); err != nil {
+		var zero T
+		return zero, 0, err
+	}
+	vis := f.sent[f.rpos] + f.latency
+	v, err := f.Recv(c)
+	return v, vis, err
+}
+
 // publishHead returns the reader's credits and wakes a blocked writer.
 func (f *fifoBase) publishHead() {
 	f.rpub = f.rcount

@@ -6,31 +6,26 @@ import (
 
 	"vitflow/actors"
 	"vitflow/kernels"
-	"vitflow/runtime"
 	"vitflow/vit"
 )
 
 // maxSimImages bounds a batch so that a run's records stay small.
 const maxSimImages = 1 << 16
 
-// unit is one actor of the built accelerator.
-type unit struct {
-	name string
-	body func(*runtime.Ctx) error
-	opts []runtime.ActorOption
-}
-
 // Accelerator is a model built onto an accelerator description: its weights
-// packed to the non-zero blocks the CHMs stream, the controller's static
-// schedule and the estimator's view of it. Building compacts and packs the
-// model (a few hundred milliseconds for DeiT-S); Run then simulates any
-// number of batches, each on a fresh graph of units. An Accelerator is read-only once built, so
-// concurrent Runs are safe.
+// packed to the non-zero blocks the CHMs stream, the controller's plan
+// (the mapping of every op and the blocks of every PE) and program (the
+// order in which the MPCA takes the snapshots of the ops), and the
+// estimator's view of the same model, which no unit ever sees. Building
+// compacts and packs the model (a few hundred milliseconds for DeiT-S); Run
+// then simulates any number of batches, each on a fresh graph of units. An
+// Accelerator is read-only once built, so concurrent Runs are safe.
 type Accelerator struct {
 	desc     Description
 	config   actors.Config
 	model    *actors.Model
-	schedule *actors.Schedule
+	plan     *actors.Plan
+	program  []actors.Step
 	block    int
 	policy   Policy
 	estimate Estimation
@@ -78,25 +73,48 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
+	// The estimate is for the report: no unit sees it.
 	est, err := Estimate(EstimateInput{Model: cfg, Geometry: d.MPCA, Block: b, Layers: layers, Keep: p.Keep, TDLayers: p.TDLayers})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	model, err := actorModel(c, b, est)
+	model, err := actorModel(c, b)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	ac := actorConfig(d, b)
-	sched, err := actors.NewSchedule(ac, model)
+	plan, err := actors.NewPlan(ac, model)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	a := &Accelerator{desc: d, config: ac, model: model, schedule: sched, block: b, policy: d.Balance,
+	prog, err := actors.NewProgram(model, plan, loops(d.FIFO))
+	if err != nil {
+		return nil, fmt.Errorf("simulate: topology %q: %w", d.Name, err)
+	}
+	a := &Accelerator{desc: d, config: ac, model: model, plan: plan, program: prog, block: b, policy: d.Balance,
 		estimate: est, name: cfg.Name, want: cfg.InChans * cfg.ImageSize * cfg.ImageSize}
 	if d.Fidelity == FidelityIdeal {
 		a.policy = PolicyIdeal
 	}
 	return a, nil
+}
+
+// loops is how many units each loop out of the MPCA and back holds: its
+// FIFOs' depths and one unit in the hands of each unit on it.
+func loops(f FIFOs) actors.Loops {
+	sum := func(links ...string) int {
+		n := len(links) - 1
+		for _, l := range links {
+			n += f.Depth(l)
+		}
+		return n
+	}
+	return actors.Loops{
+		Attention: sum("mpca->softmax", "softmax->mpca"),
+		MLP:       sum("mpca->gelu", "gelu->mpca"),
+		Residual:  sum("mpca->residual1", "residual1->layernorm2", "layernorm2->mpca"),
+		Layer:     sum("mpca->residual2", "residual2->layernorm1", "layernorm1->mpca"),
+	}
 }
 
 // Estimate is the analytical estimator's view of one image on a.
@@ -163,11 +181,9 @@ func unitCost(u Unit) actors.UnitCost {
 	return actors.UnitCost{ElementsPerCycle: u.ElementsPerCycle, Latency: int64(u.LatencyCycles)}
 }
 
-var actorMapping = map[Mapping]actors.Mapping{Sweep: actors.Sweep, Expand: actors.Expand, HeadWise: actors.HeadWise, RowWise: actors.RowWise}
-
 // actorModel packs the compacted model's matrices to the block-sparse form
-// the CHMs compute with, and attaches the estimator's per-op costs and token counts.
-func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) {
+// the CHMs compute with, with each layer's token counts.
+func actorModel(c *vit.Compacted, b int) (*actors.Model, error) {
 	w := c.Weights
 	cfg := w.Config
 	d, hd := cfg.Dim, cfg.HeadDim()
@@ -176,9 +192,13 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 		PatchW: w.PatchW, PatchB: w.PatchB, ClsToken: w.ClsToken, DistToken: w.DistToken, PosEmbed: w.PosEmbed,
 		NormW: w.NormW, NormB: w.NormB, HeadW: w.HeadW, HeadB: w.HeadB,
 		Layers: make([]actors.Layer, len(c.Layers))}
+	tokens := cfg.Tokens()
 	for l := range c.Layers {
 		cl := &c.Layers[l]
-		e := est.Layers[l]
+		out := tokens
+		if cl.Drop {
+			out = vit.TokensAfterDrop(tokens, c.Pruning.Keep)
+		}
 		wk := hd * len(cl.Heads)
 		pack := func(name string, x []float32, rows, cols int, mask []bool) (*kernels.BlockSparse, error) {
 			var keep func(br, bc int) bool
@@ -193,7 +213,8 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 		}
 		L := actors.Layer{Heads: len(cl.Heads), Hidden: len(cl.Neurons), QB: cl.QB, KB: cl.KB, VB: cl.VB, OB: cl.ProjB,
 			FC2B: cl.FC2B, Norm1W: cl.Norm1W, Norm1B: cl.Norm1B, Norm2W: cl.Norm2W, Norm2B: cl.Norm2B,
-			Drop: cl.Drop, Kept: vit.KeptTokens(e.TokensIn, c.Pruning.Keep), TokensIn: e.TokensIn, TokensOut: e.TokensOut}
+			Drop: cl.Drop, Kept: vit.KeptTokens(tokens, c.Pruning.Keep), TokensIn: tokens, TokensOut: out}
+		tokens = out
 		var err error
 		if L.Q, err = pack("q", cl.QW, d, wk, cl.QMask); err != nil {
 			return nil, err
@@ -228,118 +249,8 @@ func actorModel(c *vit.Compacted, b int, est Estimation) (*actors.Model, error) 
 		if L.FC2, err = pack("fc2", fc2, hp, d, nil); err != nil {
 			return nil, err
 		}
-		for _, op := range e.Ops {
-			L.Costs[op.Op] = actors.OpCost{Mapping: actorMapping[op.Mapping], Snapshots: op.Snapshots, Cycles: op.Cycles}
-		}
 		m.Layers[l] = L
 	}
 	return m, nil
 }
 
-// wire creates a graph of units that runs images on a, and returns the
-// graph, its units (not yet added) and the controller. Each unit has a job
-// FIFO from the controller and an answer FIFO back (depths from the
-// description: activation and output depths for the CHMs, the SFU depth for
-// the special-function units, patch embedding and classifier, the token
-// dropping depth for its module); the controller waits for each answer, so
-// those hold one job at a time. The weight FIFOs (loader -> CHM, one block
-// per element) are where depth matters: it bounds how far the loader runs ahead.
-func (a *Accelerator) wire(images [][]float32) (*runtime.Graph, []unit, *actors.Controller, error) {
-	g, f, ac, model := runtime.NewGraph(), a.desc.FIFO, a.config, a.model
-	var units []unit
-	var err error
-	ctrl := &actors.Controller{Model: model, Schedule: a.schedule, Images: images, CHMs: make([]actors.Port[*actors.MPCAJob], ac.Geometry.H)}
-	ctrlPorts := []runtime.Port{}
-	unitPorts := func(in, out runtime.Port) []runtime.ActorOption {
-		ctrlPorts = append(ctrlPorts, in, out)
-		return []runtime.ActorOption{runtime.Reads(in), runtime.Writes(out)}
-	}
-	var weights []*runtime.FIFO[actors.WeightBlock]
-	for i := range ac.Geometry.H {
-		p := &ctrl.CHMs[i]
-		if err == nil {
-			p.In, err = runtime.NewFIFO[*actors.MPCAJob](g, fmt.Sprintf("ctrl->chm%d", i), f.ActivationDepth, f.LatencyCycles)
-		}
-		if err == nil {
-			p.Out, err = runtime.NewFIFO[*actors.MPCAJob](g, fmt.Sprintf("chm%d->ctrl", i), f.OutputDepth, f.LatencyCycles)
-		}
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		chm := &actors.CHM{Geometry: ac.Geometry, Policy: ac.Policy, Jobs: p.In, Done: p.Out}
-		opts := unitPorts(p.In, p.Out)
-		if ac.Streamed {
-			chm.Weights, err = runtime.NewFIFO[actors.WeightBlock](g, fmt.Sprintf("weights->chm%d", i), f.WeightDepth, f.LatencyCycles)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			weights = append(weights, chm.Weights)
-			opts = append(opts, runtime.Reads(chm.Weights))
-		}
-		units = append(units, unit{fmt.Sprintf("chm%d", i), chm.Run, opts})
-	}
-	if ac.Streamed {
-		for ch := range min(ac.Memory.Channels, ac.Geometry.H) {
-			ld := &actors.Loader{Memory: ac.Memory, Block: a.block, Schedule: a.schedule, Model: model, Images: len(images)}
-			var outs []runtime.Port
-			for i := ch; i < ac.Geometry.H; i += ac.Memory.Channels {
-				ld.CHMs = append(ld.CHMs, i)
-				ld.Out = append(ld.Out, weights[i])
-				outs = append(outs, weights[i])
-			}
-			units = append(units, unit{fmt.Sprintf("loader%d", ch), ld.Run, []runtime.ActorOption{runtime.Writes(outs...)}})
-		}
-	}
-	for _, s := range []struct {
-		kind actors.SFUKind
-		cost actors.UnitCost
-		port *actors.Port[*actors.SFUJob]
-	}{{actors.LayerNormUnit, ac.LayerNorm, &ctrl.LayerNorm}, {actors.SoftmaxUnit, ac.Softmax, &ctrl.Softmax},
-		{actors.GELUUnit, ac.GELU, &ctrl.GELU}, {actors.ResidualUnit, ac.Residual, &ctrl.Residual}} {
-		if *s.port, err = newPort[*actors.SFUJob](g, s.kind.String(), f.SFUDepth, f.LatencyCycles); err != nil {
-			return nil, nil, nil, err
-		}
-		u := &actors.SFU{Kind: s.kind, Cost: s.cost, Free: ac.Free, In: s.port.In, Out: s.port.Out}
-		units = append(units, unit{s.kind.String(), u.Run, unitPorts(s.port.In, s.port.Out)})
-	}
-	td, err := newPort[*actors.DropJob](g, "tokendrop", f.TokenDropDepth, f.LatencyCycles)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctrl.TokenDrop = td
-	tdu := &actors.TokenDropper{Cost: ac.TokenDrop, Free: ac.Free, In: td.In, Out: td.Out}
-	units = append(units, unit{"tokendrop", tdu.Run, unitPorts(td.In, td.Out)})
-	pe, err := newPort[*actors.EmbedJob](g, "patchembed", f.SFUDepth, f.LatencyCycles)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctrl.PatchEmbed = pe
-	peu := &actors.PatchEmbed{Model: model, Cost: ac.PatchEmbed, Free: ac.Free, In: pe.In, Out: pe.Out}
-	units = append(units, unit{"patchembed", peu.Run, unitPorts(pe.In, pe.Out)})
-	cl, err := newPort[*actors.ClassifyJob](g, "classifier", f.SFUDepth, f.LatencyCycles)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctrl.Classifier = cl
-	clu := &actors.Classifier{Model: model, Cost: ac.Classifier, LayerNorm: ac.LayerNorm, Free: ac.Free, In: cl.In, Out: cl.Out}
-	units = append(units, unit{"classifier", clu.Run, unitPorts(cl.In, cl.Out)})
-
-	// The controller writes every unit's job FIFO and reads every answer FIFO.
-	var reads, writes []runtime.Port
-	for i := 0; i < len(ctrlPorts); i += 2 {
-		writes, reads = append(writes, ctrlPorts[i]), append(reads, ctrlPorts[i+1])
-	}
-	units = append([]unit{{"controller", ctrl.Run, []runtime.ActorOption{runtime.Reads(reads...), runtime.Writes(writes...)}}}, units...)
-	return g, units, ctrl, nil
-}
-
-// newPort makes the FIFO pair ctrl->name and name->ctrl.
-func newPort[J any](g *runtime.Graph, name string, depth, latency int) (actors.Port[J], error) {
-	var p actors.Port[J]
-	var err error
-	if p.In, err = runtime.NewFIFO[J](g, "ctrl->"+name, depth, latency); err != nil {
-		return p, err
-	}
-	p.Out, err = runtime.NewFIFO[J](g, name+"->ctrl", depth, latency)
-	return p, err
-}

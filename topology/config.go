@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -97,22 +98,74 @@ func (g Geometry) PEs() int { return g.T * g.C }
 // MACsPerCycle is the peak multiply-accumulates per cycle of the whole MPCA.
 func (g Geometry) MACsPerCycle() int { return g.T * g.C * g.H * g.P * g.P }
 
-// FIFOs sizes the links between units. Depths count elements; an element is
-// one b×b block on the block links and one b-token row block on the
-// special-function and token dropping links.
+// FIFOs sizes the links between units. Depths count elements: a weight
+// link carries one b×b weight block per element, every other link one row
+// block of b tokens (one head's row block of scores or probabilities on the
+// attention loop), so a FIFO's on-chip bytes are its depth times its
+// element's size (the run reports both). The token buffer's skip
+// connections and the command FIFO are not FIFOs of the design but the
+// on-chip token buffer and the controller's queue: they are sized by the
+// model and cannot be set.
 type FIFOs struct {
-	// LatencyCycles is the enqueue-to-visibility latency of every FIFO (>= 1).
+	// LatencyCycles is the enqueue-to-visibility latency of every link (>= 1);
+	// a unit's pipeline latency is added to its output links.
 	LatencyCycles int `toml:"latency_cycles"`
-	// WeightDepth: non-zero weight blocks, weight loader -> each CHM.
+	// WeightDepth: non-zero weight blocks, weight loader -> each CHM
+	// (weights->chmN).
 	WeightDepth int `toml:"weight_depth"`
-	// ActivationDepth: activation blocks, token buffer -> each CHM.
+	// ActivationDepth: row blocks into the MPCA (layernorm1->mpca,
+	// softmax->mpca, layernorm2->mpca, gelu->mpca).
 	ActivationDepth int `toml:"activation_depth"`
-	// OutputDepth: output blocks, each CHM -> token buffer or the next unit.
+	// OutputDepth: row blocks out of the MPCA (mpca->softmax,
+	// mpca->residual1, mpca->gelu, mpca->residual2).
 	OutputDepth int `toml:"output_depth"`
-	// SFUDepth: row blocks to and from each special-function unit.
+	// SFUDepth: row blocks between the other units (patchembed->layernorm1,
+	// residual1->layernorm2, residual2->layernorm1, residual2->classifier).
 	SFUDepth int `toml:"sfu_depth"`
-	// TokenDropDepth: row blocks to and from the token dropping module.
+	// TokenDropDepth: row blocks into and out of the token dropping module
+	// (softmax->tokendrop, residual1->tokendrop, tokendrop->layernorm2).
 	TokenDropDepth int `toml:"token_drop_depth"`
+	// Depths sets single links by name, overriding their class, e.g.
+	// "mpca->gelu" = 1.
+	Depths map[string]int `toml:"depths,omitempty"`
+}
+
+// Link names of the accelerator, by depth class.
+var (
+	activationLinks = []string{"layernorm1->mpca", "softmax->mpca", "layernorm2->mpca", "gelu->mpca"}
+	outputLinks     = []string{"mpca->softmax", "mpca->residual1", "mpca->gelu", "mpca->residual2"}
+	sfuLinks        = []string{"patchembed->layernorm1", "residual1->layernorm2", "residual2->layernorm1", "residual2->classifier"}
+	tokenDropLinks  = []string{"softmax->tokendrop", "residual1->tokendrop", "tokendrop->layernorm2"}
+)
+
+// LinkNames lists every link whose depth a description sets, for a
+// machine of h CHMs.
+func LinkNames(h int) []string {
+	names := slices.Concat(activationLinks, outputLinks, sfuLinks, tokenDropLinks)
+	for i := range h {
+		names = append(names, weightLink(i))
+	}
+	return names
+}
+
+func weightLink(chm int) string { return fmt.Sprintf("weights->chm%d", chm) }
+
+// Depth is the depth of the link called name: its entry in Depths, else its class's.
+func (f FIFOs) Depth(name string) int {
+	if d, ok := f.Depths[name]; ok {
+		return d
+	}
+	switch {
+	case slices.Contains(activationLinks, name):
+		return f.ActivationDepth
+	case slices.Contains(outputLinks, name):
+		return f.OutputDepth
+	case slices.Contains(sfuLinks, name):
+		return f.SFUDepth
+	case slices.Contains(tokenDropLinks, name):
+		return f.TokenDropDepth
+	}
+	return f.WeightDepth
 }
 
 // Memory is the off-chip memory the weight loader streams from.
@@ -216,6 +269,16 @@ func (d Description) check() error {
 	c.intIn("fifo.output_depth", d.FIFO.OutputDepth, 1, maxDepth)
 	c.intIn("fifo.sfu_depth", d.FIFO.SFUDepth, 1, maxDepth)
 	c.intIn("fifo.token_drop_depth", d.FIFO.TokenDropDepth, 1, maxDepth)
+	if c.err == nil {
+		names := LinkNames(d.MPCA.H)
+		keys := slices.Sorted(maps.Keys(d.FIFO.Depths))
+		for _, k := range keys {
+			if !slices.Contains(names, k) {
+				c.fail("fifo.depths: unknown link %q (have %s)", shorten(k), strings.Join(names, ", "))
+			}
+			c.intIn(fmt.Sprintf("fifo.depths.%q", k), d.FIFO.Depths[k], 1, maxDepth)
+		}
+	}
 
 	c.float("memory.bandwidth_bytes_per_cycle", d.Memory.BandwidthBytesPerCycle, d.Memory.WeightsOnChip, 1e9)
 	c.intIn("memory.latency_cycles", d.Memory.LatencyCycles, 0, maxCycles)

@@ -83,14 +83,6 @@ type Cost struct {
 	Cycles int64
 }
 
-// SnapshotCycles is the share of c.Cycles charged to snapshot i (0-based) of
-// a PE under the ideal policy: floor((i+1)*Cycles/Snapshots) -
-// floor(i*Cycles/Snapshots), so that a PE's snapshots sum to exactly Cycles.
-// The simulated CHMs charge exactly this (actors.OpCost.SnapshotCycles).
-func (c Cost) SnapshotCycles(i int64) int64 {
-	return actors.OpCost{Snapshots: c.Snapshots, Cycles: c.Cycles}.SnapshotCycles(i)
-}
-
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // ceilPhi is ceil(x*phi). x*phi is exact in rationals but not in float64:

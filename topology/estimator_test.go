@@ -238,29 +238,6 @@ func TestEstimateMonotone(t *testing.T) {
 	}
 }
 
-func TestSnapshotCyclesSumToCycles(t *testing.T) {
-	costs := []Cost{
-		LinearCost(paperMPCA, 32, 64, Shape{M: 198, N: 384, W: 384}, 0.7),
-		LinearCost(paperMPCA, 16, 64, Shape{M: 198, N: 384, W: 256}, 0.75),
-		LinearCost(paperMPCA, 16, 64, Shape{M: 140, N: 768, W: 384}, 1),
-		HeadwiseCost(paperMPCA, 16, 6, Shape{M: 198, N: 64, W: 198}),
-		RowSumCost(paperMPCA, 16, 6, 198, 198),
-		{Mapping: Expand, Snapshots: 7, Cycles: 100},
-	}
-	for _, c := range costs {
-		var sum int64
-		lo, hi := c.Cycles/c.Snapshots, (c.Cycles+c.Snapshots-1)/c.Snapshots
-		for i := range c.Snapshots {
-			s := c.SnapshotCycles(i)
-			assert.True(t, s == lo || s == hi, "%+v snapshot %d costs %d", c, i, s)
-			sum += s
-		}
-		assert.Equal(t, c.Cycles, sum, "%+v", c)
-		assert.Zero(t, c.SnapshotCycles(c.Snapshots))
-	}
-	assert.Zero(t, Cost{}.SnapshotCycles(0))
-}
-
 func TestMaskPruning(t *testing.T) {
 	cfg := deitSmall(t)
 	const b = 16

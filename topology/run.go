@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"vitflow/actors"
-	"vitflow/kernels"
 	"vitflow/runtime"
 	"vitflow/vit"
 )
@@ -51,8 +49,25 @@ type SimResult struct {
 	// Stats are the runtime's statistics: per unit busy/starved/blocked
 	// cycles and utilisation, per FIFO occupancy.
 	Stats *runtime.Stats
-	// Gap is the sum over images of each image's Gap.
-	Gap Gap
+	// Links describes every FIFO: its depth, element size and latency.
+	Links []LinkInfo
+	// PEUtilisation is the PEs' real work over their number times the makespan.
+	PEUtilisation float64
+	// Path attributes every cycle of the makespan to a cause along the
+	// critical path.
+	Path Attribution
+}
+
+// LinkInfo is one FIFO of the built accelerator.
+type LinkInfo struct {
+	Name     string
+	Depth    int
+	Latency  int64 // the link's own latency
+	Pipeline int64 // the writer's pipeline latency, carried by the link
+	// ElementBytes is the on-chip size of one element; Bytes = Depth * ElementBytes.
+	ElementBytes, Bytes int64
+	// Sizable says whether a description sets its depth (fifo.depths).
+	Sizable bool
 }
 
 // ImageResult is one image's run.
@@ -62,12 +77,7 @@ type ImageResult struct {
 	// Start and End are the cycles at which the image entered the patch
 	// embedding and its logits left the classifier; Cycles = End - Start.
 	Start, End, Cycles int64
-	// Embed and Classify are the cycles of the patch embedding and the
-	// classifier stages (0 in ideal fidelity, FIFO latency aside).
-	Embed, Classify int64
-	Layers          []LayerResult
-	// Gap decomposes Cycles - Estimate.Cycles by cause.
-	Gap Gap
+	Layers             []LayerResult
 }
 
 // LayerResult is one encoder layer of one image.
@@ -75,13 +85,17 @@ type LayerResult struct {
 	Index               int
 	TokensIn, TokensOut int
 	HeadsKept, Hidden   int
-	// Cycles is the layer's time, from its first stage's dispatch to its
-	// last stage's completion; Estimate is the estimator's.
-	Cycles, Estimate int64
+	// Kept are the input positions of the tokens a token dropping layer
+	// kept, in descending score order (nil otherwise).
+	Kept []int
+	// Critical is the layer's share of the critical path; Estimate the
+	// estimator's cycles for it.
+	Critical, Estimate int64
 	// Ops are the MPCA ops in Ops order.
 	Ops []OpResult
-	// Stages are the special-function and token dropping stages in program
-	// order (layernorm1, softmax, residual1, tokendrop, layernorm2, gelu, residual2).
+	// Stages are the cycles of the critical path spent on each other unit
+	// for this layer (layernorm1, softmax, ...), on memory, on FIFO latency
+	// and on backpressure, in Columns order.
 	Stages []StageResult
 }
 
@@ -99,14 +113,16 @@ func (l LayerResult) Op(o Op) OpResult {
 type OpResult struct {
 	Op      Op
 	Mapping Mapping
-	// Cycles is the op's time from dispatch to the controller receiving its
-	// last output; Estimate is the estimator's cycles for it.
-	Cycles, Estimate int64
-	// Compute is the busiest PE's work (under the ideal policy, the
-	// estimator's charge); Memory is the time the CHMs waited for weights
-	// beyond that; Latency is the FIFO latency of dispatch and completion.
-	// Cycles = Compute + Memory + Latency.
-	Compute, Memory, Latency int64
+	// Start and End are when the op's first block started and its last one
+	// ended on the PEs; ops overlap, so these spans do too.
+	Start, End int64
+	// Critical is the op's MPCA time on the critical path; Estimate the
+	// estimator's cycles for it.
+	Critical, Estimate int64
+	// Work is the op's real PE work; Fluid that work spread over every PE:
+	// no schedule finishes the op in less. Busiest is the busiest PE's work
+	// under the policy that ran (under ideal: its lock-step rounds).
+	Work, Fluid, Busiest int64
 	// Load is the PE load under the policy that ran; Loads gives it under
 	// every policy (ideal, static, balanced) for the same masks.
 	Load  PELoad
@@ -128,45 +144,10 @@ func (l PELoad) Imbalance() float64 {
 	return l.Max / l.Mean
 }
 
-// StageResult is one non-MPCA stage (a special-function unit or the token
-// dropping module) of one layer.
+// StageResult is the critical path's cycles on one column of a layer.
 type StageResult struct {
-	Name string
-	// Cycles = Work + Latency: the unit's own time and the FIFO latency.
-	Cycles, Work, Latency int64
-}
-
-// Gap decomposes a simulated time minus the estimator's by cause; the
-// fields add up to it exactly.
-type Gap struct {
-	// Imbalance is the busiest PE's work beyond the estimator's charge
-	// (negative when real masks beat the average).
-	Imbalance int64
-	// Memory is the time CHMs waited for weights from off-chip memory.
-	Memory int64
-	// SFU is the softmax, LayerNorm, GELU and residual units' time.
-	SFU int64
-	// TokenDrop is the token dropping module's time.
-	TokenDrop int64
-	// EmbedClassify is the patch embedding's and the classifier's time.
-	EmbedClassify int64
-	// Latency is the FIFO latency of handing data between units, which the
-	// estimator does not see.
-	Latency int64
-}
-
-// Total is the sum of the causes.
-func (g Gap) Total() int64 {
-	return g.Imbalance + g.Memory + g.SFU + g.TokenDrop + g.EmbedClassify + g.Latency
-}
-
-func (g *Gap) add(o Gap) {
-	g.Imbalance += o.Imbalance
-	g.Memory += o.Memory
-	g.SFU += o.SFU
-	g.TokenDrop += o.TokenDrop
-	g.EmbedClassify += o.EmbedClassify
-	g.Latency += o.Latency
+	Name     string
+	Critical int64
 }
 
 // Simulate runs in.Images through the accelerator in.Desc executing the
@@ -180,9 +161,10 @@ func (g *Gap) add(o Gap) {
 //
 // In ideal fidelity the policy is ideal whatever Desc.Balance says, weights
 // are on chip and the special-function units, token dropping, patch
-// embedding and classifier cost nothing, so that an image takes the
-// estimator's cycles plus the FIFO latency of handing each stage to its unit
-// and back (Gap.Latency).
+// embedding and classifier cost nothing: the PEs then work the
+// estimator's lock-step snapshots, computed from the masks they are given,
+// and an image takes the estimator's cycles plus the few the dataflow
+// cannot hide (FIFO latency where an op waits for a whole sequence).
 func Simulate(ctx context.Context, in SimInput) (*SimResult, error) {
 	return simulate(ctx, in, nil)
 }
@@ -220,70 +202,20 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace io.Writ
 	if maxTraceEvents < 0 {
 		return nil, fmt.Errorf("simulate: max trace events %d is negative", maxTraceEvents)
 	}
-	g, units, ctrl, err := a.wire(images)
+	bt, err := a.wire(images)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	for _, u := range units {
-		body := u.body
+	for i, name := range bt.net.Actors {
+		body := bt.bodies[i]
 		if wrap != nil {
-			body = wrap(u.name, body)
+			body = wrap(name, body)
 		}
-		g.AddActor(u.name, body, u.opts...)
+		bt.graph.AddActor(name, body, bt.opts[i]...)
 	}
-	stats, err := g.Run(ctx, runtime.Options{Trace: trace, ClockMHz: a.desc.ClockMHz, MaxTraceEvents: maxTraceEvents})
+	stats, err := bt.graph.Run(ctx, runtime.Options{Trace: trace, ClockMHz: a.desc.ClockMHz, MaxTraceEvents: maxTraceEvents})
 	if err != nil {
 		return nil, fmt.Errorf("simulate %s on %s: %w", a.name, a.desc.Name, err)
 	}
-	return a.result(ctrl, stats), nil
-}
-
-// result assembles the controller's records and the runtime's statistics.
-func (a *Accelerator) result(ctrl *actors.Controller, stats *runtime.Stats) *SimResult {
-	r := &SimResult{Desc: a.desc, Block: a.block, Policy: a.policy, Estimate: a.estimate, Stats: stats,
-		Cycles: stats.Makespan, Images: make([]ImageResult, len(ctrl.Records))}
-	r.CyclesPerImage = float64(r.Cycles) / float64(len(ctrl.Records))
-	for i, rec := range ctrl.Records {
-		img := ImageResult{Logits: rec.Logits, Top1: kernels.Argmax(rec.Logits), Start: rec.Start, End: rec.End,
-			Cycles: rec.End - rec.Start, Embed: rec.Embed.Cycles, Classify: rec.Classify.Cycles,
-			Layers: make([]LayerResult, len(rec.Layers))}
-		gap := &img.Gap
-		gap.EmbedClassify = rec.Embed.Work + rec.Classify.Work
-		gap.Latency = rec.Embed.Latency + rec.Classify.Latency
-		for l, lr := range rec.Layers {
-			e := a.estimate.Layers[l]
-			out := LayerResult{Index: l, TokensIn: lr.TokensIn, TokensOut: lr.TokensOut, HeadsKept: e.HeadsKept,
-				Hidden: e.Hidden, Cycles: lr.End - lr.Start, Estimate: e.Cycles, Ops: make([]OpResult, len(Ops))}
-			for k, op := range Ops {
-				or := lr.Ops[k]
-				plan := &a.schedule.Layers[l][k]
-				res := OpResult{Op: op, Mapping: e.Op(op).Mapping, Cycles: or.Cycles, Estimate: e.Op(op).Cycles,
-					Compute: or.Compute, Memory: or.Memory, Latency: or.Latency}
-				for pol, name := range []Policy{PolicyIdeal, PolicyStatic, PolicyBalanced} {
-					pl := PELoad{Policy: name, Max: plan.Loads[pol].Max, Mean: plan.Loads[pol].Mean}
-					res.Loads = append(res.Loads, pl)
-					if name == a.policy {
-						res.Load = pl
-					}
-				}
-				gap.Imbalance += or.Compute - res.Estimate
-				gap.Memory += or.Memory
-				gap.Latency += or.Latency
-				out.Ops[k] = res
-			}
-			for _, s := range lr.Stages {
-				out.Stages = append(out.Stages, StageResult{Name: s.Name, Cycles: s.Cycles, Work: s.Work, Latency: s.Latency})
-				if s.Name == "tokendrop" {
-					gap.TokenDrop += s.Work
-				} else {
-					gap.SFU += s.Work
-				}
-				gap.Latency += s.Latency
-			}
-			img.Layers[l] = out
-		}
-		r.Gap.add(img.Gap)
-		r.Images[i] = img
-	}
-	return r
+	return a.result(bt, stats)
 }

@@ -1,0 +1,530 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"vitflow/kernels"
+	"vitflow/runtime"
+)
+
+// MPCA is the multi-level parallel compute array: H CHMs of T×C PEs, one
+// shared engine that takes the controller's program a snapshot at a time.
+//
+// Every PE has its own clock. Under the static and balanced policies a PE
+// starts an output block when it is free, the block's input row block (or
+// probabilities) has arrived, the op's internal operands are complete
+// (all of K for Q·K^T, all of V for A·V, the attention of the row for W_O)
+// and, with streamed weights, the block's weight block-column has arrived;
+// it then works Block.Work cycles. Under the ideal policy the PEs work in
+// lock-step rounds of Snapshot.Cost. An output unit (a row block, or one
+// head's row block of scores) is complete when its last block is, and goes
+// to its consumer then: the consumer waits for the slowest PE, and that
+// wait is the imbalance.
+//
+// The actor's own clock is the array's dispatch front: it moves to each
+// snapshot's start, to the completion of each unit it sends, and to the
+// time a PE needs a weight column that has not arrived. Inputs are taken
+// off their FIFOs when a snapshot first needs them, their visible time
+// (runtime.FIFO.RecvAt) starting the PEs on time even when the front is
+// later; before waiting for an input the array sends every unit it has
+// finished, since the input may depend on one of them.
+type MPCA struct {
+	Config  Config
+	Model   *Model
+	Plan    *Plan
+	Images  int
+	Program Link[Step]
+	// Inputs: LayerNorm rows for Q, K and V; probabilities for the row sums
+	// and A·V; LayerNorm rows for FC1; GELU rows for FC2.
+	XN1, Probs, XN2, Hidden Link[*Tile]
+	// Outputs: scores to softmax; W_O, FC1 and FC2 rows to their units.
+	Scores, O, FC1, FC2 Link[*Tile]
+	// Weights carries CHM i's weight blocks; nil when the weights are on chip.
+	Weights []Link[WeightBlock]
+	Rec     *Recorder
+
+	// Ops holds, once Run has returned, each op's span on the PEs: [image][layer][op].
+	Ops [][][NumOps]OpSpan
+
+	runs    map[[2]int32]*layerRun
+	pe      []int64 // every PE's clock, CHM-major
+	lockEnd int64   // end of the last lock-step round
+	out      [4]outQueue
+	marks    []mark
+	weights  []weightStream // per CHM
+	channels []channel
+}
+
+// channel is one memory channel as the MPCA reads it: its weight order.
+type channel struct{ order *weightOrder }
+
+// OpSpan is when an op ran on the PEs: its first block's start and its last
+// block's end.
+type OpSpan struct{ Start, End int64 }
+
+// layerRun is one layer of one image in flight: the input tiles received,
+// the on-chip operands (Q, K, V, attention output) and when each output
+// unit completed.
+type layerRun struct {
+	in         [4][]*Tile // by input stream, by unit
+	vis        [4][]int64
+	q, k, v, a []float32
+	ready      [NumOps][]int64
+	end        [NumOps]int64
+	unitEnd    []int64 // scratch: latest block end per unit of the current op
+	opsLeft    int
+}
+
+// Input and output streams of the MPCA.
+const (
+	inXN1 = iota
+	inProbs
+	inXN2
+	inHidden
+)
+
+const (
+	outScores = iota
+	outO
+	outFC1
+	outFC2
+)
+
+type pending struct {
+	tile         *Tile
+	ready        int64
+	layer, image int32
+	op           Op
+}
+
+type outQueue []pending
+
+// mark records that a snapshot of op started at t: the front's time until
+// the next mark is that op's.
+type mark struct {
+	t            int64
+	image, layer int32
+	op           Op
+}
+
+type weightStream struct {
+	arrived map[[3]int32][]int64 // (image, layer, op) -> arrival of each column, -1 until then
+}
+
+// Run is the MPCA's actor body.
+func (u *MPCA) Run(ctx *runtime.Ctx) error {
+	g := u.Config.Geometry
+	u.pe = make([]int64, g.H*g.PEs())
+	u.runs = map[[2]int32]*layerRun{}
+	u.Ops = make([][][NumOps]OpSpan, u.Images)
+	for i := range u.Ops {
+		u.Ops[i] = make([][NumOps]OpSpan, len(u.Model.Layers))
+	}
+	u.weights = make([]weightStream, len(u.Weights))
+	for i := range u.weights {
+		u.weights[i].arrived = map[[3]int32][]int64{}
+	}
+	if len(u.Weights) > 0 {
+		// CHM i streams from channel i mod channels, as the loaders do.
+		n := min(u.Config.Memory.Channels, g.H)
+		for ch := range n {
+			var chms []int
+			for i := ch; i < g.H; i += n {
+				chms = append(chms, i)
+			}
+			u.channels = append(u.channels, channel{order: newWeightOrder(u.Plan, u.Model, u.Images, chms)})
+		}
+	}
+	for {
+		st, err := u.Program.recv(ctx, u.Rec)
+		if err != nil {
+			if isClosed(err) {
+				break
+			}
+			return err
+		}
+		if err := u.step(ctx, st); err != nil {
+			return fmt.Errorf("image %d layer %d %s snapshot %d: %w", st.Image, st.Layer, st.Op, st.Snapshot, err)
+		}
+	}
+	return u.flush(ctx)
+}
+
+func (u *MPCA) run(image, layer int32) *layerRun {
+	key := [2]int32{image, layer}
+	r := u.runs[key]
+	if r != nil {
+		return r
+	}
+	L := &u.Model.Layers[layer]
+	b := u.Config.Block
+	rin, rout := ceilDiv(L.TokensIn, b), ceilDiv(L.TokensOut, b)
+	units := [4]int{rin, L.Heads * rin, rout, rout}
+	r = &layerRun{opsLeft: int(NumOps)}
+	for s, n := range units {
+		r.in[s] = make([]*Tile, n)
+		r.vis[s] = make([]int64, n)
+	}
+	for o := range NumOps {
+		r.ready[o] = make([]int64, u.Plan.Layers[layer][o].Units)
+	}
+	u.runs[key] = r
+	return r
+}
+
+// inputOf is the stream an op's units read, unit for unit (-1: none).
+func inputOf(o Op) int {
+	switch o {
+	case OpQ, OpK, OpV:
+		return inXN1
+	case OpRowSum, OpAV:
+		return inProbs
+	case OpFC1:
+		return inXN2
+	case OpFC2:
+		return inHidden
+	}
+	return -1
+}
+
+func (u *MPCA) inputLink(s int) Link[*Tile] {
+	return [4]Link[*Tile]{u.XN1, u.Probs, u.XN2, u.Hidden}[s]
+}
+
+// need returns input unit unit of stream s for (image, layer) and its
+// visible time, receiving tiles until it has arrived.
+func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*Tile, int64, error) {
+	r := u.run(image, layer)
+	if t := r.in[s][unit]; t != nil {
+		return t, r.vis[s][unit], nil
+	}
+	if err := u.flush(ctx); err != nil {
+		return nil, 0, err
+	}
+	u.Rec.at(int(image), int(layer))
+	for {
+		t, vis, err := u.inputLink(s).recvAt(ctx, u.Rec)
+		if err != nil {
+			return nil, 0, err
+		}
+		if int(t.Layer) >= len(u.Model.Layers) || t.Image < 0 || int(t.Image) >= u.Images {
+			return nil, 0, fmt.Errorf("input tile of image %d layer %d is outside the run", t.Image, t.Layer)
+		}
+		tr := u.run(t.Image, t.Layer)
+		if int(t.Unit) >= len(tr.in[s]) || tr.in[s][t.Unit] != nil {
+			return nil, 0, fmt.Errorf("unexpected input tile %d of image %d layer %d", t.Unit, t.Image, t.Layer)
+		}
+		tr.in[s][t.Unit], tr.vis[s][t.Unit] = t, vis
+		if t.Image == image && t.Layer == layer && t.Unit == unit {
+			return t, vis, nil
+		}
+	}
+}
+
+// weight returns when column col of op o arrived at CHM chm, receiving
+// weight blocks (after moving the front to need) until it has.
+func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col int32, need int64) (int64, error) {
+	w := u.Model.Layers[layer].Weight(o)
+	if w.ColStart[col+1] == w.ColStart[col] {
+		return 0, nil // an all-zero column is never fetched
+	}
+	ws := &u.weights[chm]
+	key := [3]int32{image, layer, int32(o)}
+	if a := ws.arrived[key]; a != nil && a[col] >= 0 {
+		return a[col], nil
+	}
+	if err := u.advance(ctx, need); err != nil {
+		return 0, err
+	}
+	u.Rec.at(int(image), int(layer))
+	ch := u.channels[int(chm)%len(u.channels)]
+	for {
+		k, want, _, ok := ch.order.next()
+		if !ok {
+			return 0, fmt.Errorf("chm%d: column %d of layer %d %s is not in the weight stream", chm, col, layer, o)
+		}
+		from := ch.order.chms[k]
+		blk, vis, err := u.Weights[from].recvAt(ctx, u.Rec)
+		if err != nil {
+			return 0, fmt.Errorf("weights of chm%d: %w", from, err)
+		}
+		if blk != want {
+			return 0, fmt.Errorf("weight stream of chm%d out of order: got %+v, want %+v", from, blk, want)
+		}
+		bk := [3]int32{blk.Image, blk.Layer, int32(blk.Op)}
+		fs := &u.weights[from]
+		a := fs.arrived[bk]
+		if a == nil {
+			bw := u.Model.Layers[blk.Layer].Weight(blk.Op)
+			a = make([]int64, bw.Cols/bw.B)
+			for i := range a {
+				a[i] = -1
+			}
+			fs.arrived[bk] = a
+		}
+		if blk.Index == u.Model.Layers[blk.Layer].Weight(blk.Op).ColStart[blk.Col+1]-1 {
+			a[blk.Col] = vis
+		}
+		if from == int(chm) && bk == key && blk.Col == col && a[col] >= 0 {
+			return vis, nil
+		}
+	}
+}
+
+// step runs one snapshot.
+func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
+	if int(st.Layer) >= len(u.Model.Layers) || st.Op < 0 || st.Op >= NumOps || int(st.Image) >= u.Images || st.Image < 0 {
+		return fmt.Errorf("not in the program")
+	}
+	op := &u.Plan.Layers[st.Layer][st.Op]
+	if int(st.Snapshot) >= len(op.Snapshots) || st.Snapshot < 0 {
+		return fmt.Errorf("op has %d snapshots", len(op.Snapshots))
+	}
+	snap := &op.Snapshots[st.Snapshot]
+	r := u.run(st.Image, st.Layer)
+	if st.Snapshot == 0 {
+		r.unitEnd = make([]int64, op.Units)
+	}
+	span := &u.Ops[st.Image][st.Layer][st.Op]
+	in := inputOf(st.Op)
+	streamed := u.Weights != nil && st.Op.Linear()
+	g := u.Config.Geometry
+	lock := u.Config.Policy == Ideal
+
+	// The time each block may start, from its PE, its operands and its weights.
+	start := int64(math.MaxInt64)
+	lockStart := u.lockEnd
+	for _, b := range snap.Blocks {
+		t := u.dep(r, st.Layer, st.Op, b.Unit)
+		if lock {
+			t = max(t, lockStart)
+		} else {
+			t = max(t, u.pe[int(b.CHM)*g.PEs()+int(b.PE)])
+		}
+		if in >= 0 {
+			_, vis, err := u.need(ctx, st.Image, st.Layer, in, b.Unit)
+			if err != nil {
+				return err
+			}
+			t = max(t, vis)
+		}
+		if streamed {
+			a, err := u.weight(ctx, b.CHM, st.Image, st.Layer, st.Op, b.Col, t)
+			if err != nil {
+				return err
+			}
+			t = max(t, a)
+		}
+		if lock {
+			lockStart = t
+			continue
+		}
+		end := t + b.Work
+		u.pe[int(b.CHM)*g.PEs()+int(b.PE)] = end
+		r.unitEnd[b.Unit] = max(r.unitEnd[b.Unit], end)
+		start = min(start, t)
+		span.End = max(span.End, end)
+	}
+	if lock && len(snap.Blocks) > 0 {
+		end := lockStart + snap.Cost
+		u.lockEnd = end
+		for _, b := range snap.Blocks {
+			r.unitEnd[b.Unit] = max(r.unitEnd[b.Unit], end)
+		}
+		start = lockStart
+		span.End = max(span.End, end)
+	}
+	// Units without blocks (no heads, no neurons) still take their inputs.
+	for _, unit := range snap.Done {
+		t := max(r.unitEnd[unit], u.dep(r, st.Layer, st.Op, unit))
+		if in >= 0 {
+			_, vis, err := u.need(ctx, st.Image, st.Layer, in, unit)
+			if err != nil {
+				return err
+			}
+			t = max(t, vis)
+		}
+		r.unitEnd[unit] = t
+	}
+	if start != math.MaxInt64 {
+		if st.Snapshot == 0 {
+			span.Start = start
+		}
+		span.Start = min(span.Start, start)
+		if n := len(u.marks); n == 0 || start > u.marks[n-1].t {
+			u.marks = append(u.marks, mark{t: start, image: st.Image, layer: st.Layer, op: st.Op})
+		}
+	}
+	for _, unit := range snap.Done {
+		if err := u.complete(r, st, unit); err != nil {
+			return err
+		}
+	}
+	if int(st.Snapshot) == len(op.Snapshots)-1 {
+		if r.opsLeft--; r.opsLeft == 0 {
+			delete(u.runs, [2]int32{st.Image, st.Layer})
+		}
+		if streamed {
+			for i := range u.weights {
+				delete(u.weights[i].arrived, [3]int32{st.Image, st.Layer, int32(st.Op)})
+			}
+		}
+	}
+	if start != math.MaxInt64 {
+		return u.advance(ctx, start)
+	}
+	return nil
+}
+
+// dep is when the internal operands of unit unit of op o are complete.
+func (u *MPCA) dep(r *layerRun, layer int32, o Op, unit int32) int64 {
+	rows := u.Plan.Layers[layer][o].Rows
+	switch o {
+	case OpQK:
+		return max(r.ready[OpQ][int(unit)%rows], r.end[OpK])
+	case OpAV:
+		return r.end[OpV]
+	case OpO:
+		var t int64
+		for h := range u.Model.Layers[layer].Heads {
+			j := h*rows + int(unit)
+			t = max(t, r.ready[OpAV][j], r.ready[OpRowSum][j])
+		}
+		return t
+	}
+	return 0
+}
+
+// complete computes output unit unit of the step's op, really, and queues
+// it for its consumer if it leaves the MPCA.
+func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
+	t := r.unitEnd[unit]
+	r.ready[st.Op][unit] = t
+	r.end[st.Op] = max(r.end[st.Op], t)
+	m := u.Model
+	L := &m.Layers[st.Layer]
+	b, d, hd := u.Config.Block, m.Dim, m.HeadDim
+	wk := hd * L.Heads
+	rows := u.Plan.Layers[st.Layer][st.Op].Rows
+	row := int(unit) % rows
+	n := L.TokensIn
+	if st.Op == OpFC1 || st.Op == OpFC2 {
+		n = L.TokensOut
+	}
+	nr := min(b, n-row*b)
+	if r.q == nil {
+		nq := L.TokensIn * wk
+		r.q, r.k, r.v, r.a = make([]float32, nq), make([]float32, nq), make([]float32, nq), make([]float32, nq)
+	}
+	tile := func(cols int) *Tile {
+		return &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: cols, Data: make([]float32, nr*cols)}
+	}
+	var out *Tile
+	q := -1
+	switch st.Op {
+	case OpQ:
+		linear(L.Q, L.QB, r.q[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
+	case OpK:
+		linear(L.K, L.KB, r.k[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
+	case OpV:
+		linear(L.V, L.VB, r.v[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
+	case OpQK:
+		h := int(unit) / rows
+		out, q = tile(n), outScores
+		kernels.Gemm(false, true, nr, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[row*b*wk+h*hd:], wk, r.k[h*hd:], wk, 0, out.Data, n)
+	case OpRowSum:
+		// Time only: the softmax unit's fused kernel has already divided
+		// by the row sums that the paper computes here (see the package doc).
+	case OpAV:
+		h := int(unit) / rows
+		kernels.Gemm(false, false, nr, hd, n, 1, r.in[inProbs][unit].Data, n, r.v[h*hd:], wk, 0, r.a[row*b*wk+h*hd:], wk)
+	case OpO:
+		out, q = tile(d), outO
+		linear(L.O, L.OB, out.Data, r.a[row*b*wk:(row*b+nr)*wk], nr)
+	case OpFC1:
+		out, q = tile(L.FC1.Cols), outFC1
+		linear(L.FC1, L.FC1B, out.Data, r.in[inXN2][row].Data, nr)
+	case OpFC2:
+		out, q = tile(d), outFC2
+		linear(L.FC2, L.FC2B, out.Data, r.in[inHidden][row].Data, nr)
+	}
+	if out != nil {
+		for _, v := range out.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%s output of row block %d is not finite (%v)", st.Op, row, v)
+			}
+		}
+		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
+	}
+	return nil
+}
+
+// linear is C[m × W] = A[m × K]·W + bias on the non-zero blocks of w.
+func linear(w *kernels.BlockSparse, bias, c, a []float32, m int) {
+	if w.Cols == 0 {
+		return
+	}
+	if w.Rows == 0 {
+		clear(c[:m*w.Cols])
+	} else {
+		w.MatMul(c, a, m)
+	}
+	kernels.AddBias(c[:m*w.Cols], bias, m, w.Cols)
+}
+
+func (u *MPCA) outLink(q int) Link[*Tile] { return [4]Link[*Tile]{u.Scores, u.O, u.FC1, u.FC2}[q] }
+
+// advance moves the front to t, sending on the way every finished unit
+// due by then; flush sends every finished unit.
+func (u *MPCA) advance(ctx *runtime.Ctx, t int64) error { return u.sendUntil(ctx, t) }
+
+func (u *MPCA) flush(ctx *runtime.Ctx) error { return u.sendUntil(ctx, math.MaxInt64) }
+
+func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
+	for {
+		best := -1
+		for q := range u.out {
+			if len(u.out[q]) > 0 && u.out[q][0].ready <= t && (best < 0 || u.out[q][0].ready < u.out[best][0].ready) {
+				best = q
+			}
+		}
+		if best < 0 {
+			break
+		}
+		p := u.out[best][0]
+		u.out[best] = u.out[best][1:]
+		u.move(ctx, p.ready)
+		u.Rec.at(int(p.image), int(p.layer))
+		if err := u.outLink(best).send(ctx, u.Rec, p.tile); err != nil {
+			return err
+		}
+	}
+	if t != math.MaxInt64 {
+		u.move(ctx, t)
+	}
+	return nil
+}
+
+// move advances the clock to t as busy time, each stretch labelled with
+// the op whose snapshot was running then.
+func (u *MPCA) move(ctx *runtime.Ctx, t int64) {
+	for ctx.Now() < t {
+		// Drop the marks the clock has passed, keeping the current one.
+		for len(u.marks) > 1 && u.marks[1].t <= ctx.Now() {
+			u.marks = u.marks[1:]
+		}
+		end, m := t, mark{layer: -1}
+		if len(u.marks) > 0 {
+			m = u.marks[0]
+			if len(u.marks) > 1 {
+				end = min(t, u.marks[1].t)
+			}
+		}
+		u.Rec.at(int(m.image), int(m.layer))
+		u.Rec.work(ctx, end-ctx.Now(), StageMPCA, m.op)
+	}
+}
+
+func isClosed(err error) bool { return errors.Is(err, runtime.ErrClosed) }

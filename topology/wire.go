@@ -1,0 +1,187 @@
+package topology
+
+import (
+	"fmt"
+
+	"vitflow/actors"
+	"vitflow/runtime"
+)
+
+// built is one batch's graph of units, kept for reading the results.
+type built struct {
+	graph      *runtime.Graph
+	net        *actors.Net
+	recs       []*actors.Recorder
+	bodies     []func(*runtime.Ctx) error
+	opts       [][]runtime.ActorOption
+	mpca       *actors.MPCA
+	embed      *actors.PatchEmbed
+	tokendrop  *actors.TokenDropper
+	classifier *actors.Classifier
+}
+
+// wire builds the accelerator's graph for images. The dataflow of one
+// encoder layer (=> a FIFO; MPCA = the H CHMs, one shared engine):
+//
+//	patchembed | residual2 => layernorm1 => MPCA (Q, K, V; then Q·K^T)
+//	                          layernorm1 => residual1            (skip: the token buffer)
+//	MPCA => softmax => MPCA (row sums, A·V)   softmax => tokendrop (CLS rows)
+//	MPCA (W_O) => residual1 => layernorm2 => MPCA (FC1)          (layers keeping every token)
+//	               residual1 => residual2                        (skip)
+//	               residual1 => tokendrop => layernorm2, residual2 (token dropping layers)
+//	MPCA (FC1) => gelu => MPCA (FC2) => residual2 => layernorm1 (next layer) | classifier
+//	controller => MPCA (the program)          loader i => MPCA (CHM i's weights)
+func (a *Accelerator) wire(images [][]float32) (*built, error) {
+	d, ac, m := a.desc, a.config, a.model
+	f := d.FIFO
+	lat := int64(f.LatencyCycles)
+	g, net := runtime.NewGraph(), &actors.Net{}
+	bt := &built{graph: g, net: net}
+	add := func(name string) int { i := net.AddActor(name); bt.recs = append(bt.recs, &actors.Recorder{}); return i }
+	ctrl, mpca := add("controller"), add("mpca")
+	var loaders []int
+	channels := 0
+	if ac.Streamed {
+		channels = min(ac.Memory.Channels, ac.Geometry.H)
+		for ch := range channels {
+			loaders = append(loaders, add(fmt.Sprintf("loader%d", ch)))
+		}
+	}
+	embed, ln1, sm, res1, td, ln2, gelu, res2, cls := add("patchembed"), add("layernorm1"), add("softmax"),
+		add("residual1"), add("tokendrop"), add("layernorm2"), add("gelu"), add("residual2"), add("classifier")
+
+	// Pipeline latencies ride on a unit's output links; free units have none.
+	pipe := func(c actors.UnitCost) int64 {
+		if ac.Free {
+			return 0
+		}
+		return c.Latency
+	}
+	b := int64(a.block)
+	maxTokens, maxHidden := m.Tokens, 0
+	for _, L := range m.Layers {
+		maxHidden = max(maxHidden, L.FC1.Cols)
+	}
+	act := int64(d.Data.BytesPerActivation*float64(b)) // bytes of one token row of one value
+	rowBytes := func(cols int) int64 { return act * int64(cols) }
+	buffer := ceilDiv(maxTokens, a.block) + 1 // the token buffer holds a whole sequence
+
+	var err error
+	tile := func(name string, w, r, depth int, pipeline int64, stage actors.Stage, cols int) actors.Link[*actors.Tile] {
+		if err != nil {
+			return actors.Link[*actors.Tile]{}
+		}
+		var k actors.Link[*actors.Tile]
+		k, err = actors.NewLink[*actors.Tile](g, net, name, w, r, depth, lat, pipeline, stage, rowBytes(cols))
+		return k
+	}
+	sized := func(name string) int { return f.Depth(name) }
+	dim := m.Dim
+	unit := func(c actors.UnitCost) actors.Unit {
+		return actors.Unit{Model: m, Block: a.block, Images: len(images), Cost: c, Free: ac.Free}
+	}
+
+	// The MPCA and what feeds it.
+	mu := &actors.MPCA{Config: ac, Model: m, Plan: a.plan, Images: len(images), Rec: bt.recs[mpca]}
+	mu.Program, err = actors.NewLink[actors.Step](g, net, "controller->mpca", ctrl, mpca, 16, lat, 0, actors.StageControl, 0)
+	mu.XN1 = tile("layernorm1->mpca", ln1, mpca, sized("layernorm1->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm1, dim)
+	mu.Probs = tile("softmax->mpca", sm, mpca, sized("softmax->mpca"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
+	mu.XN2 = tile("layernorm2->mpca", ln2, mpca, sized("layernorm2->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm2, dim)
+	mu.Hidden = tile("gelu->mpca", gelu, mpca, sized("gelu->mpca"), pipe(ac.GELU), actors.StageGELU, maxHidden)
+	mu.Scores = tile("mpca->softmax", mpca, sm, sized("mpca->softmax"), 0, actors.StageMPCA, maxTokens)
+	mu.O = tile("mpca->residual1", mpca, res1, sized("mpca->residual1"), 0, actors.StageMPCA, dim)
+	mu.FC1 = tile("mpca->gelu", mpca, gelu, sized("mpca->gelu"), 0, actors.StageMPCA, maxHidden)
+	mu.FC2 = tile("mpca->residual2", mpca, res2, sized("mpca->residual2"), 0, actors.StageMPCA, dim)
+	bt.mpca = mu
+
+	pe := &actors.PatchEmbed{Unit: unit(actors.UnitCost{}), MACs: ac.PatchEmbed, Pixels: images}
+	embedPipe := ac.PatchEmbed.Latency
+	if ac.Free {
+		embedPipe = 0
+	}
+	pe.Out = tile("patchembed->layernorm1", embed, ln1, sized("patchembed->layernorm1"), embedPipe, actors.StageEmbed, dim)
+	pe.Unit.Rec = bt.recs[embed]
+	bt.embed = pe
+
+	l1 := &actors.LayerNorm1{Unit: unit(ac.LayerNorm), FromEmbed: pe.Out, ToMPCA: mu.XN1}
+	l1.Rec = bt.recs[ln1]
+	l1.Skip = tile("layernorm1->residual1", ln1, res1, buffer, 0, actors.StageLayerNorm1, dim)
+
+	s := &actors.Softmax{Unit: unit(ac.Softmax), In: mu.Scores, Out: mu.Probs}
+	s.Rec = bt.recs[sm]
+	s.CLS = tile("softmax->tokendrop", sm, td, sized("softmax->tokendrop"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
+
+	r1 := &actors.Residual1{Unit: unit(ac.Residual), In: mu.O, Skip: l1.Skip}
+	r1.Rec = bt.recs[res1]
+	r1.ToTokenDrop = tile("residual1->tokendrop", res1, td, sized("residual1->tokendrop"), pipe(ac.Residual), actors.StageResidual1, dim)
+	r1.ToLN2 = tile("residual1->layernorm2", res1, ln2, sized("residual1->layernorm2"), pipe(ac.Residual), actors.StageResidual1, dim)
+	r1.SkipOut = tile("residual1->residual2", res1, res2, buffer, pipe(ac.Residual), actors.StageResidual1, dim)
+
+	t := &actors.TokenDropper{Unit: unit(actors.UnitCost{}), Cost: ac.TokenDrop, CLS: s.CLS, In: r1.ToTokenDrop}
+	t.Rec = bt.recs[td]
+	t.ToLN2 = tile("tokendrop->layernorm2", td, ln2, sized("tokendrop->layernorm2"), 0, actors.StageTokenDrop, dim)
+	t.Skip = tile("tokendrop->residual2", td, res2, buffer, 0, actors.StageTokenDrop, dim)
+	bt.tokendrop = t
+
+	l2 := &actors.LayerNorm2{Unit: unit(ac.LayerNorm), FromResidual: r1.ToLN2, FromTokenDrop: t.ToLN2, ToMPCA: mu.XN2}
+	l2.Rec = bt.recs[ln2]
+	gu := &actors.GELU{Unit: unit(ac.GELU), In: mu.FC1, Out: mu.Hidden}
+	gu.Rec = bt.recs[gelu]
+
+	r2 := &actors.Residual2{Unit: unit(ac.Residual), In: mu.FC2, FromResidual: r1.SkipOut, FromTokenDrop: t.Skip}
+	r2.Rec = bt.recs[res2]
+	r2.ToLN1 = tile("residual2->layernorm1", res2, ln1, sized("residual2->layernorm1"), pipe(ac.Residual), actors.StageResidual2, dim)
+	r2.ToClassifier = tile("residual2->classifier", res2, cls, sized("residual2->classifier"), pipe(ac.Residual), actors.StageResidual2, dim)
+	l1.FromResidual = r2.ToLN1
+
+	cu := &actors.Classifier{Unit: unit(ac.LayerNorm), MACs: ac.Classifier, In: r2.ToClassifier}
+	cu.Rec = bt.recs[cls]
+	bt.classifier = cu
+
+	c := &actors.Controller{Program: a.program, Images: len(images), Out: mu.Program, Rec: bt.recs[ctrl]}
+
+	// Weights: loader i streams the blocks of the CHMs on channel i.
+	var loaderUnits []*actors.Loader
+	if ac.Streamed {
+		for i := range ac.Geometry.H {
+			name := weightLink(i)
+			var k actors.Link[actors.WeightBlock]
+			if err == nil {
+				k, err = actors.NewLink[actors.WeightBlock](g, net, name, loaders[i%channels], mpca, sized(name), lat, 0,
+					actors.StageMemory, int64(float64(b*b)*d.Data.BytesPerWeight))
+			}
+			mu.Weights = append(mu.Weights, k)
+		}
+		for ch := range channels {
+			ld := &actors.Loader{Memory: ac.Memory, Block: a.block, Plan: a.plan, Model: m, Images: len(images), Rec: bt.recs[loaders[ch]]}
+			for i := ch; i < ac.Geometry.H; i += channels {
+				ld.CHMs = append(ld.CHMs, i)
+				ld.Out = append(ld.Out, mu.Weights[i])
+			}
+			loaderUnits = append(loaderUnits, ld)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// Bodies and declared ends, in actor order.
+	bt.bodies = make([]func(*runtime.Ctx) error, len(net.Actors))
+	bt.opts = make([][]runtime.ActorOption, len(net.Actors))
+	bt.bodies[ctrl], bt.bodies[mpca] = c.Run, mu.Run
+	for i, ld := range loaderUnits {
+		bt.bodies[loaders[i]] = ld.Run
+	}
+	bt.bodies[embed], bt.bodies[ln1], bt.bodies[sm], bt.bodies[res1] = pe.Run, l1.Run, s.Run, r1.Run
+	bt.bodies[td], bt.bodies[ln2], bt.bodies[gelu], bt.bodies[res2], bt.bodies[cls] = t.Run, l2.Run, gu.Run, r2.Run, cu.Run
+	ports := make([][2][]runtime.Port, len(net.Actors))
+	for i, k := range net.Links {
+		p := net.Ports[i]
+		ports[k.Writer][1] = append(ports[k.Writer][1], p)
+		ports[k.Reader][0] = append(ports[k.Reader][0], p)
+	}
+	for i := range net.Actors {
+		bt.opts[i] = []runtime.ActorOption{runtime.Reads(ports[i][0]...), runtime.Writes(ports[i][1]...)}
+	}
+	return bt, nil
+}
