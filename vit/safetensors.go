@@ -2,8 +2,6 @@ package vit
 
 import (
 	"bufio"
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,11 +9,12 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 )
 
-// MaxSafetensorsHeader bounds the JSON header of a safetensors file.
+// MaxSafetensorsHeader bounds the JSON header of a safetensors file (the
+// reference implementation's limit too); MaxSafetensorsTensors,
+// MaxSafetensorsRank and MaxSafetensorsMetadata bound what it may hold.
 const MaxSafetensorsHeader = 100 << 20
 
 // Tensor is a named float32 tensor of a safetensors file.
@@ -40,7 +39,9 @@ type tensorEntry struct {
 // is validated before any tensor is read: lengths, dtypes, shapes and byte
 // ranges must agree, ranges must lie inside the file and must not overlap, so
 // a malformed file fails with an error naming the tensor and allocates no
-// more than its own size (twice that for 16-bit data).
+// more than its own size (twice that for 16-bit data). The header is parsed
+// in one pass within the bounds above: a hostile header of 100 MB fails in
+// a fraction of a second, having allocated little more than its own size.
 func ReadSafetensors(r io.ReaderAt, size int64) ([]Tensor, map[string]string, error) {
 	entries, meta, dataStart, err := readSafetensorsHeader(r, size)
 	if err != nil {
@@ -49,7 +50,8 @@ func ReadSafetensors(r io.ReaderAt, size int64) ([]Tensor, map[string]string, er
 	tensors := make([]Tensor, 0, len(entries))
 	for _, e := range entries {
 		raw := make([]byte, e.end-e.begin)
-		if _, err := r.ReadAt(raw, dataStart+e.begin); err != nil {
+		// An empty tensor reads nothing: at the end of the file ReadAt would say EOF.
+		if _, err := r.ReadAt(raw, dataStart+e.begin); err != nil && len(raw) > 0 {
 			return nil, nil, fmt.Errorf("tensor %q: %w", e.name, err)
 		}
 		tensors = append(tensors, Tensor{Name: e.name, Shape: e.shape, Data: decodeFloats(raw, e.dtype)})
@@ -73,91 +75,12 @@ func readSafetensorsHeader(r io.ReaderAt, size int64) ([]tensorEntry, map[string
 		return nil, nil, 0, fmt.Errorf("header length %d exceeds the limit %d", n, MaxSafetensorsHeader)
 	}
 	hdr := make([]byte, n)
-	if _, err := r.ReadAt(hdr, 8); err != nil {
+	if _, err := r.ReadAt(hdr, 8); err != nil && n > 0 {
 		return nil, nil, 0, fmt.Errorf("header: %w", err)
 	}
 	dataStart := 8 + int64(n)
 	entries, meta, err := parseSafetensorsHeader(hdr, size-dataStart)
 	return entries, meta, dataStart, err
-}
-
-// parseSafetensorsHeader parses the JSON header, keeping the order of the
-// entries and rejecting duplicate names, for a data section of dataLen bytes.
-func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[string]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(hdr))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, nil, fmt.Errorf("header is not a JSON object: %s", jsonErr(err, tok))
-	}
-	var entries []tensorEntry
-	var meta map[string]string
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, fmt.Errorf("malformed JSON header: %w", err)
-		}
-		name := tok.(string) // object keys are always strings
-		if seen[name] {
-			return nil, nil, fmt.Errorf("tensor %q: listed twice", name)
-		}
-		seen[name] = true
-		if name == "__metadata__" {
-			if err := dec.Decode(&meta); err != nil {
-				return nil, nil, fmt.Errorf("__metadata__ must map strings to strings: %w", err)
-			}
-			continue
-		}
-		var raw struct {
-			Dtype       string  `json:"dtype"`
-			Shape       []int64 `json:"shape"`
-			DataOffsets []int64 `json:"data_offsets"`
-		}
-		var msg json.RawMessage
-		if err := dec.Decode(&msg); err != nil {
-			return nil, nil, fmt.Errorf("malformed JSON header: tensor %q: %w", name, err)
-		}
-		fields := json.NewDecoder(bytes.NewReader(msg))
-		fields.DisallowUnknownFields() // the format has no other fields
-		if err := fields.Decode(&raw); err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: malformed entry: %w", name, err)
-		}
-		e, err := checkEntry(name, raw.Dtype, raw.Shape, raw.DataOffsets, dataLen)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		entries = append(entries, e)
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, nil, fmt.Errorf("malformed JSON header: %w", err)
-	}
-	if tok, err := dec.Token(); err != io.EOF {
-		return nil, nil, fmt.Errorf("malformed JSON header: trailing data: %s", jsonErr(err, tok))
-	}
-	byOffset := slices.Clone(entries)
-	slices.SortStableFunc(byOffset, func(a, b tensorEntry) int { return cmp.Compare(a.begin, b.begin) })
-	var last *tensorEntry // the non-empty range ending furthest so far
-	for i := range byOffset {
-		e := &byOffset[i]
-		if e.end == e.begin {
-			continue
-		}
-		if last != nil && e.begin < last.end {
-			return nil, nil, fmt.Errorf("tensor %q: bytes [%d, %d) overlap tensor %q [%d, %d)", e.name, e.begin, e.end, last.name, last.begin, last.end)
-		}
-		last = e
-	}
-	return entries, meta, nil
-}
-
-func jsonErr(err error, tok json.Token) string {
-	if err != nil {
-		return err.Error()
-	}
-	s := strconv.Quote(fmt.Sprint(tok))
-	if len(s) > 40 {
-		s = s[:37] + "..."
-	}
-	return "unexpected " + s
 }
 
 func checkEntry(name, dtype string, shape, offsets []int64, dataLen int64) (tensorEntry, error) {
@@ -173,11 +96,14 @@ func checkEntry(name, dtype string, shape, offsets []int64, dataLen int64) (tens
 	if e.begin < 0 || e.end < e.begin || e.end > dataLen {
 		return e, fmt.Errorf("data_offsets [%d, %d) out of the data section [0, %d)", e.begin, e.end, dataLen)
 	}
-	for _, d := range shape {
+	if len(shape) > 0 {
+		e.shape = make([]int, len(shape)) // shape may be a scanner's buffer
+	}
+	for i, d := range shape {
 		if d < 0 || d > dataLen {
 			return e, fmt.Errorf("impossible dimension %d in shape %v", d, shape)
 		}
-		e.shape = append(e.shape, int(d))
+		e.shape[i] = int(d)
 	}
 	have := e.end - e.begin
 	need := es

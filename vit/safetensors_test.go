@@ -3,10 +3,12 @@ package vit
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -201,7 +203,28 @@ func TestReadSafetensorsBadHeaders(t *testing.T) {
 		{"not an object", "header is not a JSON object", rawSafetensors(`[1,2]`, nil)},
 		{"trailing data", "trailing data", rawSafetensors(`{} {}`, nil)},
 		{"duplicate", "tensor \"a\": listed twice", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32(2))},
-		{"unknown field", `tensor "a": malformed entry: json: unknown field "offsets"`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"offsets":[0,4]}}`, f32(1))},
+		{"unknown field", `tensor "a": malformed entry: unknown field "offsets"`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"offsets":[0,4]}}`, f32(1))},
+		{"field twice", `tensor "a": malformed entry: field "dtype" given twice`, rawSafetensors(`{"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}}`, f32(1))},
+		{"entry not an object", `tensor "a": malformed entry: want an object, not "[1]}" at byte 5`, rawSafetensors(`{"a":[1]}`, nil)},
+		{"dtype not a string", `tensor "a": malformed entry: dtype must be a string, not "32,`, rawSafetensors(`{"a":{"dtype":32,"shape":[1],"data_offsets":[0,4]}}`, f32(1))},
+		{"shape not an array", `tensor "a": malformed entry: shape must be an array of integers, not "4,`, rawSafetensors(`{"a":{"dtype":"F32","shape":4,"data_offsets":[0,16]}}`, f32(4))},
+		{"shape null", `tensor "a": malformed entry: shape must be an array of integers, not "null`, rawSafetensors(`{"a":{"dtype":"F32","shape":null,"data_offsets":[0,4]}}`, f32(1))},
+		{"nested shape", `tensor "a": malformed entry: shape must be an array of integers, not "[1]]`, rawSafetensors(`{"a":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}}`, f32(1))},
+		{"fractional dimension", `tensor "a": malformed entry: shape: "1.5" is not a 64-bit integer`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}`, f32(1))},
+		{"exponent dimension", `tensor "a": malformed entry: shape: "1e0" is not a 64-bit integer`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1e0],"data_offsets":[0,4]}}`, f32(1))},
+		{"plus sign", `tensor "a": malformed entry: shape: "+1" is not a 64-bit integer`, rawSafetensors(`{"a":{"dtype":"F32","shape":[+1],"data_offsets":[0,4]}}`, f32(1))},
+		{"leading zero", `tensor "a": malformed entry: data_offsets: "04" is not a 64-bit integer`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,04]}}`, f32(1))},
+		{"offset beyond int64", `tensor "a": malformed entry: data_offsets: "9223372036854775808" is not a 64-bit integer`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,9223372036854775808]}}`, f32(1))},
+		{"three offsets", `tensor "a": data_offsets has more than 2 values: must be [begin, end] (the limit)`, rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}`, f32(2))},
+		{"rank above the limit", fmt.Sprintf(`tensor "a": shape has more than %d dimensions (the limit)`, MaxSafetensorsRank),
+			rawSafetensors(`{"a":{"dtype":"F32","shape":[`+strings.Repeat("1,", MaxSafetensorsRank)+`1],"data_offsets":[0,4]}}`, f32(1))},
+		{"trailing comma", "malformed JSON header: want a string key, found", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},}`, f32(1))},
+		{"missing colon", "malformed JSON header: want ':', found", rawSafetensors(`{"a" {}}`, nil)},
+		{"missing comma in an array", "malformed JSON header: want ',' or ']', found", rawSafetensors(`{"a":{"dtype":"F32","shape":[1 1],"data_offsets":[0,4]}}`, f32(1))},
+		{"unterminated string", "malformed JSON header: unterminated string at byte 1", rawSafetensors(`{"a`, nil)},
+		{"control character in a name", "malformed JSON header: string at byte 1: invalid character", rawSafetensors("{\"a\nb\":{}}", nil)},
+		{"bad escape", "malformed JSON header: string at byte 1: invalid character 'x' in string escape code", rawSafetensors(`{"a\x":{}}`, nil)},
+		{"empty header", "header is not a JSON object: the end of the header", rawSafetensors(``, nil)},
 		{"unknown dtype", `tensor "a": unsupported dtype "I8"`, rawSafetensors(`{"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}}`, f32(1))},
 		{"F64 unsupported", `tensor "a": unsupported dtype "F64"`, rawSafetensors(`{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}`, f32(2))},
 		{"out of range", "tensor \"a\": data_offsets [0, 8) out of the data section [0, 4)", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f32(1))},
@@ -213,7 +236,10 @@ func TestReadSafetensorsBadHeaders(t *testing.T) {
 		{"overflowing shape", "tensor \"a\": shape [4096 4096 4096 4096 4096 4096] of F32 does not fit", rawSafetensors(`{"a":{"dtype":"F32","shape":[4096,4096,4096,4096,4096,4096],"data_offsets":[0,4096]}}`, f32(1024))},
 		{"dimension beyond file", "tensor \"a\": impossible dimension 9223372036854775807", rawSafetensors(`{"a":{"dtype":"F32","shape":[9223372036854775807,0],"data_offsets":[0,0]}}`, nil)},
 		{"negative dimension", "tensor \"a\": impossible dimension -2", rawSafetensors(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,0]}}`, nil)},
-		{"metadata not strings", "__metadata__ must map strings to strings", rawSafetensors(`{"__metadata__":{"a":1}}`, nil)},
+		{"metadata not strings", `__metadata__ must map strings to strings: key "a" holds "1}}" at byte 21`, rawSafetensors(`{"__metadata__":{"a":1}}`, nil)},
+		{"metadata nested", `__metadata__ must map strings to strings: key "a" holds "{\"b\":\"c\"}}}"`, rawSafetensors(`{"__metadata__":{"a":{"b":"c"}}}`, nil)},
+		{"metadata not an object", `__metadata__ must map strings to strings, not "[]}"`, rawSafetensors(`{"__metadata__":[]}`, nil)},
+		{"metadata twice", `tensor "__metadata__": listed twice`, rawSafetensors(`{"__metadata__":{},"__metadata__":{}}`, nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +251,98 @@ func TestReadSafetensorsBadHeaders(t *testing.T) {
 	}
 	_, _, err := ReadSafetensors(hugeReaderAt(1<<30), 1<<40)
 	assert.ErrorContains(t, err, "header length 1073741824 exceeds the limit 104857600")
+}
+
+// TestReadSafetensorsBounds: a header may name MaxSafetensorsTensors tensors
+// and MaxSafetensorsMetadata metadata entries, not one more, and a header
+// of tens of megabytes built to be expensive fails after a small, linear
+// amount of work.
+func TestReadSafetensorsBounds(t *testing.T) {
+	// tensors is a header of n empty tensors, each of rank rank, and m metadata entries.
+	header := func(n, rank, m int) string {
+		var b strings.Builder
+		b.WriteString(`{"__metadata__":{`)
+		for i := range m {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"k%d":"v"`, i)
+		}
+		b.WriteByte('}')
+		shape := strings.Repeat("1,", rank-1) + "0"
+		for i := range n {
+			fmt.Fprintf(&b, `,"t%d":{"dtype":"F32","shape":[%s],"data_offsets":[0,0]}`, i, shape)
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	// The data section is one byte: dimensions of 1 must fit in it.
+	file := func(hdr string) []byte { return rawSafetensors(hdr, []byte{0}) }
+	tests := []struct {
+		name, want string
+		file       []byte
+	}{
+		{"tensors at the limit", "", file(header(MaxSafetensorsTensors, 1, 0))},
+		{"rank at the limit", "", file(header(1, MaxSafetensorsRank, 0))},
+		{"metadata at the limit", "", file(header(0, 1, MaxSafetensorsMetadata))},
+		{"one tensor too many", fmt.Sprintf("more than %d tensors (the limit)", MaxSafetensorsTensors), file(header(MaxSafetensorsTensors+1, 1, 0))},
+		{"one metadata entry too many", fmt.Sprintf("__metadata__: more than %d entries (the limit)", MaxSafetensorsMetadata),
+			file(header(0, 1, MaxSafetensorsMetadata+1))},
+		// What took seconds and gigabytes before the bounds (at 90 MB).
+		{"30 MB shape", fmt.Sprintf("shape has more than %d dimensions", MaxSafetensorsRank),
+			file(`{"a":{"dtype":"F32","data_offsets":[0,0],"shape":[` + strings.Repeat("1,", 15<<20) + `0]}}`)},
+		{"30 MB of tensors", "more than 65536 tensors", file(header(600_000, 1, 0))},
+		{"30 MB of metadata", "__metadata__: more than 65536 entries", file(header(0, 1, 2_800_000))},
+		{"every tensor of the highest rank", "", file(header(MaxSafetensorsTensors, MaxSafetensorsRank, 0))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			tensors, meta, err := ReadSafetensors(bytes.NewReader(tt.file), int64(len(tt.file)))
+			runtime.ReadMemStats(&after)
+			// The header is copied once, and the bounds keep what is built from it small whatever the header.
+			allocated := after.TotalAlloc - before.TotalAlloc
+			assert.Less(t, allocated, uint64(2*len(tt.file)+64<<20), "%d bytes allocated for a %d-byte file", allocated, len(tt.file))
+			if tt.want != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.want)
+				assert.Less(t, len(err.Error()), 200, "a short error")
+				return
+			}
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(tensors), MaxSafetensorsTensors)
+			assert.LessOrEqual(t, len(meta), MaxSafetensorsMetadata)
+		})
+	}
+}
+
+// TestReadSafetensorsEmptyTensorAtTheEnd: an empty tensor may sit at the
+// end of the file, with no data after the header at all.
+func TestReadSafetensorsEmptyTensorAtTheEnd(t *testing.T) {
+	file := rawSafetensors(`{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}`, nil)
+	tensors, _, err := ReadSafetensors(bytes.NewReader(file), int64(len(file)))
+	require.NoError(t, err)
+	require.Len(t, tensors, 1)
+	assert.Equal(t, []int{0}, tensors[0].Shape)
+	assert.Empty(t, tensors[0].Data)
+}
+
+// TestReadSafetensorsStringsAreJSON: names and metadata mean what JSON says,
+// escapes and invalid UTF-8 included, as encoding/json decodes them.
+func TestReadSafetensorsStringsAreJSON(t *testing.T) {
+	for _, name := range []string{`plain`, `caf\u00e9`, `tab\there`, `quote\"and\\slash`, `\ud83d\ude00`, "bad\xffutf8", `ünïcödé`} {
+		t.Run(name, func(t *testing.T) {
+			var want string
+			require.NoError(t, json.Unmarshal([]byte(`"`+name+`"`), &want))
+			file := rawSafetensors(`{"__metadata__":{"`+name+`":"`+name+`"},"`+name+`":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 4))
+			tensors, meta, err := ReadSafetensors(bytes.NewReader(file), int64(len(file)))
+			require.NoError(t, err)
+			require.Len(t, tensors, 1)
+			assert.Equal(t, want, tensors[0].Name)
+			assert.Equal(t, map[string]string{want: want}, meta)
+		})
+	}
 }
 
 func TestLoadWeightsBadFiles(t *testing.T) {
@@ -391,6 +509,22 @@ func FuzzReadSafetensors(f *testing.F) {
 			total += n
 		}
 		require.LessOrEqual(t, total, len(data), "tensors cannot hold more values than the file has bytes")
+		// The header is JSON, and means to encoding/json what it meant to the scanner.
+		hdr := data[8 : 8+binary.LittleEndian.Uint64(data)]
+		require.True(t, json.Valid(hdr), "a header that parses is JSON")
+		var top map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(hdr, &top))
+		names := len(tensors)
+		if m, ok := top["__metadata__"]; ok {
+			var want map[string]string
+			require.NoError(t, json.Unmarshal(m, &want))
+			require.Equal(t, want, meta)
+			names++
+		}
+		require.Len(t, top, names)
+		for _, ts := range tensors {
+			require.Contains(t, top, ts.Name)
+		}
 		// What was read writes back (as F32) and reads back to the same bits.
 		var buf bytes.Buffer
 		require.NoError(t, WriteSafetensors(&buf, tensors, meta))
