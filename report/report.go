@@ -1,11 +1,11 @@
 // Package report holds the results of one vitflow run in a form people and
 // programs can read: the Report type, which encodes as the command's JSON
-// report, and its rendering as aligned text tables.
+// report, and its rendering as aligned text tables and an SVG chart.
 //
 // A Report is plain data. The command fills it from the model, the reference
-// forward pass, the analytical estimator and, when the accelerator was
-// simulated, the run's runtime statistics (see Units and FIFOs), so that a
-// library user who runs a simulation can produce the same report.
+// forward pass and the analytical estimator, and AddSimulation adds a
+// simulated run (its critical path, units and FIFOs), so that a library user
+// who runs a simulation gets the same report.
 package report
 
 import (
@@ -67,19 +67,27 @@ type Report struct {
 	EstimatorCyclesPerImage int64   `json:"estimator_cycles_per_image"`
 	EstimatorUSPerImage     float64 `json:"estimator_us_per_image"`
 
-	// Layers break down image 0 layer by layer; EmbedCycles and
-	// ClassifyCycles are its patch embedding and classifier stages.
-	Layers         []Layer `json:"layers"`
-	EmbedCycles    int64   `json:"embed_cycles,omitempty"`
-	ClassifyCycles int64   `json:"classify_cycles,omitempty"`
+	// PEUtilization is the PEs' real work over their number times the makespan.
+	PEUtilization float64 `json:"pe_utilization,omitempty"`
+
+	// Layers break down image 0 layer by layer: the critical path's cycles
+	// in each op and unit, beside the estimator's.
+	Layers []Layer `json:"layers"`
 	// Units and FIFOs are the runtime statistics of the simulated accelerator.
 	Units []Unit `json:"units,omitempty"`
 	FIFOs []FIFO `json:"fifos,omitempty"`
 	// Imbalance is the PE load imbalance of image 0 under each policy.
 	Imbalance []Imbalance `json:"imbalance,omitempty"`
-	// Gap decomposes the simulated cycles minus the estimator's by cause,
-	// over all images.
+	// CriticalPath attributes every cycle of the run to a cause along its
+	// critical path; the causes add up to CyclesTotal.
+	CriticalPath []GapCause `json:"critical_path,omitempty"`
+	// Gap is the simulated cycles minus the estimator's, by cause (the
+	// estimator counts MPCA compute only); it adds up to the whole gap.
 	Gap []GapCause `json:"gap,omitempty"`
+	// Backpressure lists the full FIFOs the critical path went through.
+	Backpressure []Backpressure `json:"backpressure,omitempty"`
+	// Bottleneck is one sentence naming what limits the run.
+	Bottleneck string `json:"bottleneck,omitempty"`
 
 	// MACs counts one image's multiply-accumulates as PAPER.md section 5
 	// does: the patch embedding and the linear layers, zero blocks inside
@@ -122,19 +130,21 @@ type Layer struct {
 	Ops []Op `json:"ops"`
 }
 
-// Op is the cost of one operation of a layer: an MPCA op such as "q" or
-// "fc1", or a stage of another unit such as "softmax" or "tokendrop".
+// Op is one column of a layer: an MPCA op such as "q" or "fc1", another
+// unit such as "softmax" or "tokendrop", or "memory" or "latency".
 type Op struct {
 	Name string `json:"name"`
-	// Kind is KindMPCA, KindSFU or KindTokenDrop.
-	Kind            string `json:"kind"`
-	Cycles          int64  `json:"cycles,omitempty"`
-	EstimatorCycles int64  `json:"estimator_cycles"`
-	// Compute (the busiest PE's work, or a unit's own work), Memory (waiting
-	// for weights) and Latency (FIFO hand-over) add up to Cycles.
-	Compute int64 `json:"compute,omitempty"`
-	Memory  int64 `json:"memory,omitempty"`
-	Latency int64 `json:"latency,omitempty"`
+	// Kind is KindMPCA, KindSFU, KindTokenDrop, KindMemory or KindLatency.
+	Kind string `json:"kind"`
+	// Cycles is the op's or unit's share of the critical path.
+	Cycles          int64 `json:"cycles,omitempty"`
+	EstimatorCycles int64 `json:"estimator_cycles"`
+	// MPCA ops: Fluid is the op's work spread over every PE (no schedule
+	// beats it), Busiest the busiest PE's work under the policy that ran,
+	// and Start and End its span on the PEs.
+	Fluid      int64 `json:"fluid,omitempty"`
+	Busiest    int64 `json:"busiest_pe,omitempty"`
+	Start, End int64 `json:"-"`
 	// PEImbalance is max/mean PE load of an MPCA op under the policy that ran.
 	PEImbalance float64 `json:"pe_imbalance,omitempty"`
 }
@@ -144,6 +154,8 @@ const (
 	KindMPCA      = "mpca"      // a product on the compute array
 	KindSFU       = "sfu"       // a special-function unit: LayerNorm, softmax, GELU, residual add
 	KindTokenDrop = "tokendrop" // the token dropping module
+	KindMemory    = "memory"    // waiting for weights
+	KindLatency   = "latency"   // FIFO latency between units
 )
 
 // Unit is one hardware unit (an actor) of the simulated accelerator.
@@ -159,12 +171,20 @@ type Unit struct {
 	// StarvedOn and BlockedOn name the FIFO each waited on most ("" if none).
 	StarvedOn string `json:"starved_on,omitempty"`
 	BlockedOn string `json:"blocked_on,omitempty"`
+	// Critical is the unit's work on the critical path; Hidden its busy
+	// cycles that overlap hid (busy, but off the critical path).
+	Critical int64 `json:"critical"`
+	Hidden   int64 `json:"hidden"`
 }
 
 // FIFO is one link between units.
 type FIFO struct {
-	Name         string `json:"name"`
-	Capacity     int    `json:"capacity"`
+	Name     string `json:"name"`
+	Capacity int    `json:"capacity"`
+	// Bytes is the on-chip memory the FIFO needs: Capacity elements of
+	// ElementBytes (a weight block, or a row block of activations).
+	Bytes        int64  `json:"bytes"`
+	ElementBytes int64  `json:"element_bytes"`
 	Elements     int64  `json:"elements"`
 	MaxOccupancy int    `json:"max_occupancy"`
 	// FullFraction and EmptyFraction are fractions of the makespan.
@@ -180,8 +200,11 @@ type Imbalance struct {
 	// every MPCA op of image 0.
 	MaxOverMean float64 `json:"max_over_mean"`
 	// ComputeCycles is the busiest PE's work summed over those ops: the
-	// MPCA's compute time under this policy.
+	// MPCA's compute time under this policy, were the ops not overlapped.
 	ComputeCycles int64 `json:"compute_cycles"`
+	// FluidCycles is the ops' fluid bounds summed: their work spread evenly
+	// over every PE, which no policy can beat.
+	FluidCycles int64 `json:"fluid_cycles"`
 	// Used marks the policy the run simulated.
 	Used bool `json:"used"`
 }
@@ -193,6 +216,15 @@ type GapCause struct {
 	// Cycles is the part over all images; PerImage is Cycles / Images.
 	Cycles   int64   `json:"cycles"`
 	PerImage float64 `json:"per_image"`
+}
+
+// Backpressure is a full FIFO that the critical path went through: its
+// writer waited Cycles for space, which the reader's work explains.
+type Backpressure struct {
+	FIFO   string `json:"fifo"`
+	Depth  int    `json:"depth"`
+	Bytes  int64  `json:"bytes"`
+	Cycles int64  `json:"cycles"`
 }
 
 // Counts is a dense count beside the pruned one.

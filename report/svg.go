@@ -156,7 +156,7 @@ func (r *Report) writeBar(b *bytes.Buffer, l Layer, sim bool, x int, y func(floa
 	var sum int64
 	for _, o := range l.Ops {
 		c := opCycles(o, sim)
-		segment(o.column(), o.Name, c)
+		segment(o.Name, o.Name, c)
 		sum += c
 	}
 	if sim {

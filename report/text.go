@@ -149,30 +149,49 @@ func (r *Report) writeLatency(p *printer) {
 	p.row("estimator", fmt.Sprintf("%s cycles/image = %.2f us; simulated is %s",
 		group(r.EstimatorCyclesPerImage), r.EstimatorUSPerImage, ratio(r.CyclesPerImage, float64(r.EstimatorCyclesPerImage))))
 	p.printf("\n")
-	if len(r.Gap) == 0 {
+	if len(r.CriticalPath) == 0 {
 		return
 	}
+	n := float64(max(r.Images, 1))
+	p.row("critical path", "cycles/image", "share")
+	for _, c := range r.CriticalPath {
+		if c.Cycles != 0 || strings.HasPrefix(c.Cause, "MPCA") {
+			p.row(c.Cause, groupf(c.PerImage), percent(c.Cycles, r.CyclesTotal))
+		}
+	}
+	p.row("total", groupf(float64(r.CyclesTotal)/n), "")
+	p.printf("\n")
 	var gap int64
 	for _, g := range r.Gap {
 		gap += g.Cycles
 	}
-	p.row("gap to the estimator", "cycles/image", "share")
+	p.row("gap to the estimator", "cycles/image")
 	for _, g := range r.Gap {
-		p.row(g.Cause, groupf(g.PerImage), percent(g.Cycles, gap))
+		if g.Cycles != 0 || strings.HasPrefix(g.Cause, "MPCA") {
+			p.row(g.Cause, groupf(g.PerImage))
+		}
 	}
-	p.row("total", groupf(float64(gap)/float64(max(r.Images, 1))), "")
+	p.row("total", groupf(float64(gap)/n))
 	p.printf("\n")
-	if b := Busiest(r.Units, 1); len(b) == 1 {
-		cause := slices.MaxFunc(r.Gap, func(a, b GapCause) int { return cmp.Compare(a.Cycles, b.Cycles) })
-		p.row("bottleneck", fmt.Sprintf("%s is the busiest unit (%.1f%% of the run); the largest cause of the gap is %s (%s)",
-			b[0].Name, 100*b[0].Utilization, cause.Cause, percent(cause.Cycles, gap)))
+	if r.Bottleneck != "" {
+		p.row("bottleneck", r.Bottleneck)
+		p.printf("\n")
+	}
+	if len(r.Backpressure) > 0 {
+		p.row("full FIFOs on the critical path", "depth", "on chip", "writer waited")
+		for i, b := range r.Backpressure {
+			if i == topRows {
+				break
+			}
+			p.row(b.FIFO, strconv.Itoa(b.Depth), bytesText(b.Bytes), group(b.Cycles))
+		}
 		p.printf("\n")
 	}
 }
 
-// writeLayers prints image 0's cycles per layer and op: a "sim" line and an
-// "est" line per layer, ops as columns in the order they first appear, the
-// special-function stages summed in one "sfu" column.
+// writeLayers prints image 0's cycles per layer and op: a "sim" line (the
+// layer's share of the critical path, by op and unit) and an "est" line
+// (the estimator's) per layer, in columns of the ops and units that have any.
 func (r *Report) writeLayers(p *printer) {
 	if len(r.Layers) == 0 {
 		return
@@ -182,14 +201,14 @@ func (r *Report) writeLayers(p *printer) {
 		p.printf("estimated cycles of image 0 per layer and op\n")
 		p.row(append([]string{"layer", "tokens", "heads", "total"}, cols...)...)
 	} else {
-		p.printf("cycles of image 0 per layer and op: simulated (sim) and estimated (est); sfu = LayerNorm, softmax, GELU, residual units; PE max/mean over all PEs of the MPCA\n")
+		p.printf("cycles of image 0 per layer: its critical path by op and unit (sim) and the estimator (est); PE max/mean over all PEs of the MPCA\n")
 		p.row(append([]string{"layer", "tokens", "heads", "PE max/mean", "", "total"}, cols...)...)
 	}
 	for _, l := range r.Layers {
 		sim, est := map[string]int64{}, map[string]int64{}
 		for _, o := range l.Ops {
-			sim[o.column()] += o.Cycles
-			est[o.column()] += o.EstimatorCycles
+			sim[o.Name] += o.Cycles
+			est[o.Name] += o.EstimatorCycles
 		}
 		first := []string{strconv.Itoa(l.Index), fmt.Sprintf("%d->%d", l.TokensIn, l.TokensOut), strconv.Itoa(l.HeadsKept)}
 		if r.Reference {
@@ -202,21 +221,14 @@ func (r *Report) writeLayers(p *printer) {
 	p.printf("\n")
 }
 
-// column is the text table column an op is shown in.
-func (o Op) column() string {
-	if o.Kind == KindSFU {
-		return "sfu"
-	}
-	return o.Name
-}
-
-// columns lists the op columns of the layers in order of first appearance.
+// columns lists the layer columns that hold any cycles, in order of first
+// appearance: the MPCA ops always, the other units when on the path.
 func (r *Report) columns() []string {
 	var cols []string
 	for _, l := range r.Layers {
 		for _, o := range l.Ops {
-			if c := o.column(); !slices.Contains(cols, c) {
-				cols = append(cols, c)
+			if !slices.Contains(cols, o.Name) && (o.Kind == KindMPCA || o.Cycles != 0) {
+				cols = append(cols, o.Name)
 			}
 		}
 	}
@@ -241,8 +253,9 @@ func (r *Report) writeImbalance(p *printer) {
 			ideal = im.ComputeCycles
 		}
 	}
-	p.printf("PE load balance of image 0 over the MPCA ops (max/mean over all PEs, idle ones included)\n")
-	p.row("policy", "max/mean", "compute cycles", "vs ideal", "")
+	p.printf("PE load of image 0 over the MPCA ops, each op alone: the busiest PE's work summed (max/mean over all PEs, idle ones included) and the fluid bound, the work spread evenly over every PE\n")
+	p.row("policy", "max/mean", "busiest PE", "over fluid bound", "vs ideal", "")
+	var faster []string
 	for _, im := range r.Imbalance {
 		used := ""
 		if im.Used {
@@ -252,7 +265,17 @@ func (r *Report) writeImbalance(p *printer) {
 		if ideal > 0 {
 			vs = fmt.Sprintf("%+.1f%%", 100*float64(im.ComputeCycles-ideal)/float64(ideal))
 		}
-		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.ComputeCycles), vs, used)
+		over := "-"
+		if im.FluidCycles > 0 {
+			over = fmt.Sprintf("%+.1f%%", 100*float64(im.ComputeCycles-im.FluidCycles)/float64(im.FluidCycles))
+		}
+		p.row(im.Policy, fmt.Sprintf("%.3f", im.MaxOverMean), group(im.ComputeCycles), over, vs, used)
+		if im.Policy != "ideal" && im.ComputeCycles < ideal {
+			faster = append(faster, fmt.Sprintf("%s by %s cycles", im.Policy, group(ideal-im.ComputeCycles)))
+		}
+	}
+	if len(faster) > 0 {
+		p.row("faster than lock-step ideal", strings.Join(faster, ", ")+": free-running PEs start their next block as soon as a light one ends, where the ideal policy's rounds wait for the slowest PE and pad partial rounds")
 	}
 	p.printf("\n")
 }
@@ -261,11 +284,24 @@ func (r *Report) writeUnits(p *printer) {
 	if len(r.Units) == 0 {
 		return
 	}
+	onPath := slices.Clone(r.Units)
+	slices.SortStableFunc(onPath, func(a, b Unit) int { return cmp.Compare(b.Critical, a.Critical) })
+	p.row("units on the critical path", "on path", "share", "busy", "hidden by overlap")
+	for i, u := range onPath {
+		if i == topRows || u.Critical == 0 {
+			break
+		}
+		p.row(u.Name, group(u.Critical), percent(u.Critical, r.CyclesTotal), group(u.Busy), group(u.Hidden))
+	}
+	p.printf("\n")
 	busiest := Busiest(r.Units, topRows)
 	p.row("busiest units", "utilization", "busy", "starved", "mostly on", "blocked", "mostly on")
 	for _, u := range busiest {
 		p.row(u.Name, fmt.Sprintf("%.1f%%", 100*u.Utilization), group(u.Busy),
 			group(u.Starved), orDash(u.StarvedOn), group(u.Blocked), orDash(u.BlockedOn))
+	}
+	if r.PEUtilization > 0 {
+		p.row("PEs", fmt.Sprintf("%.1f%%", 100*r.PEUtilization), "(their real work over the makespan)")
 	}
 	p.printf("\n")
 	blocked := MostBlocked(r.Units, topRows)
@@ -288,12 +324,20 @@ func (r *Report) writeFIFOs(p *printer) {
 		}
 		return
 	}
-	p.row("fullest FIFOs", "capacity", "max occupancy", "time full", "time empty")
+	p.row("fullest FIFOs", "capacity", "on chip", "max occupancy", "time full", "time empty")
 	for _, f := range full {
-		p.row(f.Name, strconv.Itoa(f.Capacity), strconv.Itoa(f.MaxOccupancy),
+		p.row(f.Name, strconv.Itoa(f.Capacity), bytesText(f.Bytes), strconv.Itoa(f.MaxOccupancy),
 			fmt.Sprintf("%.1f%%", 100*f.FullFraction), fmt.Sprintf("%.1f%%", 100*f.EmptyFraction))
 	}
 	p.printf("\n")
+}
+
+// bytesText is a byte count in KiB or B.
+func bytesText(n int64) string {
+	if n >= 1<<10 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // images says "1 image" or "n images".

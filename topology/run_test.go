@@ -2,8 +2,10 @@ package topology
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,5 +141,87 @@ func withoutHeads(cfg vit.Config, p *vit.Pruning, l int, heads ...int) {
 				m.Proj[j*nb+i] = false
 			}
 		}
+	}
+}
+
+// TestSimulateMatchesEstimator runs whole DeiT-S inferences with real
+// numerics on the paper preset over a grid of block sizes, densities, keep
+// rates and removed heads. The units never see the estimator's numbers: the
+// PEs work the lock-step rounds of the mappings the controller picks, each
+// round costing the mean work of the blocks they are given, so landing
+// within 0.5% of the estimator is an independent check of both.
+func TestSimulateMatchesEstimator(t *testing.T) {
+	cfg, err := vit.Preset("deit-small")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 2)
+	imgs := randomImages(cfg, 1, 4)
+	d := preset(t, "paper", FidelityIdeal)
+	td := []int{2, 6, 9}
+	removed := map[int]map[int][]int{
+		8:  {0: {1}, 5: {0, 2}, 11: {0, 1, 2, 3, 4}},
+		16: {0: {1}, 3: {0, 5}, 7: {2, 3, 4}, 11: {0, 1, 2, 3, 4}},
+		32: {1: {4}, 2: {0, 1}, 10: {1, 2, 3, 5}},
+	}
+	type config struct {
+		b       int
+		density float64
+		keep    float64
+		heads   map[int][]int // layer -> removed heads
+	}
+	var cases []config
+	for _, b := range []int{8, 16, 32} {
+		for _, density := range []float64{1, 0.5, 0.25} {
+			for _, keep := range []float64{1, 0.7, 0.5} {
+				if testing.Short() && (density == 0.25 || keep == 0.5) {
+					continue
+				}
+				cases = append(cases, config{b, density, keep, nil})
+			}
+		}
+		cases = append(cases, config{b, 0.5, 0.7, removed[b]})
+	}
+	masks := map[[2]float64]*vit.Pruning{}
+	for _, tc := range cases {
+		name := fmt.Sprintf("b=%d density=%v keep=%v heads removed=%v", tc.b, tc.density, tc.keep, tc.heads != nil)
+		t.Run(name, func(t *testing.T) {
+			// Density 1 is the dense model: no masks.
+			p := &vit.Pruning{Block: tc.b, Keep: tc.keep, TDLayers: td}
+			if tc.density < 1 {
+				k := [2]float64{float64(tc.b), tc.density}
+				if masks[k] == nil {
+					masks[k] = pruned(t, w, tc.b, tc.density, 1, nil)
+				}
+				p.Layers = make([]vit.LayerMask, cfg.Depth)
+				for l, m := range masks[k].Layers {
+					p.Layers[l] = vit.LayerMask{Q: slices.Clone(m.Q), K: slices.Clone(m.K), V: slices.Clone(m.V),
+						Proj: slices.Clone(m.Proj), Neurons: m.Neurons}
+				}
+			}
+			for l := range cfg.Depth {
+				withoutHeads(cfg, p, l, tc.heads[l]...)
+			}
+			res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, DenseBlock: tc.b, Desc: d, Images: imgs})
+			require.NoError(t, err)
+			img := res.Images[0]
+			want := res.Estimate.Cycles
+			if tc.heads == nil {
+				// The paper's formulas from the density alone, independent of the masks.
+				layers, err := UniformPruning(cfg, tc.b, tc.density, tc.density, nil)
+				require.NoError(t, err)
+				e, err := Estimate(EstimateInput{Model: cfg, Geometry: d.MPCA, Block: tc.b, Layers: layers, Keep: tc.keep, TDLayers: td})
+				require.NoError(t, err)
+				assert.InDelta(t, e.Cycles, want, float64(e.Cycles)*0.001, "estimate from the masks")
+			}
+			rel := float64(res.Cycles-want) / float64(want)
+			assert.LessOrEqual(t, math.Abs(rel), 0.005, "simulated %d vs estimated %d cycles", res.Cycles, want)
+			assert.Zero(t, res.Path.Cycles(CauseMemory))
+			for _, c := range Causes {
+				if c.IsSFU() || c == CauseTokenDrop || c == CauseEmbedClassify {
+					assert.Zero(t, res.Path.Cycles(c), "%s is free in ideal fidelity", c)
+				}
+			}
+			t.Logf("simulated %d, estimated %d (%+.3f%%); %s", img.Cycles, want, 100*rel, res.Path.Bottleneck)
+			checkLogits(t, w, p, res, imgs)
+		})
 	}
 }

@@ -34,86 +34,8 @@ func runAccelerator(rep *report.Report, desc topology.Description, m *model, in 
 			return fmt.Errorf("-trace: %w", err)
 		}
 	}
-	fillSimulation(rep, res)
+	report.AddSimulation(rep, res)
 	return nil
-}
-
-// fillSimulation copies a simulation's results into rep.
-func fillSimulation(rep *report.Report, res *topology.SimResult) {
-	for _, img := range res.Images {
-		rep.Top1 = append(rep.Top1, img.Top1)
-		rep.Logits = append(rep.Logits, img.Logits)
-	}
-	rep.SetAccuracy()
-	clock := res.Desc.ClockMHz
-	rep.Balance = string(res.Desc.Balance)
-	rep.CyclesTotal = res.Cycles
-	rep.CyclesPerImage = res.CyclesPerImage
-	rep.LatencyUSPerImage = res.CyclesPerImage / clock
-	if res.CyclesPerImage > 0 {
-		rep.ImagesPerSecond = clock * 1e6 / res.CyclesPerImage
-	}
-	rep.EstimatorCyclesPerImage = res.Estimate.Cycles
-	rep.EstimatorUSPerImage = topology.Microseconds(res.Estimate.Cycles, clock)
-
-	img := res.Images[0]
-	rep.EmbedCycles, rep.ClassifyCycles = img.Embed, img.Classify
-	loads := map[topology.Policy]*topology.PELoad{}
-	var policies []topology.Policy
-	for _, l := range img.Layers {
-		rl := report.Layer{Index: l.Index, TokensIn: l.TokensIn, TokensOut: l.TokensOut, HeadsKept: l.HeadsKept,
-			Cycles: l.Cycles, EstimatorCycles: l.Estimate}
-		var layerMax, layerMean float64
-		for _, o := range l.Ops {
-			rl.Ops = append(rl.Ops, report.Op{Name: o.Op.String(), Kind: report.KindMPCA,
-				Cycles: o.Cycles, EstimatorCycles: o.Estimate, Compute: o.Compute, Memory: o.Memory, Latency: o.Latency,
-				PEImbalance: o.Load.Imbalance()})
-			layerMax += o.Load.Max
-			layerMean += o.Load.Mean
-			for _, pl := range o.Loads {
-				sum, ok := loads[pl.Policy]
-				if !ok {
-					sum = &topology.PELoad{Policy: pl.Policy}
-					loads[pl.Policy] = sum
-					policies = append(policies, pl.Policy)
-				}
-				sum.Max += pl.Max
-				sum.Mean += pl.Mean
-			}
-		}
-		rl.PEImbalance = topology.PELoad{Max: layerMax, Mean: layerMean}.Imbalance()
-		for _, s := range l.Stages {
-			kind := report.KindSFU
-			if s.Name == "tokendrop" {
-				kind = report.KindTokenDrop
-			}
-			rl.Ops = append(rl.Ops, report.Op{Name: s.Name, Kind: kind, Cycles: s.Cycles, Compute: s.Work, Latency: s.Latency})
-		}
-		rep.Layers = append(rep.Layers, rl)
-	}
-	for _, p := range policies {
-		sum := loads[p]
-		rep.Imbalance = append(rep.Imbalance, report.Imbalance{Policy: string(p), MaxOverMean: sum.Imbalance(),
-			ComputeCycles: int64(sum.Max + 0.5), Used: p == res.Desc.Balance})
-	}
-
-	n := float64(len(res.Images))
-	g := res.Gap
-	for _, c := range []struct {
-		cause  string
-		cycles int64
-	}{
-		{"PE load imbalance", g.Imbalance},
-		{"waiting for weights (memory)", g.Memory},
-		{"special-function units", g.SFU},
-		{"token dropping module", g.TokenDrop},
-		{"patch embedding and classifier", g.EmbedClassify},
-		{"FIFO latency between units", g.Latency},
-	} {
-		rep.Gap = append(rep.Gap, report.GapCause{Cause: c.cause, Cycles: c.cycles, PerImage: float64(c.cycles) / n})
-	}
-	rep.Units = report.Units(res.Stats)
-	rep.FIFOs = report.FIFOs(res.Stats)
 }
 
 // atomicFile is written under a temporary name and renamed into place on

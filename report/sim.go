@@ -1,0 +1,112 @@
+package report
+
+import (
+	"vitflow/topology"
+)
+
+// AddSimulation fills in the simulated part of r from a run's results:
+// predictions and accuracy (when r.Labels are set), latency and throughput,
+// the critical path by cause and the gap to the estimator, image 0 layer by
+// layer, PE load under every policy, and the units and FIFOs.
+func AddSimulation(r *Report, res *topology.SimResult) {
+	for _, img := range res.Images {
+		r.Top1 = append(r.Top1, img.Top1)
+		r.Logits = append(r.Logits, img.Logits)
+	}
+	r.SetAccuracy()
+	clock := res.Desc.ClockMHz
+	r.Balance = string(res.Policy)
+	r.CyclesTotal = res.Cycles
+	r.CyclesPerImage = res.CyclesPerImage
+	r.LatencyUSPerImage = res.CyclesPerImage / clock
+	if res.CyclesPerImage > 0 {
+		r.ImagesPerSecond = clock * 1e6 / res.CyclesPerImage
+	}
+	r.EstimatorCyclesPerImage = res.Estimate.Cycles
+	r.EstimatorUSPerImage = topology.Microseconds(res.Estimate.Cycles, clock)
+	r.PEUtilization = res.PEUtilisation
+
+	n := float64(len(res.Images))
+	att := res.Path
+	mpca := att.Cycles(topology.CauseMPCAFluid) + att.Cycles(topology.CauseMPCAAbove)
+	est := res.Estimate.Cycles * int64(len(res.Images))
+	mpcaGap := GapCause{Cause: "MPCA compute beyond the estimator's snapshots", Cycles: mpca - est}
+	if mpcaGap.Cycles < 0 {
+		mpcaGap.Cause = "MPCA schedule tighter than the estimator's lock-step snapshots"
+	}
+	mpcaGap.PerImage = float64(mpcaGap.Cycles) / n
+	r.Gap = append(r.Gap, mpcaGap)
+	for _, c := range att.Causes {
+		g := GapCause{Cause: string(c.Cause), Cycles: c.Cycles, PerImage: float64(c.Cycles) / n}
+		r.CriticalPath = append(r.CriticalPath, g)
+		if c.Cause != topology.CauseMPCAFluid && c.Cause != topology.CauseMPCAAbove {
+			r.Gap = append(r.Gap, g)
+		}
+	}
+	for _, b := range att.Backpressure {
+		r.Backpressure = append(r.Backpressure, Backpressure{FIFO: b.Name, Depth: b.Depth, Bytes: b.Bytes, Cycles: b.Cycles})
+	}
+	r.Bottleneck = att.Bottleneck
+
+	img := res.Images[0]
+	type sum struct{ max, mean, fluid float64 }
+	loads := map[topology.Policy]*sum{}
+	var policies []topology.Policy
+	for _, l := range img.Layers {
+		rl := Layer{Index: l.Index, TokensIn: l.TokensIn, TokensOut: l.TokensOut, HeadsKept: l.HeadsKept,
+			Cycles: l.Critical, EstimatorCycles: l.Estimate}
+		var layerMax, layerMean float64
+		for _, o := range l.Ops {
+			rl.Ops = append(rl.Ops, Op{Name: o.Op.String(), Kind: KindMPCA, Cycles: o.Critical, EstimatorCycles: o.Estimate,
+				Fluid: o.Fluid, Busiest: o.Busiest, Start: o.Start, End: o.End, PEImbalance: o.Load.Imbalance()})
+			layerMax += o.Load.Max
+			layerMean += o.Load.Mean
+			for _, pl := range o.Loads {
+				s, ok := loads[pl.Policy]
+				if !ok {
+					s = &sum{}
+					loads[pl.Policy] = s
+					policies = append(policies, pl.Policy)
+				}
+				s.max += pl.Max
+				s.mean += pl.Mean
+				s.fluid += float64(o.Fluid)
+			}
+		}
+		rl.PEImbalance = topology.PELoad{Max: layerMax, Mean: layerMean}.Imbalance()
+		for _, s := range l.Stages {
+			kind := KindSFU
+			switch s.Name {
+			case "tokendrop":
+				kind = KindTokenDrop
+			case "memory":
+				kind = KindMemory
+			case "latency":
+				kind = KindLatency
+			}
+			rl.Ops = append(rl.Ops, Op{Name: s.Name, Kind: kind, Cycles: s.Critical})
+		}
+		r.Layers = append(r.Layers, rl)
+	}
+	for _, p := range policies {
+		s := loads[p]
+		r.Imbalance = append(r.Imbalance, Imbalance{Policy: string(p), MaxOverMean: topology.PELoad{Max: s.max, Mean: s.mean}.Imbalance(),
+			ComputeCycles: int64(s.max + 0.5), FluidCycles: int64(s.fluid + 0.5), Used: p == res.Policy})
+	}
+	r.Units = Units(res.Stats)
+	for i := range r.Units {
+		for _, u := range att.Units {
+			if u.Name == r.Units[i].Name {
+				r.Units[i].Critical, r.Units[i].Hidden = u.Critical, u.Hidden
+			}
+		}
+	}
+	r.FIFOs = FIFOs(res.Stats)
+	for i := range r.FIFOs {
+		for _, k := range res.Links {
+			if k.Name == r.FIFOs[i].Name {
+				r.FIFOs[i].Bytes, r.FIFOs[i].ElementBytes = k.Bytes, k.ElementBytes
+			}
+		}
+	}
+}
