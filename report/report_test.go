@@ -84,19 +84,31 @@ func sampleReport() *Report {
 		EstimatorCyclesPerImage: 800, EstimatorUSPerImage: 4,
 		Layers: []Layer{{Index: 0, TokensIn: 50, TokensOut: 27, HeadsKept: 4, Cycles: 1000, EstimatorCycles: 800, PEImbalance: 1.25,
 			Ops: []Op{
-				{Name: "q", Kind: KindMPCA, Cycles: 700, EstimatorCycles: 600, Compute: 650, Latency: 50},
-				{Name: "fc1", Kind: KindMPCA, Cycles: 250, EstimatorCycles: 200, Compute: 250},
-				{Name: "softmax", Kind: KindSFU, Cycles: 30, Compute: 28, Latency: 2},
-				{Name: "gelu", Kind: KindSFU, Cycles: 12, Compute: 10, Latency: 2},
-				{Name: "tokendrop", Kind: KindTokenDrop, Cycles: 8, Compute: 8},
+				{Name: "q", Kind: KindMPCA, Cycles: 700, EstimatorCycles: 600, Fluid: 500, Busiest: 650},
+				{Name: "fc1", Kind: KindMPCA, Cycles: 250, EstimatorCycles: 200, Fluid: 200, Busiest: 250},
+				{Name: "softmax", Kind: KindSFU, Cycles: 30},
+				{Name: "gelu", Kind: KindSFU, Cycles: 12},
+				{Name: "tokendrop", Kind: KindTokenDrop, Cycles: 8},
 			}}},
-		Units: Units(s), FIFOs: FIFOs(s),
+		Units: withPath(Units(s)), FIFOs: FIFOs(s),
 		Imbalance: []Imbalance{{Policy: "ideal", MaxOverMean: 1, ComputeCycles: 800},
-			{Policy: "static", MaxOverMean: 1.5, ComputeCycles: 1200}, {Policy: "balanced", MaxOverMean: 1.25, ComputeCycles: 1000, Used: true}},
-		Gap:    []GapCause{{Cause: "PE load imbalance", Cycles: 300, PerImage: 150}, {Cause: "FIFO latency between units", Cycles: 100, PerImage: 50}},
-		MACs:   Counts{Dense: 9_880_000, Pruned: 2_690_000},
-		Params: Counts{Dense: 205_000, Pruned: 106_000},
+			{Policy: "static", MaxOverMean: 1.5, ComputeCycles: 1200}, {Policy: "balanced", MaxOverMean: 1.25, ComputeCycles: 1000, FluidCycles: 800, Used: true}},
+		CriticalPath: []GapCause{{Cause: "MPCA compute at the fluid bound", Cycles: 1400, PerImage: 700},
+			{Cause: "MPCA compute above the fluid bound (imbalance, padding)", Cycles: 300, PerImage: 150},
+			{Cause: "softmax", Cycles: 200, PerImage: 100}, {Cause: "FIFO latency between units", Cycles: 100, PerImage: 50}},
+		Gap: []GapCause{{Cause: "MPCA compute beyond the estimator's snapshots", Cycles: 100, PerImage: 50},
+			{Cause: "softmax", Cycles: 200, PerImage: 100}, {Cause: "FIFO latency between units", Cycles: 100, PerImage: 50}},
+		Backpressure: []Backpressure{{FIFO: "mpca->softmax", Depth: 1, Bytes: 6336, Cycles: 120}},
+		Bottleneck:   "The bottleneck is softmax: 10.0% of the critical path.",
+		MACs:         Counts{Dense: 9_880_000, Pruned: 2_690_000},
+		Params:       Counts{Dense: 205_000, Pruned: 106_000},
 	}
+}
+
+// withPath puts chm0 on the critical path.
+func withPath(units []Unit) []Unit {
+	units[0].Critical, units[0].Hidden = 850, 50
+	return units
 }
 
 func TestWriteText(t *testing.T) {
@@ -110,22 +122,26 @@ func TestWriteText(t *testing.T) {
 		"accuracy  1/2 = 50.0%",
 		"1,000 cycles/image = 5.00 us at 200 MHz, 200,000 images/s (2,000 cycles for 2 images)",
 		"simulated is 1.250x it (+25.0%)",
-		"balanced  1.250     1,000           +25.0%  <- this run",
-		"bottleneck  chm0 is the busiest unit (90.0% of the run); the largest cause of the gap is PE load imbalance (75.0%)",
+		"balanced  1.250     1,000       +25.0%            +25.0%  <- this run",
+		"chm0                        850      42.5%  900   50",
+		"bottleneck  The bottleneck is softmax: 10.0% of the critical path.",
+		"MPCA compute above the fluid bound (imbalance, padding)  150           15.0%",
+		"MPCA compute beyond the estimator's snapshots  50",
+		"mpca->softmax                    1      6.2 KiB  120",
 	} {
 		assert.Contains(t, text, want)
 	}
-	// The sim and est lines of layer 0, the SFU stages summed in one column.
+	// The sim and est lines of layer 0, a column for each op and unit on the path.
 	lines := strings.Split(text, "\n")
 	var layer []string
 	for i, l := range lines {
 		if strings.HasPrefix(l, "layer ") {
 			layer = strings.Fields(l)
-			assert.Equal(t, []string{"0", "50->27", "4", "1.250", "sim", "1,000", "700", "250", "42", "8"}, strings.Fields(lines[i+1]))
-			assert.Equal(t, []string{"est", "800", "600", "200", "0", "0"}, strings.Fields(lines[i+2]))
+			assert.Equal(t, []string{"0", "50->27", "4", "1.250", "sim", "1,000", "700", "250", "30", "12", "8"}, strings.Fields(lines[i+1]))
+			assert.Equal(t, []string{"est", "800", "600", "200", "0", "0", "0"}, strings.Fields(lines[i+2]))
 		}
 	}
-	assert.Equal(t, []string{"layer", "tokens", "heads", "PE", "max/mean", "total", "q", "fc1", "sfu", "tokendrop"}, layer)
+	assert.Equal(t, []string{"layer", "tokens", "heads", "PE", "max/mean", "total", "q", "fc1", "softmax", "gelu", "tokendrop"}, layer)
 	assert.Contains(t, text, "most blocked units")
 	assert.Contains(t, text, "fullest FIFOs")
 }

@@ -286,14 +286,16 @@ func (r *Report) writeUnits(p *printer) {
 	}
 	onPath := slices.Clone(r.Units)
 	slices.SortStableFunc(onPath, func(a, b Unit) int { return cmp.Compare(b.Critical, a.Critical) })
-	p.row("units on the critical path", "on path", "share", "busy", "hidden by overlap")
-	for i, u := range onPath {
-		if i == topRows || u.Critical == 0 {
-			break
+	if onPath[0].Critical > 0 {
+		p.row("units on the critical path", "on path", "share", "busy", "hidden by overlap")
+		for i, u := range onPath {
+			if i == topRows || u.Critical == 0 {
+				break
+			}
+			p.row(u.Name, group(u.Critical), percent(u.Critical, r.CyclesTotal), group(u.Busy), group(u.Hidden))
 		}
-		p.row(u.Name, group(u.Critical), percent(u.Critical, r.CyclesTotal), group(u.Busy), group(u.Hidden))
+		p.printf("\n")
 	}
-	p.printf("\n")
 	busiest := Busiest(r.Units, topRows)
 	p.row("busiest units", "utilization", "busy", "starved", "mostly on", "blocked", "mostly on")
 	for _, u := range busiest {

@@ -176,7 +176,9 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 				continue
 			}
 			causes[stageCause[p.Stage]] += p.Cycles
-			if p.Layer >= 0 {
+			// The patch embedding and the classifier belong to no layer,
+			// even when a layer's first unit waits on their pipeline.
+			if p.Layer >= 0 && p.Stage != actors.StageEmbed && p.Stage != actors.StageClassifier {
 				name := p.Stage.String()
 				if p.Stage == actors.StageMemory {
 					name = "memory"

@@ -91,13 +91,5 @@ func (o *options) checkFiles() error {
 			return fmt.Errorf("%s: %w", in.flag, err)
 		}
 	}
-	// The trace is still written by accel.go's atomicFile, which renames a
-	// temporary file over the path: refuse a path it would replace (a
-	// symlink, a named pipe, a device) until it writes through safefile.
-	if o.trace != "" {
-		if st, err := os.Lstat(o.trace); err == nil && !st.Mode().IsRegular() {
-			return fmt.Errorf("-trace %q: not a regular file; for now a trace only replaces a regular file or creates a new one", o.trace)
-		}
-	}
 	return nil
 }

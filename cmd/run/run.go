@@ -17,14 +17,14 @@ func execute(opt *options, stdout io.Writer) error {
 	if err := opt.checkFiles(); err != nil {
 		return err
 	}
-	var trace *atomicFile
+	var trace *safefile.File
 	if opt.trace != "" {
 		// Created first, so that an unwritable path fails before the run.
 		var err error
-		if trace, err = createAtomic(opt.trace); err != nil {
+		if trace, err = safefile.Create(opt.trace); err != nil {
 			return fmt.Errorf("-trace: %w", err)
 		}
-		defer trace.abort()
+		defer trace.Abort()
 	}
 	desc, err := loadTopology(opt)
 	if err != nil {
