@@ -48,9 +48,9 @@ type MPCA struct {
 	// Ops holds, once Run has returned, each op's span on the PEs: [image][layer][op].
 	Ops [][][NumOps]OpSpan
 
-	runs    map[[2]int32]*layerRun
-	pe      []int64 // every PE's clock, CHM-major
-	lockEnd int64   // end of the last lock-step round
+	runs     map[[2]int32]*layerRun
+	pe       []int64 // every PE's clock, CHM-major
+	lockEnd  int64   // end of the last lock-step round
 	out      [4]outQueue
 	marks    []mark
 	weights  []weightStream // per CHM

@@ -144,10 +144,10 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 // second residual add.
 type Residual1 struct {
 	Unit
-	In, Skip              Link[*Tile]
-	ToTokenDrop, ToLN2    Link[*Tile]
-	SkipOut               Link[*Tile]
-	skips                 skips
+	In, Skip           Link[*Tile]
+	ToTokenDrop, ToLN2 Link[*Tile]
+	SkipOut            Link[*Tile]
+	skips              skips
 }
 
 // Run is the unit's actor body.

@@ -183,10 +183,10 @@ type FIFO struct {
 	Capacity int    `json:"capacity"`
 	// Bytes is the on-chip memory the FIFO needs: Capacity elements of
 	// ElementBytes (a weight block, or a row block of activations).
-	Bytes        int64  `json:"bytes"`
-	ElementBytes int64  `json:"element_bytes"`
-	Elements     int64  `json:"elements"`
-	MaxOccupancy int    `json:"max_occupancy"`
+	Bytes        int64 `json:"bytes"`
+	ElementBytes int64 `json:"element_bytes"`
+	Elements     int64 `json:"elements"`
+	MaxOccupancy int   `json:"max_occupancy"`
 	// FullFraction and EmptyFraction are fractions of the makespan.
 	FullFraction  float64 `json:"full_fraction"`
 	EmptyFraction float64 `json:"empty_fraction"`

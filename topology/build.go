@@ -253,4 +253,3 @@ func actorModel(c *vit.Compacted, b int) (*actors.Model, error) {
 	}
 	return m, nil
 }
-

@@ -37,7 +37,11 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	lat := int64(f.LatencyCycles)
 	g, net := runtime.NewGraph(), &actors.Net{}
 	bt := &built{graph: g, net: net}
-	add := func(name string) int { i := net.AddActor(name); bt.recs = append(bt.recs, &actors.Recorder{}); return i }
+	add := func(name string) int {
+		i := net.AddActor(name)
+		bt.recs = append(bt.recs, &actors.Recorder{})
+		return i
+	}
 	ctrl, mpca := add("controller"), add("mpca")
 	var loaders []int
 	channels := 0
@@ -62,7 +66,7 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	for _, L := range m.Layers {
 		maxHidden = max(maxHidden, L.FC1.Cols)
 	}
-	act := int64(d.Data.BytesPerActivation*float64(b)) // bytes of one token row of one value
+	act := int64(d.Data.BytesPerActivation * float64(b)) // bytes of one token row of one value
 	rowBytes := func(cols int) int64 { return act * int64(cols) }
 	buffer := ceilDiv(maxTokens, a.block) + 1 // the token buffer holds a whole sequence
 
