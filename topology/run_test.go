@@ -1,13 +1,19 @@
 package topology
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	vrt "vitflow/runtime"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -224,4 +230,252 @@ func TestSimulateMatchesEstimator(t *testing.T) {
 			checkLogits(t, w, p, res, imgs)
 		})
 	}
+}
+
+// TestSimulateU250Balancing runs a pruned DeiT-S (one-shot magnitude masks)
+// on u250 under the static and balanced policies, and the dense model under
+// the balanced one: the logits match the reference, real masks make the
+// static PEs unequal, and balancing recovers part of it.
+func TestSimulateU250Balancing(t *testing.T) {
+	cfg, err := vit.Preset("deit-small")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 5)
+	imgs := randomImages(cfg, 1, 6)
+	p := pruned(t, w, 16, 0.5, 0.7, []int{2, 6, 9})
+	run := func(p *vit.Pruning, policy Policy) *SimResult {
+		d := preset(t, "u250", FidelityDetailed)
+		d.Balance = policy
+		res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, Desc: d, Images: imgs})
+		require.NoError(t, err)
+		require.Equal(t, policy, res.Policy)
+		checkLogits(t, w, p, res, imgs)
+		return res
+	}
+	static, balanced := run(p, PolicyStatic), run(p, PolicyBalanced)
+	run(&vit.Pruning{Block: 16, Keep: 1}, PolicyBalanced)
+
+	var staticWork, balancedWork int64
+	for l, sl := range static.Images[0].Layers {
+		bl := balanced.Images[0].Layers[l]
+		for k, so := range sl.Ops {
+			bo := bl.Ops[k]
+			require.Equal(t, so.Loads, bo.Loads, "per-policy loads do not depend on the policy that ran")
+			st, ba := so.Loads[1], so.Loads[2]
+			require.Equal(t, PolicyStatic, st.Policy)
+			require.Equal(t, PolicyBalanced, ba.Policy)
+			assert.Equal(t, st, so.Load)
+			assert.Equal(t, ba, bo.Load)
+			assert.LessOrEqual(t, ba.Imbalance(), st.Imbalance(), "layer %d %s", l, so.Op)
+			assert.InDelta(t, st.Mean, ba.Mean, 1e-9, "the same work, spread differently")
+			switch so.Op {
+			case OpQ, OpK, OpV, OpO:
+				// Masked matrices: the static dealing is uneven and balancing helps.
+				assert.Greater(t, st.Imbalance(), 1.0, "layer %d %s", l, so.Op)
+				assert.Less(t, ba.Imbalance(), st.Imbalance(), "layer %d %s", l, so.Op)
+			}
+			assert.LessOrEqual(t, so.Fluid, so.Busiest, "layer %d %s: no PE beats the fluid bound", l, so.Op)
+			assert.LessOrEqual(t, bo.Fluid, bo.Busiest, "layer %d %s: no PE beats the fluid bound", l, so.Op)
+			staticWork += so.Busiest
+			balancedWork += bo.Busiest
+		}
+	}
+	assert.Less(t, balancedWork, staticWork)
+	assert.Less(t, balanced.Cycles, static.Cycles)
+	above := func(r *SimResult) int64 { return r.Path.Cycles(CauseMPCAAbove) }
+	assert.Positive(t, above(static), "static PEs wait for the busiest")
+	assert.Less(t, above(balanced), above(static))
+	t.Logf("static %d cycles (MPCA above its fluid bound %d), balanced %d (%d), estimator %d",
+		static.Cycles, above(static), balanced.Cycles, above(balanced), static.Estimate.Cycles)
+}
+
+// TestSimulateMemoryBound starves the CHMs of weights with a tiny memory
+// bandwidth: the loaders are busy nearly all the time, the CHMs wait on
+// their weight FIFOs more than they compute, and memory is the main cause
+// of the gap to the estimator.
+func TestSimulateMemoryBound(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	p := pruned(t, w, 16, 0.5, 0.7, []int{1, 2})
+	imgs := randomImages(cfg, 2, 8)
+	d := preset(t, "small", FidelityDetailed)
+	normal, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, Desc: d, Images: imgs})
+	require.NoError(t, err)
+	d.Memory.BandwidthBytesPerCycle = 0.5
+	res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, Desc: d, Images: imgs})
+	require.NoError(t, err)
+	checkLogits(t, w, p, res, imgs)
+
+	assert.Greater(t, res.Cycles, 10*normal.Cycles)
+	assert.Equal(t, CauseMemory, res.Path.First().Cause)
+	assert.Greater(t, res.Path.Cycles(CauseMemory), res.Cycles/2, "most of the critical path waits for memory")
+	loader := res.Stats.Actor("loader0")
+	require.NotNil(t, loader)
+	assert.Greater(t, loader.Utilisation, 0.9)
+	assert.Less(t, loader.TotalBlocked(), res.Cycles/100, "the loader never waits for FIFO space")
+	// At the preset's bandwidth the loader runs ahead and waits for space instead.
+	fast := normal.Stats.Actor("loader0")
+	require.NotNil(t, fast)
+	assert.Greater(t, fast.TotalBlocked(), fast.Busy)
+	mpca := res.Stats.Actor("mpca")
+	require.NotNil(t, mpca)
+	var weights int64
+	for _, s := range mpca.Starved {
+		if strings.HasPrefix(s.FIFO, "weights->chm") {
+			weights += s.Cycles
+		}
+	}
+	assert.Greater(t, weights, mpca.Busy, "the MPCA waits for weights more than it computes")
+}
+
+// TestSimulateDeterministic repeats a run with memory stalls and
+// backpressure under GOMAXPROCS 1, 2 and 8: every cycle, logit and statistic is
+// the same.
+func TestSimulateDeterministic(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 3)
+	p := pruned(t, w, 16, 0.6, 0.5, []int{0, 2})
+	imgs := randomImages(cfg, 3, 9)
+	d := preset(t, "small", FidelityDetailed)
+	d.Memory.BandwidthBytesPerCycle = 24
+	run := func(procs int) *SimResult {
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+		res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, Desc: d, Images: imgs})
+		require.NoError(t, err)
+		return res
+	}
+	first := run(1)
+	require.Positive(t, first.Path.Cycles(CauseMemory), "the run should have memory stalls")
+	for _, procs := range []int{2, 8, 1, 2} {
+		assert.Equal(t, first, run(procs), "GOMAXPROCS=%d", procs)
+	}
+
+	// One accelerator, built once, run twice at the same time.
+	acc, err := NewAccelerator(w, p, 0, d)
+	require.NoError(t, err)
+	assert.Equal(t, first.Estimate, acc.Estimate(), "the estimate is known before any run")
+	var results [2]*SimResult
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = acc.Run(context.Background(), imgs, nil, 0) })
+	}
+	wg.Wait()
+	for i := range results {
+		require.NoError(t, errs[i])
+		assert.Equal(t, first, results[i], "concurrent run %d", i)
+	}
+}
+
+// TestSimulateUnitFailure makes one unit fail or panic: the run fails with
+// an error naming it, and no goroutine is left behind (TestMain's goleak).
+func TestSimulateUnitFailure(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	in := SimInput{Weights: w, Pruning: pruned(t, w, 16, 0.5, 0.7, []int{1}), Desc: preset(t, "small", FidelityDetailed),
+		Images: randomImages(cfg, 2, 1)}
+	for _, tc := range []struct {
+		unit  string
+		fail  func() error
+		wants string
+	}{
+		{"gelu", func() error { return errors.New("stuck at zero") }, "stuck at zero"},
+		{"mpca", func() error { panic("bad PE") }, "bad PE"},
+		{"loader0", func() error { return errors.New("ECC error") }, "ECC error"},
+	} {
+		t.Run(tc.unit, func(t *testing.T) {
+			_, err := simulate(context.Background(), in, func(name string, body func(*vrt.Ctx) error) func(*vrt.Ctx) error {
+				if name != tc.unit {
+					return body
+				}
+				return func(*vrt.Ctx) error { return tc.fail() }
+			})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.unit)
+			assert.Contains(t, err.Error(), tc.wants)
+		})
+	}
+}
+
+func TestSimulateCancel(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	in := SimInput{Weights: w, Desc: preset(t, "small", FidelityDetailed), Images: randomImages(cfg, 3, 1)}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = Simulate(ctx, in)
+	assert.ErrorIs(t, err, context.Canceled)
+
+	// Cancelled while running: the softmax unit cancels on its first job.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	_, err = simulate(ctx, in, func(name string, body func(*vrt.Ctx) error) func(*vrt.Ctx) error {
+		if name != "softmax" {
+			return body
+		}
+		return func(c *vrt.Ctx) error {
+			cancel()
+			return body(c)
+		}
+	})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, context.Canceled) || errors.Is(err, vrt.ErrCancelled), "%v", err)
+}
+
+func TestSimulateBadInput(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	good := func() SimInput {
+		return SimInput{Weights: w, Desc: preset(t, "small", FidelityDetailed), Images: randomImages(cfg, 1, 1)}
+	}
+	nan := randomImages(cfg, 1, 1)
+	nan[0][5] = float32(math.NaN())
+	for _, tc := range []struct {
+		name  string
+		edit  func(in *SimInput)
+		wants string
+	}{
+		{"no weights", func(in *SimInput) { in.Weights = nil }, "no weights"},
+		{"block does not divide head", func(in *SimInput) { in.DenseBlock = 32 }, "block size 32 does not divide"},
+		{"pruning block does not divide head", func(in *SimInput) {
+			p := pruned(t, w, 16, 0.5, 1, nil)
+			p.Block = 32
+			in.Pruning = p
+		}, "block size 32 does not divide"},
+		{"fifo depth 0", func(in *SimInput) { in.Desc.FIFO.WeightDepth = 0 }, "fifo.weight_depth"},
+		{"keep 0", func(in *SimInput) { in.Pruning = &vit.Pruning{Keep: 0} }, "keep rate"},
+		{"keep above 1", func(in *SimInput) { in.Pruning = &vit.Pruning{Keep: 1.5} }, "keep rate"},
+		{"TD layer out of range", func(in *SimInput) { in.Pruning = &vit.Pruning{Keep: 0.5, TDLayers: []int{4}} }, "token-dropping layer 4"},
+		{"no images", func(in *SimInput) { in.Images = nil }, "no images"},
+		{"image size", func(in *SimInput) { in.Images = [][]float32{make([]float32, 10)} }, "image 0 has 10 values"},
+		{"NaN pixel", func(in *SimInput) { in.Images = nan }, "image 0: value 5 is NaN"},
+		{"negative trace cap", func(in *SimInput) { in.MaxTraceEvents = -1 }, "max trace events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := good()
+			tc.edit(&in)
+			_, err := Simulate(context.Background(), in)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wants)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+func TestSimulateTrace(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	var buf bytes.Buffer
+	_, err = Simulate(context.Background(), SimInput{Weights: w, Desc: preset(t, "small", FidelityDetailed),
+		Images: randomImages(cfg, 1, 1), Trace: &buf, MaxTraceEvents: 5000})
+	require.NoError(t, err)
+	var trace any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &trace), "the trace is JSON")
+	assert.Contains(t, buf.String(), `"mpca"`)
 }
