@@ -25,7 +25,8 @@ import (
 //
 // The actor's own clock is the array's dispatch front: it moves to each
 // snapshot's start, to the completion of each unit it sends, and to the
-// time a PE needs a weight column that has not arrived. Inputs are taken
+// time a PE needs a weight column that has not arrived; while it waits for
+// room in a full output FIFO, no PE starts a new block. Inputs are taken
 // off their FIFOs when a snapshot first needs them, their visible time
 // (runtime.FIFO.RecvAt) starting the PEs on time even when the front is
 // later; before waiting for an input the array sends every unit it has
@@ -497,8 +498,17 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
 		u.out[best] = u.out[best][1:]
 		u.move(ctx, p.ready)
 		u.Rec.at(int(p.image), int(p.layer))
+		before := ctx.Now()
 		if err := u.outLink(best).send(ctx, u.Rec, p.tile); err != nil {
 			return err
+		}
+		if now := ctx.Now(); now > before {
+			// A full output FIFO stalls the array: no PE starts a new block
+			// before the unit has left.
+			for k := range u.pe {
+				u.pe[k] = max(u.pe[k], now)
+			}
+			u.lockEnd = max(u.lockEnd, now)
 		}
 	}
 	if t != math.MaxInt64 {

@@ -64,16 +64,26 @@ func u250() Description {
 		FIFO: FIFOs{
 			// 2 cycles: a register slice on each link (links cross SLRs).
 			LatencyCycles: 2,
-			// 64 blocks of 16×16 16-bit weights = 32 KiB per CHM: eight BRAM36,
-			// enough to hide the memory latency below at full bandwidth.
-			WeightDepth: 64,
-			// Activation and output blocks: double-buffered rows of the
-			// token buffer, 32 blocks each (16 KiB at b=16).
+			// 1,024 weight blocks per CHM (512 KiB of URAM at b=16 and 16-bit
+			// weights; 2 MiB for the four CHMs, of the card's ~45 MB): a CHM's
+			// PEs are weight-stationary, each holding its block-columns for
+			// the whole op, so a CHM needs all of an op's columns early. This
+			// holds one op's non-zero blocks for a DeiT-S CHM (FC1 at density
+			// 1: 576), so the loader fetches the next op while this one
+			// computes. At 64 blocks the MPCA waits for memory at every op.
+			WeightDepth: 1024,
+			// Row blocks into the MPCA (LayerNorm, softmax, GELU outputs): 32
+			// row blocks of up to 1,536 values (96 KiB at b=16), enough for
+			// Q·K^T to run a few row blocks ahead of A·V and FC1 ahead of FC2
+			// while softmax and GELU work.
 			ActivationDepth: 32,
-			OutputDepth:     32,
-			// Special-function and token dropping links: 16 row blocks, small
-			// LUTRAM FIFOs since those units stream.
-			SFUDepth:       16,
+			// Row blocks out of the MPCA, the same size and the same reason.
+			OutputDepth: 32,
+			// Links between the other units: 16 row blocks, small LUTRAM
+			// FIFOs since those units stream at similar rates.
+			SFUDepth: 16,
+			// Into and out of the token dropping module, which takes and gives
+			// whole sequences: 16 row blocks.
 			TokenDropDepth: 16,
 		},
 		Memory: Memory{
@@ -124,7 +134,8 @@ func u250() Description {
 }
 
 // small is a tiny machine for fast tests: 2 CHMs of 2×2 PEs at 200 MHz, one
-// DDR4-2400 channel, and shallow FIFOs so that backpressure shows early.
+// DDR4-2400 channel, and shallow FIFOs (4 elements: the weight FIFOs hold
+// one block-column of mnist-tiny's Q) so that backpressure shows early.
 func small() Description {
 	return Description{
 		Name:     "small",
