@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"strings"
 )
 
 // Step is one command of the MPCA's program: run snapshot Snapshot of op
@@ -61,7 +60,8 @@ func (p *progOp) finished() bool { return p.next == len(p.plan.Snapshots) }
 // run the earliest op goes first, unless the loop its results travel on is
 // full. So a producer runs ahead of its consumer (Q·K^T of later rows while
 // softmax works on earlier ones) exactly as far as the FIFOs of the loop
-// let it, and deeper FIFOs give more overlap.
+// let it, and deeper FIFOs give more overlap. A loop too small for the
+// units one snapshot completes is a *LoopError.
 func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 	if len(p.Layers) != len(m.Layers) {
 		return nil, fmt.Errorf("program: a plan of %d layers for a model of %d", len(p.Layers), len(m.Layers))
@@ -74,6 +74,56 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 			return nil, fmt.Errorf("program: %s loop holds %d units", c.name, c.v)
 		}
 	}
+	prog, stuck := build(m, p, loops)
+	if stuck == nil {
+		return prog, nil
+	}
+	// Find the smallest capacity of the stuck loop that gets past it.
+	lo, hi := *stuck.loop(&loops)+1, 1<<24
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		l := loops
+		*stuck.loop(&l) = mid
+		if _, again := build(m, p, l); again != nil && again.Loop == stuck.Loop {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	stuck.Needs = lo
+	return nil, stuck
+}
+
+// LoopError says that a loop out of the MPCA and back cannot hold the units
+// that the MPCA's snapshots put on it before it can take any back.
+type LoopError struct {
+	// Loop is "attention", "MLP", "residual" or "layer" (see Loops).
+	Loop string
+	// Holds is the loop's capacity, Needs the smallest that works.
+	Holds, Needs int
+	// At names the snapshot that could not be issued.
+	At string
+}
+
+func (e *LoopError) Error() string {
+	return fmt.Sprintf("program: the %s loop holds %d units, the MPCA's snapshots need %d (%s)", e.Loop, e.Holds, e.Needs, e.At)
+}
+
+func (e *LoopError) loop(l *Loops) *int {
+	switch e.Loop {
+	case "attention":
+		return &l.Attention
+	case "MLP":
+		return &l.MLP
+	case "residual":
+		return &l.Residual
+	}
+	return &l.Layer
+}
+
+// build runs the program builder; it returns a LoopError (without Needs)
+// when no snapshot can be issued.
+func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError) {
 	ops := make([][NumOps]progOp, len(m.Layers))
 	total := 0
 	for l := range ops {
@@ -204,21 +254,30 @@ func (b *builder) ready(l int, o Op) bool {
 // room reports whether the units the next snapshot of op o completes fit
 // on the loop they leave the MPCA by.
 func (b *builder) room(l int, o Op) bool {
+	_, ok := b.loopOf(l, o)
+	return ok
+}
+
+// loopOf names the loop op o of layer l sends its units on ("" for one
+// that ends in a unit taking everything) and whether the next snapshot's
+// units fit on it.
+func (b *builder) loopOf(l int, o Op) (string, bool) {
 	var consumer []*progOp
 	var capacity int
+	var name string
 	switch {
 	case o == OpQK:
-		consumer, capacity = []*progOp{&b.ops[l][OpRowSum], &b.ops[l][OpAV]}, b.loops.Attention
+		name, consumer, capacity = "attention", []*progOp{&b.ops[l][OpRowSum], &b.ops[l][OpAV]}, b.loops.Attention
 	case o == OpFC1:
-		consumer, capacity = []*progOp{&b.ops[l][OpFC2]}, b.loops.MLP
+		name, consumer, capacity = "MLP", []*progOp{&b.ops[l][OpFC2]}, b.loops.MLP
 	case o == OpO && !b.m.Layers[l].Drops():
-		consumer, capacity = []*progOp{&b.ops[l][OpFC1]}, b.loops.Residual
+		name, consumer, capacity = "residual", []*progOp{&b.ops[l][OpFC1]}, b.loops.Residual
 	case o == OpFC2 && l+1 < len(b.ops):
 		// Q, K and V read the same rows: the first to take one takes it off the loop.
 		n := &b.ops[l+1]
-		consumer, capacity = []*progOp{&n[OpQ], &n[OpK], &n[OpV]}, b.loops.Layer
+		name, consumer, capacity = "layer", []*progOp{&n[OpQ], &n[OpK], &n[OpV]}, b.loops.Layer
 	default:
-		return true // the loop ends in a unit that takes everything
+		return "", true
 	}
 	po := &b.ops[l][o]
 	out := po.ndone + len(po.plan.Snapshots[po.next].Done)
@@ -231,26 +290,23 @@ func (b *builder) room(l int, o Op) bool {
 			}
 		}
 	}
-	return out-back <= capacity
+	return name, out-back <= capacity
 }
 
-// stuck explains why no snapshot can be issued: the loops are too small
-// for the snapshots that would have to fit in them.
-func (b *builder) stuck(first int) error {
-	var waiting []string
+// stuck names the first loop that keeps a ready snapshot from being issued.
+func (b *builder) stuck(first int) *LoopError {
 	for l := first; l < min(first+2, len(b.ops)); l++ {
 		for o := range NumOps {
 			po := &b.ops[l][o]
-			if po.finished() {
+			if po.finished() || !b.ready(l, o) {
 				continue
 			}
-			why := "waits for its inputs"
-			if b.ready(l, o) {
-				why = fmt.Sprintf("would complete %d more units on a full loop", len(po.plan.Snapshots[po.next].Done))
+			if name, ok := b.loopOf(l, o); !ok {
+				return &LoopError{Loop: name, Holds: *(&LoopError{Loop: name}).loop(&b.loops),
+					At: fmt.Sprintf("%s snapshot %d completes %d row blocks", opRef{l, o}, po.next, len(po.plan.Snapshots[po.next].Done))}
 			}
-			waiting = append(waiting, fmt.Sprintf("%s snapshot %d %s", opRef{l, o}, po.next, why))
 		}
 	}
-	return fmt.Errorf("program: the FIFO loops are too shallow for the MPCA's snapshots (attention %d, MLP %d, residual %d, layer %d units): %s; deepen the FIFOs between the MPCA and the special-function units",
-		b.loops.Attention, b.loops.MLP, b.loops.Residual, b.loops.Layer, strings.Join(waiting, "; "))
+	// Unreachable while the plan's dependencies are acyclic.
+	return &LoopError{Loop: "layer", Holds: b.loops.Layer, At: fmt.Sprintf("no snapshot of layer %d can run", first)}
 }

@@ -1,8 +1,10 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"vitflow/actors"
 	"vitflow/kernels"
@@ -88,6 +90,9 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	prog, err := actors.NewProgram(model, plan, loops(d.FIFO))
+	if le := (*actors.LoopError)(nil); errors.As(err, &le) {
+		err = loopAdvice(le, d.FIFO)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("simulate: topology %q: %w", d.Name, err)
 	}
@@ -99,22 +104,47 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	return a, nil
 }
 
+// loopLinks are the FIFOs of each loop out of the MPCA and back, with the
+// units on it in between.
+var loopLinks = []struct {
+	name  string
+	links []string
+	units string
+}{
+	{"attention", []string{"mpca->softmax", "softmax->mpca"}, "softmax"},
+	{"MLP", []string{"mpca->gelu", "gelu->mpca"}, "gelu"},
+	{"residual", []string{"mpca->residual1", "residual1->layernorm2", "layernorm2->mpca"}, "residual1 and layernorm2"},
+	{"layer", []string{"mpca->residual2", "residual2->layernorm1", "layernorm1->mpca"}, "residual2 and layernorm1"},
+}
+
 // loops is how many units each loop out of the MPCA and back holds: its
 // FIFOs' depths and one unit in the hands of each unit on it.
 func loops(f FIFOs) actors.Loops {
-	sum := func(links ...string) int {
-		n := len(links) - 1
-		for _, l := range links {
-			n += f.Depth(l)
+	n := make([]int, len(loopLinks))
+	for i, l := range loopLinks {
+		n[i] = len(l.links) - 1
+		for _, k := range l.links {
+			n[i] += f.Depth(k)
 		}
-		return n
 	}
-	return actors.Loops{
-		Attention: sum("mpca->softmax", "softmax->mpca"),
-		MLP:       sum("mpca->gelu", "gelu->mpca"),
-		Residual:  sum("mpca->residual1", "residual1->layernorm2", "layernorm2->mpca"),
-		Layer:     sum("mpca->residual2", "residual2->layernorm1", "layernorm1->mpca"),
+	return actors.Loops{Attention: n[0], MLP: n[1], Residual: n[2], Layer: n[3]}
+}
+
+// loopAdvice explains a loop too small for the MPCA's snapshots in terms
+// of the description's FIFOs.
+func loopAdvice(e *actors.LoopError, f FIFOs) error {
+	for _, l := range loopLinks {
+		if l.name != e.Loop {
+			continue
+		}
+		var parts []string
+		for _, k := range l.links {
+			parts = append(parts, fmt.Sprintf("%s %d", k, f.Depth(k)))
+		}
+		return fmt.Errorf("the %s loop (%s, and one row block in %s) holds %d row blocks, but the MPCA's %s: it needs at least %d; deepen %s (fifo.depths, or the depth classes)",
+			e.Loop, strings.Join(parts, ", "), l.units, e.Holds, e.At, e.Needs, strings.Join(l.links, " or "))
 	}
+	return e
 }
 
 // Estimate is the analytical estimator's view of one image on a.
