@@ -72,6 +72,8 @@ type layerRun struct {
 	in         [4][]*Tile // by input stream, by unit
 	vis        [4][]int64
 	q, k, v, a []float32
+	scores     [][]float32 // per head, once its first row block is due
+	lin        [][]float32 // output rows of the current W_O, FC1 or FC2, by row block
 	ready      [NumOps][]int64
 	end        [NumOps]int64
 	unitEnd    []int64 // scratch: latest block end per unit of the current op
@@ -358,6 +360,9 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			u.marks = append(u.marks, mark{t: start, image: st.Image, layer: st.Layer, op: st.Op})
 		}
 	}
+	if st.Op == OpO || st.Op == OpFC1 || st.Op == OpFC2 {
+		u.linearRuns(r, st, snap.Done)
+	}
 	for _, unit := range snap.Done {
 		if err := u.complete(r, st, unit); err != nil {
 			return err
@@ -406,7 +411,7 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	r.end[st.Op] = max(r.end[st.Op], t)
 	m := u.Model
 	L := &m.Layers[st.Layer]
-	b, d, hd := u.Config.Block, m.Dim, m.HeadDim
+	b, hd := u.Config.Block, m.HeadDim
 	wk := hd * L.Heads
 	rows := u.Plan.Layers[st.Layer][st.Op].Rows
 	row := int(unit) % rows
@@ -415,51 +420,109 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		n = L.TokensOut
 	}
 	nr := min(b, n-row*b)
-	if r.q == nil {
-		nq := L.TokensIn * wk
-		r.q, r.k, r.v, r.a = make([]float32, nq), make([]float32, nq), make([]float32, nq), make([]float32, nq)
-	}
-	tile := func(cols int) *Tile {
-		return &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: cols, Data: make([]float32, nr*cols)}
+	if r.a == nil {
+		r.a = make([]float32, L.TokensIn*wk)
 	}
 	var out *Tile
 	q := -1
 	switch st.Op {
-	case OpQ:
-		linear(L.Q, L.QB, r.q[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
-	case OpK:
-		linear(L.K, L.KB, r.k[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
-	case OpV:
-		linear(L.V, L.VB, r.v[row*b*wk:(row*b+nr)*wk], r.in[inXN1][row].Data, nr)
+	case OpQ, OpK, OpV:
+		// Q, K and V stay on chip until Q·K^T and A·V read them, which is
+		// after they are complete: computed then, for all rows at once.
 	case OpQK:
+		// A head's scores are computed whole when its first row block is
+		// due (Q and K are complete by then); each row block is a tile of them.
+		u.operands(r, L)
 		h := int(unit) / rows
-		out, q = tile(n), outScores
-		kernels.Gemm(false, true, nr, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[row*b*wk+h*hd:], wk, r.k[h*hd:], wk, 0, out.Data, n)
+		if r.scores == nil {
+			r.scores = make([][]float32, L.Heads)
+		}
+		if r.scores[h] == nil {
+			r.scores[h] = make([]float32, n*n)
+			kernels.Gemm(false, true, n, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[h*hd:], wk, r.k[h*hd:], wk, 0, r.scores[h], n)
+		}
+		out, q = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: n, Data: r.scores[h][row*b*n : (row*b+nr)*n]}, outScores
 	case OpRowSum:
 		// Time only: the softmax unit's fused kernel has already divided
 		// by the row sums that the paper computes here (see the package doc).
 	case OpAV:
+		u.operands(r, L)
 		h := int(unit) / rows
 		kernels.Gemm(false, false, nr, hd, n, 1, r.in[inProbs][unit].Data, n, r.v[h*hd:], wk, 0, r.a[row*b*wk+h*hd:], wk)
-	case OpO:
-		out, q = tile(d), outO
-		linear(L.O, L.OB, out.Data, r.a[row*b*wk:(row*b+nr)*wk], nr)
-	case OpFC1:
-		out, q = tile(L.FC1.Cols), outFC1
-		linear(L.FC1, L.FC1B, out.Data, r.in[inXN2][row].Data, nr)
-	case OpFC2:
-		out, q = tile(d), outFC2
-		linear(L.FC2, L.FC2B, out.Data, r.in[inHidden][row].Data, nr)
+	case OpO, OpFC1, OpFC2:
+		out = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: L.Weight(st.Op).Cols, Data: r.lin[row]}
+		q = map[Op]int{OpO: outO, OpFC1: outFC1, OpFC2: outFC2}[st.Op]
 	}
 	if out != nil {
 		for _, v := range out.Data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			if v-v != 0 { // NaN or an infinity
 				return fmt.Errorf("%s output of row block %d is not finite (%v)", st.Op, row, v)
 			}
 		}
 		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
 	}
 	return nil
+}
+
+// linearRuns computes the output rows of the units of W_O, FC1 or FC2 that
+// a snapshot completes, each run of consecutive row blocks in one product
+// (the kernels are faster on more rows), into r.lin.
+func (u *MPCA) linearRuns(r *layerRun, st Step, done []int32) {
+	L := &u.Model.Layers[st.Layer]
+	b, w := u.Config.Block, L.Weight(st.Op)
+	n := L.TokensOut
+	if st.Op == OpO {
+		n = L.TokensIn
+	}
+	if r.lin == nil || len(r.lin) != ceilDiv(n, b) {
+		r.lin = make([][]float32, ceilDiv(n, b))
+	}
+	for i := 0; i < len(done); {
+		j := i + 1
+		for j < len(done) && done[j] == done[j-1]+1 {
+			j++
+		}
+		r0, r1 := int(done[i]), int(done[j-1])+1
+		m := min(r1*b, n) - r0*b
+		var in []float32
+		var bias []float32
+		switch st.Op {
+		case OpO:
+			in, bias = r.a[r0*b*w.Rows:(r0*b+m)*w.Rows], L.OB
+		case OpFC1, OpFC2:
+			s, bs := inXN2, L.FC1B
+			if st.Op == OpFC2 {
+				s, bs = inHidden, L.FC2B
+			}
+			in, bias = make([]float32, 0, m*w.Rows), bs
+			for row := r0; row < r1; row++ {
+				in = append(in, r.in[s][row].Data...)
+			}
+		}
+		out := make([]float32, m*w.Cols)
+		linear(w, bias, out, in, m)
+		for row := r0; row < r1; row++ {
+			r.lin[row] = out[(row-r0)*b*w.Cols : (min((row+1)*b, n)-r0*b)*w.Cols]
+		}
+		i = j
+	}
+}
+
+// operands computes Q, K and V of the layer from its LayerNorm rows, once.
+func (u *MPCA) operands(r *layerRun, L *Layer) {
+	if r.q != nil {
+		return
+	}
+	n, d, b := L.TokensIn, u.Model.Dim, u.Config.Block
+	xn := make([]float32, n*d)
+	for i, t := range r.in[inXN1] {
+		copy(xn[i*b*d:], t.Data)
+	}
+	wk := u.Model.HeadDim * L.Heads
+	r.q, r.k, r.v = make([]float32, n*wk), make([]float32, n*wk), make([]float32, n*wk)
+	linear(L.Q, L.QB, r.q, xn, n)
+	linear(L.K, L.KB, r.k, xn, n)
+	linear(L.V, L.VB, r.v, xn, n)
 }
 
 // linear is C[m × W] = A[m × K]·W + bias on the non-zero blocks of w.
@@ -470,7 +533,7 @@ func linear(w *kernels.BlockSparse, bias, c, a []float32, m int) {
 	if w.Rows == 0 {
 		clear(c[:m*w.Cols])
 	} else {
-		w.MatMul(c, a, m)
+		w.MatMulParallel(0, c, a, m)
 	}
 	kernels.AddBias(c[:m*w.Cols], bias, m, w.Cols)
 }

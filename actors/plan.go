@@ -3,7 +3,10 @@ package actors
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Block is one output block of an MPCA op as the controller assigns it: a
@@ -80,13 +83,28 @@ func NewPlan(cfg Config, m *Model) (*Plan, error) {
 		return nil, fmt.Errorf("plan: block size %d does not divide the head width %d", cfg.Block, m.HeadDim)
 	}
 	p := &Plan{Policy: cfg.Policy, Layers: make([][NumOps]OpPlan, len(m.Layers))}
+	// Layers plan independently, on every core; the first failing one's
+	// error wins, whatever the timing.
+	errs := make([]error, len(m.Layers))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for l := range m.Layers {
-		for o := range NumOps {
-			op, err := planOp(cfg, m, l, o)
-			if err != nil {
-				return nil, fmt.Errorf("plan layer %d op %s: %w", l, o, err)
+		g.Go(func() error {
+			for o := range NumOps {
+				op, err := planOp(cfg, m, l, o)
+				if err != nil {
+					errs[l] = fmt.Errorf("plan layer %d op %s: %w", l, o, err)
+					return nil
+				}
+				p.Layers[l][o] = op
 			}
-			p.Layers[l][o] = op
+			return nil
+		})
+	}
+	g.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
 	return p, nil

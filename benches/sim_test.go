@@ -85,34 +85,48 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 	})
 	// paired alternates the two inside every iteration, so that both meet
 	// the same load on a shared machine; ratio is simulated / reference.
-	b.Run("paired", func(b *testing.B) {
-		c, err := w.Compact(p)
-		if err != nil {
-			b.Fatal(err)
+	// With build, each simulated image also builds the accelerator (compact,
+	// pack, plan, program), as a one-image cmd/run does.
+	for _, build := range []bool{false, true} {
+		name := "paired"
+		if build {
+			name = "paired+build"
 		}
-		acc, err := topology.NewAccelerator(w, p, 0, desc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var ref, sim, refCPU, simCPU time.Duration
-		for b.Loop() {
-			t, cpu := time.Now(), cpuTime(b)
-			if _, _, err := c.Forward(img); err != nil {
+		b.Run(name, func(b *testing.B) {
+			c, err := w.Compact(p)
+			if err != nil {
 				b.Fatal(err)
 			}
-			ref, refCPU = ref+time.Since(t), refCPU+cpuTime(b)-cpu
-			t, cpu = time.Now(), cpuTime(b)
-			if _, err := acc.Run(context.Background(), [][]float32{img}, nil, 0); err != nil {
+			acc, err := topology.NewAccelerator(w, p, 0, desc)
+			if err != nil {
 				b.Fatal(err)
 			}
-			sim, simCPU = sim+time.Since(t), simCPU+cpuTime(b)-cpu
-		}
-		n := float64(b.N)
-		b.ReportMetric(float64(ref.Nanoseconds())/1e6/n, "ref-ms/image")
-		b.ReportMetric(float64(sim.Nanoseconds())/1e6/n, "sim-ms/image")
-		b.ReportMetric(float64(sim)/float64(ref), "sim/ref")
-		b.ReportMetric(float64(simCPU)/float64(refCPU), "sim/ref-cpu")
-	})
+			var ref, sim, refCPU, simCPU time.Duration
+			for b.Loop() {
+				t, cpu := time.Now(), cpuTime(b)
+				if _, _, err := c.Forward(img); err != nil {
+					b.Fatal(err)
+				}
+				ref, refCPU = ref+time.Since(t), refCPU+cpuTime(b)-cpu
+				t, cpu = time.Now(), cpuTime(b)
+				if build {
+					acc, err = topology.NewAccelerator(w, p, 0, desc)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := acc.Run(context.Background(), [][]float32{img}, nil, 0); err != nil {
+					b.Fatal(err)
+				}
+				sim, simCPU = sim+time.Since(t), simCPU+cpuTime(b)-cpu
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(ref.Nanoseconds())/1e6/n, "ref-ms/image")
+			b.ReportMetric(float64(sim.Nanoseconds())/1e6/n, "sim-ms/image")
+			b.ReportMetric(float64(sim)/float64(ref), "sim/ref")
+			b.ReportMetric(float64(simCPU)/float64(refCPU), "sim/ref-cpu")
+		})
+	}
 	b.Run("simulated+build", func(b *testing.B) {
 		in := topology.SimInput{Weights: w, Pruning: p, Desc: desc, Images: [][]float32{img}}
 		cpu := cpuTime(b)

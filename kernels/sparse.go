@@ -1,6 +1,10 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
 
 // BlockSparse is a K×N weight matrix stored as its non-zero B×B blocks,
 // grouped by block-column (the order a matmul engine consumes them).
@@ -34,19 +38,28 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 		}
 	}
 	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, cols/b+1),
-		RowBlock: make([]int32, 0, nnz), Data: make([]float32, 0, nnz*b*b)}
+		RowBlock: make([]int32, 0, nnz), Data: make([]float32, nnz*b*b)}
+	nbr := rows / b
+	slot := make([]int32, nbr*(cols/b)) // stored index of block (br, bc), -1 if dropped
 	for bc := range cols / b {
-		for br := range rows / b {
+		for br := range nbr {
+			slot[br*(cols/b)+bc] = -1
 			if keep != nil && !keep(br, bc) {
 				continue
 			}
+			slot[br*(cols/b)+bc] = int32(len(s.RowBlock))
 			s.RowBlock = append(s.RowBlock, int32(br))
-			for i := range b {
-				row := w[(br*b+i)*cols+bc*b:]
-				s.Data = append(s.Data, row[:b]...)
-			}
 		}
 		s.ColStart[bc+1] = int32(len(s.RowBlock))
+	}
+	// Copy row by row, reading w in order.
+	for r := range rows {
+		br, i := r/b, r%b
+		for bc := range cols / b {
+			if t := slot[br*(cols/b)+bc]; t >= 0 {
+				copy(s.Data[(int(t)*b+i)*b:(int(t)*b+i+1)*b], w[r*cols+bc*b:r*cols+bc*b+b])
+			}
+		}
 	}
 	return s, nil
 }
@@ -128,7 +141,48 @@ func (s *BlockSparse) MatMul(c, a []float32, m int) {
 	s.matMul(fastBlockColumn(s.B), c, a, m)
 }
 
+// MatMulParallel is MatMul with the block-columns split over workers
+// goroutines (workers < 1 means GOMAXPROCS). Each block-column is computed
+// by one worker with the same kernel as MatMul's, so the result is
+// bit-identical to MatMul's whatever the split.
+func (s *BlockSparse) MatMulParallel(workers int, c, a []float32, m int) {
+	s.matMulParallel(fastBlockColumn(s.B), workers, c, a, m)
+}
+
+func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a []float32, m int) {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	cols := s.Cols / s.B
+	workers = min(workers, cols)
+	if workers <= 1 || m < 1 || (kern != nil && m < kern.rows) {
+		s.matMul(kern, c, a, m)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*cols/workers, (w+1)*cols/workers
+		wg.Go(func() {
+			for bc := lo; bc < hi; bc++ {
+				s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func (s *BlockSparse) matMul(kern *blockColumnKernel, c, a []float32, m int) {
+	if kern != nil && m > 0 && m < kern.rows {
+		// Fewer rows than the SIMD kernel's tile (a sequence's last row
+		// block): compute a zero-padded copy on it rather than in portable
+		// Go, which is an order of magnitude slower per row.
+		pa := make([]float32, kern.rows*s.Rows)
+		copy(pa, a[:m*s.Rows])
+		pc := make([]float32, kern.rows*s.Cols)
+		s.matMul(kern, pc, pa, kern.rows)
+		copy(c[:m*s.Cols], pc)
+		return
+	}
 	for bc := range s.Cols / s.B {
 		s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
 	}

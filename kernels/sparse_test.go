@@ -76,6 +76,12 @@ func TestBlockSparseMatMul(t *testing.T) {
 							require.InDeltaf(t, viaGemm[i], got[i], 2*tol, "%s: element %d against dense GEMM", name, i)
 						}
 					}
+					// Split over workers, bit for bit the same.
+					for _, workers := range []int{2, 3, 5} {
+						par := randSlice(rng, tc.m*tc.cols)
+						s.matMulParallel(kern, workers, par, a, tc.m)
+						require.Equal(t, got, par, "%s over %d workers", name, workers)
+					}
 				}
 			})
 		}

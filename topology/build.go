@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"vitflow/actors"
 	"vitflow/kernels"
@@ -222,64 +225,83 @@ func actorModel(c *vit.Compacted, b int) (*actors.Model, error) {
 		PatchW: w.PatchW, PatchB: w.PatchB, ClsToken: w.ClsToken, DistToken: w.DistToken, PosEmbed: w.PosEmbed,
 		NormW: w.NormW, NormB: w.NormB, HeadW: w.HeadW, HeadB: w.HeadB,
 		Layers: make([]actors.Layer, len(c.Layers))}
-	tokens := cfg.Tokens()
-	for l := range c.Layers {
-		cl := &c.Layers[l]
-		out := tokens
+	tokensIn := make([]int, len(c.Layers)+1)
+	tokensIn[0] = cfg.Tokens()
+	for l, cl := range c.Layers {
+		tokensIn[l+1] = tokensIn[l]
 		if cl.Drop {
-			out = vit.TokensAfterDrop(tokens, c.Pruning.Keep)
+			tokensIn[l+1] = vit.TokensAfterDrop(tokensIn[l], c.Pruning.Keep)
 		}
-		wk := hd * len(cl.Heads)
-		pack := func(name string, x []float32, rows, cols int, mask []bool) (*kernels.BlockSparse, error) {
-			var keep func(br, bc int) bool
-			if mask != nil {
-				keep = func(br, bc int) bool { return mask[br*(cols/b)+bc] }
-			}
-			s, err := kernels.PackBlockSparse(x, rows, cols, b, keep)
-			if err != nil {
-				return nil, fmt.Errorf("layer %d %s: %w", l, name, err)
-			}
-			return s, nil
-		}
-		L := actors.Layer{Heads: len(cl.Heads), Hidden: len(cl.Neurons), QB: cl.QB, KB: cl.KB, VB: cl.VB, OB: cl.ProjB,
-			FC2B: cl.FC2B, Norm1W: cl.Norm1W, Norm1B: cl.Norm1B, Norm2W: cl.Norm2W, Norm2B: cl.Norm2B,
-			Drop: cl.Drop, Kept: vit.KeptTokens(tokens, c.Pruning.Keep), TokensIn: tokens, TokensOut: out}
-		tokens = out
-		var err error
-		if L.Q, err = pack("q", cl.QW, d, wk, cl.QMask); err != nil {
+	}
+	// Layers are packed on every core; the first failing layer's error wins.
+	errs := make([]error, len(c.Layers))
+	var g errgroup.Group
+	g.SetLimit(goruntime.GOMAXPROCS(0))
+	for l := range c.Layers {
+		g.Go(func() error { m.Layers[l], errs[l] = packLayer(c, l, b, tokensIn[l], tokensIn[l+1]); return nil })
+	}
+	g.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
-		if L.K, err = pack("k", cl.KW, d, wk, cl.KMask); err != nil {
-			return nil, err
-		}
-		if L.V, err = pack("v", cl.VW, d, wk, cl.VMask); err != nil {
-			return nil, err
-		}
-		if L.O, err = pack("o", cl.ProjW, wk, d, cl.ProjMask); err != nil {
-			return nil, err
-		}
-		// FC1 and FC2 are padded with zero neurons to a multiple of b.
-		hid := len(cl.Neurons)
-		hp := (hid + b - 1) / b * b
-		fc1, fc2 := cl.FC1W, cl.FC2W
-		L.FC1B = cl.FC1B
-		if hp != hid {
-			fc1 = make([]float32, d*hp)
-			for i := range d {
-				copy(fc1[i*hp:i*hp+hid], cl.FC1W[i*hid:(i+1)*hid])
-			}
-			fc2 = make([]float32, hp*d)
-			copy(fc2, cl.FC2W)
-			L.FC1B = make([]float32, hp)
-			copy(L.FC1B, cl.FC1B)
-		}
-		if L.FC1, err = pack("fc1", fc1, d, hp, nil); err != nil {
-			return nil, err
-		}
-		if L.FC2, err = pack("fc2", fc2, hp, d, nil); err != nil {
-			return nil, err
-		}
-		m.Layers[l] = L
 	}
 	return m, nil
+}
+
+// packLayer packs layer l of c, which takes tokens in and gives out.
+func packLayer(c *vit.Compacted, l, b, tokens, out int) (actors.Layer, error) {
+	cfg := c.Weights.Config
+	d, hd := cfg.Dim, cfg.HeadDim()
+	cl := &c.Layers[l]
+	wk := hd * len(cl.Heads)
+	pack := func(name string, x []float32, rows, cols int, mask []bool) (*kernels.BlockSparse, error) {
+		var keep func(br, bc int) bool
+		if mask != nil {
+			keep = func(br, bc int) bool { return mask[br*(cols/b)+bc] }
+		}
+		s, err := kernels.PackBlockSparse(x, rows, cols, b, keep)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d %s: %w", l, name, err)
+		}
+		return s, nil
+	}
+	L := actors.Layer{Heads: len(cl.Heads), Hidden: len(cl.Neurons), QB: cl.QB, KB: cl.KB, VB: cl.VB, OB: cl.ProjB,
+		FC2B: cl.FC2B, Norm1W: cl.Norm1W, Norm1B: cl.Norm1B, Norm2W: cl.Norm2W, Norm2B: cl.Norm2B,
+		Drop: cl.Drop, Kept: vit.KeptTokens(tokens, c.Pruning.Keep), TokensIn: tokens, TokensOut: out}
+	var err error
+	if L.Q, err = pack("q", cl.QW, d, wk, cl.QMask); err != nil {
+		return actors.Layer{}, err
+	}
+	if L.K, err = pack("k", cl.KW, d, wk, cl.KMask); err != nil {
+		return actors.Layer{}, err
+	}
+	if L.V, err = pack("v", cl.VW, d, wk, cl.VMask); err != nil {
+		return actors.Layer{}, err
+	}
+	if L.O, err = pack("o", cl.ProjW, wk, d, cl.ProjMask); err != nil {
+		return actors.Layer{}, err
+	}
+	// FC1 and FC2 are padded with zero neurons to a multiple of b.
+	hid := len(cl.Neurons)
+	hp := (hid + b - 1) / b * b
+	fc1, fc2 := cl.FC1W, cl.FC2W
+	L.FC1B = cl.FC1B
+	if hp != hid {
+		fc1 = make([]float32, d*hp)
+		for i := range d {
+			copy(fc1[i*hp:i*hp+hid], cl.FC1W[i*hid:(i+1)*hid])
+		}
+		fc2 = make([]float32, hp*d)
+		copy(fc2, cl.FC2W)
+		L.FC1B = make([]float32, hp)
+		copy(L.FC1B, cl.FC1B)
+	}
+	if L.FC1, err = pack("fc1", fc1, d, hp, nil); err != nil {
+		return actors.Layer{}, err
+	}
+	if L.FC2, err = pack("fc2", fc2, hp, d, nil); err != nil {
+		return actors.Layer{}, err
+	}
+	return L, nil
 }
