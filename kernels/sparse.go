@@ -28,35 +28,28 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("pack block-sparse: have %d values for %dx%d", len(w), rows, cols)
 	}
-	// Count the kept blocks first so the storage is allocated once.
-	nnz := 0
-	for bc := range cols / b {
-		for br := range rows / b {
-			if keep == nil || keep(br, bc) {
-				nnz++
-			}
-		}
-	}
-	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, cols/b+1),
-		RowBlock: make([]int32, 0, nnz), Data: make([]float32, nnz*b*b)}
-	nbr := rows / b
-	slot := make([]int32, nbr*(cols/b)) // stored index of block (br, bc), -1 if dropped
-	for bc := range cols / b {
+	// Number the kept blocks first (asking keep once per block), so that the
+	// storage is allocated once.
+	nbr, nbc := rows/b, cols/b
+	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, nbc+1)}
+	slot := make([]int32, nbr*nbc) // stored index of block (br, bc), -1 if dropped
+	for bc := range nbc {
 		for br := range nbr {
-			slot[br*(cols/b)+bc] = -1
+			slot[br*nbc+bc] = -1
 			if keep != nil && !keep(br, bc) {
 				continue
 			}
-			slot[br*(cols/b)+bc] = int32(len(s.RowBlock))
+			slot[br*nbc+bc] = int32(len(s.RowBlock))
 			s.RowBlock = append(s.RowBlock, int32(br))
 		}
 		s.ColStart[bc+1] = int32(len(s.RowBlock))
 	}
+	s.Data = make([]float32, len(s.RowBlock)*b*b)
 	// Copy row by row, reading w in order.
 	for r := range rows {
 		br, i := r/b, r%b
-		for bc := range cols / b {
-			if t := slot[br*(cols/b)+bc]; t >= 0 {
+		for bc := range nbc {
+			if t := slot[br*nbc+bc]; t >= 0 {
 				copy(s.Data[(int(t)*b+i)*b:(int(t)*b+i+1)*b], w[r*cols+bc*b:r*cols+bc*b+b])
 			}
 		}
