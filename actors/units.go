@@ -182,7 +182,7 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 	return nil
 }
 
-// TokenDropper is the token dropping module (PAPER.md section 4): once it
+// TokenDropper is the token dropping module (see docs/DESIGN.md section 3): once it
 // has every head's CLS attention row and the whole sequence, it averages
 // the rows over the kept heads, keeps the Kept best-scoring tokens, fuses
 // the others into one (kernels.DropTokens), re-packs the sequence and

@@ -1,7 +1,7 @@
 // Package prune decides which parts of a ViT to keep. It holds static pruning
 // (b×b block masks on Q, K, V and the attention projection, neuron masks on the
 // MLP), chosen either one-shot by weight magnitude or learned by the
-// simultaneous-pruning trainer (PAPER.md section 5), which also trains with
+// simultaneous-pruning trainer (see docs/DESIGN.md section 3), which also trains with
 // dynamic token dropping and distillation from the dense model.
 //
 // Every matrix keeps the same fraction of its units: Kept(n, density) =

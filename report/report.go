@@ -62,7 +62,7 @@ type Report struct {
 	LatencyUSPerImage float64 `json:"latency_us_per_image,omitempty"`
 	// ImagesPerSecond is the throughput at the simulated clock.
 	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
-	// EstimatorCyclesPerImage is the analytical estimate (PAPER.md section 6)
+	// EstimatorCyclesPerImage is the analytical estimate (see docs/DESIGN.md section 3)
 	// of one image under the run's real masks and token counts.
 	EstimatorCyclesPerImage int64   `json:"estimator_cycles_per_image"`
 	EstimatorUSPerImage     float64 `json:"estimator_us_per_image"`
@@ -89,7 +89,7 @@ type Report struct {
 	// Bottleneck is one sentence naming what limits the run.
 	Bottleneck string `json:"bottleneck,omitempty"`
 
-	// MACs counts one image's multiply-accumulates as PAPER.md section 5
+	// MACs counts one image's multiply-accumulates as the paper
 	// does: the patch embedding and the linear layers, zero blocks inside
 	// kept heads counted as dense. AttentionMACs counts Q·K^T and A·V,
 	// which that count leaves out.

@@ -104,7 +104,7 @@ func (r *Report) writeSummary(p *printer) {
 		p.row("topology", fmt.Sprintf("%s: %s fidelity, %s load balancing, %g MHz", r.Topology, r.Fidelity, r.Balance, r.ClockMHz))
 	}
 	p.row("inputs", fmt.Sprintf("%s: %s", images(r.Images), r.Inputs))
-	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), PAPER.md section 5 count; attention products %s of %s",
+	p.row("MACs/image", fmt.Sprintf("%s pruned of %s dense (%s), the paper's count; attention products %s of %s",
 		si(r.MACs.Pruned), si(r.MACs.Dense), fewer(r.MACs), si(r.AttentionMACs.Pruned), si(r.AttentionMACs.Dense)))
 	p.row("params", fmt.Sprintf("%s pruned of %s dense (%s)", si(r.Params.Pruned), si(r.Params.Dense), fewer(r.Params)))
 	p.printf("\n")

@@ -176,7 +176,7 @@ func (a *Accelerator) checkImages(images [][]float32) error {
 }
 
 // actorConfig translates a description; ideal fidelity means the ideal
-// policy, weights on chip and free units (DESIGN.md section 3).
+// policy, weights on chip and free units (docs/DESIGN.md section 3).
 func actorConfig(d Description, b int) actors.Config {
 	ideal := d.Fidelity == FidelityIdeal
 	ac := actors.Config{

@@ -1,6 +1,6 @@
 // Package topology describes the modelled accelerator: its description (a
 // human-editable TOML file or a built-in preset, every field validated), the
-// analytical latency estimator of the paper's authors (PAPER.md section 6),
+// analytical latency estimator of the paper's authors (see docs/DESIGN.md section 3),
 // and the builder that wires a model and a description into a graph of
 // hardware actors and runs it.
 //

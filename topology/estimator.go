@@ -98,7 +98,7 @@ func pairCycles(g Geometry, b int) int64 {
 }
 
 // LinearCost is the cost of a linear layer Y = X·Z of shape s whose weight Z
-// has block density phi (PAPER.md section 6): the cheaper of the sweep and
+// has block density phi (see docs/DESIGN.md section 3): the cheaper of the sweep and
 // expand mappings (sweep on a tie), each with
 // cycles = ceil(snapshots * ceil(N/b) * ceil(b/p)^2 * b * phi), where
 //
@@ -160,7 +160,7 @@ func DensePruning(model vit.Config) []LayerPruning {
 }
 
 // KeptHeadDensity is the block density inside the kept heads of a matrix
-// pruned to density over all heads (PAPER.md section 3):
+// pruned to density over all heads (see docs/DESIGN.md section 3):
 //
 //	phi = ceil(D*headDim*Heads/b^2)*density / ceil(D*headDim*headsKept/b^2)
 //
@@ -326,7 +326,7 @@ type Estimation struct {
 	Cycles int64
 }
 
-// Estimate is the authors' analytical latency model (PAPER.md section 6) of
+// Estimate is the authors' analytical latency model (see docs/DESIGN.md section 3) of
 // one image: per encoder layer, in order, Q, K, V (each M=N_in, N=D,
 // W=headDim*H_kept, phi), Q·K^T (head-wise, M=N_in, N=headDim, W=N_in), row
 // sums (M=N_in, N=N_in), A·V (head-wise, M=N_in, N=N_in, W=headDim), W_O

@@ -144,8 +144,8 @@ func layerCycles(e Estimation) []int64 {
 	return c
 }
 
-// The totals were computed independently (a direct transcription of PAPER.md
-// section 6 in another language) and agree with the layer arithmetic above.
+// The totals were computed independently (a direct transcription of the
+// paper's formulas in another language) and agree with the layer arithmetic above.
 func TestEstimateDeiTSmallTotals(t *testing.T) {
 	tests := []struct {
 		b             int

@@ -34,7 +34,7 @@ func Preset(name string) (Description, error) {
 	return Description{}, fmt.Errorf("unknown topology preset %q (have %s)", name, strings.Join(PresetNames(), ", "))
 }
 
-// paper is the accelerator of PAPER.md section 6 as its authors' estimator
+// paper is the accelerator of the paper (docs/DESIGN.md section 3) as its authors' estimator
 // sees it: the u250 MPCA with weights on chip, free special-function units and
 // token dropping, and ideal load balance. The detailed-only fields keep the
 // u250 values so that switching fidelity to detailed gives a sane machine.

@@ -4,7 +4,7 @@ import "fmt"
 
 // MACs counts the multiply-accumulates of one image's forward pass.
 type MACs struct {
-	// Linear is what PAPER.md section 5 counts as computation: the patch
+	// Linear is what the paper's counts as computation: the patch
 	// embedding and the linear layers (Q, K, V, Proj, FC1, FC2 and the
 	// classifier), with zero blocks inside kept heads counted as dense.
 	Linear int64

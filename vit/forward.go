@@ -37,7 +37,7 @@ func (w *Weights) Forward(img []float32, p *Pruning) ([]float32, *ForwardInfo, e
 	return c.Forward(img)
 }
 
-// Forward runs the reference forward pass (PAPER.md sections 2-4) on one
+// Forward runs the reference forward pass (see docs/DESIGN.md section 3) on one
 // preprocessed image and returns the logits. Every path, dense or pruned,
 // makes the same kernel calls in the same order, so a pruning that removes
 // nothing gives bit-identical logits.
@@ -170,7 +170,7 @@ func (c *Compacted) linear(y, x []float32, m, in int, w, b []float32, out int) [
 	return y
 }
 
-// DropTokens is the token dropping of PAPER.md section 4 on the n×dim hidden
+// DropTokens is the token dropping of the paper (docs/DESIGN.md section 3) on the n×dim hidden
 // states x (CLS first), given scores, the head-averaged CLS attention to tokens
 // 1..n-1. It keeps the KeptTokens(n, keep) best-scoring tokens (kernels.TopK:
 // descending, ties to the lower index) and fuses the others into one token,

@@ -59,8 +59,8 @@ func randomPruning(cfg Config, block int, keep float64, td []int, seed uint64) *
 	return p
 }
 
-// refForward is an independent float64 implementation of PAPER.md sections
-// 2-4 on the uncompacted weights: masks multiply the weights, removed heads
+// refForward is an independent float64 implementation of the paper's model
+// and pruning (docs/DESIGN.md section 3) on the uncompacted weights: masks multiply the weights, removed heads
 // and neurons are skipped. It returns the logits, each TD layer's kept tokens
 // and the smallest gap between a kept and a dropped score.
 func refForward(w *Weights, p *Pruning, img []float32) ([]float64, map[int][]int, float64) {

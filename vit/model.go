@@ -32,7 +32,7 @@ type Weights struct {
 	HeadB     []float32 // [NumClasses]
 }
 
-// Pruning says how a forward pass is pruned (PAPER.md sections 3-4). The zero
+// Pruning says how a forward pass is pruned (see docs/DESIGN.md section 3). The zero
 // value with Keep 1 (or a nil *Pruning) is the dense model.
 type Pruning struct {
 	// Block is the side b of the square blocks of the Q, K, V and Proj masks.

@@ -1,6 +1,6 @@
 // Command train trains the mnist-tiny ViT on MNIST: densely from scratch,
 // by simultaneous fine-pruning from a dense model (learned block and neuron
-// masks, token dropping and distillation, PAPER.md section 5), or one-shot by
+// masks, token dropping and distillation, the paper), or one-shot by
 // weight magnitude; and it evaluates a saved model on the 10,000 test images.
 //
 //	train dense   -out models/dense.safetensors [-from an earlier dense model to continue]
