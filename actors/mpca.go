@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"vitflow/kernels"
 	"vitflow/runtime"
@@ -73,7 +75,6 @@ type layerRun struct {
 	vis        [4][]int64
 	q, k, v, a []float32
 	scores     [][]float32 // per head, once its first row block is due
-	lin        [][]float32 // output rows of the current W_O, FC1 or FC2, by row block
 	ready      [NumOps][]int64
 	end        [NumOps]int64
 	unitEnd    []int64 // scratch: latest block end per unit of the current op
@@ -95,11 +96,17 @@ const (
 	outFC2
 )
 
+// pending is a finished unit waiting to be sent. The rows of W_O, FC1 and
+// FC2 are computed only when the first of them is sent (run is set until
+// then), all the op's finished rows in one product: by then several
+// snapshots' worth have usually finished, and the kernels are faster on
+// more rows. Simulated time does not depend on when numbers are computed.
 type pending struct {
 	tile         *Tile
 	ready        int64
 	layer, image int32
 	op           Op
+	run          *layerRun
 }
 
 type outQueue []pending
@@ -360,9 +367,6 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			u.marks = append(u.marks, mark{t: start, image: st.Image, layer: st.Layer, op: st.Op})
 		}
 	}
-	if st.Op == OpO || st.Op == OpFC1 || st.Op == OpFC2 {
-		u.linearRuns(r, st, snap.Done)
-	}
 	for _, unit := range snap.Done {
 		if err := u.complete(r, st, unit); err != nil {
 			return err
@@ -439,7 +443,7 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		}
 		if r.scores[h] == nil {
 			r.scores[h] = make([]float32, n*n)
-			kernels.Gemm(false, true, n, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[h*hd:], wk, r.k[h*hd:], wk, 0, r.scores[h], n)
+			kernels.GemmParallel(0, false, true, n, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[h*hd:], wk, r.k[h*hd:], wk, 0, r.scores[h], n)
 		}
 		out, q = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: n, Data: r.scores[h][row*b*n : (row*b+nr)*n]}, outScores
 	case OpRowSum:
@@ -450,48 +454,72 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		h := int(unit) / rows
 		kernels.Gemm(false, false, nr, hd, n, 1, r.in[inProbs][unit].Data, n, r.v[h*hd:], wk, 0, r.a[row*b*wk+h*hd:], wk)
 	case OpO, OpFC1, OpFC2:
-		out = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: L.Weight(st.Op).Cols, Data: r.lin[row]}
-		q = map[Op]int{OpO: outO, OpFC1: outFC1, OpFC2: outFC2}[st.Op]
+		out := &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: L.Weight(st.Op).Cols}
+		q := map[Op]int{OpO: outO, OpFC1: outFC1, OpFC2: outFC2}[st.Op]
+		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
+		return nil
 	}
 	if out != nil {
-		for _, v := range out.Data {
-			if v-v != 0 { // NaN or an infinity
-				return fmt.Errorf("%s output of row block %d is not finite (%v)", st.Op, row, v)
-			}
+		if err := finite(out); err != nil {
+			return fmt.Errorf("%s output: %w", st.Op, err)
 		}
 		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
 	}
 	return nil
 }
 
-// linearRuns computes the output rows of the units of W_O, FC1 or FC2 that
-// a snapshot completes, each run of consecutive row blocks in one product
-// (the kernels are faster on more rows), into r.lin.
-func (u *MPCA) linearRuns(r *layerRun, st Step, done []int32) {
-	L := &u.Model.Layers[st.Layer]
-	b, w := u.Config.Block, L.Weight(st.Op)
+// finite reports a tile that holds a NaN or an infinity: v-v is 0 for
+// finite v and NaN otherwise, and a sum with a NaN is NaN, so one test per
+// eight values while all is well.
+func finite(t *Tile) error {
+	d := t.Data
+	i := 0
+	for ; i+8 <= len(d); i += 8 {
+		w := d[i : i+8 : i+8]
+		if (w[0]-w[0])+(w[1]-w[1])+(w[2]-w[2])+(w[3]-w[3])+(w[4]-w[4])+(w[5]-w[5])+(w[6]-w[6])+(w[7]-w[7]) != 0 {
+			break
+		}
+	}
+	for ; i < len(d); i++ {
+		if d[i]-d[i] != 0 {
+			return fmt.Errorf("row block %d is not finite (%v)", t.Unit, d[i])
+		}
+	}
+	return nil
+}
+
+// materialize computes the rows of the linear op of q's first pending
+// unit, for every unit of the same op and layer waiting in q, each run of
+// consecutive row blocks in one product.
+func (u *MPCA) materialize(q outQueue) error {
+	first := q[0]
+	r, L := first.run, &u.Model.Layers[first.layer]
+	b, w := u.Config.Block, L.Weight(first.op)
 	n := L.TokensOut
-	if st.Op == OpO {
+	if first.op == OpO {
 		n = L.TokensIn
 	}
-	if r.lin == nil || len(r.lin) != ceilDiv(n, b) {
-		r.lin = make([][]float32, ceilDiv(n, b))
+	var rows []*Tile
+	for _, p := range q {
+		if p.run == r && p.op == first.op && p.tile.Data == nil {
+			rows = append(rows, p.tile)
+		}
 	}
-	for i := 0; i < len(done); {
+	slices.SortFunc(rows, func(x, y *Tile) int { return cmp.Compare(x.Unit, y.Unit) })
+	for i := 0; i < len(rows); {
 		j := i + 1
-		for j < len(done) && done[j] == done[j-1]+1 {
+		for j < len(rows) && rows[j].Unit == rows[j-1].Unit+1 {
 			j++
 		}
-		r0, r1 := int(done[i]), int(done[j-1])+1
+		r0, r1 := int(rows[i].Unit), int(rows[j-1].Unit)+1
 		m := min(r1*b, n) - r0*b
-		var in []float32
-		var bias []float32
-		switch st.Op {
+		var in, bias []float32
+		switch first.op {
 		case OpO:
 			in, bias = r.a[r0*b*w.Rows:(r0*b+m)*w.Rows], L.OB
 		case OpFC1, OpFC2:
 			s, bs := inXN2, L.FC1B
-			if st.Op == OpFC2 {
+			if first.op == OpFC2 {
 				s, bs = inHidden, L.FC2B
 			}
 			in, bias = make([]float32, 0, m*w.Rows), bs
@@ -501,11 +529,16 @@ func (u *MPCA) linearRuns(r *layerRun, st Step, done []int32) {
 		}
 		out := make([]float32, m*w.Cols)
 		linear(w, bias, out, in, m)
-		for row := r0; row < r1; row++ {
-			r.lin[row] = out[(row-r0)*b*w.Cols : (min((row+1)*b, n)-r0*b)*w.Cols]
+		for k, t := range rows[i:j] {
+			row := r0 + k
+			t.Data = out[(row-r0)*b*w.Cols : (min((row+1)*b, n)-r0*b)*w.Cols]
+			if err := finite(t); err != nil {
+				return fmt.Errorf("layer %d %s output: %w", first.layer, first.op, err)
+			}
 		}
 		i = j
 	}
+	return nil
 }
 
 // operands computes Q, K and V of the layer from its LayerNorm rows, once.
@@ -556,6 +589,11 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
 		}
 		if best < 0 {
 			break
+		}
+		if u.out[best][0].tile.Data == nil {
+			if err := u.materialize(u.out[best]); err != nil {
+				return err
+			}
 		}
 		p := u.out[best][0]
 		u.out[best] = u.out[best][1:]
