@@ -69,7 +69,7 @@ func (m Mapping) String() string {
 // Op is one MPCA operation of an encoder layer.
 type Op int
 
-// The MPCA ops in execution order (the same order as topology.Ops).
+// The MPCA ops in execution order.
 const (
 	OpQ Op = iota
 	OpK

@@ -157,7 +157,11 @@ func (r *Recorder) work(ctx *runtime.Ctx, n int64, stage Stage, op Op) {
 		return
 	}
 	t := ctx.Now()
-	ctx.Work(n, stage.String())
+	label := stage.String()
+	if stage == StageMPCA {
+		label = op.String() // the MPCA's busy time by op, in the statistics and the trace
+	}
+	ctx.Work(n, label)
 	r.add(Segment{Start: t, End: t + n, Kind: Busy, Stage: stage, Op: op})
 }
 

@@ -247,7 +247,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 			for k, op := range Ops {
 				p := &a.plan.Layers[l][k]
 				span := bt.mpca.Ops[i][l][k]
-				res := OpResult{Op: op, Mapping: Mapping(p.Mapping), Start: span.Start, End: span.End,
+				res := OpResult{Op: op, Mapping: p.Mapping, Start: span.Start, End: span.End,
 					Critical: cols[op.String()], Estimate: e.Op(op).Cycles, Work: p.Work, Fluid: p.Fluid,
 					Busiest: int64(p.Loads[a.config.Policy].Max)}
 				for pol, name := range []Policy{PolicyIdeal, PolicyStatic, PolicyBalanced} {

@@ -10,63 +10,49 @@ import (
 	"vitflow/vit"
 )
 
-// Mapping is how an op's output blocks are laid out on the MPCA.
-type Mapping int
+// Mapping is how an op's output blocks are laid out on the MPCA; the
+// vocabulary is package actors'.
+//
+//   - Sweep (the paper's "head-wise" mapping of a linear layer): the output
+//     columns are cut into head-dim-wide slices, CHM i takes slices i, i+H, ...,
+//     and one slice's ceil(M/b)*ceil(headDim/b) output blocks are dealt to the
+//     CHM's T*C PEs.
+//   - Expand: the ceil(W/b) output block-columns are spread over the CHMs
+//     (CHM i takes block-columns i, i+H, ...) and a CHM's
+//     ceil(ceil(W/b)/H)*ceil(M/b) output blocks are dealt to its T*C PEs.
+//   - HeadWise: attention head j runs on CHM j mod H; one head's
+//     ceil(M/b)*ceil(W/b) output blocks are dealt to the CHM's T*C PEs (Q·K^T, A·V).
+//   - RowWise: head j on CHM j mod H; its ceil(M/b) row blocks are dealt to
+//     the T PEs of one PE column, each multiplying b×b blocks by a ones vector (row sums).
+type Mapping = actors.Mapping
 
+// The mappings.
 const (
-	// Sweep (the paper's "head-wise" mapping of a linear layer): the output
-	// columns are cut into head-dim-wide slices, CHM i takes slices i, i+H, ...,
-	// and one slice's ceil(M/b)*ceil(headDim/b) output blocks are dealt to the
-	// CHM's T*C PEs.
-	Sweep Mapping = iota
-	// Expand: the ceil(W/b) output block-columns are spread over the CHMs
-	// (CHM i takes block-columns i, i+H, ...) and a CHM's
-	// ceil(ceil(W/b)/H)*ceil(M/b) output blocks are dealt to its T*C PEs.
-	Expand
-	// HeadWise: attention head j runs on CHM j mod H; one head's
-	// ceil(M/b)*ceil(W/b) output blocks are dealt to the CHM's T*C PEs (Q·K^T, A·V).
-	HeadWise
-	// RowWise: head j on CHM j mod H; its ceil(M/b) row blocks are dealt to
-	// the T PEs of one PE column, each multiplying b×b blocks by a ones vector (row sums).
-	RowWise
+	Sweep    = actors.Sweep
+	Expand   = actors.Expand
+	HeadWise = actors.HeadWise
+	RowWise  = actors.RowWise
 )
 
-func (m Mapping) String() string {
-	switch m {
-	case Sweep:
-		return "sweep"
-	case Expand:
-		return "expand"
-	case HeadWise:
-		return "head-wise"
-	case RowWise:
-		return "row-wise"
-	}
-	return fmt.Sprintf("Mapping(%d)", int(m))
-}
+// Op is one MPCA operation of an encoder layer (package actors' vocabulary).
+type Op = actors.Op
 
-// Op is one MPCA operation of an encoder layer, in execution order.
-type Op int
-
+// The ops, in execution order.
 const (
-	OpQ      Op = iota // X·W_Q
-	OpK                // X·W_K
-	OpV                // X·W_V
-	OpQK               // Q·K^T per head
-	OpRowSum           // softmax row sums per head, on the MPCA
-	OpAV               // A·V per head
-	OpO                // attention output projection W_O
-	OpFC1              // MLP up-projection (after token dropping)
-	OpFC2              // MLP down-projection
+	OpQ      = actors.OpQ      // X·W_Q
+	OpK      = actors.OpK      // X·W_K
+	OpV      = actors.OpV      // X·W_V
+	OpQK     = actors.OpQK     // Q·K^T per head
+	OpRowSum = actors.OpRowSum // softmax row sums per head, on the MPCA
+	OpAV     = actors.OpAV     // A·V per head
+	OpO      = actors.OpO      // attention output projection W_O
+	OpFC1    = actors.OpFC1    // MLP up-projection (after token dropping)
+	OpFC2    = actors.OpFC2    // MLP down-projection
 )
 
 // Ops lists every Op in execution order; token dropping (free in the
 // estimator) comes between OpO and OpFC1.
 var Ops = [...]Op{OpQ, OpK, OpV, OpQK, OpRowSum, OpAV, OpO, OpFC1, OpFC2}
-
-// String is the op's short lower-case name (q, k, v, qk, rowsum, av, o, fc1,
-// fc2), the simulated op's (the two enumerations share their numbering).
-func (o Op) String() string { return actors.Op(o).String() }
 
 // Shape is the shape of a product Y[M×W] = X[M×N]·Z[N×W]: M rows (tokens),
 // N the reduction length, W output columns.
