@@ -57,11 +57,8 @@ type MPCA struct {
 	out      [4]outQueue
 	marks    []mark
 	weights  []weightStream // per CHM
-	channels []channel
+	channels []*weightOrder // per memory channel, the order its loader streams in
 }
-
-// channel is one memory channel as the MPCA reads it: its weight order.
-type channel struct{ order *weightOrder }
 
 // OpSpan is when an op ran on the PEs: its first block's start and its last
 // block's end.
@@ -144,7 +141,7 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 			for i := ch; i < g.H; i += n {
 				chms = append(chms, i)
 			}
-			u.channels = append(u.channels, channel{order: newWeightOrder(u.Plan, u.Model, u.Images, chms)})
+			u.channels = append(u.channels, newWeightOrder(u.Plan, u.Model, u.Images, chms))
 		}
 	}
 	for {
@@ -251,11 +248,11 @@ func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col
 	u.Rec.at(int(image), int(layer))
 	ch := u.channels[int(chm)%len(u.channels)]
 	for {
-		k, want, _, ok := ch.order.next()
+		k, want, _, ok := ch.next()
 		if !ok {
 			return 0, fmt.Errorf("chm%d: column %d of layer %d %s is not in the weight stream", chm, col, layer, o)
 		}
-		from := ch.order.chms[k]
+		from := ch.chms[k]
 		blk, vis, err := u.Weights[from].recvAt(ctx, u.Rec)
 		if err != nil {
 			return 0, fmt.Errorf("weights of chm%d: %w", from, err)
@@ -447,8 +444,9 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		}
 		out, q = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: n, Data: r.scores[h][row*b*n : (row*b+nr)*n]}, outScores
 	case OpRowSum:
-		// Time only: the softmax unit's fused kernel has already divided
-		// by the row sums that the paper computes here (see the package doc).
+		// Time only: the paper computes the row sums here, and their cycles
+		// are charged here; their values come from the softmax unit's
+		// fused kernel, which has already divided by them.
 	case OpAV:
 		u.operands(r, L)
 		h := int(unit) / rows
