@@ -116,11 +116,7 @@ func TestSimulateMNISTTinyLogits(t *testing.T) {
 			res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: tc.p, Desc: d, Images: imgs})
 			require.NoError(t, err)
 			checkLogits(t, w, tc.p, res, imgs)
-			var sum int64
-			for _, c := range res.Path.Causes {
-				sum += c.Cycles
-			}
-			assert.Equal(t, res.Cycles, sum, "the causes add up to the makespan")
+			checkPath(t, res)
 			t.Logf("%s: %d cycles, estimate %d/image; %s", tc.name, res.Cycles, res.Estimate.Cycles, res.Path.Bottleneck)
 			for _, img := range res.Images {
 				if strings.HasPrefix(tc.name, "no heads") {
@@ -208,6 +204,7 @@ func TestSimulateMatchesEstimator(t *testing.T) {
 			}
 			res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, DenseBlock: tc.b, Desc: d, Images: imgs})
 			require.NoError(t, err)
+			checkPath(t, res)
 			img := res.Images[0]
 			want := res.Estimate.Cycles
 			if tc.heads == nil {
@@ -248,6 +245,7 @@ func TestSimulateU250Balancing(t *testing.T) {
 		res, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: p, Desc: d, Images: imgs})
 		require.NoError(t, err)
 		require.Equal(t, policy, res.Policy)
+		checkPath(t, res)
 		checkLogits(t, w, p, res, imgs)
 		return res
 	}
