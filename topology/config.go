@@ -7,8 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,7 +223,29 @@ type MACUnit struct {
 	LatencyCycles int `toml:"latency_cycles"`
 }
 
-// Limits that keep a description from asking the simulator for unbounded memory or time.
+// Limits that keep a description from asking the simulator for unbounded
+// memory or time, or for numbers whose cycle counts overflow.
+//
+// The ranges keep every cycle count of one image of the largest model,
+// deit-base (12 layers of 197 tokens, D=768, 3,072 MLP neurons, 85 M
+// streamed weights, about 18 G MACs), below 2^40, so that the sums over
+// 10,000 images stay below 2^53 (exact in float64 and int64, finite in
+// microseconds). Bounding every unit's work serially, which bounds the
+// makespan because every cycle of the critical path is some unit's work, a
+// latency or a wait for one:
+//   - MPCA: a PE does at least one MAC a cycle (ceil(b/p)^2*b <= b^3), with
+//     row-block padding under 2^35 cycles;
+//   - memory: 85 M weights * 16 bytes, all on one channel of at least
+//     minChannelBandwidth bytes a cycle: 2^30.3 * 64 = 2^36.3 cycles;
+//   - special-function units at one element a cycle: under 2^25 cycles; patch
+//     embedding at one MAC a cycle 2^26.8;
+//   - latencies: at most about 2^16 row blocks a unit (b=1: 197 tokens * 12
+//     heads * 12 layers, twice), each paying at most three latencies of
+//     maxLatency on a loop: 2^33.6 cycles.
+//
+// The sum is under 2^38. A bandwidth of 1e-16 bytes a cycle would otherwise
+// make one block's memory time overflow int64, and a clock of 5e-324 MHz
+// turn microseconds into +Inf.
 const (
 	// MaxFileBytes is the largest description file Load and Parse accept: a
 	// full description is about 2 KiB, and it bounds the decoding time
@@ -232,10 +254,21 @@ const (
 	maxDepth     = 1 << 16 // elements per FIFO
 	maxPEs       = 1 << 16 // T*C*H
 	maxSide      = 1 << 10 // each of T, C, H, P
-	maxCycles    = 1 << 24 // any latency
+	maxLatency   = 1 << 16 // any latency, in cycles: real ones are tens to hundreds
 	maxRate      = 1 << 24 // any per-cycle rate
 	maxDots      = 256     // '.' characters in a file
 	maxBrackets  = 64      // '[' and '{' characters in a file
+
+	// minClockMHz and maxClockMHz bound clock_mhz: 1 MHz to 100 GHz covers
+	// every FPGA and ASIC; below, 2^53 cycles could be an infinite time.
+	minClockMHz, maxClockMHz = 1, 1e5
+	// minChannelBandwidth is the least bandwidth of one memory channel, in
+	// bytes a cycle (1/64: 4.7 MB/s at 300 MHz, far below any DRAM or flash
+	// channel); maxBandwidth bounds all channels together.
+	minChannelBandwidth, maxBandwidth = 1.0 / 64, 1e9
+	// minBytes and maxBytes bound data.bytes_per_weight and
+	// data.bytes_per_activation: from 1-bit to 128-bit numbers.
+	minBytes, maxBytes = 1.0 / 8, 16
 )
 
 // Validate reports the first field of d that is out of range, naming it by its TOML key.
@@ -252,7 +285,7 @@ func (d Description) check() error {
 		c.fail("name must not be empty")
 	}
 	c.oneOf("fidelity", string(d.Fidelity), string(FidelityIdeal), string(FidelityDetailed))
-	c.float("clock_mhz", d.ClockMHz, false, 1e5)
+	c.floatIn("clock_mhz", d.ClockMHz, minClockMHz, maxClockMHz)
 	c.oneOf("balance", string(d.Balance), string(PolicyIdeal), string(PolicyStatic), string(PolicyBalanced))
 
 	c.intIn("mpca.t", d.MPCA.T, 1, maxSide)
@@ -263,7 +296,7 @@ func (d Description) check() error {
 		c.fail("mpca: t*c*h must be <= %d PEs, got %d", maxPEs, d.MPCA.T*d.MPCA.C*d.MPCA.H)
 	}
 
-	c.intIn("fifo.latency_cycles", d.FIFO.LatencyCycles, 1, maxCycles)
+	c.intIn("fifo.latency_cycles", d.FIFO.LatencyCycles, 1, maxLatency)
 	c.intIn("fifo.weight_depth", d.FIFO.WeightDepth, 1, maxDepth)
 	c.intIn("fifo.activation_depth", d.FIFO.ActivationDepth, 1, maxDepth)
 	c.intIn("fifo.output_depth", d.FIFO.OutputDepth, 1, maxDepth)
@@ -280,25 +313,35 @@ func (d Description) check() error {
 		}
 	}
 
-	c.float("memory.bandwidth_bytes_per_cycle", d.Memory.BandwidthBytesPerCycle, d.Memory.WeightsOnChip, 1e9)
-	c.intIn("memory.latency_cycles", d.Memory.LatencyCycles, 0, maxCycles)
+	c.intIn("memory.latency_cycles", d.Memory.LatencyCycles, 0, maxLatency)
 	c.intIn("memory.channels", d.Memory.Channels, 1, 1024)
+	if d.Memory.WeightsOnChip {
+		// Not used, but it must still be a number a file can be written with.
+		c.floatIn("memory.bandwidth_bytes_per_cycle", d.Memory.BandwidthBytesPerCycle, 0, maxBandwidth)
+	} else if c.err == nil {
+		// Each channel has an equal share, and one channel may carry every weight.
+		lo := minChannelBandwidth * float64(d.Memory.Channels)
+		if v := d.Memory.BandwidthBytesPerCycle; !(v >= lo && v <= maxBandwidth) {
+			c.fail("memory.bandwidth_bytes_per_cycle must be in [%v, %v] (at least %v per channel, %d channels), got %v",
+				lo, maxBandwidth, minChannelBandwidth, d.Memory.Channels, v)
+		}
+	}
 
-	c.float("data.bytes_per_weight", d.Data.BytesPerWeight, false, 16)
-	c.float("data.bytes_per_activation", d.Data.BytesPerActivation, false, 16)
+	c.floatIn("data.bytes_per_weight", d.Data.BytesPerWeight, minBytes, maxBytes)
+	c.floatIn("data.bytes_per_activation", d.Data.BytesPerActivation, minBytes, maxBytes)
 
 	for _, u := range []struct {
 		key string
 		u   Unit
 	}{{"softmax", d.Softmax}, {"layernorm", d.LayerNorm}, {"gelu", d.GELU}, {"residual", d.Residual}} {
 		c.intIn(u.key+".elements_per_cycle", u.u.ElementsPerCycle, 1, maxRate)
-		c.intIn(u.key+".latency_cycles", u.u.LatencyCycles, 0, maxCycles)
+		c.intIn(u.key+".latency_cycles", u.u.LatencyCycles, 0, maxLatency)
 	}
 
 	c.oneOf("token_drop.selection", string(d.TokenDrop.Selection), string(SelectStreaming), string(SelectBitonic))
 	c.intIn("token_drop.scores_per_cycle", d.TokenDrop.ScoresPerCycle, 1, maxRate)
 	c.intIn("token_drop.comparators", d.TokenDrop.Comparators, 1, maxRate)
-	c.intIn("token_drop.latency_cycles", d.TokenDrop.LatencyCycles, 0, maxCycles)
+	c.intIn("token_drop.latency_cycles", d.TokenDrop.LatencyCycles, 0, maxLatency)
 	c.intIn("token_drop.fusion_macs_per_cycle", d.TokenDrop.FusionMACsPerCycle, 1, maxRate)
 	c.intIn("token_drop.repack_elements_per_cycle", d.TokenDrop.RepackElementsPerCycle, 1, maxRate)
 
@@ -307,7 +350,7 @@ func (d Description) check() error {
 		u   MACUnit
 	}{{"patch_embed", d.PatchEmbed}, {"classifier", d.Classifier}} {
 		c.intIn(u.key+".macs_per_cycle", u.u.MACsPerCycle, 1, maxRate)
-		c.intIn(u.key+".latency_cycles", u.u.LatencyCycles, 0, maxCycles)
+		c.intIn(u.key+".latency_cycles", u.u.LatencyCycles, 0, maxLatency)
 	}
 	return c.err
 }
@@ -330,17 +373,10 @@ func (c *checker) intIn(key string, v, lo, hi int) {
 	}
 }
 
-// float requires a finite v in (0, hi], or [0, hi] when zero is allowed.
-func (c *checker) float(key string, v float64, zeroOK bool, hi float64) {
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		c.fail("%s must be a finite number, got %v", key, v)
-	case zeroOK && v < 0:
-		c.fail("%s must be >= 0, got %v", key, v)
-	case !zeroOK && v <= 0:
-		c.fail("%s must be > 0, got %v", key, v)
-	case v > hi:
-		c.fail("%s must be <= %v, got %v", key, hi, v)
+// floatIn requires a finite v in [lo, hi].
+func (c *checker) floatIn(key string, v, lo, hi float64) {
+	if !(v >= lo && v <= hi) { // NaN fails both
+		c.fail("%s must be in [%v, %v], got %v", key, lo, hi, v)
 	}
 }
 
@@ -400,6 +436,9 @@ func parse(source string, data []byte) (Description, error) {
 	if len(data) > MaxFileBytes {
 		return Description{}, fmt.Errorf("file larger than %d bytes", MaxFileBytes)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Description{}, errors.New(`file is empty: start it with base = "u250" (or another preset), or write one with -print-topology`)
+	}
 	// The TOML decoder's time grows faster than quadratically with the depth
 	// of dotted keys and nested arrays or inline tables; a description needs
 	// a few of each, so bounding their counts bounds the decoding time.
@@ -444,6 +483,17 @@ func parse(source string, data []byte) (Description, error) {
 			return Description{}, fmt.Errorf("unknown key %q (keys are lower case)", shorten(s))
 		}
 	}
+	if len(md.Keys()) == 0 {
+		return Description{}, errors.New(`file sets no keys (only comments): start it with base = "u250" (or another preset), or write one with -print-topology`)
+	}
+	if head.Base == "" {
+		for _, key := range requiredKeys() {
+			if !md.IsDefined(key...) {
+				return Description{}, fmt.Errorf("missing key %s: without base = \"PRESET\" every key must be given (-print-topology writes them all)",
+					strings.Join(key, "."))
+			}
+		}
+	}
 	d := file.Description
 	if !md.IsDefined("name") {
 		d.Name = source
@@ -452,6 +502,29 @@ func parse(source string, data []byte) (Description, error) {
 		return Description{}, err
 	}
 	return d, nil
+}
+
+// requiredKeys lists the TOML keys a description without base must set, in
+// the order of the fields: every key but name (which defaults to the
+// source) and the optional fifo.depths.
+func requiredKeys() [][]string {
+	var keys [][]string
+	var walk func(t reflect.Type, prefix []string)
+	walk = func(t reflect.Type, prefix []string) {
+		for f := range t.Fields() {
+			tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			key := append(slices.Clone(prefix), tag)
+			switch {
+			case tag == "" || f.Type.Kind() == reflect.Map || strings.Join(key, ".") == "name":
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, key)
+			default:
+				keys = append(keys, key)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Description](), nil)
+	return keys
 }
 
 // shorten keeps an error about a key readable when the key is long.

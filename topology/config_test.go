@@ -104,12 +104,12 @@ func TestParseBadInput(t *testing.T) {
 		{"huge fifo", "base = \"u250\"\n[fifo]\noutput_depth = 1000000000\n",
 			`topology "x.toml": fifo.output_depth must be <= 65536, got 1000000000`},
 		{"negative bandwidth", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = -4.0\n",
-			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be > 0, got -4`},
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0.0625, 1e+09] (at least 0.015625 per channel, 4 channels), got -4`},
 		{"zero bandwidth off chip", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = 0\n",
-			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be > 0, got 0`},
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0.0625, 1e+09] (at least 0.015625 per channel, 4 channels), got 0`},
 		{"negative bandwidth on chip", "base = \"paper\"\n[memory]\nbandwidth_bytes_per_cycle = -1.0\n",
-			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be >= 0, got -1`},
-		{"nan clock", "base = \"u250\"\nclock_mhz = nan\n", `topology "x.toml": clock_mhz must be a finite number, got NaN`},
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0, 1e+09], got -1`},
+		{"nan clock", "base = \"u250\"\nclock_mhz = nan\n", `topology "x.toml": clock_mhz must be in [1, 100000], got NaN`},
 		{"unknown policy", "base = \"u250\"\nbalance = \"greedy\"\n",
 			`topology "x.toml": balance must be one of "ideal", "static", "balanced", got "greedy"`},
 		{"unknown fidelity", "base = \"u250\"\nfidelity = \"exact\"\n",
@@ -120,8 +120,36 @@ func TestParseBadInput(t *testing.T) {
 		{"too many PEs", "base = \"u250\"\n[mpca]\nt = 1024\nc = 1024\n",
 			`topology "x.toml": mpca: t*c*h must be <= 65536 PEs, got 4194304`},
 		{"no base, incomplete", "name = \"bare\"\nfidelity = \"ideal\"\nclock_mhz = 100.0\nbalance = \"ideal\"\n",
-			`topology "x.toml": mpca.t must be >= 1, got 0`},
-		{"empty file", "", `topology "x.toml": fidelity must be one of "ideal", "detailed", got ""`},
+			`topology "x.toml": missing key mpca.t: without base = "PRESET" every key must be given (-print-topology writes them all)`},
+		{"empty file", "", `topology "x.toml": file is empty: start it with base = "u250"`},
+		{"blank file", " \n\t\n", `topology "x.toml": file is empty: start it with base = "u250"`},
+		{"only comments", "# my card\n", `topology "x.toml": file sets no keys (only comments): start it with base = "u250"`},
+		{"no base, one key missing", completeWithout(t, "token_drop.comparators"),
+			`topology "x.toml": missing key token_drop.comparators: without base`},
+		{"no base, value present but zero", completeWith(t, "memory.channels", "0"),
+			`topology "x.toml": memory.channels must be >= 1, got 0`},
+		// Extreme numbers that used to give silent wrong answers.
+		{"tiny bandwidth", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = 1e-16\n",
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0.0625, 1e+09] (at least 0.015625 per channel, 4 channels), got 1e-16`},
+		{"denormal bandwidth", "base = \"small\"\n[memory]\nbandwidth_bytes_per_cycle = 1e-300\n",
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0.015625, 1e+09] (at least 0.015625 per channel, 1 channels), got 1e-300`},
+		{"bandwidth too small per channel", "base = \"u250\"\n[memory]\nchannels = 1024\nbandwidth_bytes_per_cycle = 8.0\n",
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [16, 1e+09] (at least 0.015625 per channel, 1024 channels), got 8`},
+		{"infinite bandwidth", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = inf\n",
+			`topology "x.toml": memory.bandwidth_bytes_per_cycle must be in [0.0625, 1e+09]`},
+		{"denormal clock", "base = \"u250\"\nclock_mhz = 5e-324\n", `topology "x.toml": clock_mhz must be in [1, 100000], got 5e-324`},
+		{"tiny clock", "base = \"u250\"\nclock_mhz = 0.5\n", `topology "x.toml": clock_mhz must be in [1, 100000], got 0.5`},
+		{"huge clock", "base = \"u250\"\nclock_mhz = 1e300\n", `topology "x.toml": clock_mhz must be in [1, 100000], got 1e+300`},
+		{"tiny bytes per weight", "base = \"u250\"\n[data]\nbytes_per_weight = 1e-300\n",
+			`topology "x.toml": data.bytes_per_weight must be in [0.125, 16], got 1e-300`},
+		{"tiny bytes per activation", "base = \"u250\"\n[data]\nbytes_per_activation = 1e-20\n",
+			`topology "x.toml": data.bytes_per_activation must be in [0.125, 16], got 1e-20`},
+		{"huge fifo latency", "base = \"u250\"\n[fifo]\nlatency_cycles = 16777216\n",
+			`topology "x.toml": fifo.latency_cycles must be <= 65536, got 16777216`},
+		{"huge memory latency", "base = \"u250\"\n[memory]\nlatency_cycles = 100000\n",
+			`topology "x.toml": memory.latency_cycles must be <= 65536, got 100000`},
+		{"huge unit latency", "base = \"u250\"\n[softmax]\nlatency_cycles = 9000000\n",
+			`topology "x.toml": softmax.latency_cycles must be <= 65536, got 9000000`},
 		{"wrong type", "base = \"u250\"\n[mpca]\nt = \"twelve\"\n", `topology "x.toml": toml: line 3 (last key "mpca.t"): incompatible types`},
 		{"syntax error", "base = \"u250\"\n[mpca\n", `topology "x.toml": toml: line 3: expected`},
 		{"deep dotted key", strings.Repeat("a.", 300) + "a = 1\n", `topology "x.toml": more than 256 of the characters "." (300)`},
@@ -136,6 +164,63 @@ func TestParseBadInput(t *testing.T) {
 			require.Error(t, err)
 			assert.True(t, strings.HasPrefix(err.Error(), tt.want), "got %q, want prefix %q", err, tt.want)
 			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+// completeWithout is the full u250 description as -print-topology writes
+// it, without base and without the line of key (a dotted key).
+func completeWithout(t *testing.T, key string) string {
+	return completeWith(t, key, "")
+}
+
+// completeWith is the full u250 description without base, with key set to
+// value ("" drops the key).
+func completeWith(t *testing.T, key, value string) string {
+	d, err := Preset("u250")
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, d.WriteTOML(&buf))
+	table, name := "", key
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		table, name = key[:i], key[i+1:]
+	}
+	var out []string
+	current, found := "", false
+	for line := range strings.Lines(buf.String()) {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "[") {
+			current = strings.Trim(trimmed, "[]")
+		}
+		if k, _, ok := strings.Cut(trimmed, " = "); ok && current == table && k == name {
+			found = true
+			if value == "" {
+				continue
+			}
+			line = name + " = " + value + "\n"
+		}
+		out = append(out, line)
+	}
+	require.True(t, found, "key %s not in the preset's TOML", key)
+	return strings.Join(out, "")
+}
+
+// TestExtremeValuesAccepted checks the ends of the ranges are accepted, so
+// that the limits reject only what overflows.
+func TestExtremeValuesAccepted(t *testing.T) {
+	tests := []struct{ name, text string }{
+		{"slowest clock", "base = \"u250\"\nclock_mhz = 1.0\n"},
+		{"fastest clock", "base = \"u250\"\nclock_mhz = 1e5\n"},
+		{"slowest memory", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = 0.0625\n"},
+		{"fastest memory", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = 1e9\n"},
+		{"bandwidth ignored on chip", "base = \"paper\"\n[memory]\nbandwidth_bytes_per_cycle = 0.0\n"},
+		{"1-bit weights", "base = \"u250\"\n[data]\nbytes_per_weight = 0.125\n"},
+		{"longest latency", "base = \"u250\"\n[fifo]\nlatency_cycles = 65536\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("x.toml", []byte(tt.text))
+			assert.NoError(t, err)
 		})
 	}
 }
