@@ -466,22 +466,10 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	return nil
 }
 
-// finite reports a tile that holds a NaN or an infinity: v-v is 0 for
-// finite v and NaN otherwise, and a sum with a NaN is NaN, so one test per
-// eight values while all is well.
+// finite reports a tile that holds a NaN or an infinity.
 func finite(t *Tile) error {
-	d := t.Data
-	i := 0
-	for ; i+8 <= len(d); i += 8 {
-		w := d[i : i+8 : i+8]
-		if (w[0]-w[0])+(w[1]-w[1])+(w[2]-w[2])+(w[3]-w[3])+(w[4]-w[4])+(w[5]-w[5])+(w[6]-w[6])+(w[7]-w[7]) != 0 {
-			break
-		}
-	}
-	for ; i < len(d); i++ {
-		if d[i]-d[i] != 0 {
-			return fmt.Errorf("row block %d is not finite (%v)", t.Unit, d[i])
-		}
+	if i := kernels.FirstNonFinite(t.Data); i >= 0 {
+		return fmt.Errorf("row block %d is not finite (%v)", t.Unit, t.Data[i])
 	}
 	return nil
 }

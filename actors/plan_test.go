@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -230,27 +229,6 @@ func TestWalk(t *testing.T) {
 				assert.Equal(t, tc.latency, latency)
 			}
 			assert.Equal(t, tc.crossed, len(cp.Crossed) > 0, "crossed %v", cp.Crossed)
-		})
-	}
-}
-
-func TestFinite(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		at   int
-		v    float32
-		bad  bool
-	}{
-		{"finite", 0, 3, false},
-		{"NaN in the first eight", 3, float32(math.NaN()), true},
-		{"infinity in the tail", 17, float32(math.Inf(-1)), true},
-		{"huge but finite", 9, math.MaxFloat32, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := make([]float32, 19)
-			d[tc.at] = tc.v
-			err := finite(&Tile{Data: d})
-			assert.Equal(t, tc.bad, err != nil, "%v", err)
 		})
 	}
 }

@@ -250,3 +250,22 @@ func TopK(scores []float32, k int) []int {
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
 	return idx[:min(k, len(idx))]
 }
+
+// FirstNonFinite returns the index of the first NaN or infinity in x, or
+// -1. v-v is 0 for finite v and NaN otherwise, and a sum with a NaN is NaN,
+// so it tests once per eight values while all is well.
+func FirstNonFinite(x []float32) int {
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		w := x[i : i+8 : i+8]
+		if (w[0]-w[0])+(w[1]-w[1])+(w[2]-w[2])+(w[3]-w[3])+(w[4]-w[4])+(w[5]-w[5])+(w[6]-w[6])+(w[7]-w[7]) != 0 {
+			break
+		}
+	}
+	for ; i < len(x); i++ {
+		if x[i]-x[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}

@@ -235,3 +235,27 @@ func TestArgmax(t *testing.T) {
 		assert.Equal(t, tc.want, Argmax(tc.xs), "%v", tc.xs)
 	}
 }
+
+func TestFirstNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   int
+		v    float32
+		want int
+	}{
+		{"finite", 0, 3, -1},
+		{"NaN in the first eight", 3, float32(math.NaN()), 3},
+		{"infinity in the tail", 17, float32(math.Inf(-1)), 17},
+		{"huge but finite", 9, math.MaxFloat32, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := make([]float32, 19)
+			x[tc.at] = tc.v
+			assert.Equal(t, tc.want, FirstNonFinite(x))
+		})
+	}
+	x := make([]float32, 19)
+	x[2], x[11] = float32(math.Inf(1)), float32(math.NaN())
+	assert.Equal(t, 2, FirstNonFinite(x), "the first one")
+	assert.Equal(t, -1, FirstNonFinite(nil))
+}
