@@ -27,6 +27,9 @@ func (p *Pruning) Validate(cfg Config) error {
 		}
 		seen[l] = true
 	}
+	if err := p.checkKeptTokens(cfg); err != nil {
+		return err
+	}
 	if p.Layers == nil {
 		return nil
 	}
@@ -52,6 +55,29 @@ func (p *Pruning) Validate(cfg Config) error {
 		if p.Keep < 1 && seen[i] && len(keptHeads(cfg, p, i)) == 0 {
 			return fmt.Errorf("pruning: layer %d drops tokens but all its heads are pruned", i)
 		}
+	}
+	return nil
+}
+
+// checkKeptTokens follows the sequence through the layers and rejects a keep
+// rate so small that a token-dropping layer would keep no patch token
+// (KeptTokens 0): the reference would fuse every token into one, and the
+// accelerator's token dropping module has no top-k of size 0. Every user of
+// a pruning (reference, simulator, one-shot pruning) validates through here.
+func (p *Pruning) checkKeptTokens(cfg Config) error {
+	if p.Keep >= 1 || len(p.TDLayers) == 0 {
+		return nil
+	}
+	n := cfg.Tokens()
+	for l := range cfg.Depth {
+		if !slices.Contains(p.TDLayers, l) {
+			continue
+		}
+		if KeptTokens(n, p.Keep) < 1 {
+			return fmt.Errorf("pruning: keep rate %v keeps none of the %d tokens after CLS entering token-dropping layer %d (keep*%d = %.3g rounds to 0); a keep rate of %.3g or more keeps at least one",
+				p.Keep, n-1, l, n-1, p.Keep*float64(n-1), 1/float64(n-1))
+		}
+		n = TokensAfterDrop(n, p.Keep)
 	}
 	return nil
 }

@@ -48,15 +48,35 @@ func (c *Compacted) Forward(img []float32) ([]float32, *ForwardInfo, error) {
 			cfg.Name, len(img), want, cfg.InChans, cfg.ImageSize, cfg.ImageSize)
 	}
 	x, n := c.Embed(img), cfg.Tokens()
+	if err := finiteStage(cfg, "patch embedding", x); err != nil {
+		return nil, nil, err
+	}
 	info := &ForwardInfo{Layers: make([]LayerInfo, len(c.Layers))}
 	ws := c.newWorkspace(n)
 	outs := [2][]float32{make([]float32, n*cfg.Dim), make([]float32, n*cfg.Dim)}
 	for l := range c.Layers {
 		// x is the previous layer's output (outs[(l-1)%2] or a fresh dropped sequence): never outs[l%2].
-		x, info.Layers[l] = c.encoderLayer(l, x, n, ws, outs[l%2])
+		var err error
+		if x, info.Layers[l], err = c.encoderLayer(l, x, n, ws, outs[l%2]); err != nil {
+			return nil, nil, err
+		}
 		n = info.Layers[l].TokensOut
 	}
-	return c.Classify(x), info, nil
+	logits := c.Classify(x)
+	if err := finiteStage(cfg, "classifier", logits); err != nil {
+		return nil, nil, err
+	}
+	return logits, info, nil
+}
+
+// finiteStage reports activations that overflowed float32 (weights that are
+// finite but huge, say 1e30, give infinities and then NaN), naming the stage
+// where they first appear, instead of logits that argmax would read as class 0.
+func finiteStage(cfg Config, stage string, v []float32) error {
+	if err := checkFinite(v); err != nil {
+		return fmt.Errorf("forward %s: %s: activations are not finite (%v): weights or inputs too large for float32", cfg.Name, stage, err)
+	}
+	return nil
 }
 
 // workspace holds one image's intermediate activations, reused layer after
@@ -101,7 +121,7 @@ func (c *Compacted) Embed(img []float32) []float32 {
 // returns the layer's output, n or fewer tokens (LayerInfo.TokensOut). It
 // computes in ws and writes its output to out (n×Dim, not aliasing x) unless
 // the layer drops tokens.
-func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out []float32) ([]float32, LayerInfo) {
+func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out []float32) ([]float32, LayerInfo, error) {
 	cfg := c.Weights.Config
 	L := &c.Layers[l]
 	d, hd := cfg.Dim, cfg.HeadDim()
@@ -130,6 +150,11 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	}
 	h := c.linear(out[:n*d], o, n, wk, L.ProjW, L.ProjB, d)
 	kernels.Add(h, h, x)
+	// Checked before token dropping, whose top-k must not see NaN scores (a
+	// NaN in the attention reaches h through A·V).
+	if err := finiteStage(cfg, fmt.Sprintf("layer %d attention", l), h); err != nil {
+		return nil, info, err
+	}
 
 	if L.Drop {
 		for j := range info.Scores {
@@ -147,7 +172,10 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	kernels.GELU(hidden, hidden)
 	mlp := c.linear(ws.mlp[:n*d], hidden, n, kn, L.FC2W, L.FC2B, d)
 	kernels.Add(h, h, mlp)
-	return h, info
+	if err := finiteStage(cfg, fmt.Sprintf("layer %d MLP", l), h); err != nil {
+		return nil, info, err
+	}
+	return h, info, nil
 }
 
 // Classify applies the final LayerNorm and the classifier to the CLS token

@@ -403,6 +403,13 @@ func TestPruningValidate(t *testing.T) {
 		{"mask length", "layer 0: K mask has 3 blocks, want 4×4", &Pruning{Keep: 1, Block: 16, Layers: []LayerMask{{K: make([]bool, 3)}, {}, {}, {}}}},
 		{"neuron mask length", "layer 3: neuron mask has 5 entries, want 256", &Pruning{Keep: 1, Block: 16, Layers: []LayerMask{{}, {}, {}, {Neurons: make([]bool, 5)}}}},
 		{"TD layer without heads", "layer 2 drops tokens but all its heads are pruned", allHeadsGone},
+		// A keep rate that passes (0, 1] but keeps no token: the simulator's
+		// token dropping module has no top-0, so it is rejected here for all.
+		{"keep keeps no token", "keep rate 1e-11 keeps none of the 49 tokens after CLS entering token-dropping layer 1 (keep*49 = 4.9e-10 rounds to 0); a keep rate of 0.0204 or more keeps at least one",
+			&Pruning{Keep: 1e-11, TDLayers: []int{1}}},
+		{"keep keeps no token, masks too", "keep rate 1e-11 keeps none", &Pruning{Keep: 1e-11, TDLayers: []int{3}, Block: 16, Layers: make([]LayerMask, 4)}},
+		{"smallest keep keeps one token", "", &Pruning{Keep: 1.0 / 49, TDLayers: []int{0, 1, 2, 3}}},
+		{"tiny keep without TD layers", "", &Pruning{Keep: 1e-11}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,6 +437,71 @@ func TestForwardBadInput(t *testing.T) {
 	w.Layers[1].VW[5] = float32(math.NaN())
 	_, _, err = w.Forward(make([]float32, 784), nil)
 	assert.ErrorContains(t, err, "tensor layers.1.v.weight: NaN at index 5")
+}
+
+// TestForwardNonFiniteActivations: finite weights so large that the
+// activations overflow float32 fail with the stage where they first do,
+// instead of NaN logits that argmax reads as class 0.
+func TestForwardNonFiniteActivations(t *testing.T) {
+	cfg := mustPreset(t, "mnist-tiny")
+	img := randomImage(cfg, 3)
+	tests := []struct {
+		name  string
+		spoil func(w *Weights)
+		img   func([]float32)
+		want  string
+	}{
+		{"every weight huge", func(w *Weights) {
+			for _, t := range w.tensors() {
+				fill(*t.data, 1e30)
+			}
+		}, nil,
+			"forward mnist-tiny: layer 0 attention: activations are not finite"},
+		{"huge patch weight rows", func(w *Weights) { hugeRows(w.PatchW, cfg.Dim) }, nil,
+			"forward mnist-tiny: patch embedding: activations are not finite"},
+		{"huge Q and K weights in layer 2", func(w *Weights) { fill(w.Layers[2].QW, 1e30); fill(w.Layers[2].KW, 1e30) }, nil,
+			"forward mnist-tiny: layer 2 attention: activations are not finite"},
+		{"huge FC1 rows in layer 1", func(w *Weights) { hugeRows(w.Layers[1].FC1W, cfg.MLPHidden) }, nil,
+			"forward mnist-tiny: layer 1 MLP: activations are not finite"},
+		{"huge classifier", func(w *Weights) { fill(w.HeadW, 1e38); fill(w.HeadB, 3e38) }, nil,
+			"forward mnist-tiny: classifier: activations are not finite"},
+		{"infinite pixel", nil, func(px []float32) { px[7] = float32(math.Inf(1)) },
+			"forward mnist-tiny: patch embedding: activations are not finite"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := RandomWeights(cfg, 1)
+			if tt.spoil != nil {
+				tt.spoil(w)
+			}
+			px := slices.Clone(img)
+			if tt.img != nil {
+				tt.img(px)
+			}
+			for _, p := range []*Pruning{nil, {Keep: 0.5, TDLayers: []int{0, 1, 2}}} {
+				logits, _, err := w.Forward(px, p)
+				assert.Nil(t, logits)
+				assert.ErrorContains(t, err, tt.want)
+			}
+		})
+	}
+}
+
+// hugeRows sets every other row of the row-major matrix v (cols wide) to
+// 3e38, finite: its products with any input that is not zero overflow.
+// (Uniform columns would not: LayerNorm's output sums to about zero.)
+func hugeRows(v []float32, cols int) {
+	for i := range v {
+		if i/cols%2 == 0 {
+			v[i] = 3e38
+		}
+	}
+}
+
+func fill(v []float32, x float32) {
+	for i := range v {
+		v[i] = x
+	}
 }
 
 func TestCountMACs(t *testing.T) {
