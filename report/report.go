@@ -209,8 +209,9 @@ type Imbalance struct {
 	Used bool `json:"used"`
 }
 
-// GapCause is one part of the difference between the simulated cycles and
-// the estimator's; the parts add up to the whole gap.
+// GapCause is one cause's cycles: a part of the critical path (the parts
+// add up to the run) or of the difference between the simulated cycles and
+// the estimator's (the parts add up to the whole gap).
 type GapCause struct {
 	Cause string `json:"cause"`
 	// Cycles is the part over all images; PerImage is Cycles / Images.
