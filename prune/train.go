@@ -111,7 +111,9 @@ func (o Options) Validate(cfg vit.Config) error {
 			return fmt.Errorf("token-dropping layer %d is outside 0..%d", l, cfg.Depth-1)
 		}
 	}
-	return nil
+	// The rest of the token dropping is what the reference and the
+	// simulator accept (a keep rate that keeps a token in every TD layer).
+	return (&vit.Pruning{Keep: o.Keep, TDLayers: o.TDLayers}).Validate(cfg)
 }
 
 func (o Options) pruned() bool { return o.Density < 1 }

@@ -209,6 +209,8 @@ func TestNewTrainerErrors(t *testing.T) {
 		{"bad score init", func(o *Options) { o.ScoreInit = "random" }, w, ds, `score initialisation "random"`},
 		{"bad block", func(o *Options) { o.Block = 5 }, w, ds, "block size 5"},
 		{"td layer", func(o *Options) { o.TDLayers = []int{2} }, w, ds, "token-dropping layer 2 is outside 0..1"},
+		{"keep keeps no token", func(o *Options) { o.Keep = 1e-11 }, w, ds, "keep rate 1e-11 keeps none of the 16 tokens after CLS entering token-dropping layer 0"},
+		{"td layer twice", func(o *Options) { o.TDLayers = []int{1, 1} }, w, ds, "token-dropping layer 1 listed twice"},
 		{"schedule", func(o *Options) { o.PruneCooldownEpochs = 3 }, w, ds, "do not fit in 3 epochs"},
 		{"temperature", func(o *Options) { o.Temperature = 0 }, w, ds, "temperature 0"},
 		{"learning rate", func(o *Options) { o.LR = -1 }, w, ds, "learning rate -1"},

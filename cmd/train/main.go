@@ -178,6 +178,9 @@ func train(cmd string, args []string, stdout, stderr io.Writer) error {
 		if err := f.opt.Validate(cfg); err != nil {
 			return usageError{err}
 		}
+	} else if err := (&vit.Pruning{Keep: f.opt.Keep, TDLayers: f.opt.TDLayers}).Validate(cfg); err != nil {
+		// Before any file is read; the masks are checked again once made.
+		return usageError{err}
 	}
 	var dense *vit.Weights
 	if f.from != "" {
