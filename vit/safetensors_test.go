@@ -422,6 +422,49 @@ func TestLoadWeightsBadFiles(t *testing.T) {
 	assert.NoError(t, err)
 }
 
+// TestLoadWeightsOfAnotherModel: a file of another preset says which one it
+// holds (ModelMismatchError.Looks), so that a command can say what to ask for.
+func TestLoadWeightsOfAnotherModel(t *testing.T) {
+	dir := t.TempDir()
+	save := func(model string, layout Layout) string {
+		path := filepath.Join(dir, model+"-"+layout.String()+".safetensors")
+		require.NoError(t, SaveWeights(path, RandomWeights(mustPreset(t, model), 1), layout, nil))
+		return path
+	}
+	tests := []struct {
+		name, file, model, looks, want string
+	}{
+		{"DeiT-Tiny read as mnist-tiny", save("deit-tiny", LayoutTimm), "mnist-tiny", "deit-tiny",
+			`tensor "cls_token": shape [1 1 192], model mnist-tiny needs [1 1 64]: the file holds a deit-tiny, not a mnist-tiny`},
+		{"Hugging Face DeiT-Tiny read as deit-small", save("deit-tiny", LayoutHF), "deit-small", "deit-tiny",
+			"the file holds a deit-tiny, not a deit-small"},
+		{"mnist-tiny read as deit-tiny", save("mnist-tiny", LayoutTimm), "deit-tiny", "mnist-tiny",
+			`tensor "cls_token": shape [1 1 64], model deit-tiny needs [1 1 192]: the file holds a mnist-tiny, not a deit-tiny`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := LoadWeights(tt.file, mustPreset(t, tt.model))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			var mm *ModelMismatchError
+			require.ErrorAs(t, err, &mm)
+			assert.Equal(t, tt.looks, mm.Looks)
+			assert.Equal(t, tt.model, mm.Model)
+		})
+	}
+
+	// A file of no preset's shape (10 classes on DeiT-Tiny) names none.
+	cfg := mustPreset(t, "deit-tiny")
+	cfg.NumClasses = 10
+	odd := filepath.Join(dir, "odd.safetensors")
+	require.NoError(t, SaveWeights(odd, RandomWeights(cfg, 1), LayoutTimm, nil))
+	_, _, err := LoadWeights(odd, mustPreset(t, "deit-tiny"))
+	var mm *ModelMismatchError
+	require.ErrorAs(t, err, &mm)
+	assert.Empty(t, mm.Looks)
+	assert.NotContains(t, err.Error(), "the file holds")
+}
+
 func TestSaveWeightsLeavesNoPartialFile(t *testing.T) {
 	cfg := mustPreset(t, "mnist-tiny")
 	dir := t.TempDir()

@@ -193,16 +193,14 @@ func ReadWeights(r io.ReaderAt, size int64, source string, cfg Config) (*Weights
 	}
 	w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Depth)}
 	for _, ft := range checkpointTensors(w, layout) {
-		t := byName[ft.name]
-		if t == nil && layout == LayoutHF && strings.HasPrefix(ft.name, "cls_classifier.") {
-			// DeiTForImageClassification (not distilled) calls its head "classifier".
-			t = byName[strings.TrimPrefix(ft.name, "cls_")]
-		}
+		t := lookupTensor(byName, layout, ft.name)
 		if t == nil {
-			return fail(fmt.Errorf("tensor %q: missing (%s layout, model %s)", ft.name, layout, cfg.Name))
+			return fail(&ModelMismatchError{fmt.Sprintf("tensor %q: missing (%s layout, model %s)", ft.name, layout, cfg.Name),
+				cfg.Name, matchingPreset(byName, layout)})
 		}
 		if !slices.Equal(t.Shape, ft.shape) {
-			return fail(fmt.Errorf("tensor %q: shape %v, model %s needs %v", t.Name, t.Shape, cfg.Name, ft.shape))
+			return fail(&ModelMismatchError{fmt.Sprintf("tensor %q: shape %v, model %s needs %v", t.Name, t.Shape, cfg.Name, ft.shape),
+				cfg.Name, matchingPreset(byName, layout)})
 		}
 		if err := checkFinite(t.Data); err != nil {
 			return fail(fmt.Errorf("tensor %q: %w", t.Name, err))
@@ -210,6 +208,51 @@ func ReadWeights(r io.ReaderAt, size int64, source string, cfg Config) (*Weights
 		ft.scatter(t.Data)
 	}
 	return w, meta, nil
+}
+
+// ModelMismatchError is a weights file whose tensors do not fit the model
+// asked for. Looks is the preset whose every tensor the file holds with the
+// right shape, if one does, so that a command can say which model to ask for.
+type ModelMismatchError struct {
+	Detail string // which tensor does not fit, and how
+	Model  string // the model asked for
+	Looks  string // the matching preset, or ""
+}
+
+func (e *ModelMismatchError) Error() string {
+	if e.Looks == "" {
+		return e.Detail
+	}
+	return fmt.Sprintf("%s: the file holds a %s, not a %s", e.Detail, e.Looks, e.Model)
+}
+
+// lookupTensor finds the file tensor called name.
+func lookupTensor(byName map[string]*Tensor, layout Layout, name string) *Tensor {
+	t := byName[name]
+	if t == nil && layout == LayoutHF && strings.HasPrefix(name, "cls_classifier.") {
+		// DeiTForImageClassification (not distilled) calls its head "classifier".
+		t = byName[strings.TrimPrefix(name, "cls_")]
+	}
+	return t
+}
+
+// matchingPreset is the first preset all of whose tensors the file holds
+// with their shapes, or "". It compares shapes only: no data is copied.
+func matchingPreset(byName map[string]*Tensor, layout Layout) string {
+	for _, cfg := range presets {
+		w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Depth)}
+		fits := true
+		for _, ft := range checkpointTensors(w, layout) {
+			if t := lookupTensor(byName, layout, ft.name); t == nil || !slices.Equal(t.Shape, ft.shape) {
+				fits = false
+				break
+			}
+		}
+		if fits {
+			return cfg.Name
+		}
+	}
+	return ""
 }
 
 // scatter copies a checkpoint tensor's data into its parts.
