@@ -44,3 +44,25 @@ func ReferenceCorrect(c *vit.Compacted, ds *Dataset) ([]bool, error) {
 	}
 	return right, nil
 }
+
+// LowAccuracy reports whether correct of n predictions over classes classes
+// are below twice chance (2/classes): a model that good is no better than a
+// guess, the usual sign that one-shot pruning destroyed it. With no images
+// or classes it is false.
+func LowAccuracy(correct, n, classes int) bool {
+	return n > 0 && classes > 0 && float64(correct)*float64(classes) < 2*float64(n)
+}
+
+// LowAccuracyNote is the one-line note a command prints when LowAccuracy
+// holds, "" otherwise; oneShot adds what to do about magnitude masks.
+func LowAccuracyNote(correct, n, classes int, oneShot bool) string {
+	if !LowAccuracy(correct, n, classes) {
+		return ""
+	}
+	note := fmt.Sprintf("note: accuracy %.1f%% (%d/%d) is below twice chance (%.1f%% for %d classes): the model predicts little better than a guess",
+		100*float64(correct)/float64(n), correct, n, 200/float64(classes), classes)
+	if oneShot {
+		note += "; one-shot magnitude pruning at this density destroyed it: raise the density or fine-prune with train prune (prune/TRAINING.md)"
+	}
+	return note
+}

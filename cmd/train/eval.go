@@ -135,5 +135,8 @@ func evalCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", *path, r)
+	if note := prune.LowAccuracyNote(r.correct, r.n, cfg.NumClasses, false); note != "" {
+		fmt.Fprintln(stderr, note)
+	}
 	return nil
 }

@@ -224,6 +224,9 @@ func train(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if note := prune.LowAccuracyNote(res.correct, res.n, cfg.NumClasses, cmd == "oneshot"); note != "" {
+		fmt.Fprintln(stderr, note)
+	}
 	took, cpu := time.Since(start), cpuTime()
 	meta, err := res.metadata(strings.Join(append([]string{"train", cmd}, args...), " "), took, cpu)
 	if err != nil {
