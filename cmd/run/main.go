@@ -55,12 +55,13 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 		return 0
 	}
 	if err == nil {
-		err = execute(opt, stdout)
+		err = execute(opt, stdout, stderr)
 	}
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "run: %s\n", oneLine(err.Error()))
+	// A topology name or a path may hold terminal escape codes.
+	fmt.Fprintf(stderr, "run: %s\n", printable(oneLine(err.Error())))
 	if errors.As(err, new(usageError)) {
 		return 2
 	}

@@ -13,7 +13,9 @@ import (
 )
 
 // execute loads everything opt names, runs it and writes the report.
-func execute(opt *options, stdout io.Writer) error {
+// Notes (flags with no effect, an accuracy no better than a guess) go to
+// stderr, one line each.
+func execute(opt *options, stdout, stderr io.Writer) error {
 	if err := opt.checkFiles(); err != nil {
 		return err
 	}
@@ -31,6 +33,9 @@ func execute(opt *options, stdout io.Writer) error {
 		return err
 	}
 	if opt.printTopo {
+		if opt.json {
+			return writeTopologyJSON(stdout, desc)
+		}
 		return desc.WriteTOML(stdout)
 	}
 	var svg *safefile.File
@@ -64,7 +69,7 @@ func execute(opt *options, stdout io.Writer) error {
 		rep.Logits = nil
 	}
 	if svg != nil {
-		err = rep.WriteSVG(svg)
+		err = textSafe(rep).WriteSVG(svg)
 		if err == nil {
 			err = svg.Commit()
 		}
@@ -73,9 +78,17 @@ func execute(opt *options, stdout io.Writer) error {
 		}
 	}
 	if opt.json {
-		return writeJSON(stdout, rep)
+		err = writeJSON(stdout, rep)
+	} else {
+		err = textSafe(rep).WriteText(stdout)
 	}
-	return rep.WriteText(stdout)
+	if err != nil {
+		return err
+	}
+	for _, note := range notes(opt, m, in, rep) {
+		fmt.Fprintf(stderr, "run: %s\n", note)
+	}
+	return nil
 }
 
 // newReport fills in what is known before anything runs: the setup and the

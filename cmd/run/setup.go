@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -49,6 +50,9 @@ func loadModel(o *options) (*model, error) {
 		filePruning, source = p, "embedded"
 	default:
 		w, meta, err := vit.LoadWeights(o.weights, cfg)
+		if mm := (*vit.ModelMismatchError)(nil); errors.As(err, &mm) && mm.Looks != "" {
+			return nil, fmt.Errorf("%w: pass -model %s", err, mm.Looks)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +119,7 @@ type inputs struct {
 	pixels [][]float32
 	labels []int // nil when unknown
 	desc   string
+	random bool // seeded random images (-seed chose them)
 }
 
 // loadInputs reads the -image files, or else the first -images MNIST test
@@ -148,6 +153,7 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 			in.pixels = append(in.pixels, randomImage(cfg, o.seed, uint64(i)))
 		}
 		in.desc = fmt.Sprintf("random images (seed %d): no labels", o.seed)
+		in.random = true
 	}
 	return in, nil
 }
