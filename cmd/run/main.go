@@ -100,7 +100,7 @@ type options struct {
 
 // Limits on the inputs a run accepts.
 const (
-	maxImages   = 10000 // the MNIST test set
+	maxImages   = 10000 // the MNIST test set; also the most -image files
 	defaultSeed = 1
 )
 
@@ -235,6 +235,12 @@ func (o *options) check() error {
 	if o.set["images"] && len(o.imageFiles) > 0 {
 		return usagef("-images and -image exclude each other: give a count of test images or image files")
 	}
+	if len(o.imageFiles) > maxImages {
+		return usagef("-image given %d times: at most %d images a run", len(o.imageFiles), maxImages)
+	}
+	if n := o.imageCount(); o.trace != "" && n > chunkImages {
+		return usagef("-trace records one simulated run of at most %d images, not %d: use -images %d or fewer", chunkImages, n, chunkImages)
+	}
 	if o.reference && o.trace != "" {
 		return usagef("-trace needs the accelerator: it cannot go with -reference")
 	}
@@ -245,6 +251,15 @@ func (o *options) check() error {
 		return usagef("-logits adds to the JSON report: use it with -json")
 	}
 	return o.checkOutputPaths()
+}
+
+// imageCount is the number of images the run will have (at most: the MNIST
+// test set has 10,000).
+func (o *options) imageCount() int {
+	if len(o.imageFiles) > 0 {
+		return len(o.imageFiles)
+	}
+	return o.images
 }
 
 // randomVariant asks for seeded random weights instead of an embedded model.

@@ -336,7 +336,14 @@ func TestSameJSONUnderGOMAXPROCS1And2(t *testing.T) {
 	}
 }
 
+// runMainEnv makes the test binary the command itself, for tests that
+// measure a whole process (its peak memory).
+const runMainEnv = "VITFLOW_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 

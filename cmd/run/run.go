@@ -58,9 +58,9 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	if opt.reference {
-		err = runReference(rep, desc, m, in)
+		err = runReference(rep, desc, m, in, opt.logits)
 	} else {
-		err = runAccelerator(rep, desc, m, in, trace)
+		err = runStreamed(rep, desc, m, in, trace, opt.logits)
 	}
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 		ClockMHz:  desc.ClockMHz,
 		Reference: opt.reference,
 		Inputs:    in.desc,
-		Images:    len(in.pixels),
+		Images:    in.count,
 		Labels:    in.labels,
 	}
 	if m.variant != nil {
@@ -136,7 +136,7 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 // runReference classifies every image with the golden forward pass and
 // reports the analytical estimate per layer; a simulated run gets the
 // estimate from the simulation instead.
-func runReference(rep *report.Report, desc topology.Description, m *model, in *inputs) error {
+func runReference(rep *report.Report, desc topology.Description, m *model, in *inputs, keepLogits bool) error {
 	layers, err := topology.MaskPruning(m.cfg, m.pruning)
 	if err != nil {
 		return err
@@ -162,7 +162,13 @@ func runReference(rep *report.Report, desc topology.Description, m *model, in *i
 	if err != nil {
 		return err
 	}
-	for i, px := range in.pixels {
+	// One image at a time: memory does not grow with the image count
+	// (but for the logits, kept only when they are reported).
+	for i := range in.count {
+		px, err := in.load(i)
+		if err != nil {
+			return err
+		}
 		logits, info, err := c.Forward(px)
 		if err != nil {
 			return fmt.Errorf("image %d: %w", i, err)
@@ -172,7 +178,9 @@ func runReference(rep *report.Report, desc topology.Description, m *model, in *i
 				rep.Layers[l].TokensIn, rep.Layers[l].TokensOut = li.TokensIn, li.TokensOut
 			}
 		}
-		rep.Logits = append(rep.Logits, logits)
+		if keepLogits {
+			rep.Logits = append(rep.Logits, logits)
+		}
 		rep.Top1 = append(rep.Top1, kernels.Argmax(logits))
 	}
 	rep.SetAccuracy()

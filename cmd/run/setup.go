@@ -114,26 +114,45 @@ func maskDensity(p *vit.Pruning) float64 {
 	return float64(kept) / float64(all)
 }
 
-// inputs are the preprocessed images of a run.
+// inputs are the images of a run, loaded (decoded, preprocessed) only when
+// asked for, a chunk at a time: memory does not grow with the image count.
 type inputs struct {
-	pixels [][]float32
-	labels []int // nil when unknown
+	count  int
+	load   func(i int) ([]float32, error) // image i, 0 <= i < count
+	labels []int                          // nil when unknown
 	desc   string
 	random bool // seeded random images (-seed chose them)
+	// pixels holds the images of a run of at most chunkImages, for runAccelerator.
+	pixels [][]float32
 }
 
-// loadInputs reads the -image files, or else the first -images MNIST test
-// images (mnist-tiny) or as many seeded random images (other models).
+// chunk loads images [start, start+n).
+func (in *inputs) chunk(start, n int) ([][]float32, error) {
+	px := make([][]float32, n)
+	for i := range px {
+		var err error
+		if px[i], err = in.load(start + i); err != nil {
+			return nil, err
+		}
+	}
+	return px, nil
+}
+
+// loadInputs prepares the -image files, or else the first -images MNIST
+// test images (mnist-tiny) or as many seeded random images (other models).
+// Image files are checked here but decoded when they are used.
 func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 	in := &inputs{}
 	switch {
 	case len(o.imageFiles) > 0:
-		for _, path := range o.imageFiles {
-			px, err := vit.LoadImage(path, cfg)
-			if err != nil {
-				return nil, err // it names the file
+		in.count = len(o.imageFiles)
+		in.load = func(i int) ([]float32, error) { return vit.LoadImage(o.imageFiles[i], cfg) } // it names the file
+		// Decode every file now and drop it, so that a bad one fails before
+		// anything runs; each is decoded again when its chunk runs.
+		for i := range in.count {
+			if _, err := in.load(i); err != nil {
+				return nil, err
 			}
-			in.pixels = append(in.pixels, px)
 		}
 		in.desc = "image files"
 	case cfg.InChans == 1 && cfg.ImageSize == 28:
@@ -141,17 +160,19 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := min(o.images, test.Count())
-		for i := range n {
-			img, label := test.Get(i)
-			in.pixels = append(in.pixels, vit.MNISTPixels(img, cfg))
+		in.count = min(o.images, test.Count())
+		for i := range in.count {
+			_, label := test.Get(i)
 			in.labels = append(in.labels, int(label))
 		}
-		in.desc = fmt.Sprintf("MNIST test images 0-%d", n-1)
-	default:
-		for i := range o.images {
-			in.pixels = append(in.pixels, randomImage(cfg, o.seed, uint64(i)))
+		in.load = func(i int) ([]float32, error) {
+			img, _ := test.Get(i)
+			return vit.MNISTPixels(img, cfg), nil
 		}
+		in.desc = fmt.Sprintf("MNIST test images 0-%d", in.count-1)
+	default:
+		in.count = o.images
+		in.load = func(i int) ([]float32, error) { return randomImage(cfg, o.seed, uint64(i)), nil }
 		in.desc = fmt.Sprintf("random images (seed %d): no labels", o.seed)
 		in.random = true
 	}

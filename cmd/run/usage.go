@@ -64,7 +64,8 @@ Accelerator
                    accuracy runs; the estimator is still reported)
                      e.g. -reference -images 1000
   -trace FILE      write a Perfetto trace of the simulated run (open it in
-                   ui.perfetto.dev); written to a temporary file and renamed
+                   ui.perfetto.dev), of at most 16 images; written to a
+                   temporary file and renamed
                      e.g. -trace run.json
   -svg FILE        write an SVG chart of the simulated cycles per layer and op
                    beside the estimator's (open it in a browser)
@@ -78,8 +79,15 @@ Inputs
                    random images (DeiT models), 1..10000 (default 16)
                      e.g. -images 100
   -image FILE      a PNG or JPEG image, centre-cropped and resized for the
-                   model; repeatable; excludes -images
+                   model; repeatable, at most 10000 times; excludes -images
                      e.g. -image cat.jpg -image dog.png
+
+  Memory does not grow with the image count: images are decoded when they
+  are used, the reference runs one at a time, and the simulator runs chunks
+  of 16 images one after another on one built accelerator and adds up their
+  results (the pipeline drains between chunks, at most one image's fill per
+  16 images). Only the predictions, and the logits with -logits, are kept for
+  every image.
 
 Output
   -json            print the machine-readable JSON report on stdout, nothing else
