@@ -322,7 +322,7 @@ func (d Description) check() error {
 		// Each channel has an equal share, and one channel may carry every weight.
 		lo := minChannelBandwidth * float64(d.Memory.Channels)
 		if v := d.Memory.BandwidthBytesPerCycle; !(v >= lo && v <= maxBandwidth) {
-			c.fail("memory.bandwidth_bytes_per_cycle must be in [%v, %v] (at least %v per channel, %d channels), got %v",
+			c.fail("memory.bandwidth_bytes_per_cycle must be in [%v, %v] (%v per channel times memory.channels = %d), got %v",
 				lo, maxBandwidth, minChannelBandwidth, d.Memory.Channels, v)
 		}
 	}

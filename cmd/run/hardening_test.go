@@ -45,7 +45,7 @@ func TestExtremeInputsFailWithTheirReason(t *testing.T) {
 		msg  string
 	}{
 		{"bandwidth 1e-16", []string{"-topology", topo("bw.toml", "base = \"small\"\n[memory]\nbandwidth_bytes_per_cycle = 1e-16\n")},
-			1, "memory.bandwidth_bytes_per_cycle must be in [0.015625, 1e+09] (at least 0.015625 per channel, 1 channels), got 1e-16"},
+			1, "memory.bandwidth_bytes_per_cycle must be in [0.015625, 1e+09] (0.015625 per channel times memory.channels = 1), got 1e-16"},
 		{"bandwidth 1e-300", []string{"-topology", topo("bw.toml", "base = \"u250\"\n[memory]\nbandwidth_bytes_per_cycle = 1e-300\n")},
 			1, "memory.bandwidth_bytes_per_cycle must be in [0.0625, 1e+09]"},
 		{"clock 5e-324", []string{"-json", "-topology", topo("clock.toml", "base = \"small\"\nclock_mhz = 5e-324\n")},
