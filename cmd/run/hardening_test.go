@@ -105,7 +105,11 @@ func TestUserNamesArePrintable(t *testing.T) {
 		{"text report", []string{"-topology", file, "-image", pngFile(t)}, func(r result) string { return r.stdout }},
 		{"reference text report", []string{"-reference", "-topology", file, "-image", pngFile(t)}, func(r result) string { return r.stdout }},
 		{"svg", []string{"-topology", file, "-image", pngFile(t), "-svg", svg}, func(result) string { return readFile(t, svg) }},
-		{"error", []string{"-topology", file, "-balance", "static", "-keep", "1e-11"}, func(r result) string { return r.stderr }},
+		// The simulator names the topology in a unit's failure.
+		{"error", []string{"-topology", file, "-weights", hugeWeights(t), "-density", "1", "-images", "1"}, func(r result) string {
+			assert.Contains(t, r.stderr, `on card\x1b[2J`)
+			return r.stderr
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
