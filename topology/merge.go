@@ -1,0 +1,99 @@
+package topology
+
+import (
+	"cmp"
+	"slices"
+
+	"vitflow/runtime"
+)
+
+// Append adds c, a run of the same accelerator that started when r's
+// ended, to r, so that r becomes the result of one run of both batches end
+// to end: images, makespans, busy/starved/blocked cycles, FIFO occupancy
+// and the critical path's causes add up, c's times shift by r's makespan,
+// and the ratios (cycles per image, utilisations, full and empty fractions,
+// the bottleneck) are those of the whole. Between the two the accelerator
+// drained, which a single run of all the images would overlap; so a long
+// batch run in chunks takes at most one image's pipeline fill more per chunk.
+// c is consumed.
+func (r *SimResult) Append(c *SimResult) {
+	off := r.Cycles
+	pe := r.PEUtilisation*float64(r.Cycles) + c.PEUtilisation*float64(c.Cycles)
+	for i := range c.Images {
+		c.Images[i].Start += off
+		c.Images[i].End += off
+	}
+	r.Images = append(r.Images, c.Images...)
+	r.Cycles += c.Cycles
+	r.CyclesPerImage = float64(r.Cycles) / float64(len(r.Images))
+	if r.Cycles > 0 {
+		r.PEUtilisation = pe / float64(r.Cycles)
+	}
+	appendStats(r.Stats, c.Stats)
+	r.Path.append(&c.Path)
+}
+
+// appendStats adds c's statistics to s, a run of the same graph before it.
+func appendStats(s, c *runtime.Stats) {
+	off := s.Makespan
+	s.Makespan += c.Makespan
+	ratio := func(n int64) float64 {
+		if s.Makespan == 0 {
+			return 0
+		}
+		return float64(n) / float64(s.Makespan)
+	}
+	for i := range s.Actors {
+		a, b := &s.Actors[i], &c.Actors[i]
+		a.Finish = off + b.Finish
+		a.Busy += b.Busy
+		a.Utilisation = ratio(a.Busy)
+		for k := range a.Starved {
+			a.Starved[k].Cycles += b.Starved[k].Cycles
+		}
+		for k := range a.Blocked {
+			a.Blocked[k].Cycles += b.Blocked[k].Cycles
+		}
+		for _, l := range b.ByLabel {
+			k, found := slices.BinarySearchFunc(a.ByLabel, l.Label, func(x runtime.LabelCycles, label string) int { return cmp.Compare(x.Label, label) })
+			if found {
+				a.ByLabel[k].Cycles += l.Cycles
+			} else {
+				a.ByLabel = slices.Insert(a.ByLabel, k, l)
+			}
+		}
+	}
+	for i := range s.FIFOs {
+		f, g := &s.FIFOs[i], &c.FIFOs[i]
+		f.Elements += g.Elements
+		f.MaxOccupancy = max(f.MaxOccupancy, g.MaxOccupancy)
+		for k := range f.Occupancy {
+			f.Occupancy[k] += g.Occupancy[k]
+		}
+		f.FullFraction, f.EmptyFraction = ratio(f.Occupancy[f.Capacity]), ratio(f.Occupancy[0])
+	}
+}
+
+// append adds c's critical path to a's: the critical path of runs one
+// after another is theirs end to end.
+func (a *Attribution) append(c *Attribution) {
+	a.Makespan += c.Makespan
+	for i := range a.Causes {
+		a.Causes[i].Cycles += c.Causes[i].Cycles
+	}
+	for i := range a.Units {
+		a.Units[i].Critical += c.Units[i].Critical
+		a.Units[i].Busy += c.Units[i].Busy
+		a.Units[i].Hidden += c.Units[i].Hidden
+	}
+	for _, l := range c.Backpressure {
+		i := slices.IndexFunc(a.Backpressure, func(x LinkPath) bool { return x.Name == l.Name })
+		if i < 0 {
+			a.Backpressure = append(a.Backpressure, l)
+			continue
+		}
+		a.Backpressure[i].Cycles += l.Cycles
+	}
+	slices.SortFunc(a.Backpressure, func(x, y LinkPath) int { return cmp.Or(cmp.Compare(y.Cycles, x.Cycles), cmp.Compare(x.Name, y.Name)) })
+	a.Bottleneck = bottleneck(a)
+}
