@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"vitflow/kernels"
 )
 
 // Validate reports the first inconsistency of p with cfg. A nil p is the dense model.
@@ -317,25 +318,12 @@ func forEach(n int, f func(i int)) {
 
 // checkFinite reports the first NaN or infinity in v and its index.
 func checkFinite(v []float32) error {
-	// x-x is 0 for every finite x and NaN for infinities and NaN, and a sum
-	// with a NaN is NaN: one test per eight values while all is well, which
-	// matters for DeiT-B's 86M weights.
-	i := 0
-	for ; i+8 <= len(v); i += 8 {
-		w := v[i : i+8 : i+8]
-		if (w[0]-w[0])+(w[1]-w[1])+(w[2]-w[2])+(w[3]-w[3])+(w[4]-w[4])+(w[5]-w[5])+(w[6]-w[6])+(w[7]-w[7]) != 0 {
-			break
-		}
-	}
-	for ; i < len(v); i++ {
-		x := v[i]
-		if x-x == 0 {
-			continue
-		}
-		if math.IsNaN(float64(x)) {
-			return fmt.Errorf("NaN at index %d", i)
-		}
+	switch i := kernels.FirstNonFinite(v); {
+	case i < 0:
+		return nil
+	case math.IsNaN(float64(v[i])):
+		return fmt.Errorf("NaN at index %d", i)
+	default:
 		return fmt.Errorf("infinity at index %d", i)
 	}
-	return nil
 }
