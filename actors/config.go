@@ -223,6 +223,10 @@ func (c Config) Validate() error {
 			!(m.BytesPerWeight > 0) || math.IsInf(m.BytesPerWeight, 0) {
 			return fmt.Errorf("accelerator: memory %+v: bandwidth, channels and bytes per weight must be positive", m)
 		}
+		// The loader counts cycles in int64: a block must take a sane time.
+		if bc := m.BlockCycles(c.Block); !(bc <= 1<<40) {
+			return fmt.Errorf("accelerator: memory %+v: a %d×%d weight block takes %g cycles, more than 2^40", m, c.Block, c.Block, bc)
+		}
 	}
 	if c.Free {
 		return nil

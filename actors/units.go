@@ -30,6 +30,15 @@ func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, n int) {
 	}
 }
 
+// finite fails on a tile that holds a NaN or an infinity, naming the unit
+// and the layer where it first appeared.
+func finiteOut(stage Stage, t *Tile) error {
+	if i := kernels.FirstNonFinite(t.Data); i >= 0 {
+		return fmt.Errorf("image %d layer %d: %s output of row block %d is not finite (%v)", t.Image, t.Layer, stage, t.Unit, t.Data[i])
+	}
+	return nil
+}
+
 // skips holds the tiles of a skip connection, which may be asked for in
 // another order than they arrive in.
 type skips struct {
@@ -82,6 +91,9 @@ func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
 				t.Layer = int32(l)
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
+				if err := finiteOut(StageLayerNorm1, xn); err != nil {
+					return err
+				}
 				u.charge(ctx, StageLayerNorm1, len(t.Data))
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
 					return err
@@ -118,6 +130,9 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
 				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
+				if err := finiteOut(StageSoftmax, t); err != nil {
+					return err
+				}
 				u.charge(ctx, StageSoftmax, len(t.Data))
 				var cls *Tile
 				if L.Drops() && int(t.Unit)%rows == 0 {
@@ -167,6 +182,9 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
+				if err := finiteOut(StageResidual1, t); err != nil {
+					return err
+				}
 				u.charge(ctx, StageResidual1, len(t.Data))
 				if L.Drops() {
 					err = u.ToTokenDrop.send(ctx, u.Rec, t)
@@ -286,6 +304,9 @@ func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
 				}
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
+				if err := finiteOut(StageLayerNorm2, xn); err != nil {
+					return err
+				}
 				u.charge(ctx, StageLayerNorm2, len(t.Data))
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
 					return err
@@ -315,6 +336,9 @@ func (u *GELU) Run(ctx *runtime.Ctx) error {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
 				kernels.GELU(t.Data, t.Data)
+				if err := finiteOut(StageGELU, t); err != nil {
+					return err
+				}
 				u.charge(ctx, StageGELU, t.Rows*L.Hidden)
 				if err := u.Out.send(ctx, u.Rec, t); err != nil {
 					return err
@@ -362,6 +386,9 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
+				if err := finiteOut(StageResidual2, t); err != nil {
+					return err
+				}
 				u.charge(ctx, StageResidual2, len(t.Data))
 				if err := out.send(ctx, u.Rec, t); err != nil {
 					return err
@@ -412,6 +439,9 @@ func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 			return fmt.Errorf("%d tokens of %d, position embeddings for %d values", len(x)/d, d, len(m.PosEmbed))
 		}
 		kernels.Add(x, x, m.PosEmbed)
+		if i := kernels.FirstNonFinite(x); i >= 0 {
+			return fmt.Errorf("image %d: patch embedding output is not finite (%v)", img, x[i])
+		}
 		for r := range u.rows(m.Tokens) {
 			nr := min(b, m.Tokens-r*b)
 			patchRows := min(r*b+nr, m.Tokens) - max(r*b, prefix)

@@ -477,3 +477,19 @@ func TestSimulateTrace(t *testing.T) {
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &trace), "the trace is JSON")
 	assert.Contains(t, buf.String(), `"mpca"`)
 }
+
+// TestSimulateNonFinite: weights that overflow float32 fail the run with
+// the unit and the layer where the first NaN or infinity appears.
+func TestSimulateNonFinite(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	for i := range w.Layers[1].FC1W {
+		w.Layers[1].FC1W[i] = 3e38
+	}
+	_, err = Simulate(context.Background(), SimInput{Weights: w, Desc: preset(t, "small", FidelityDetailed), Images: randomImages(cfg, 1, 1)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not finite")
+	assert.Contains(t, err.Error(), "layer 1")
+	assert.NotContains(t, err.Error(), "\n")
+}
