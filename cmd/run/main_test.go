@@ -314,24 +314,27 @@ func TestImageFilesAndRandomImages(t *testing.T) {
 	assert.NotContains(t, stdout, "accuracy")
 }
 
-// TestSameJSONUnderGOMAXPROCS1And2: the report, logits and every cycle
-// count are the same on one core and on two, for the golden model and for
+// TestSameJSONUnderGOMAXPROCS: the report, logits and every cycle
+// count are the same under GOMAXPROCS 1, 2 and 8, for the golden model and for
 // the simulated accelerator.
-func TestSameJSONUnderGOMAXPROCS1And2(t *testing.T) {
+func TestSameJSONUnderGOMAXPROCS(t *testing.T) {
 	for name, args := range map[string][]string{
 		"reference": {"-reference", "-image", pngFile(t), "-image", noisePNG(t)},
 		"simulated": fastFiles(t),
+		// Memory stalls, several images in flight and streamed chunks.
+		"simulated, 20 MNIST images on small": {"-topology", "small", "-images", "20"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 			var outputs []string
-			for _, procs := range []int{1, 2} {
+			for _, procs := range []int{1, 2, 8} {
 				goruntime.GOMAXPROCS(procs)
 				code, stdout, stderr := invoke(append([]string{"-json", "-logits"}, args...)...)
 				require.Equal(t, 0, code, stderr)
 				outputs = append(outputs, stdout)
 			}
-			assert.Equal(t, outputs[0], outputs[1])
+			assert.Equal(t, outputs[0], outputs[1], "GOMAXPROCS 1 and 2")
+			assert.Equal(t, outputs[0], outputs[2], "GOMAXPROCS 1 and 8")
 		})
 	}
 }

@@ -15,8 +15,10 @@ const usageText = `Usage: go run ./cmd/run [flags]
 
 Runs pruned ViT inference on the simulated accelerator and prints the
 predictions, the simulated latency beside the analytical estimator, the
-cycles per layer and op, PE load imbalance, the busiest and the most blocked
-units and the fullest FIFOs. With no flags: the embedded mnist-tiny model pruned-k0.5
+run's critical path by cause with the bottleneck named, the gap to the
+estimator by cause, each layer's share of the path by op and unit, the PE
+load against each op's fluid bound, the units on the path and the fullest
+FIFOs. With no flags: the embedded mnist-tiny model pruned-k0.5
 (trained here: learned 16x16 block and neuron masks at density 0.5, token
 keep rate 0.5 in layers 0,1,2) on the first 16 MNIST test images, through
 the u250 topology.
@@ -64,11 +66,11 @@ Accelerator
                    accuracy runs; the estimator is still reported)
                      e.g. -reference -images 1000
   -trace FILE      write a Perfetto trace of the simulated run (open it in
-                   ui.perfetto.dev), of at most 16 images; written to a
-                   temporary file and renamed
+                   ui.perfetto.dev), of at most 16 images; a regular file is
+                   replaced whole, a symlink or pipe written through
                      e.g. -trace run.json
-  -svg FILE        write an SVG chart of the simulated cycles per layer and op
-                   beside the estimator's (open it in a browser)
+  -svg FILE        write an SVG chart of each layer's critical path by op and
+                   unit beside the estimator's (open it in a browser)
                      e.g. -svg layers.svg
   -print-topology  print the topology (preset or file) as a complete TOML
                    file to edit, and exit
