@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // Gemm computes C = alpha*op(A)*op(B) + beta*C where op(A) is m×k, op(B) is
@@ -252,18 +253,35 @@ func TopK(scores []float32, k int) []int {
 }
 
 // FirstNonFinite returns the index of the first NaN or infinity in x, or
-// -1. v-v is 0 for finite v and NaN otherwise, and a sum with a NaN is NaN,
-// so it tests once per eight values while all is well.
+// -1. A float32 is not finite when its exponent bits are all ones, that is
+// when its bits without the sign are at least 0x7f800000; adding 0x00800000
+// then carries into bit 31. Two floats at a time in a uint64 (the halves
+// cannot carry into each other), OR-ed over blocks of 64 values, test a
+// block in a few integer operations per value; only a block that fails is
+// searched value by value.
 func FirstNonFinite(x []float32) int {
+	const block = 64
 	i := 0
-	for ; i+8 <= len(x); i += 8 {
-		w := x[i : i+8 : i+8]
-		if (w[0]-w[0])+(w[1]-w[1])+(w[2]-w[2])+(w[3]-w[3])+(w[4]-w[4])+(w[5]-w[5])+(w[6]-w[6])+(w[7]-w[7]) != 0 {
-			break
+	if len(x) > 0 && uintptr(unsafe.Pointer(&x[0]))%8 != 0 {
+		i = 1 // the words must be aligned; x[0] is tested below
+	}
+	if len(x)-i >= block {
+		words := unsafe.Slice((*uint64)(unsafe.Pointer(&x[i])), (len(x)-i)/2)
+		for w0 := 0; i+block <= len(x); i, w0 = i+block, w0+block/2 {
+			var acc uint64
+			for _, w := range words[w0 : w0+block/2] {
+				acc |= w&0x7fffffff7fffffff + 0x0080000000800000
+			}
+			if acc&0x8000000080000000 != 0 {
+				break
+			}
 		}
 	}
+	if i > 0 && x[0]-x[0] != 0 {
+		return 0
+	}
 	for ; i < len(x); i++ {
-		if x[i]-x[i] != 0 {
+		if x[i]-x[i] != 0 { // NaN for infinities and NaN, 0 otherwise
 			return i
 		}
 	}

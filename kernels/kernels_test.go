@@ -258,4 +258,28 @@ func TestFirstNonFinite(t *testing.T) {
 	x[2], x[11] = float32(math.Inf(1)), float32(math.NaN())
 	assert.Equal(t, 2, FirstNonFinite(x), "the first one")
 	assert.Equal(t, -1, FirstNonFinite(nil))
+	// Every position of a long slice, past the blocks and in the tail, and
+	// the largest finite values beside it.
+	long := make([]float32, 64*5+7)
+	for i := range long {
+		long[i] = math.MaxFloat32
+		if i%2 == 1 {
+			long[i] = -math.MaxFloat32
+		}
+	}
+	require.Equal(t, -1, FirstNonFinite(long))
+	for i := range long {
+		for _, v := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			old := long[i]
+			long[i] = v
+			require.Equal(t, i, FirstNonFinite(long), "at %d: %v", i, v)
+			long[i] = old
+		}
+	}
+	assert.Equal(t, -1, FirstNonFinite(long[1:]), "an odd start")
+	for _, i := range []int{1, 2, 100, len(long) - 1} {
+		long[i] = float32(math.NaN())
+		assert.Equal(t, i-1, FirstNonFinite(long[1:]), "an odd start, NaN at %d", i)
+		long[i] = 1
+	}
 }
