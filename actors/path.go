@@ -12,7 +12,8 @@ type PathKind uint8
 
 const (
 	// PathWork is a unit's own work (a Stage; an Op on the MPCA). A unit's
-	// pipeline latency, which its output links carry, counts as its work.
+	// pipeline latency, which its output links carry, counts as its work,
+	// with the link set (Link is -1 for the work itself).
 	PathWork PathKind = iota
 	// PathLatency is a link's latency between two units, or the credit
 	// latency between a reader's dequeue and its blocked writer's send.
@@ -114,7 +115,7 @@ func Walk(net *Net, recs []*Recorder) (*CriticalPath, error) {
 			k := net.Links[s.Link]
 			p.Kind, p.Stage, p.Op, p.Link = PathLatency, 0, 0, s.Link
 			add(p, k.Latency)
-			add(PathPart{Kind: PathWork, Stage: k.Stage, Link: -1, Actor: int32(k.Writer), Image: s.Image, Layer: s.Layer}, k.Pipeline)
+			add(PathPart{Kind: PathWork, Stage: k.Stage, Link: s.Link, Actor: int32(k.Writer), Image: s.Image, Layer: s.Layer}, k.Pipeline)
 			actor, t = k.Writer, t-k.Latency-k.Pipeline
 			if t < 0 {
 				return nil, fmt.Errorf("critical path: an element of %s visible at %d was sent before 0", k.Name, s.End)

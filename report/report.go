@@ -131,7 +131,7 @@ type Layer struct {
 }
 
 // Op is one column of a layer: an MPCA op such as "q" or "fc1", another
-// unit such as "softmax" or "tokendrop", or "memory" or "latency".
+// unit such as "softmax" or "tokendrop", or "memory" or "fifo-latency".
 type Op struct {
 	Name string `json:"name"`
 	// Kind is KindMPCA, KindSFU, KindTokenDrop, KindMemory or KindLatency.
@@ -171,8 +171,9 @@ type Unit struct {
 	// StarvedOn and BlockedOn name the FIFO each waited on most ("" if none).
 	StarvedOn string `json:"starved_on,omitempty"`
 	BlockedOn string `json:"blocked_on,omitempty"`
-	// Critical is the unit's work on the critical path; Hidden its busy
-	// cycles that overlap hid (busy, but off the critical path).
+	// Critical is the unit's time on the critical path, its work and its
+	// pipeline latency; Hidden its busy cycles that overlap hid (busy, but
+	// off the critical path).
 	Critical int64 `json:"critical"`
 	Hidden   int64 `json:"hidden"`
 }
@@ -185,8 +186,12 @@ type FIFO struct {
 	// ElementBytes (a weight block, or a row block of activations).
 	Bytes        int64 `json:"bytes"`
 	ElementBytes int64 `json:"element_bytes"`
-	Elements     int64 `json:"elements"`
-	MaxOccupancy int   `json:"max_occupancy"`
+	// SetBy is "topology" when a topology file sets the depth, "model" for
+	// the links sized by the model (the token buffer's skip links, the
+	// command queue), "" when unknown.
+	SetBy        string `json:"set_by,omitempty"`
+	Elements     int64  `json:"elements"`
+	MaxOccupancy int    `json:"max_occupancy"`
 	// FullFraction and EmptyFraction are fractions of the makespan.
 	FullFraction  float64 `json:"full_fraction"`
 	EmptyFraction float64 `json:"empty_fraction"`

@@ -28,16 +28,29 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 
 	n := float64(len(res.Images))
 	att := res.Path
-	mpca := att.Cycles(topology.CauseMPCAFluid) + att.Cycles(topology.CauseMPCAAbove)
+	// The MPCA's part of the gap: its time on the critical path minus the
+	// estimator's. Below the estimate, say why: the array was busy less
+	// than the estimate (a schedule tighter than the lock-step snapshots),
+	// or busy but off the path (hidden behind another cause).
+	onPath := att.Cycles(topology.CauseMPCAFluid) + att.Cycles(topology.CauseMPCAAbove)
 	est := res.Estimate.Cycles * int64(len(res.Images))
-	mpcaGap := GapCause{Cause: "MPCA compute beyond the estimator's snapshots", Cycles: mpca - est}
-	if mpcaGap.Cycles < 0 {
-		mpcaGap.Cause = "MPCA schedule tighter than the estimator's lock-step snapshots"
+	var busy int64
+	if a := res.Stats.Actor("mpca"); a != nil {
+		busy = a.Busy
 	}
-	mpcaGap.PerImage = float64(mpcaGap.Cycles) / n
-	r.Gap = append(r.Gap, mpcaGap)
+	gap := func(cause string, c int64) GapCause { return GapCause{Cause: cause, Cycles: c, PerImage: float64(c) / n} }
+	if onPath >= est {
+		r.Gap = append(r.Gap, gap("MPCA compute beyond the estimator's snapshots", onPath-est))
+	} else {
+		if hidden := min(busy, est) - onPath; hidden > 0 {
+			r.Gap = append(r.Gap, gap("MPCA compute hidden off the critical path", -hidden))
+		}
+		if tighter := est - max(busy, onPath); tighter > 0 {
+			r.Gap = append(r.Gap, gap("MPCA schedule tighter than the estimator's lock-step snapshots", -tighter))
+		}
+	}
 	for _, c := range att.Causes {
-		g := GapCause{Cause: string(c.Cause), Cycles: c.Cycles, PerImage: float64(c.Cycles) / n}
+		g := gap(string(c.Cause), c.Cycles)
 		r.CriticalPath = append(r.CriticalPath, g)
 		if c.Cause != topology.CauseMPCAFluid && c.Cause != topology.CauseMPCAAbove {
 			r.Gap = append(r.Gap, g)
@@ -81,7 +94,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 				kind = KindTokenDrop
 			case "memory":
 				kind = KindMemory
-			case "latency":
+			case "fifo-latency":
 				kind = KindLatency
 			}
 			rl.Ops = append(rl.Ops, Op{Name: s.Name, Kind: kind, Cycles: s.Critical})
@@ -105,7 +118,10 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 	for i := range r.FIFOs {
 		for _, k := range res.Links {
 			if k.Name == r.FIFOs[i].Name {
-				r.FIFOs[i].Bytes, r.FIFOs[i].ElementBytes = k.Bytes, k.ElementBytes
+				r.FIFOs[i].Bytes, r.FIFOs[i].ElementBytes, r.FIFOs[i].SetBy = k.Bytes, k.ElementBytes, "model"
+				if k.Sizable {
+					r.FIFOs[i].SetBy = "topology"
+				}
 			}
 		}
 	}

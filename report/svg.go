@@ -7,12 +7,14 @@ import (
 	"html"
 	"io"
 	"math"
+	"slices"
 )
 
 // palette colours the chart's op columns in order of first appearance
 // (Okabe-Ito and Tableau hues, distinguishable in colour-blind vision).
 var palette = []string{"#0072b2", "#56b4e9", "#009e73", "#e69f00", "#f0e442", "#d55e00",
-	"#cc79a7", "#332288", "#882255", "#44aa99", "#999933", "#aa4499", "#6699cc", "#888888"}
+	"#cc79a7", "#332288", "#882255", "#44aa99", "#999933", "#aa4499", "#6699cc", "#888888",
+	"#117733", "#88ccee", "#ddcc77", "#cc6677", "#ee8866", "#bbbbbb", "#77aadd", "#eedd88"}
 
 // Chart geometry in SVG user units (pixels).
 const (
@@ -28,8 +30,8 @@ const (
 
 // WriteSVG draws image 0's cycles per layer as an SVG bar chart: for each
 // layer a simulated bar (absent in a reference run) beside the estimator's,
-// both stacked by op (coloured like the text table's columns; each segment's
-// tooltip names the op and its cycles), so that a layer's gap to
+// both stacked by op and unit, the text table's columns, in its order (each
+// segment's tooltip names the op and its cycles), so that a layer's gap to
 // the estimator shows which op it comes from. A simulated layer whose ops add
 // up to less than its time gets an "other" segment for the rest (waiting on
 // the hand-over between stages); ops that overlap stack above the layer's time.
@@ -99,7 +101,14 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		chartLeft+plotWidth/2, chartTop+chartHeight+34)
 
 	legendX := chartLeft + plotWidth + 16
-	for i, c := range append(cols, otherColumn) {
+	legend := cols
+	for _, l := range r.Layers {
+		if sim && float64(l.Cycles) > stackHeight(l, true) {
+			legend = append(slices.Clone(cols), otherColumn)
+			break
+		}
+	}
+	for i, c := range legend {
 		ly := chartTop + i*16
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/>`, legendX, ly, colour[c])
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", legendX+16, ly+9, esc(c))

@@ -221,13 +221,20 @@ func (r *Report) writeLayers(p *printer) {
 	p.printf("\n")
 }
 
-// columns lists the layer columns that hold any cycles, in order of first
-// appearance: the MPCA ops always, the other units when on the path.
+// columns lists the layer columns that hold any cycles, in the order the
+// layers list them (every layer lists the same ones): the MPCA ops always,
+// the other units when on the path.
 func (r *Report) columns() []string {
+	used := map[string]bool{}
+	for _, l := range r.Layers {
+		for _, o := range l.Ops {
+			used[o.Name] = used[o.Name] || o.Kind == KindMPCA || o.Cycles != 0
+		}
+	}
 	var cols []string
 	for _, l := range r.Layers {
 		for _, o := range l.Ops {
-			if !slices.Contains(cols, o.Name) && (o.Kind == KindMPCA || o.Cycles != 0) {
+			if used[o.Name] && !slices.Contains(cols, o.Name) {
 				cols = append(cols, o.Name)
 			}
 		}
@@ -327,9 +334,18 @@ func (r *Report) writeFIFOs(p *printer) {
 		return
 	}
 	p.row("fullest FIFOs", "capacity", "on chip", "max occupancy", "time full", "time empty")
+	model := false
 	for _, f := range full {
-		p.row(f.Name, strconv.Itoa(f.Capacity), bytesText(f.Bytes), strconv.Itoa(f.MaxOccupancy),
+		name := f.Name
+		if f.SetBy == "model" {
+			name += " *"
+			model = true
+		}
+		p.row(name, strconv.Itoa(f.Capacity), bytesText(f.Bytes), strconv.Itoa(f.MaxOccupancy),
 			fmt.Sprintf("%.1f%%", 100*f.FullFraction), fmt.Sprintf("%.1f%%", 100*f.EmptyFraction))
+	}
+	if model {
+		p.printf("* sized by the model (the token buffer, the command queue), not by the topology file\n")
 	}
 	p.printf("\n")
 }

@@ -79,9 +79,11 @@ type CauseCycles struct {
 // UnitPath is one unit's part in the critical path.
 type UnitPath struct {
 	Name string
-	// Critical is the unit's work on the path; Busy its work over the run;
-	// Hidden = Busy - Critical.
-	Critical, Busy, Hidden int64
+	// Critical is the unit's time on the path: its work and its pipeline
+	// latency (Pipeline of it), which a link carries while the unit takes
+	// its next element; Busy its work over the run; Hidden its work off the
+	// path, which overlap hid: Busy - (Critical - Pipeline).
+	Critical, Pipeline, Busy, Hidden int64
 }
 
 // LinkPath is a FIFO whose backpressure was on the critical path.
@@ -116,7 +118,7 @@ func (a Attribution) First() CauseCycles {
 }
 
 // stageColumns are the per-layer columns of the non-MPCA parts of the path.
-var stageColumns = []string{"layernorm1", "softmax", "residual1", "tokendrop", "layernorm2", "gelu", "residual2", "memory", "latency"}
+var stageColumns = []string{"layernorm1", "softmax", "residual1", "tokendrop", "layernorm2", "gelu", "residual2", "memory", "fifo-latency"}
 
 // Columns lists the per-layer columns of a result: the MPCA ops, then
 // stageColumns.
@@ -158,6 +160,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 	}
 	causes := map[Cause]int64{}
 	critical := make([]int64, len(bt.net.Actors))
+	pipeline := make([]int64, len(bt.net.Actors)) // the part of critical that is pipeline latency
 	back := map[int32]int64{}
 	type opKey struct {
 		image, layer int32
@@ -168,6 +171,9 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 		switch p.Kind {
 		case actors.PathWork:
 			critical[p.Actor] += p.Cycles
+			if p.Link >= 0 {
+				pipeline[p.Actor] += p.Cycles
+			}
 			if p.Stage == actors.StageMPCA {
 				mpca[opKey{p.Image, p.Layer, p.Op}] += p.Cycles
 				if p.Layer >= 0 {
@@ -188,7 +194,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 		case actors.PathLatency:
 			causes[CauseLatency] += p.Cycles
 			if p.Layer >= 0 {
-				col(p.Image, p.Layer, "latency", p.Cycles)
+				col(p.Image, p.Layer, "fifo-latency", p.Cycles)
 			}
 		}
 	}
@@ -213,7 +219,8 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 	}
 	for i, name := range bt.net.Actors {
 		st := stats.Actors[i]
-		att.Units = append(att.Units, UnitPath{Name: name, Critical: critical[i], Busy: st.Busy, Hidden: max(st.Busy-critical[i], 0)})
+		att.Units = append(att.Units, UnitPath{Name: name, Critical: critical[i], Pipeline: pipeline[i], Busy: st.Busy,
+			Hidden: max(st.Busy-(critical[i]-pipeline[i]), 0)})
 	}
 	for id, c := range back {
 		k := bt.net.Links[id]

@@ -83,6 +83,7 @@ func (a *Attribution) append(c *Attribution) {
 	}
 	for i := range a.Units {
 		a.Units[i].Critical += c.Units[i].Critical
+		a.Units[i].Pipeline += c.Units[i].Pipeline
 		a.Units[i].Busy += c.Units[i].Busy
 		a.Units[i].Hidden += c.Units[i].Hidden
 	}
