@@ -88,6 +88,9 @@ type Report struct {
 	Backpressure []Backpressure `json:"backpressure,omitempty"`
 	// Bottleneck is one sentence naming what limits the run.
 	Bottleneck string `json:"bottleneck,omitempty"`
+	// TraceCut is the cycle where the run's trace stops because its event
+	// cap was reached (absent when the trace is whole or none was written).
+	TraceCut int64 `json:"trace_cut,omitempty"`
 
 	// MACs counts one image's multiply-accumulates as the paper
 	// does: the patch embedding and the linear layers, zero blocks inside

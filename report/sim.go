@@ -60,6 +60,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 		r.Backpressure = append(r.Backpressure, Backpressure{FIFO: b.Name, Depth: b.Depth, Bytes: b.Bytes, Cycles: b.Cycles})
 	}
 	r.Bottleneck = att.Bottleneck
+	r.TraceCut = res.Stats.TraceCut
 
 	img := res.Images[0]
 	type sum struct{ max, mean, fluid float64 }

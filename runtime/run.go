@@ -89,9 +89,11 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	}
 	stats := g.collect(ctxs)
 	if opt.Trace != nil {
-		if err := g.writeTrace(opt.Trace, opt, actorTracks, fifoTracks); err != nil {
+		cut, err := g.writeTrace(opt.Trace, opt, actorTracks, fifoTracks)
+		if err != nil {
 			return stats, fmt.Errorf("write trace: %w", err)
 		}
+		stats.TraceCut = cut
 	}
 	return stats, nil
 }

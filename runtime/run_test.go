@@ -498,8 +498,9 @@ func TestTrace(t *testing.T) {
 		return g
 	}
 	var a, b bytes.Buffer
-	_, err := build().Run(context.Background(), Options{Trace: &a, ClockMHz: 500})
+	whole, err := build().Run(context.Background(), Options{Trace: &a, ClockMHz: 500})
 	require.NoError(t, err)
+	assert.Zero(t, whole.TraceCut, "a whole trace")
 	_, err = build().Run(context.Background(), Options{Trace: &b, ClockMHz: 500})
 	require.NoError(t, err)
 	assert.Equal(t, a.String(), b.String())
@@ -553,9 +554,11 @@ func TestTrace(t *testing.T) {
 	assert.Equal(t, 20, counters, "one occupancy change per send and per dequeue, no two at one time")
 
 	var capped bytes.Buffer
-	_, err = build().Run(context.Background(), Options{Trace: &capped, MaxTraceEvents: 10})
+	cs, err := build().Run(context.Background(), Options{Trace: &capped, MaxTraceEvents: 10})
 	require.NoError(t, err)
 	assert.Contains(t, capped.String(), "trace truncated here: event cap 10 reached")
+	assert.Positive(t, cs.TraceCut, "the cut is reported")
+	assert.Less(t, cs.TraceCut, cs.Makespan)
 	require.NoError(t, json.Unmarshal(capped.Bytes(), &doc))
 	assert.Less(t, len(doc.TraceEvents), 60)
 	assert.Less(t, strings.Count(capped.String(), `"ph":"C"`), 20)

@@ -13,6 +13,9 @@ type Stats struct {
 	Actors []ActorStats
 	// FIFOs in the order they were created.
 	FIFOs []FIFOStats
+	// TraceCut is the cycle at which the trace stops because the event cap
+	// was reached (0: the trace is whole, or none was asked for).
+	TraceCut int64
 }
 
 // ActorStats are one actor's statistics.

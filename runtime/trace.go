@@ -100,8 +100,9 @@ func quote(s string) string {
 
 // writeTrace writes the trace of a finished run. If any track lost events,
 // every track is cut at the earliest lost event so the trace is complete up
-// to that time, and a note says where and why.
-func (g *Graph) writeTrace(w io.Writer, opt Options, actorTracks, fifoTracks []*track) error {
+// to that time, and a note says where and why; it returns that time (0 for
+// a whole trace).
+func (g *Graph) writeTrace(w io.Writer, opt Options, actorTracks, fifoTracks []*track) (int64, error) {
 	cut := int64(never)
 	for _, t := range append(actorTracks[:len(actorTracks):len(actorTracks)], fifoTracks...) {
 		if t.lost {
@@ -144,8 +145,11 @@ func (g *Graph) writeTrace(w io.Writer, opt Options, actorTracks, fifoTracks []*
 			quote(fmt.Sprintf("trace truncated here: event cap %d reached", opt.MaxTraceEvents)), tw.ts(cut))
 	}
 	if tw.err != nil {
-		return tw.err
+		return 0, tw.err
 	}
 	tw.w.WriteString("\n]}\n")
-	return tw.w.Flush()
+	if cut == never {
+		cut = 0
+	}
+	return cut, tw.w.Flush()
 }

@@ -163,6 +163,9 @@ func TestNotes(t *testing.T) {
 		{"one-shot pruning that destroys accuracy", []string{"-reference", "-json", "-variant", "dense", "-block", "8", "-density", "0.25", "-keep", "0.7", "-td", "1,2", "-images", "100"},
 			[]string{"run: note: accuracy ", "is below twice chance (20.0% for 10 classes)", "one-shot magnitude pruning at this density destroyed it"}},
 		{"a good model", []string{"-reference", "-images", "20"}, nil},
+		{"balance in ideal fidelity", []string{"-topology", "paper", "-balance", "static", "-images", "1"},
+			[]string{"run: note: -balance static has no effect in ideal fidelity (topology paper): the ideal policy runs"}},
+		{"balance ideal in ideal fidelity", []string{"-topology", "paper", "-balance", "ideal", "-images", "1"}, nil},
 		{"no labels", []string{"-reference", "-model", "deit-tiny", "-images", "1"}, nil},
 	}
 	for _, tt := range tests {
@@ -187,4 +190,16 @@ func readFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestTraceCutIsSaid: a trace that reaches its event cap says so on stderr
+// and in the JSON report.
+func TestTraceCutIsSaid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.json")
+	r := invokeWithin(t, "-model", "deit-small", "-images", "4", "-trace", path, "-json")
+	require.Equal(t, 0, r.code, r.stderr)
+	rep := decode(t, r.stdout)
+	require.Positive(t, rep.TraceCut)
+	assert.Less(t, rep.TraceCut, rep.CyclesTotal)
+	assert.Contains(t, r.stderr, "note: the trace stops at cycle")
 }

@@ -85,6 +85,12 @@ func notes(opt *options, m *model, in *inputs, rep *report.Report) []string {
 	if opt.set["seed"] && !seedUsed(m, in) {
 		out = append(out, fmt.Sprintf("note: -seed %d has no effect: the weights are %s and the images %s", opt.seed, weightsKind(m), in.desc))
 	}
+	if rep.TraceCut > 0 {
+		out = append(out, fmt.Sprintf("note: the trace stops at cycle %d of %d: it reached its cap of events; trace fewer images to see a whole run", rep.TraceCut, rep.CyclesTotal))
+	}
+	if opt.set["balance"] && rep.Fidelity == string(topology.FidelityIdeal) && opt.balance != string(topology.PolicyIdeal) {
+		out = append(out, fmt.Sprintf("note: -balance %s has no effect in ideal fidelity (topology %s): the ideal policy runs; use a detailed topology such as u250", opt.balance, rep.Topology))
+	}
 	// Random weights are no better than a guess by design.
 	if rep.Accuracy != nil && m.weightsDesc != "random" {
 		correct := 0
