@@ -74,7 +74,7 @@ type layerRun struct {
 	scores     [][]float32 // per head, once its first row block is due
 	ready      [NumOps][]int64
 	end        [NumOps]int64
-	unitEnd    []int64 // scratch: latest block end per unit of the current op
+	unitEnd    [NumOps][]int64 // latest block end per unit, while an op runs
 	opsLeft    int
 }
 
@@ -156,7 +156,10 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 			return fmt.Errorf("image %d layer %d %s snapshot %d: %w", st.Image, st.Layer, st.Op, st.Snapshot, err)
 		}
 	}
-	return u.flush(ctx)
+	if err := u.sendUntil(ctx, math.MaxInt64, allQueues); err != nil {
+		return fmt.Errorf("the last outputs: %w", err)
+	}
+	return nil
 }
 
 func (u *MPCA) run(image, layer int32) *layerRun {
@@ -176,6 +179,7 @@ func (u *MPCA) run(image, layer int32) *layerRun {
 	}
 	for o := range NumOps {
 		r.ready[o] = make([]int64, u.Plan.Layers[layer][o].Units)
+		r.unitEnd[o] = make([]int64, u.Plan.Layers[layer][o].Units)
 	}
 	u.runs[key] = r
 	return r
@@ -196,6 +200,17 @@ func inputOf(o Op) int {
 	return -1
 }
 
+// dependsOn lists, per input stream, the output queues its tiles can
+// depend on: probabilities on scores; GELU rows on FC1; LayerNorm 2 rows on
+// W_O (and, in token dropping layers, on the CLS scores); the next layer's
+// LayerNorm 1 rows on FC2 and, through the skip connection, the rest.
+var dependsOn = [4][4]bool{
+	inXN1:    {outScores: true, outO: true, outFC2: true},
+	inProbs:  {outScores: true},
+	inXN2:    {outScores: true, outO: true},
+	inHidden: {outFC1: true},
+}
+
 func (u *MPCA) inputLink(s int) Link[*Tile] {
 	return [4]Link[*Tile]{u.XN1, u.Probs, u.XN2, u.Hidden}[s]
 }
@@ -207,7 +222,10 @@ func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*T
 	if t := r.in[s][unit]; t != nil {
 		return t, r.vis[s][unit], nil
 	}
-	if err := u.flush(ctx); err != nil {
+	// The input may depend on finished units not yet sent: send them first
+	// (only those of the queues it can depend on), or we would wait for it
+	// forever.
+	if err := u.sendUntil(ctx, math.MaxInt64, dependsOn[s]); err != nil {
 		return nil, 0, err
 	}
 	u.Rec.at(int(image), int(layer))
@@ -291,9 +309,7 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 	}
 	snap := &op.Snapshots[st.Snapshot]
 	r := u.run(st.Image, st.Layer)
-	if st.Snapshot == 0 {
-		r.unitEnd = make([]int64, op.Units)
-	}
+	unitEnd := r.unitEnd[st.Op]
 	span := &u.Ops[st.Image][st.Layer][st.Op]
 	in := inputOf(st.Op)
 	streamed := u.Weights != nil && st.Op.Linear()
@@ -324,13 +340,15 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			}
 			t = max(t, a)
 		}
+		// Waiting for those may have stalled the array on a full output.
 		if lock {
-			lockStart = t
+			lockStart = max(t, u.lockEnd)
 			continue
 		}
+		t = max(t, u.pe[int(b.CHM)*g.PEs()+int(b.PE)])
 		end := t + b.Work
 		u.pe[int(b.CHM)*g.PEs()+int(b.PE)] = end
-		r.unitEnd[b.Unit] = max(r.unitEnd[b.Unit], end)
+		unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
 		start = min(start, t)
 		span.End = max(span.End, end)
 	}
@@ -338,14 +356,14 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 		end := lockStart + snap.Cost
 		u.lockEnd = end
 		for _, b := range snap.Blocks {
-			r.unitEnd[b.Unit] = max(r.unitEnd[b.Unit], end)
+			unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
 		}
 		start = lockStart
 		span.End = max(span.End, end)
 	}
 	// Units without blocks (no heads, no neurons) still take their inputs.
 	for _, unit := range snap.Done {
-		t := max(r.unitEnd[unit], u.dep(r, st.Layer, st.Op, unit))
+		t := max(unitEnd[unit], u.dep(r, st.Layer, st.Op, unit))
 		if in >= 0 {
 			_, vis, err := u.need(ctx, st.Image, st.Layer, in, unit)
 			if err != nil {
@@ -353,7 +371,7 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			}
 			t = max(t, vis)
 		}
-		r.unitEnd[unit] = t
+		unitEnd[unit] = t
 	}
 	if start != math.MaxInt64 {
 		if st.Snapshot == 0 {
@@ -407,7 +425,7 @@ func (u *MPCA) dep(r *layerRun, layer int32, o Op, unit int32) int64 {
 // complete computes output unit unit of the step's op, really, and queues
 // it for its consumer if it leaves the MPCA.
 func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
-	t := r.unitEnd[unit]
+	t := r.unitEnd[st.Op][unit]
 	r.ready[st.Op][unit] = t
 	r.end[st.Op] = max(r.end[st.Op], t)
 	m := u.Model
@@ -454,14 +472,14 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	case OpO, OpFC1, OpFC2:
 		out := &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: L.Weight(st.Op).Cols}
 		q := map[Op]int{OpO: outO, OpFC1: outFC1, OpFC2: outFC2}[st.Op]
-		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
+		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
 		return nil
 	}
 	if out != nil {
 		if err := finite(out); err != nil {
 			return fmt.Errorf("%s output: %w", st.Op, err)
 		}
-		u.out[q] = append(u.out[q], pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
+		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
 	}
 	return nil
 }
@@ -559,17 +577,25 @@ func linear(w *kernels.BlockSparse, bias, c, a []float32, m int) {
 
 func (u *MPCA) outLink(q int) Link[*Tile] { return [4]Link[*Tile]{u.Scores, u.O, u.FC1, u.FC2}[q] }
 
-// advance moves the front to t, sending on the way every finished unit
-// due by then; flush sends every finished unit.
-func (u *MPCA) advance(ctx *runtime.Ctx, t int64) error { return u.sendUntil(ctx, t) }
+// allQueues selects every output queue for sendUntil.
+var allQueues = [4]bool{true, true, true, true}
 
-func (u *MPCA) flush(ctx *runtime.Ctx) error { return u.sendUntil(ctx, math.MaxInt64) }
+// advance moves the front to t, sending on the way every finished unit due
+// by then.
+func (u *MPCA) advance(ctx *runtime.Ctx, t int64) error { return u.sendUntil(ctx, t, allQueues) }
 
-func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
+// sendUntil sends, in the order they are due, the finished units due by t:
+// of every queue up to the front's time, and of the queues in also after it
+// (t = MaxInt64 sends those all); then it moves the front to t.
+func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
 	for {
 		best := -1
 		for q := range u.out {
-			if len(u.out[q]) > 0 && u.out[q][0].ready <= t && (best < 0 || u.out[q][0].ready < u.out[best][0].ready) {
+			due := t
+			if !also[q] {
+				due = ctx.Now()
+			}
+			if len(u.out[q]) > 0 && u.out[q][0].ready <= due && (best < 0 || u.out[q][0].ready < u.out[best][0].ready) {
 				best = q
 			}
 		}
@@ -583,7 +609,11 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
 		}
 		p := u.out[best][0]
 		u.out[best] = u.out[best][1:]
-		u.move(ctx, p.ready)
+		// The front's time until the unit is done is the unit's op's.
+		if d := p.ready - ctx.Now(); d > 0 {
+			u.Rec.at(int(p.image), int(p.layer))
+			u.Rec.work(ctx, d, StageMPCA, p.op)
+		}
 		u.Rec.at(int(p.image), int(p.layer))
 		before := ctx.Now()
 		if err := u.outLink(best).send(ctx, u.Rec, p.tile); err != nil {
@@ -602,6 +632,18 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64) error {
 		u.move(ctx, t)
 	}
 	return nil
+}
+
+// enqueue queues a finished unit for its consumer: after the units of
+// earlier layers, which the consumer takes first, and among those of its
+// own layer in the order they are done.
+func (u *MPCA) enqueue(q int, p pending) {
+	out := u.out[q]
+	i := len(out)
+	for i > 0 && out[i-1].image == p.image && out[i-1].layer == p.layer && out[i-1].ready > p.ready {
+		i--
+	}
+	u.out[q] = slices.Insert(out, i, p)
 }
 
 // move advances the clock to t as busy time, each stretch labelled with
