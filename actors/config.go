@@ -183,6 +183,17 @@ type Memory struct {
 	BytesPerWeight float64
 }
 
+// ChannelCHMs lists, per memory channel in use, the CHMs that stream from
+// it: CHM i from channel i mod min(Channels, h).
+func (m Memory) ChannelCHMs(h int) [][]int {
+	n := min(m.Channels, h)
+	chs := make([][]int, n)
+	for i := range h {
+		chs[i%n] = append(chs[i%n], i)
+	}
+	return chs
+}
+
 // BlockCycles is the channel time of one b×b weight block, fractional.
 func (m Memory) BlockCycles(b int) float64 {
 	return float64(b*b) * m.BytesPerWeight * float64(m.Channels) / m.BytesPerCycle

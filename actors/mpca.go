@@ -50,14 +50,18 @@ type MPCA struct {
 
 	// Ops holds, once Run has returned, each op's span on the PEs: [image][layer][op].
 	Ops [][][NumOps]OpSpan
+	// Busy holds, once Run has returned, the cycles during which at least
+	// one PE was working.
+	Busy int64
 
 	runs     map[[2]int32]*layerRun
-	pe       []int64 // every PE's clock, CHM-major
-	lockEnd  int64   // end of the last lock-step round
+	work     [][2]int64 // every PE's (or lock-step round's) busy interval, for Busy
+	pe       []int64    // every PE's clock, CHM-major
+	lockEnd  int64      // end of the last lock-step round
 	out      [4]outQueue
 	marks    []mark
-	weights  []weightStream // per CHM
-	channels []*weightOrder // per memory channel, the order its loader streams in
+	weights  []map[[3]int32][]int64 // per CHM: (image, layer, op) -> arrival of each column, -1 until then
+	channels []*weightOrder         // per memory channel, the order its loader streams in
 }
 
 // OpSpan is when an op ran on the PEs: its first block's start and its last
@@ -94,8 +98,8 @@ const (
 )
 
 // pending is a finished unit waiting to be sent. The rows of W_O, FC1 and
-// FC2 are computed only when the first of them is sent (run is set until
-// then), all the op's finished rows in one product: by then several
+// FC2 are computed only when the first of them is sent (their tile has no
+// Data until then; run is their layer's), all the op's finished rows in one product: by then several
 // snapshots' worth have usually finished, and the kernels are faster on
 // more rows. Simulated time does not depend on when numbers are computed.
 type pending struct {
@@ -116,10 +120,6 @@ type mark struct {
 	op           Op
 }
 
-type weightStream struct {
-	arrived map[[3]int32][]int64 // (image, layer, op) -> arrival of each column, -1 until then
-}
-
 // Run is the MPCA's actor body.
 func (u *MPCA) Run(ctx *runtime.Ctx) error {
 	g := u.Config.Geometry
@@ -129,18 +129,12 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 	for i := range u.Ops {
 		u.Ops[i] = make([][NumOps]OpSpan, len(u.Model.Layers))
 	}
-	u.weights = make([]weightStream, len(u.Weights))
+	u.weights = make([]map[[3]int32][]int64, len(u.Weights))
 	for i := range u.weights {
-		u.weights[i].arrived = map[[3]int32][]int64{}
+		u.weights[i] = map[[3]int32][]int64{}
 	}
 	if len(u.Weights) > 0 {
-		// CHM i streams from channel i mod channels, as the loaders do.
-		n := min(u.Config.Memory.Channels, g.H)
-		for ch := range n {
-			var chms []int
-			for i := ch; i < g.H; i += n {
-				chms = append(chms, i)
-			}
+		for _, chms := range u.Config.Memory.ChannelCHMs(g.H) {
 			u.channels = append(u.channels, newWeightOrder(u.Plan, u.Model, u.Images, chms))
 		}
 	}
@@ -159,7 +153,22 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 	if err := u.sendUntil(ctx, math.MaxInt64, allQueues); err != nil {
 		return fmt.Errorf("the last outputs: %w", err)
 	}
+	u.Busy = union(u.work)
 	return nil
+}
+
+// union is the length of the union of intervals (sorted in place).
+func union(iv [][2]int64) int64 {
+	slices.SortFunc(iv, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var total, end int64
+	for _, w := range iv {
+		if w[1] <= end {
+			continue
+		}
+		total += w[1] - max(w[0], end)
+		end = w[1]
+	}
+	return total
 }
 
 func (u *MPCA) run(image, layer int32) *layerRun {
@@ -255,16 +264,15 @@ func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col
 	if w.ColStart[col+1] == w.ColStart[col] {
 		return 0, nil // an all-zero column is never fetched
 	}
-	ws := &u.weights[chm]
 	key := [3]int32{image, layer, int32(o)}
-	if a := ws.arrived[key]; a != nil && a[col] >= 0 {
+	if a := u.weights[chm][key]; a != nil && a[col] >= 0 {
 		return a[col], nil
 	}
 	if err := u.advance(ctx, need); err != nil {
 		return 0, err
 	}
 	u.Rec.at(int(image), int(layer))
-	ch := u.channels[int(chm)%len(u.channels)]
+	ch := u.channels[int(chm)%len(u.channels)] // as Memory.ChannelCHMs deals them
 	for {
 		k, want, _, ok := ch.next()
 		if !ok {
@@ -279,15 +287,14 @@ func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col
 			return 0, fmt.Errorf("weight stream of chm%d out of order: got %+v, want %+v", from, blk, want)
 		}
 		bk := [3]int32{blk.Image, blk.Layer, int32(blk.Op)}
-		fs := &u.weights[from]
-		a := fs.arrived[bk]
+		a := u.weights[from][bk]
 		if a == nil {
 			bw := u.Model.Layers[blk.Layer].Weight(blk.Op)
 			a = make([]int64, bw.Cols/bw.B)
 			for i := range a {
 				a[i] = -1
 			}
-			fs.arrived[bk] = a
+			u.weights[from][bk] = a
 		}
 		if blk.Index == u.Model.Layers[blk.Layer].Weight(blk.Op).ColStart[blk.Col+1]-1 {
 			a[blk.Col] = vis
@@ -348,6 +355,9 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 		t = max(t, u.pe[int(b.CHM)*g.PEs()+int(b.PE)])
 		end := t + b.Work
 		u.pe[int(b.CHM)*g.PEs()+int(b.PE)] = end
+		if b.Work > 0 {
+			u.work = append(u.work, [2]int64{t, end})
+		}
 		unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
 		start = min(start, t)
 		span.End = max(span.End, end)
@@ -355,6 +365,7 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 	if lock && len(snap.Blocks) > 0 {
 		end := lockStart + snap.Cost
 		u.lockEnd = end
+		u.work = append(u.work, [2]int64{lockStart, end})
 		for _, b := range snap.Blocks {
 			unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
 		}
@@ -393,7 +404,7 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 		}
 		if streamed {
 			for i := range u.weights {
-				delete(u.weights[i].arrived, [3]int32{st.Image, st.Layer, int32(st.Op)})
+				delete(u.weights[i], [3]int32{st.Image, st.Layer, int32(st.Op)})
 			}
 		}
 	}
@@ -471,23 +482,20 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		kernels.Gemm(false, false, nr, hd, n, 1, r.in[inProbs][unit].Data, n, r.v[h*hd:], wk, 0, r.a[row*b*wk+h*hd:], wk)
 	case OpO, OpFC1, OpFC2:
 		out := &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: L.Weight(st.Op).Cols}
-		q := map[Op]int{OpO: outO, OpFC1: outFC1, OpFC2: outFC2}[st.Op]
+		q := outO
+		if st.Op == OpFC1 {
+			q = outFC1
+		} else if st.Op == OpFC2 {
+			q = outFC2
+		}
 		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
 		return nil
 	}
 	if out != nil {
-		if err := finite(out); err != nil {
-			return fmt.Errorf("%s output: %w", st.Op, err)
+		if err := finite(StageMPCA, st.Op, out); err != nil {
+			return err
 		}
 		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
-	}
-	return nil
-}
-
-// finite reports a tile that holds a NaN or an infinity.
-func finite(t *Tile) error {
-	if i := kernels.FirstNonFinite(t.Data); i >= 0 {
-		return fmt.Errorf("row block %d is not finite (%v)", t.Unit, t.Data[i])
 	}
 	return nil
 }
@@ -536,8 +544,8 @@ func (u *MPCA) materialize(q outQueue) error {
 		for k, t := range rows[i:j] {
 			row := r0 + k
 			t.Data = out[(row-r0)*b*w.Cols : (min((row+1)*b, n)-r0*b)*w.Cols]
-			if err := finite(t); err != nil {
-				return fmt.Errorf("layer %d %s output: %w", first.layer, first.op, err)
+			if err := finite(StageMPCA, first.op, t); err != nil {
+				return err
 			}
 		}
 		i = j

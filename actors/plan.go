@@ -3,7 +3,7 @@ package actors
 import (
 	"cmp"
 	"fmt"
-	"runtime"
+	goruntime "runtime"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
@@ -87,7 +87,7 @@ func NewPlan(cfg Config, m *Model) (*Plan, error) {
 	// error wins, whatever the timing.
 	errs := make([]error, len(m.Layers))
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	g.SetLimit(goruntime.GOMAXPROCS(0))
 	for l := range m.Layers {
 		g.Go(func() error {
 			for o := range NumOps {

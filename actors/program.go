@@ -74,9 +74,9 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 			return nil, fmt.Errorf("program: %s loop holds %d units", c.name, c.v)
 		}
 	}
-	prog, stuck := build(m, p, loops)
-	if stuck == nil {
-		return prog, nil
+	prog, stuck, err := build(m, p, loops)
+	if err != nil || stuck == nil {
+		return prog, err
 	}
 	// Find the smallest capacity of the stuck loop that gets past it.
 	lo, hi := *stuck.loop(&loops)+1, 1<<24
@@ -84,7 +84,7 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 		mid := lo + (hi-lo)/2
 		l := loops
 		*stuck.loop(&l) = mid
-		if _, again := build(m, p, l); again != nil && again.Loop == stuck.Loop {
+		if _, again, _ := build(m, p, l); again != nil && again.Loop == stuck.Loop {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -99,7 +99,8 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 type LoopError struct {
 	// Loop is "attention", "MLP", "residual" or "layer" (see Loops).
 	Loop string
-	// Holds is the loop's capacity, Needs the smallest that works.
+	// Holds is the loop's capacity; Needs the smallest at which this loop
+	// no longer keeps the program from being built.
 	Holds, Needs int
 	// At names the snapshot that could not be issued.
 	At string
@@ -122,8 +123,8 @@ func (e *LoopError) loop(l *Loops) *int {
 }
 
 // build runs the program builder; it returns a LoopError (without Needs)
-// when no snapshot can be issued.
-func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError) {
+// when a full loop keeps every ready snapshot from being issued.
+func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError, error) {
 	ops := make([][NumOps]progOp, len(m.Layers))
 	total := 0
 	for l := range ops {
@@ -160,7 +161,10 @@ func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError) {
 		for l := first; l < min(first+2, len(ops)) && !issued; l++ {
 			for o := range NumOps {
 				po := &ops[l][o]
-				if po.finished() || !b.ready(l, o) || !b.room(l, o) {
+				if po.finished() || !b.ready(l, o) {
+					continue
+				}
+				if _, room := b.loopOf(l, o); !room {
 					continue
 				}
 				prog = append(prog, Step{Layer: int32(l), Op: o, Snapshot: int32(po.next)})
@@ -170,13 +174,14 @@ func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError) {
 			}
 		}
 		if !issued {
-			return nil, b.stuck(first)
+			stuck, err := b.stuck(first)
+			return nil, stuck, err
 		}
 		for first < len(ops) && b.layerFinished(first) {
 			first++
 		}
 	}
-	return prog, nil
+	return prog, nil, nil
 }
 
 type builder struct {
@@ -251,13 +256,6 @@ func (b *builder) ready(l int, o Op) bool {
 	return false
 }
 
-// room reports whether the units the next snapshot of op o completes fit
-// on the loop they leave the MPCA by.
-func (b *builder) room(l int, o Op) bool {
-	_, ok := b.loopOf(l, o)
-	return ok
-}
-
 // loopOf names the loop op o of layer l sends its units on ("" for one
 // that ends in a unit taking everything) and whether the next snapshot's
 // units fit on it.
@@ -294,7 +292,7 @@ func (b *builder) loopOf(l int, o Op) (string, bool) {
 }
 
 // stuck names the first loop that keeps a ready snapshot from being issued.
-func (b *builder) stuck(first int) *LoopError {
+func (b *builder) stuck(first int) (*LoopError, error) {
 	for l := first; l < min(first+2, len(b.ops)); l++ {
 		for o := range NumOps {
 			po := &b.ops[l][o]
@@ -302,11 +300,14 @@ func (b *builder) stuck(first int) *LoopError {
 				continue
 			}
 			if name, ok := b.loopOf(l, o); !ok {
-				return &LoopError{Loop: name, Holds: *(&LoopError{Loop: name}).loop(&b.loops),
+				e := &LoopError{Loop: name,
 					At: fmt.Sprintf("%s snapshot %d completes %d row blocks", opRef{l, o}, po.next, len(po.plan.Snapshots[po.next].Done))}
+				e.Holds = *e.loop(&b.loops)
+				return e, nil
 			}
 		}
 	}
-	// Unreachable while the plan's dependencies are acyclic.
-	return &LoopError{Loop: "layer", Holds: b.loops.Layer, At: fmt.Sprintf("no snapshot of layer %d can run", first)}
+	// No loop is full and nothing is ready: the plan's dependencies are
+	// circular, which NewPlan never makes.
+	return nil, fmt.Errorf("program: no snapshot of layer %d can run", first)
 }

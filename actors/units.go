@@ -31,12 +31,18 @@ func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, n int) {
 }
 
 // finite fails on a tile that holds a NaN or an infinity, naming the unit
-// and the layer where it first appeared.
-func finiteOut(stage Stage, t *Tile) error {
-	if i := kernels.FirstNonFinite(t.Data); i >= 0 {
-		return fmt.Errorf("image %d layer %d: %s output of row block %d is not finite (%v)", t.Image, t.Layer, stage, t.Unit, t.Data[i])
+// (and the MPCA's op), the image, the layer and the row block where it first
+// appeared.
+func finite(stage Stage, op Op, t *Tile) error {
+	i := kernels.FirstNonFinite(t.Data)
+	if i < 0 {
+		return nil
 	}
-	return nil
+	what := stage.String()
+	if stage == StageMPCA {
+		what += " " + op.String()
+	}
+	return fmt.Errorf("image %d layer %d: %s output of unit %d is not finite (%v)", t.Image, t.Layer, what, t.Unit, t.Data[i])
 }
 
 // skips holds the tiles of a skip connection, which may be asked for in
@@ -91,7 +97,7 @@ func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
 				t.Layer = int32(l)
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
-				if err := finiteOut(StageLayerNorm1, xn); err != nil {
+				if err := finite(StageLayerNorm1, 0, xn); err != nil {
 					return err
 				}
 				u.charge(ctx, StageLayerNorm1, len(t.Data))
@@ -130,7 +136,7 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
 				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
-				if err := finiteOut(StageSoftmax, t); err != nil {
+				if err := finite(StageSoftmax, 0, t); err != nil {
 					return err
 				}
 				u.charge(ctx, StageSoftmax, len(t.Data))
@@ -182,7 +188,7 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
-				if err := finiteOut(StageResidual1, t); err != nil {
+				if err := finite(StageResidual1, 0, t); err != nil {
 					return err
 				}
 				u.charge(ctx, StageResidual1, len(t.Data))
@@ -304,7 +310,7 @@ func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
 				}
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
-				if err := finiteOut(StageLayerNorm2, xn); err != nil {
+				if err := finite(StageLayerNorm2, 0, xn); err != nil {
 					return err
 				}
 				u.charge(ctx, StageLayerNorm2, len(t.Data))
@@ -336,7 +342,7 @@ func (u *GELU) Run(ctx *runtime.Ctx) error {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
 				kernels.GELU(t.Data, t.Data)
-				if err := finiteOut(StageGELU, t); err != nil {
+				if err := finite(StageGELU, 0, t); err != nil {
 					return err
 				}
 				u.charge(ctx, StageGELU, t.Rows*L.Hidden)
@@ -386,7 +392,7 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
-				if err := finiteOut(StageResidual2, t); err != nil {
+				if err := finite(StageResidual2, 0, t); err != nil {
 					return err
 				}
 				u.charge(ctx, StageResidual2, len(t.Data))
@@ -620,8 +626,9 @@ func (w *weightOrder) nextColumn() bool {
 }
 
 // Controller issues the MPCA's program for every image: which snapshot of
-// which op runs next, with the blocks the plan gives each PE. It carries no
-// data and waits for nothing but room in the command FIFO.
+// which op runs next (the blocks of each PE are the plan's, which the MPCA
+// holds). It carries no data and waits for nothing but room in the command
+// FIFO.
 type Controller struct {
 	Program []Step
 	Images  int

@@ -143,11 +143,9 @@ type Op struct {
 	Cycles          int64 `json:"cycles,omitempty"`
 	EstimatorCycles int64 `json:"estimator_cycles"`
 	// MPCA ops: Fluid is the op's work spread over every PE (no schedule
-	// beats it), Busiest the busiest PE's work under the policy that ran,
-	// and Start and End its span on the PEs.
-	Fluid      int64 `json:"fluid,omitempty"`
-	Busiest    int64 `json:"busiest_pe,omitempty"`
-	Start, End int64 `json:"-"`
+	// beats it), Busiest the busiest PE's work under the policy that ran.
+	Fluid   int64 `json:"fluid,omitempty"`
+	Busiest int64 `json:"busiest_pe,omitempty"`
 	// PEImbalance is max/mean PE load of an MPCA op under the policy that ran.
 	PEImbalance float64 `json:"pe_imbalance,omitempty"`
 }

@@ -29,16 +29,15 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 	n := float64(len(res.Images))
 	att := res.Path
 	// The MPCA's part of the gap: its time on the critical path minus the
-	// estimator's. Below the estimate, say why: the array was busy less
-	// than the estimate (a schedule tighter than the lock-step snapshots),
-	// or busy but off the path (hidden behind another cause).
+	// estimator's. Below the estimate, say why: some PE was busy for less
+	// time than the estimate (a schedule tighter than the lock-step
+	// snapshots), or busy but off the path (hidden behind another cause).
 	onPath := att.Cycles(topology.CauseMPCAFluid) + att.Cycles(topology.CauseMPCAAbove)
 	est := res.Estimate.Cycles * int64(len(res.Images))
-	var busy int64
-	if a := res.Stats.Actor("mpca"); a != nil {
-		busy = a.Busy
+	busy := res.MPCABusy
+	gap := func(cause string, c int64) GapCause {
+		return GapCause{Cause: cause, Cycles: c, PerImage: float64(c) / n}
 	}
-	gap := func(cause string, c int64) GapCause { return GapCause{Cause: cause, Cycles: c, PerImage: float64(c) / n} }
 	if onPath >= est {
 		r.Gap = append(r.Gap, gap("MPCA compute beyond the estimator's snapshots", onPath-est))
 	} else {
@@ -72,7 +71,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 		var layerMax, layerMean float64
 		for _, o := range l.Ops {
 			rl.Ops = append(rl.Ops, Op{Name: o.Op.String(), Kind: KindMPCA, Cycles: o.Critical, EstimatorCycles: o.Estimate,
-				Fluid: o.Fluid, Busiest: o.Busiest, Start: o.Start, End: o.End, PEImbalance: o.Load.Imbalance()})
+				Fluid: o.Fluid, Busiest: o.Busiest, PEImbalance: o.Load.Imbalance()})
 			layerMax += o.Load.Max
 			layerMean += o.Load.Mean
 			for _, pl := range o.Loads {

@@ -120,16 +120,6 @@ func (a Attribution) First() CauseCycles {
 // stageColumns are the per-layer columns of the non-MPCA parts of the path.
 var stageColumns = []string{"layernorm1", "softmax", "residual1", "tokendrop", "layernorm2", "gelu", "residual2", "memory", "fifo-latency"}
 
-// Columns lists the per-layer columns of a result: the MPCA ops, then
-// stageColumns.
-func Columns() []string {
-	cols := make([]string, 0, len(Ops)+len(stageColumns))
-	for _, o := range Ops {
-		cols = append(cols, o.String())
-	}
-	return append(cols, stageColumns...)
-}
-
 // result assembles the units' records, the runtime's statistics and the
 // critical path into a SimResult.
 func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error) {
@@ -140,7 +130,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 	m, est := a.model, a.estimate
 	n := len(bt.embed.Pixels)
 	r := &SimResult{Desc: a.desc, Block: a.block, Policy: a.policy, Estimate: est, Stats: stats,
-		Cycles: stats.Makespan, Images: make([]ImageResult, n)}
+		Cycles: stats.Makespan, Images: make([]ImageResult, n), MPCABusy: bt.mpca.Busy}
 	r.CyclesPerImage = float64(r.Cycles) / float64(n)
 	sizable := LinkNames(a.desc.MPCA.H)
 	for _, k := range bt.net.Links {
@@ -185,11 +175,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 			// The patch embedding and the classifier belong to no layer,
 			// even when a layer's first unit waits on their pipeline.
 			if p.Layer >= 0 && p.Stage != actors.StageEmbed && p.Stage != actors.StageClassifier {
-				name := p.Stage.String()
-				if p.Stage == actors.StageMemory {
-					name = "memory"
-				}
-				col(p.Image, p.Layer, name, p.Cycles)
+				col(p.Image, p.Layer, p.Stage.String(), p.Cycles)
 			}
 		case actors.PathLatency:
 			causes[CauseLatency] += p.Cycles

@@ -20,9 +20,17 @@ func (r *SimResult) Append(c *SimResult) {
 	off := r.Cycles
 	pe := r.PEUtilisation*float64(r.Cycles) + c.PEUtilisation*float64(c.Cycles)
 	for i := range c.Images {
-		c.Images[i].Start += off
-		c.Images[i].End += off
+		img := &c.Images[i]
+		img.Start += off
+		img.End += off
+		for l := range img.Layers {
+			for k := range img.Layers[l].Ops {
+				img.Layers[l].Ops[k].Start += off
+				img.Layers[l].Ops[k].End += off
+			}
+		}
 	}
+	r.MPCABusy += c.MPCABusy
 	r.Images = append(r.Images, c.Images...)
 	r.Cycles += c.Cycles
 	r.CyclesPerImage = float64(r.Cycles) / float64(len(r.Images))

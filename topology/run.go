@@ -53,6 +53,8 @@ type SimResult struct {
 	Links []LinkInfo
 	// PEUtilisation is the PEs' real work over their number times the makespan.
 	PEUtilisation float64
+	// MPCABusy is the cycles during which at least one PE was working.
+	MPCABusy int64
 	// Path attributes every cycle of the makespan to a cause along the
 	// critical path.
 	Path Attribution
@@ -94,8 +96,8 @@ type LayerResult struct {
 	// Ops are the MPCA ops in Ops order.
 	Ops []OpResult
 	// Stages are the cycles of the critical path spent on each other unit
-	// for this layer (layernorm1, softmax, ...), on memory, on FIFO latency
-	// and on backpressure, in Columns order.
+	// for this layer (layernorm1, softmax, ...), on memory and on FIFO
+	// latency, in a fixed order.
 	Stages []StageResult
 }
 

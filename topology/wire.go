@@ -44,9 +44,9 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	}
 	ctrl, mpca := add("controller"), add("mpca")
 	var loaders []int
-	channels := 0
+	var channels [][]int // the CHMs of each memory channel
 	if ac.Streamed {
-		channels = min(ac.Memory.Channels, ac.Geometry.H)
+		channels = ac.Memory.ChannelCHMs(ac.Geometry.H)
 		for ch := range channels {
 			loaders = append(loaders, add(fmt.Sprintf("loader%d", ch)))
 		}
@@ -79,7 +79,6 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 		k, err = actors.NewLink[*actors.Tile](g, net, name, w, r, depth, lat, pipeline, stage, rowBytes(cols))
 		return k
 	}
-	sized := func(name string) int { return f.Depth(name) }
 	dim := m.Dim
 	unit := func(c actors.UnitCost) actors.Unit {
 		return actors.Unit{Model: m, Block: a.block, Images: len(images), Cost: c, Free: ac.Free}
@@ -88,22 +87,18 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	// The MPCA and what feeds it.
 	mu := &actors.MPCA{Config: ac, Model: m, Plan: a.plan, Images: len(images), Rec: bt.recs[mpca]}
 	mu.Program, err = actors.NewLink[actors.Step](g, net, "controller->mpca", ctrl, mpca, 16, lat, 0, actors.StageControl, 0)
-	mu.XN1 = tile("layernorm1->mpca", ln1, mpca, sized("layernorm1->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm1, dim)
-	mu.Probs = tile("softmax->mpca", sm, mpca, sized("softmax->mpca"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
-	mu.XN2 = tile("layernorm2->mpca", ln2, mpca, sized("layernorm2->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm2, dim)
-	mu.Hidden = tile("gelu->mpca", gelu, mpca, sized("gelu->mpca"), pipe(ac.GELU), actors.StageGELU, maxHidden)
-	mu.Scores = tile("mpca->softmax", mpca, sm, sized("mpca->softmax"), 0, actors.StageMPCA, maxTokens)
-	mu.O = tile("mpca->residual1", mpca, res1, sized("mpca->residual1"), 0, actors.StageMPCA, dim)
-	mu.FC1 = tile("mpca->gelu", mpca, gelu, sized("mpca->gelu"), 0, actors.StageMPCA, maxHidden)
-	mu.FC2 = tile("mpca->residual2", mpca, res2, sized("mpca->residual2"), 0, actors.StageMPCA, dim)
+	mu.XN1 = tile("layernorm1->mpca", ln1, mpca, f.Depth("layernorm1->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm1, dim)
+	mu.Probs = tile("softmax->mpca", sm, mpca, f.Depth("softmax->mpca"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
+	mu.XN2 = tile("layernorm2->mpca", ln2, mpca, f.Depth("layernorm2->mpca"), pipe(ac.LayerNorm), actors.StageLayerNorm2, dim)
+	mu.Hidden = tile("gelu->mpca", gelu, mpca, f.Depth("gelu->mpca"), pipe(ac.GELU), actors.StageGELU, maxHidden)
+	mu.Scores = tile("mpca->softmax", mpca, sm, f.Depth("mpca->softmax"), 0, actors.StageMPCA, maxTokens)
+	mu.O = tile("mpca->residual1", mpca, res1, f.Depth("mpca->residual1"), 0, actors.StageMPCA, dim)
+	mu.FC1 = tile("mpca->gelu", mpca, gelu, f.Depth("mpca->gelu"), 0, actors.StageMPCA, maxHidden)
+	mu.FC2 = tile("mpca->residual2", mpca, res2, f.Depth("mpca->residual2"), 0, actors.StageMPCA, dim)
 	bt.mpca = mu
 
 	pe := &actors.PatchEmbed{Unit: unit(actors.UnitCost{}), MACs: ac.PatchEmbed, Pixels: images}
-	embedPipe := ac.PatchEmbed.Latency
-	if ac.Free {
-		embedPipe = 0
-	}
-	pe.Out = tile("patchembed->layernorm1", embed, ln1, sized("patchembed->layernorm1"), embedPipe, actors.StageEmbed, dim)
+	pe.Out = tile("patchembed->layernorm1", embed, ln1, f.Depth("patchembed->layernorm1"), pipe(actors.UnitCost{Latency: ac.PatchEmbed.Latency}), actors.StageEmbed, dim)
 	pe.Unit.Rec = bt.recs[embed]
 	bt.embed = pe
 
@@ -113,17 +108,17 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 
 	s := &actors.Softmax{Unit: unit(ac.Softmax), In: mu.Scores, Out: mu.Probs}
 	s.Rec = bt.recs[sm]
-	s.CLS = tile("softmax->tokendrop", sm, td, sized("softmax->tokendrop"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
+	s.CLS = tile("softmax->tokendrop", sm, td, f.Depth("softmax->tokendrop"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
 
 	r1 := &actors.Residual1{Unit: unit(ac.Residual), In: mu.O, Skip: l1.Skip}
 	r1.Rec = bt.recs[res1]
-	r1.ToTokenDrop = tile("residual1->tokendrop", res1, td, sized("residual1->tokendrop"), pipe(ac.Residual), actors.StageResidual1, dim)
-	r1.ToLN2 = tile("residual1->layernorm2", res1, ln2, sized("residual1->layernorm2"), pipe(ac.Residual), actors.StageResidual1, dim)
+	r1.ToTokenDrop = tile("residual1->tokendrop", res1, td, f.Depth("residual1->tokendrop"), pipe(ac.Residual), actors.StageResidual1, dim)
+	r1.ToLN2 = tile("residual1->layernorm2", res1, ln2, f.Depth("residual1->layernorm2"), pipe(ac.Residual), actors.StageResidual1, dim)
 	r1.SkipOut = tile("residual1->residual2", res1, res2, buffer, pipe(ac.Residual), actors.StageResidual1, dim)
 
 	t := &actors.TokenDropper{Unit: unit(actors.UnitCost{}), Cost: ac.TokenDrop, CLS: s.CLS, In: r1.ToTokenDrop}
 	t.Rec = bt.recs[td]
-	t.ToLN2 = tile("tokendrop->layernorm2", td, ln2, sized("tokendrop->layernorm2"), 0, actors.StageTokenDrop, dim)
+	t.ToLN2 = tile("tokendrop->layernorm2", td, ln2, f.Depth("tokendrop->layernorm2"), 0, actors.StageTokenDrop, dim)
 	t.Skip = tile("tokendrop->residual2", td, res2, buffer, 0, actors.StageTokenDrop, dim)
 	bt.tokendrop = t
 
@@ -134,8 +129,8 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 
 	r2 := &actors.Residual2{Unit: unit(ac.Residual), In: mu.FC2, FromResidual: r1.SkipOut, FromTokenDrop: t.Skip}
 	r2.Rec = bt.recs[res2]
-	r2.ToLN1 = tile("residual2->layernorm1", res2, ln1, sized("residual2->layernorm1"), pipe(ac.Residual), actors.StageResidual2, dim)
-	r2.ToClassifier = tile("residual2->classifier", res2, cls, sized("residual2->classifier"), pipe(ac.Residual), actors.StageResidual2, dim)
+	r2.ToLN1 = tile("residual2->layernorm1", res2, ln1, f.Depth("residual2->layernorm1"), pipe(ac.Residual), actors.StageResidual2, dim)
+	r2.ToClassifier = tile("residual2->classifier", res2, cls, f.Depth("residual2->classifier"), pipe(ac.Residual), actors.StageResidual2, dim)
 	l1.FromResidual = r2.ToLN1
 
 	cu := &actors.Classifier{Unit: unit(ac.LayerNorm), MACs: ac.Classifier, In: r2.ToClassifier}
@@ -147,19 +142,15 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	// Weights: loader i streams the blocks of the CHMs on channel i.
 	var loaderUnits []*actors.Loader
 	if ac.Streamed {
-		for i := range ac.Geometry.H {
-			name := weightLink(i)
-			var k actors.Link[actors.WeightBlock]
-			if err == nil {
-				k, err = actors.NewLink[actors.WeightBlock](g, net, name, loaders[i%channels], mpca, sized(name), lat, 0,
-					actors.StageMemory, int64(float64(b*b)*d.Data.BytesPerWeight))
-			}
-			mu.Weights = append(mu.Weights, k)
-		}
-		for ch := range channels {
-			ld := &actors.Loader{Memory: ac.Memory, Block: a.block, Plan: a.plan, Model: m, Images: len(images), Rec: bt.recs[loaders[ch]]}
-			for i := ch; i < ac.Geometry.H; i += channels {
-				ld.CHMs = append(ld.CHMs, i)
+		mu.Weights = make([]actors.Link[actors.WeightBlock], ac.Geometry.H)
+		for ch, chms := range channels {
+			ld := &actors.Loader{Memory: ac.Memory, Block: a.block, Plan: a.plan, Model: m, Images: len(images), Rec: bt.recs[loaders[ch]], CHMs: chms}
+			for _, i := range chms {
+				name := weightLink(i)
+				if err == nil {
+					mu.Weights[i], err = actors.NewLink[actors.WeightBlock](g, net, name, loaders[ch], mpca, f.Depth(name), lat, 0,
+						actors.StageMemory, int64(float64(b*b)*d.Data.BytesPerWeight))
+				}
 				ld.Out = append(ld.Out, mu.Weights[i])
 			}
 			loaderUnits = append(loaderUnits, ld)
