@@ -62,7 +62,7 @@ func LowAccuracyNote(correct, n, classes int, oneShot bool) string {
 	note := fmt.Sprintf("note: accuracy %.1f%% (%d/%d) is below twice chance (%.1f%% for %d classes): the model predicts little better than a guess",
 		100*float64(correct)/float64(n), correct, n, 200/float64(classes), classes)
 	if oneShot {
-		note += "; one-shot magnitude pruning at this density destroyed it: raise the density or fine-prune with train prune (prune/TRAINING.md)"
+		note += "; one-shot magnitude pruning at this density destroyed it: raise the density or fine-prune with go run ./cmd/train prune (prune/TRAINING.md)"
 	}
 	return note
 }

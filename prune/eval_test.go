@@ -14,7 +14,7 @@ func TestLowAccuracyNote(t *testing.T) {
 		want                string
 	}{
 		{"6% of 10 classes, one-shot", 6, 100, 10, true,
-			"note: accuracy 6.0% (6/100) is below twice chance (20.0% for 10 classes): the model predicts little better than a guess; one-shot magnitude pruning at this density destroyed it: raise the density or fine-prune with train prune (prune/TRAINING.md)"},
+			"note: accuracy 6.0% (6/100) is below twice chance (20.0% for 10 classes): the model predicts little better than a guess; one-shot magnitude pruning at this density destroyed it: raise the density or fine-prune with go run ./cmd/train prune (prune/TRAINING.md)"},
 		{"19% of 10 classes, trained masks", 19, 100, 10, false,
 			"note: accuracy 19.0% (19/100) is below twice chance (20.0% for 10 classes): the model predicts little better than a guess"},
 		{"exactly twice chance", 20, 100, 10, true, ""},

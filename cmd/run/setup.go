@@ -169,7 +169,7 @@ func loadInputs(o *options, cfg vit.Config) (*inputs, error) {
 			img, _ := test.Get(i)
 			return vit.MNISTPixels(img, cfg), nil
 		}
-		in.desc = fmt.Sprintf("MNIST test images 0-%d", in.count-1)
+		in.desc = mnistRange(in.count)
 	default:
 		in.count = o.images
 		in.load = func(i int) ([]float32, error) { return randomImage(cfg, o.seed, uint64(i)), nil }
@@ -188,4 +188,12 @@ func randomImage(cfg vit.Config, seed, index uint64) []float32 {
 		px[i] = float32(rng.NormFloat64())
 	}
 	return px
+}
+
+// mnistRange names the first n MNIST test images.
+func mnistRange(n int) string {
+	if n == 1 {
+		return "MNIST test image 0"
+	}
+	return fmt.Sprintf("MNIST test images 0-%d", n-1)
 }
