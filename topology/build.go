@@ -144,8 +144,8 @@ func loopAdvice(e *actors.LoopError, f FIFOs) error {
 		for _, k := range l.links {
 			parts = append(parts, fmt.Sprintf("%s %d", k, f.Depth(k)))
 		}
-		return fmt.Errorf("the %s loop (%s, and one row block in %s) holds %d row blocks, but the MPCA's %s: it needs at least %d; deepen %s (fifo.depths, or the depth classes)",
-			e.Loop, strings.Join(parts, ", "), l.units, e.Holds, e.At, e.Needs, strings.Join(l.links, " or "))
+		return fmt.Errorf("the %s loop (%s, and one row block in %s) holds %d row blocks, but the MPCA's program needs %d in flight on it (%s before any comes back): deepen %s in [fifo.depths], or fifo.output_depth and fifo.activation_depth, so that they add up to at least %d",
+			e.Loop, strings.Join(parts, ", "), l.units, e.Holds, e.Needs, e.At, strings.Join(l.links, " or "), e.Needs-len(l.links)+1)
 	}
 	return e
 }

@@ -307,7 +307,7 @@ func (d Description) check() error {
 		keys := slices.Sorted(maps.Keys(d.FIFO.Depths))
 		for _, k := range keys {
 			if !slices.Contains(names, k) {
-				c.fail("fifo.depths: unknown link %q (have %s)", shorten(k), strings.Join(names, ", "))
+				c.fail("fifo.depths: unknown link %q (have %s; the token buffer's skip links and the command queue are sized by the model)", shorten(k), strings.Join(names, ", "))
 			}
 			c.intIn(fmt.Sprintf("fifo.depths.%q", k), d.FIFO.Depths[k], 1, maxDepth)
 		}
@@ -559,7 +559,9 @@ func (d Description) WriteTOML(w io.Writer) error {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# vitflow accelerator description %q; units are in the key names.\n", d.Name)
 	fmt.Fprintf(&buf, "# Load it with -topology FILE. fidelity: ideal | detailed; balance: ideal | static | balanced;\n")
-	fmt.Fprintf(&buf, "# token_drop.selection: streaming | bitonic. Write base = \"NAME\" to start from a preset instead.\n\n")
+	fmt.Fprintf(&buf, "# token_drop.selection: streaming | bitonic. Write base = \"NAME\" to start from a preset instead.\n")
+	fmt.Fprintf(&buf, "# A [fifo.depths] table sets single links by name, overriding their class, e.g.\n")
+	fmt.Fprintf(&buf, "#   [fifo.depths]\n#   \"mpca->gelu\" = 1\n# Links: %s.\n\n", strings.Join(LinkNames(d.MPCA.H), ", "))
 	if err := toml.NewEncoder(&buf).Encode(d); err != nil {
 		return fmt.Errorf("topology %q: encode: %w", d.Name, err)
 	}
