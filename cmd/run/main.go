@@ -277,8 +277,8 @@ func (o *options) checkVariant() error {
 	if o.weights != "" {
 		return usagef("-variant and -weights exclude each other: embedded weights or a file")
 	}
-	if o.model != models.Model {
-		return usagef("-variant: embedded weights exist only for %s, not %s", models.Model, o.model)
+	if o.model != models.Model && o.variant != randomVariant {
+		return usagef("-variant: embedded weights exist only for %s, not %s (DeiT models take -weights FILE, or seeded random weights by default)", models.Model, o.model)
 	}
 	if o.variant != randomVariant && models.Describe(o.variant) == "" {
 		return usagef("-variant: unknown variant %q (have %s, %s)", o.variant, strings.Join(models.Variants(), ", "), randomVariant)

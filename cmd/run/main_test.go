@@ -378,3 +378,11 @@ func FuzzParseFlags(f *testing.F) {
 		assert.NotContains(t, oneLine(err.Error()), "\n")
 	})
 }
+
+// TestRandomVariantOfADeiTModel: -variant random asks for what a DeiT model
+// gets anyway, seeded random weights, and is not refused.
+func TestRandomVariantOfADeiTModel(t *testing.T) {
+	code, stdout, stderr := invoke("-model", "deit-tiny", "-variant", "random", "-reference", "-images", "1")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "random weights (seed 1)")
+}
