@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 
 	"vitflow/kernels"
@@ -43,6 +44,15 @@ func finite(stage Stage, op Op, t *Tile) error {
 		what += " " + op.String()
 	}
 	return fmt.Errorf("image %d layer %d: %s output of unit %d is not finite (%v)", t.Image, t.Layer, what, t.Unit, t.Data[i])
+}
+
+// expect fails on a tile of another image or layer than the unit's program
+// says comes next: a wiring or ordering bug, not a user's error.
+func expect(stage Stage, t *Tile, image, layer int) error {
+	if int(t.Image) != image || int(t.Layer) != layer {
+		return fmt.Errorf("%s: got a tile of image %d layer %d, want image %d layer %d", stage, t.Image, t.Layer, image, layer)
+	}
+	return nil
 }
 
 // skips holds the tiles of a skip connection, which may be asked for in
@@ -94,6 +104,9 @@ func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
+				if err := expect(StageLayerNorm1, t, img, max(l-1, 0)); err != nil {
+					return err
+				}
 				t.Layer = int32(l)
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
@@ -134,6 +147,9 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 				t, err := u.In.recv(ctx, u.Rec)
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				if err := expect(StageSoftmax, t, img, l); err != nil {
+					return err
 				}
 				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
 				if err := finite(StageSoftmax, 0, t); err != nil {
@@ -185,6 +201,9 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 				}
 				s, err := u.skips.get(ctx, u.Rec, t.Unit)
 				if err != nil {
+					return err
+				}
+				if err := errors.Join(expect(StageResidual1, t, img, l), expect(StageResidual1, s, img, l)); err != nil {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
@@ -245,6 +264,9 @@ func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
+				if err := expect(StageTokenDrop, t, img, l); err != nil {
+					return err
+				}
 				cls[t.Unit] = t.Data
 			}
 			x := make([]float32, n*d)
@@ -252,6 +274,9 @@ func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
 				t, err := u.In.recv(ctx, u.Rec)
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				if err := expect(StageTokenDrop, t, img, l); err != nil {
+					return err
 				}
 				copy(x[int(t.Unit)*b*d:], t.Data)
 			}
@@ -308,6 +333,9 @@ func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
 				}
+				if err := expect(StageLayerNorm2, t, img, l); err != nil {
+					return err
+				}
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
 				if err := finite(StageLayerNorm2, 0, xn); err != nil {
@@ -340,6 +368,9 @@ func (u *GELU) Run(ctx *runtime.Ctx) error {
 				t, err := u.In.recv(ctx, u.Rec)
 				if err != nil {
 					return fmt.Errorf("image %d layer %d: %w", img, l, err)
+				}
+				if err := expect(StageGELU, t, img, l); err != nil {
+					return err
 				}
 				kernels.GELU(t.Data, t.Data)
 				if err := finite(StageGELU, 0, t); err != nil {
@@ -389,6 +420,9 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 				}
 				s, err := sk.get(ctx, u.Rec, t.Unit)
 				if err != nil {
+					return err
+				}
+				if err := errors.Join(expect(StageResidual2, t, img, l), expect(StageResidual2, s, img, l)); err != nil {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
@@ -489,6 +523,9 @@ func (u *Classifier) Run(ctx *runtime.Ctx) error {
 			t, err := u.In.recv(ctx, u.Rec)
 			if err != nil {
 				return fmt.Errorf("image %d: %w", img, err)
+			}
+			if err := expect(StageClassifier, t, img, len(m.Layers)-1); err != nil {
+				return err
 			}
 			if t.Unit != 0 {
 				continue
