@@ -22,17 +22,20 @@ import (
 // it then works Block.Work cycles. Under the ideal policy the PEs work in
 // lock-step rounds of Snapshot.Cost. An output unit (a row block, or one
 // head's row block of scores) is complete when its last block is, and goes
-// to its consumer then: the consumer waits for the slowest PE, and that
-// wait is the imbalance.
+// to its consumer no earlier: the consumer waits for the slowest PE, and
+// that wait is the imbalance. Units leave a layer's queue in the order they
+// complete; a unit is sent late only when the front is already past its
+// completion (it was waiting for an input or for room).
 //
 // The actor's own clock is the array's dispatch front: it moves to each
 // snapshot's start, to the completion of each unit it sends, and to the
 // time a PE needs a weight column that has not arrived; while it waits for
-// room in a full output FIFO, no PE starts a new block. Inputs are taken
-// off their FIFOs when a snapshot first needs them, their visible time
-// (runtime.FIFO.RecvAt) starting the PEs on time even when the front is
-// later; before waiting for an input the array sends every unit it has
-// finished, since the input may depend on one of them.
+// room in a full output FIFO, no PE starts a new block after it (blocks
+// already dispatched keep their times). Inputs are taken off their FIFOs
+// when a snapshot first needs them, their visible time (runtime.FIFO.RecvAt)
+// starting the PEs on time even when the front is later; before waiting for
+// an input the array sends every finished unit the input may depend on
+// (dependsOn), or it could wait forever.
 type MPCA struct {
 	Config  Config
 	Model   *Model
