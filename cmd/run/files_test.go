@@ -70,8 +70,9 @@ func isSVG(t *testing.T, b []byte) {
 }
 
 // TestOutputFiles writes -svg and -trace to paths that are not regular
-// files: a symlink, a named pipe, a symlink to a pipe, a missing or
-// read-only directory. Nothing at the path is ever replaced.
+// files: a symlink, a named pipe, a symlink to a pipe, a symlink to
+// /dev/null, a missing or read-only directory. Nothing at the path is ever
+// replaced.
 func TestOutputFiles(t *testing.T) {
 	run := []string{"-topology", "small", "-image", pngFile(t)}
 	tests := []struct {
@@ -178,6 +179,26 @@ func TestOutputFiles(t *testing.T) {
 				assertEntries(t, dir, "fifo")
 			},
 		},
+		{
+			name: "svg to a symlink to /dev/null",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"-svg", linkToDevNull(t, dir)}
+			},
+			check: func(t *testing.T, dir string) {
+				assertLinkToDevNull(t, dir)
+				assertEntries(t, dir, "null")
+			},
+		},
+		{
+			name: "trace to a symlink to /dev/null",
+			setup: func(t *testing.T, dir string) []string {
+				return []string{"-trace", linkToDevNull(t, dir)}
+			},
+			check: func(t *testing.T, dir string) {
+				assertLinkToDevNull(t, dir)
+				assertEntries(t, dir, "null")
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,6 +213,38 @@ func TestOutputFiles(t *testing.T) {
 			tt.check(t, dir)
 		})
 	}
+}
+
+// linkToDevNull makes dir/null, a symlink to /dev/null, and returns its
+// path. Only the link is ever given to the command, never /dev/null itself,
+// so a regression that replaces the output replaces the link in dir and
+// leaves the device alone.
+func linkToDevNull(t *testing.T, dir string) string {
+	t.Helper()
+	assertDevNull(t)
+	link := filepath.Join(dir, "null")
+	require.NoError(t, os.Symlink("/dev/null", link))
+	return link
+}
+
+// assertLinkToDevNull checks that dir/null is still a symlink to /dev/null
+// and /dev/null still a character device.
+func assertLinkToDevNull(t *testing.T, dir string) {
+	t.Helper()
+	link := filepath.Join(dir, "null")
+	st, err := os.Lstat(link)
+	require.NoError(t, err)
+	assert.Equal(t, fs.ModeSymlink, st.Mode().Type(), "%s is still a symlink", link)
+	assertSymlink(t, link, "/dev/null")
+	assertDevNull(t)
+}
+
+// assertDevNull checks that /dev/null is a character device.
+func assertDevNull(t *testing.T) {
+	t.Helper()
+	st, err := os.Stat("/dev/null")
+	require.NoError(t, err)
+	require.NotZero(t, st.Mode()&fs.ModeCharDevice, "/dev/null is a character device, not %v", st.Mode())
 }
 
 // assertEntries checks that dir holds exactly names: nothing was written
