@@ -99,8 +99,14 @@ func checkEntry(name, dtype string, shape, offsets []int64, dataLen int64) (tens
 	if len(shape) > 0 {
 		e.shape = make([]int, len(shape)) // shape may be a scanner's buffer
 	}
+	// A dimension cannot exceed the bytes there are, unless another is 0
+	// and the tensor holds nothing (which WriteSafetensors writes).
+	maxDim := dataLen
+	if slices.Contains(shape, 0) {
+		maxDim = math.MaxInt32
+	}
 	for i, d := range shape {
-		if d < 0 || d > dataLen {
+		if d < 0 || d > maxDim {
 			return e, fmt.Errorf("impossible dimension %d in shape %v", d, shape)
 		}
 		e.shape[i] = int(d)

@@ -584,3 +584,18 @@ func FuzzReadSafetensors(f *testing.F) {
 		}
 	})
 }
+
+// TestEmptyTensorWithWideDimension: a tensor with a zero dimension holds no
+// bytes whatever its other dimensions, and what WriteSafetensors writes
+// reads back (the fuzzer found the reader refusing [0 5] beside 4 bytes).
+func TestEmptyTensorWithWideDimension(t *testing.T) {
+	var buf bytes.Buffer
+	in := []Tensor{{Name: "e", Shape: []int{0, 5}, Data: nil}, {Name: "x", Shape: []int{1}, Data: []float32{2}}}
+	require.NoError(t, WriteSafetensors(&buf, in, nil))
+	got, _, err := ReadSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, []int{0, 5}, got[0].Shape)
+	assert.Empty(t, got[0].Data)
+	assert.Equal(t, []float32{2}, got[1].Data)
+}
