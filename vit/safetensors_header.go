@@ -66,7 +66,7 @@ func parseSafetensorsHeader(hdr []byte, dataLen int64) ([]tensorEntry, map[strin
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.skipSpace() != 0 {
+	if s.skipSpace(); s.i < len(s.b) { // skipSpace's 0 is also a NUL byte
 		return nil, nil, fmt.Errorf("malformed JSON header: trailing data: %s", s.found())
 	}
 	byOffset := slices.Clone(entries)
@@ -226,9 +226,10 @@ func (s *headerScanner) object(member func(key string) error) error {
 	}
 }
 
-// str scans a string, at '"'. A plain string is used as it is; one with
-// escapes, control characters or invalid UTF-8 is left to encoding/json,
-// so that strings mean exactly what JSON says.
+// str scans a string, at '"'. JSON text is UTF-8, so a string that is not
+// is an error (encoding/json would quietly replace the bytes); a plain
+// string is used as it is; one with escapes or control characters is left
+// to encoding/json, so that strings mean exactly what JSON says.
 func (s *headerScanner) str() (string, error) {
 	start := s.i
 	plain := true
@@ -237,7 +238,11 @@ func (s *headerScanner) str() (string, error) {
 		case c == '"':
 			s.i++
 			raw := s.b[start:s.i]
-			if plain && utf8.Valid(raw) {
+			if !utf8.Valid(raw) {
+				s.i = start
+				return "", fmt.Errorf("malformed JSON header: string at byte %d is not UTF-8", start)
+			}
+			if plain {
 				return string(raw[1 : len(raw)-1]), nil
 			}
 			var v string

@@ -329,9 +329,13 @@ func TestReadSafetensorsEmptyTensorAtTheEnd(t *testing.T) {
 }
 
 // TestReadSafetensorsStringsAreJSON: names and metadata mean what JSON says,
-// escapes and invalid UTF-8 included, as encoding/json decodes them.
+// escapes included, as encoding/json decodes them; JSON text is UTF-8, so a
+// string that is not is refused.
 func TestReadSafetensorsStringsAreJSON(t *testing.T) {
-	for _, name := range []string{`plain`, `caf\u00e9`, `tab\there`, `quote\"and\\slash`, `\ud83d\ude00`, "bad\xffutf8", `ünïcödé`} {
+	bad := rawSafetensors("{\"bad\xffutf8\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", make([]byte, 4))
+	_, _, err := ReadSafetensors(bytes.NewReader(bad), int64(len(bad)))
+	require.ErrorContains(t, err, "malformed JSON header: string at byte 1 is not UTF-8")
+	for _, name := range []string{`plain`, `caf\u00e9`, `tab\there`, `quote\"and\\slash`, `\ud83d\ude00`, `ünïcödé`} {
 		t.Run(name, func(t *testing.T) {
 			var want string
 			require.NoError(t, json.Unmarshal([]byte(`"`+name+`"`), &want))
