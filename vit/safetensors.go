@@ -69,6 +69,14 @@ func readSafetensorsHeader(r io.ReaderAt, size int64) ([]tensorEntry, map[string
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > uint64(size-8) {
+		// A safetensors header is a JSON object: a file whose ninth byte is
+		// not '{' is something else (an image, a PyTorch checkpoint).
+		var first [1]byte
+		if size > 8 {
+			if _, err := r.ReadAt(first[:], 8); err == nil && first[0] != '{' {
+				return nil, nil, 0, errors.New("not a safetensors file: it does not start with a header length and a JSON header")
+			}
+		}
 		return nil, nil, 0, fmt.Errorf("header length %d exceeds the %d bytes after it (truncated file?)", n, size-8)
 	}
 	if n > MaxSafetensorsHeader {

@@ -199,6 +199,7 @@ func TestReadSafetensorsBadHeaders(t *testing.T) {
 		{"empty", "truncated: 0 bytes", nil},
 		{"short", "truncated: 5 bytes", []byte{1, 0, 0, 0, 0}},
 		{"header past end", "header length 100 exceeds the 2 bytes after it", append(binary.LittleEndian.AppendUint64(nil, 100), '{', '}')},
+		{"not safetensors", "not a safetensors file: it does not start with a header length and a JSON header", []byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01")},
 		{"malformed JSON", "malformed JSON header", rawSafetensors(`{"a":{"dtype":"F32",`, nil)},
 		{"not an object", "header is not a JSON object", rawSafetensors(`[1,2]`, nil)},
 		{"trailing data", "trailing data", rawSafetensors(`{} {}`, nil)},
