@@ -1,6 +1,7 @@
 package report
 
 import (
+	"vitflow/actors"
 	"vitflow/topology"
 )
 
@@ -90,11 +91,11 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 		for _, s := range l.Stages {
 			kind := KindSFU
 			switch s.Name {
-			case "tokendrop":
+			case actors.StageTokenDrop.String():
 				kind = KindTokenDrop
-			case "memory":
+			case actors.StageMemory.String():
 				kind = KindMemory
-			case "fifo-latency":
+			case topology.ColumnLatency:
 				kind = KindLatency
 			}
 			rl.Ops = append(rl.Ops, Op{Name: s.Name, Kind: kind, Cycles: s.Critical})

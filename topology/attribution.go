@@ -118,7 +118,13 @@ func (a Attribution) First() CauseCycles {
 }
 
 // stageColumns are the per-layer columns of the non-MPCA parts of the path.
-var stageColumns = []string{"layernorm1", "softmax", "residual1", "tokendrop", "layernorm2", "gelu", "residual2", "memory", "fifo-latency"}
+var stageColumns = []string{actors.StageLayerNorm1.String(), actors.StageSoftmax.String(), actors.StageResidual1.String(),
+	actors.StageTokenDrop.String(), actors.StageLayerNorm2.String(), actors.StageGELU.String(), actors.StageResidual2.String(),
+	actors.StageMemory.String(), ColumnLatency}
+
+// ColumnLatency names the per-layer column of FIFO latency on the path
+// (StageResult.Name); the other columns are the MPCA's ops and the stages.
+const ColumnLatency = "fifo-latency"
 
 // result assembles the units' records, the runtime's statistics and the
 // critical path into a SimResult.
@@ -180,7 +186,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 		case actors.PathLatency:
 			causes[CauseLatency] += p.Cycles
 			if p.Layer >= 0 {
-				col(p.Image, p.Layer, "fifo-latency", p.Cycles)
+				col(p.Image, p.Layer, ColumnLatency, p.Cycles)
 			}
 		}
 	}
