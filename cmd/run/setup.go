@@ -122,8 +122,6 @@ type inputs struct {
 	labels []int                          // nil when unknown
 	desc   string
 	random bool // seeded random images (-seed chose them)
-	// pixels holds the images of a run of at most chunkImages, for runAccelerator.
-	pixels [][]float32
 }
 
 // chunk loads images [start, start+n).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"vitflow/internal/safefile"
 	"vitflow/report"
@@ -19,25 +20,23 @@ import (
 // one's tail), which adds at most one image's pipeline fill per chunk.
 const chunkImages = 16
 
-// runStreamed runs in's images through the simulated accelerator, in
-// chunks of chunkImages, and fills in the simulation's part of the report.
-// A run of one chunk is runAccelerator's, unchanged. Logits are kept only
-// when keepLogits (the report prints them).
+// runStreamed runs in's images through the simulated accelerator, built
+// once, in chunks of chunkImages, and fills in the simulation's part of the
+// report. A non-nil trace (one chunk at most) receives the Perfetto trace
+// and is committed on success. Logits are kept only when keepLogits (the
+// report prints them).
 func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, keepLogits bool) error {
-	if in.count <= chunkImages {
-		px, err := in.chunk(0, in.count)
-		if err != nil {
-			return err
-		}
-		return runAccelerator(rep, desc, m, &inputs{pixels: px}, trace)
-	}
-	if trace != nil {
+	if trace != nil && in.count > chunkImages {
 		// Checked with the flags; a trace is one run's.
 		return fmt.Errorf("-trace records at most %d images", chunkImages)
 	}
 	acc, err := topology.NewAccelerator(m.weights, m.pruning, m.pruning.Block, desc)
 	if err != nil {
 		return err
+	}
+	var sink io.Writer
+	if trace != nil {
+		sink = trace
 	}
 	var all *topology.SimResult
 	for start := 0; start < in.count; start += chunkImages {
@@ -46,9 +45,12 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 		if err != nil {
 			return err
 		}
-		res, err := acc.Run(context.Background(), px, nil, 0)
+		res, err := acc.Run(context.Background(), px, sink, 0)
 		if err != nil {
-			return fmt.Errorf("images %d-%d: %w", start, start+n-1, err)
+			if in.count > chunkImages {
+				return fmt.Errorf("images %d-%d: %w", start, start+n-1, err)
+			}
+			return err
 		}
 		// The report shows image 0's layers only, and the logits when asked.
 		for i := range res.Images {
@@ -63,6 +65,11 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 			all = res
 		} else {
 			all.Append(res)
+		}
+	}
+	if trace != nil {
+		if err := trace.Commit(); err != nil {
+			return fmt.Errorf("-trace: %w", err)
 		}
 	}
 	report.AddSimulation(rep, all)
