@@ -621,11 +621,10 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
 		p := u.out[best][0]
 		u.out[best] = u.out[best][1:]
 		// The front's time until the unit is done is the unit's op's.
+		u.Rec.at(int(p.image), int(p.layer))
 		if d := p.ready - ctx.Now(); d > 0 {
-			u.Rec.at(int(p.image), int(p.layer))
 			u.Rec.work(ctx, d, StageMPCA, p.op)
 		}
-		u.Rec.at(int(p.image), int(p.layer))
 		before := ctx.Now()
 		if err := u.outLink(best).send(ctx, u.Rec, p.tile); err != nil {
 			return err
