@@ -127,6 +127,16 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 			b.ReportMetric(float64(simCPU)/float64(refCPU), "sim/ref-cpu")
 		})
 	}
+	// build is the accelerator's build alone (topology.NewAccelerator).
+	b.Run("build", func(b *testing.B) {
+		cpu := cpuTime(b)
+		for b.Loop() {
+			if _, err := topology.NewAccelerator(w, p, 0, desc); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, cpuTime(b)-cpu)
+	})
 	b.Run("simulated+build", func(b *testing.B) {
 		in := topology.SimInput{Weights: w, Pruning: p, Desc: desc, Images: [][]float32{img}}
 		cpu := cpuTime(b)
