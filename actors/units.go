@@ -23,12 +23,17 @@ type Unit struct {
 // rows is the number of row blocks of a sequence of n tokens.
 func (u *Unit) rows(n int) int { return ceilDiv(n, u.Block) }
 
-// charge works the unit's time for a tile of n real elements: the
-// throughput part; the pipeline latency rides on its output links.
-func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, n int) {
+// charge checks the unit's output tile is finite and works the unit's time
+// for it, n real elements: the throughput part; the pipeline latency rides
+// on its output links.
+func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, out *Tile, n int) error {
+	if err := finite(stage, 0, out); err != nil {
+		return err
+	}
 	if !u.Free && n > 0 {
 		u.Rec.work(ctx, int64(ceilDiv(n, u.Cost.ElementsPerCycle)), stage, 0)
 	}
+	return nil
 }
 
 // finite fails on a tile that holds a NaN or an infinity, naming the unit
@@ -110,10 +115,9 @@ func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
 				t.Layer = int32(l)
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
-				if err := finite(StageLayerNorm1, 0, xn); err != nil {
+				if err := u.charge(ctx, StageLayerNorm1, xn, len(t.Data)); err != nil {
 					return err
 				}
-				u.charge(ctx, StageLayerNorm1, len(t.Data))
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
 					return err
 				}
@@ -152,10 +156,9 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
-				if err := finite(StageSoftmax, 0, t); err != nil {
+				if err := u.charge(ctx, StageSoftmax, t, len(t.Data)); err != nil {
 					return err
 				}
-				u.charge(ctx, StageSoftmax, len(t.Data))
 				var cls *Tile
 				if L.Drops() && int(t.Unit)%rows == 0 {
 					cls = &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit / int32(rows), Rows: 1, Cols: t.Cols,
@@ -207,10 +210,9 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
-				if err := finite(StageResidual1, 0, t); err != nil {
+				if err := u.charge(ctx, StageResidual1, t, len(t.Data)); err != nil {
 					return err
 				}
-				u.charge(ctx, StageResidual1, len(t.Data))
 				if L.Drops() {
 					err = u.ToTokenDrop.send(ctx, u.Rec, t)
 				} else if err = u.ToLN2.send(ctx, u.Rec, t); err == nil {
@@ -338,10 +340,9 @@ func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
 				}
 				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
 				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
-				if err := finite(StageLayerNorm2, 0, xn); err != nil {
+				if err := u.charge(ctx, StageLayerNorm2, xn, len(t.Data)); err != nil {
 					return err
 				}
-				u.charge(ctx, StageLayerNorm2, len(t.Data))
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
 					return err
 				}
@@ -373,10 +374,9 @@ func (u *GELU) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.GELU(t.Data, t.Data)
-				if err := finite(StageGELU, 0, t); err != nil {
+				if err := u.charge(ctx, StageGELU, t, t.Rows*L.Hidden); err != nil {
 					return err
 				}
-				u.charge(ctx, StageGELU, t.Rows*L.Hidden)
 				if err := u.Out.send(ctx, u.Rec, t); err != nil {
 					return err
 				}
@@ -426,10 +426,9 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				kernels.Add(t.Data, t.Data, s.Data)
-				if err := finite(StageResidual2, 0, t); err != nil {
+				if err := u.charge(ctx, StageResidual2, t, len(t.Data)); err != nil {
 					return err
 				}
-				u.charge(ctx, StageResidual2, len(t.Data))
 				if err := out.send(ctx, u.Rec, t); err != nil {
 					return err
 				}
