@@ -145,3 +145,42 @@ func (g *Graph) collect(ctxs []*Ctx) *Stats {
 	}
 	return s
 }
+
+// Append adds c, the statistics of a run of the same graph that started
+// when s's ended, to s, as one run of both end to end: makespans, busy,
+// starved and blocked cycles, labels and FIFO occupancy add up, c's finish
+// times shift by s's makespan and the ratios are those of the whole.
+// TraceCut stays s's.
+func (s *Stats) Append(c *Stats) {
+	off := s.Makespan
+	s.Makespan += c.Makespan
+	for i := range s.Actors {
+		a, b := &s.Actors[i], &c.Actors[i]
+		a.Finish = off + b.Finish
+		a.Busy += b.Busy
+		a.Utilisation = ratio(a.Busy, s.Makespan)
+		for k := range a.Starved {
+			a.Starved[k].Cycles += b.Starved[k].Cycles
+		}
+		for k := range a.Blocked {
+			a.Blocked[k].Cycles += b.Blocked[k].Cycles
+		}
+		for _, l := range b.ByLabel {
+			k, found := slices.BinarySearchFunc(a.ByLabel, l.Label, func(x LabelCycles, label string) int { return strings.Compare(x.Label, label) })
+			if found {
+				a.ByLabel[k].Cycles += l.Cycles
+			} else {
+				a.ByLabel = slices.Insert(a.ByLabel, k, l)
+			}
+		}
+	}
+	for i := range s.FIFOs {
+		f, g := &s.FIFOs[i], &c.FIFOs[i]
+		f.Elements += g.Elements
+		f.MaxOccupancy = max(f.MaxOccupancy, g.MaxOccupancy)
+		for k := range f.Occupancy {
+			f.Occupancy[k] += g.Occupancy[k]
+		}
+		f.FullFraction, f.EmptyFraction = ratio(f.Occupancy[f.Capacity], s.Makespan), ratio(f.Occupancy[0], s.Makespan)
+	}
+}

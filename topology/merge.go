@@ -3,8 +3,6 @@ package topology
 import (
 	"cmp"
 	"slices"
-
-	"vitflow/runtime"
 )
 
 // Append adds c, a run of the same accelerator that started when r's
@@ -37,49 +35,8 @@ func (r *SimResult) Append(c *SimResult) {
 	if r.Cycles > 0 {
 		r.PEUtilisation = pe / float64(r.Cycles)
 	}
-	appendStats(r.Stats, c.Stats)
+	r.Stats.Append(c.Stats)
 	r.Path.append(&c.Path)
-}
-
-// appendStats adds c's statistics to s, a run of the same graph before it.
-func appendStats(s, c *runtime.Stats) {
-	off := s.Makespan
-	s.Makespan += c.Makespan
-	ratio := func(n int64) float64 {
-		if s.Makespan == 0 {
-			return 0
-		}
-		return float64(n) / float64(s.Makespan)
-	}
-	for i := range s.Actors {
-		a, b := &s.Actors[i], &c.Actors[i]
-		a.Finish = off + b.Finish
-		a.Busy += b.Busy
-		a.Utilisation = ratio(a.Busy)
-		for k := range a.Starved {
-			a.Starved[k].Cycles += b.Starved[k].Cycles
-		}
-		for k := range a.Blocked {
-			a.Blocked[k].Cycles += b.Blocked[k].Cycles
-		}
-		for _, l := range b.ByLabel {
-			k, found := slices.BinarySearchFunc(a.ByLabel, l.Label, func(x runtime.LabelCycles, label string) int { return cmp.Compare(x.Label, label) })
-			if found {
-				a.ByLabel[k].Cycles += l.Cycles
-			} else {
-				a.ByLabel = slices.Insert(a.ByLabel, k, l)
-			}
-		}
-	}
-	for i := range s.FIFOs {
-		f, g := &s.FIFOs[i], &c.FIFOs[i]
-		f.Elements += g.Elements
-		f.MaxOccupancy = max(f.MaxOccupancy, g.MaxOccupancy)
-		for k := range f.Occupancy {
-			f.Occupancy[k] += g.Occupancy[k]
-		}
-		f.FullFraction, f.EmptyFraction = ratio(f.Occupancy[f.Capacity]), ratio(f.Occupancy[0])
-	}
 }
 
 // append adds c's critical path to a's: the critical path of runs one
