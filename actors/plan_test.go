@@ -122,8 +122,8 @@ func TestIdealRoundsCostTheMean(t *testing.T) {
 	assert.Equal(t, (n*num+den-1)/den, sum)
 }
 
-// TestProgram checks the program's order against the data dependencies and
-// the loops' capacities, and that a loop too small for a snapshot is a
+// TestProgram checks the program's order against the data dependencies,
+// that it is the same whatever the loops hold, and that a loop too small for a snapshot is a
 // LoopError that says how large it must be.
 func TestProgram(t *testing.T) {
 	m := oneLayer(t, 128, 32, 16, 40, 0.5, 2)
@@ -139,6 +139,9 @@ func TestProgram(t *testing.T) {
 		}
 	}
 	require.Len(t, prog, total, "every snapshot once")
+	roomy, err := NewProgram(m, p, Loops{Attention: 1 << 20, MLP: 1 << 20, Residual: 1 << 20, Layer: 1 << 20})
+	require.NoError(t, err)
+	assert.Equal(t, prog, roomy, "the order does not depend on the loops' capacities")
 	pos := map[Step]int{}
 	for i, st := range prog {
 		pos[st] = i

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Step is one command of the MPCA's program: run snapshot Snapshot of op
@@ -57,52 +58,72 @@ func (p *progOp) finished() bool { return p.next == len(p.plan.Snapshots) }
 // A·V after all of V and the probabilities of its rows, W_O after the
 // attention of its rows, FC1 after LayerNorm of its rows, which in a token
 // dropping layer means after all of W_O), and among the snapshots that may
-// run the earliest op goes first, unless the loop its results travel on is
-// full. So a producer runs ahead of its consumer (Q·K^T of later rows while
-// softmax works on earlier ones) exactly as far as the FIFOs of the loop
-// let it, and deeper FIFOs give more overlap. A loop too small for the
-// units one snapshot completes is a *LoopError.
+// run the earliest op goes first, unless that would put more units on the
+// loop its results travel on than the program's window allows. So a
+// producer runs ahead of its consumer (Q·K^T of later rows while softmax
+// works on earlier ones) by up to the window. The window is one number for
+// every loop: the smallest that lets the layer's most demanding loop run
+// at all (a first pass, which grows a loop's window only when nothing else
+// can run, finds it).
+//
+// The order does not depend on the loops' capacities: they are checked
+// against the most units the program puts on each loop, and a loop too
+// small is a *LoopError. Deeper FIFOs therefore only take waits away from
+// a fixed program and never reorder the MPCA's work, which is why raising
+// a depth never slows a run. (A greedy order that ran ahead as far as the
+// FIFOs allowed was sometimes slower with more room, as list schedules
+// can be; it also left no slack in the FIFOs it filled.)
 func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 	if len(p.Layers) != len(m.Layers) {
 		return nil, fmt.Errorf("program: a plan of %d layers for a model of %d", len(p.Layers), len(m.Layers))
 	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"attention", loops.Attention}, {"MLP", loops.MLP}, {"residual", loops.Residual}, {"layer", loops.Layer}} {
-		if c.v < 1 {
-			return nil, fmt.Errorf("program: %s loop holds %d units", c.name, c.v)
+	holds := [numLoops]int{loops.Attention, loops.MLP, loops.Residual, loops.Layer}
+	for i, v := range holds {
+		if v < 1 {
+			return nil, fmt.Errorf("program: %s loop holds %d units", loopNames[i], v)
 		}
 	}
-	prog, stuck, err := build(m, p, loops)
-	if err != nil || stuck == nil {
-		return prog, err
+	window := [numLoops]int{1, 1, 1, 1}
+	_, grown, _, err := build(m, p, window)
+	if err != nil {
+		return nil, err
 	}
-	// Find the smallest capacity of the stuck loop that gets past it.
-	lo, hi := *stuck.loop(&loops)+1, 1<<24
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		l := loops
-		*stuck.loop(&l) = mid
-		if _, again, _ := build(m, p, l); again != nil && again.Loop == stuck.Loop {
-			lo = mid + 1
-		} else {
-			hi = mid
+	for i := range window {
+		window[i] = slices.Max(grown[:])
+	}
+	prog, _, use, err := build(m, p, window)
+	if err != nil {
+		return nil, err
+	}
+	for i, h := range holds {
+		if h < use[i].units {
+			return nil, &LoopError{Loop: loopNames[i], Holds: h, Needs: use[i].units, At: use[i].at}
 		}
 	}
-	stuck.Needs = lo
-	return nil, stuck
+	return prog, nil
 }
+
+// The loops, in the order of Loops' fields.
+const (
+	attentionLoop = iota
+	mlpLoop
+	residualLoop
+	layerLoop
+	numLoops
+	noLoop = -1
+)
+
+var loopNames = [numLoops]string{"attention", "MLP", "residual", "layer"}
 
 // LoopError says that a loop out of the MPCA and back cannot hold the units
 // that the MPCA's snapshots put on it before it can take any back.
 type LoopError struct {
 	// Loop is "attention", "MLP", "residual" or "layer" (see Loops).
 	Loop string
-	// Holds is the loop's capacity; Needs the smallest at which this loop
-	// no longer keeps the program from being built.
+	// Holds is the loop's capacity; Needs the most units the program puts
+	// on it at once, the smallest capacity that runs it.
 	Holds, Needs int
-	// At names the snapshot that could not be issued.
+	// At names the first snapshot that puts Needs units on the loop.
 	At string
 }
 
@@ -110,21 +131,17 @@ func (e *LoopError) Error() string {
 	return fmt.Sprintf("program: the %s loop holds %d units, the MPCA's snapshots need %d (%s)", e.Loop, e.Holds, e.Needs, e.At)
 }
 
-func (e *LoopError) loop(l *Loops) *int {
-	switch e.Loop {
-	case "attention":
-		return &l.Attention
-	case "MLP":
-		return &l.MLP
-	case "residual":
-		return &l.Residual
-	}
-	return &l.Layer
+// loopUse is the most units the program puts on one loop, and the first
+// snapshot that puts them there.
+type loopUse struct {
+	units int
+	at    string
 }
 
-// build runs the program builder; it returns a LoopError (without Needs)
-// when a full loop keeps every ready snapshot from being issued.
-func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError, error) {
+// build makes the program within window units out on each loop, growing a
+// loop's window when nothing else can run. It returns the program, the
+// windows it ended with and how much of each loop it used.
+func build(m *Model, p *Plan, window [numLoops]int) ([]Step, [numLoops]int, [numLoops]loopUse, error) {
 	ops := make([][NumOps]progOp, len(m.Layers))
 	total := 0
 	for l := range ops {
@@ -153,41 +170,57 @@ func build(m *Model, p *Plan, loops Loops) ([]Step, *LoopError, error) {
 			total += len(pl.Snapshots)
 		}
 	}
-	b := &builder{m: m, ops: ops, loops: loops}
+	b := &builder{m: m, ops: ops, window: window}
 	prog := make([]Step, 0, total)
 	first := 0 // the lowest layer with an unfinished op
 	for len(prog) < total {
-		issued := false
-		for l := first; l < min(first+2, len(ops)) && !issued; l++ {
+		// The earliest ready snapshot within the windows; failing that, the
+		// earliest ready one, and its loop's window grows.
+		var pick, grow *progOp
+		var at, growAt opRef
+		for l := first; l < min(first+2, len(ops)) && pick == nil; l++ {
 			for o := range NumOps {
 				po := &ops[l][o]
 				if po.finished() || !b.ready(l, o) {
 					continue
 				}
-				if _, room := b.loopOf(l, o); !room {
-					continue
+				if loop, units := b.onLoop(l, o); loop == noLoop || units <= b.window[loop] {
+					pick, at = po, opRef{l, o}
+					break
 				}
-				prog = append(prog, Step{Layer: int32(l), Op: o, Snapshot: int32(po.next)})
-				b.issue(po)
-				issued = true
-				break
+				if grow == nil {
+					grow, growAt = po, opRef{l, o}
+				}
 			}
 		}
-		if !issued {
-			stuck, err := b.stuck(first)
-			return nil, stuck, err
+		if pick == nil {
+			if grow == nil {
+				// Nothing is ready: the plan's dependencies are circular,
+				// which NewPlan never makes.
+				return nil, b.window, b.use, fmt.Errorf("program: no snapshot of layer %d can run", first)
+			}
+			pick, at = grow, growAt
 		}
+		if loop, units := b.onLoop(at.layer, at.op); loop != noLoop {
+			b.window[loop] = max(b.window[loop], units)
+			if units > b.use[loop].units {
+				b.use[loop] = loopUse{units, fmt.Sprintf("%s snapshot %d completes %d row blocks", at, pick.next, len(pick.plan.Snapshots[pick.next].Done))}
+			}
+		}
+		prog = append(prog, Step{Layer: int32(at.layer), Op: at.op, Snapshot: int32(pick.next)})
+		b.issue(pick)
 		for first < len(ops) && b.layerFinished(first) {
 			first++
 		}
 	}
-	return prog, nil, nil
+	return prog, b.window, b.use, nil
 }
 
 type builder struct {
-	m     *Model
-	ops   [][NumOps]progOp
-	loops Loops
+	m      *Model
+	ops    [][NumOps]progOp
+	window [numLoops]int     // the most units each loop may hold
+	use    [numLoops]loopUse // the most units each loop has held
 }
 
 func (b *builder) layerFinished(l int) bool {
@@ -256,26 +289,24 @@ func (b *builder) ready(l int, o Op) bool {
 	return false
 }
 
-// loopOf names the loop op o of layer l sends its units on ("" for one
-// that ends in a unit taking everything) and whether the next snapshot's
-// units fit on it.
-func (b *builder) loopOf(l int, o Op) (string, bool) {
+// onLoop names the loop op o of layer l sends its units on (noLoop for
+// one that ends in a unit taking everything) and how many units would be
+// on it, out and not yet taken back, once its next snapshot is issued.
+func (b *builder) onLoop(l int, o Op) (loop, units int) {
 	var consumer []*progOp
-	var capacity int
-	var name string
 	switch {
 	case o == OpQK:
-		name, consumer, capacity = "attention", []*progOp{&b.ops[l][OpRowSum], &b.ops[l][OpAV]}, b.loops.Attention
+		loop, consumer = attentionLoop, []*progOp{&b.ops[l][OpRowSum], &b.ops[l][OpAV]}
 	case o == OpFC1:
-		name, consumer, capacity = "MLP", []*progOp{&b.ops[l][OpFC2]}, b.loops.MLP
+		loop, consumer = mlpLoop, []*progOp{&b.ops[l][OpFC2]}
 	case o == OpO && !b.m.Layers[l].Drops():
-		name, consumer, capacity = "residual", []*progOp{&b.ops[l][OpFC1]}, b.loops.Residual
+		loop, consumer = residualLoop, []*progOp{&b.ops[l][OpFC1]}
 	case o == OpFC2 && l+1 < len(b.ops):
 		// Q, K and V read the same rows: the first to take one takes it off the loop.
 		n := &b.ops[l+1]
-		name, consumer, capacity = "layer", []*progOp{&n[OpQ], &n[OpK], &n[OpV]}, b.loops.Layer
+		loop, consumer = layerLoop, []*progOp{&n[OpQ], &n[OpK], &n[OpV]}
 	default:
-		return "", true
+		return noLoop, 0
 	}
 	po := &b.ops[l][o]
 	out := po.ndone + len(po.plan.Snapshots[po.next].Done)
@@ -288,26 +319,5 @@ func (b *builder) loopOf(l int, o Op) (string, bool) {
 			}
 		}
 	}
-	return name, out-back <= capacity
-}
-
-// stuck names the first loop that keeps a ready snapshot from being issued.
-func (b *builder) stuck(first int) (*LoopError, error) {
-	for l := first; l < min(first+2, len(b.ops)); l++ {
-		for o := range NumOps {
-			po := &b.ops[l][o]
-			if po.finished() || !b.ready(l, o) {
-				continue
-			}
-			if name, ok := b.loopOf(l, o); !ok {
-				e := &LoopError{Loop: name,
-					At: fmt.Sprintf("%s snapshot %d completes %d row blocks", opRef{l, o}, po.next, len(po.plan.Snapshots[po.next].Done))}
-				e.Holds = *e.loop(&b.loops)
-				return e, nil
-			}
-		}
-	}
-	// No loop is full and nothing is ready: the plan's dependencies are
-	// circular, which NewPlan never makes.
-	return nil, fmt.Errorf("program: no snapshot of layer %d can run", first)
+	return loop, out - back
 }
