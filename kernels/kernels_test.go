@@ -283,3 +283,96 @@ func TestFirstNonFinite(t *testing.T) {
 		long[i] = 1
 	}
 }
+
+// TestPackSelected packs selections of a 48×64 matrix and compares them with
+// packing the selected matrix after gathering it by hand: every row and
+// column, contiguous head-like column runs, single scattered columns (the
+// neurons of a pruned MLP), and padding rows and columns.
+func TestPackSelected(t *testing.T) {
+	const srcRows, srcCols, b = 48, 64, 8
+	src := make([]float32, srcRows*srcCols)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	seq := func(from, n int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = from + i
+		}
+		return s
+	}
+	scattered := []int{1, 2, 5, 9, 10, 11, 12, 20, 33, 34, 40, 41, 50, 51, 60, 63}
+	for _, tc := range []struct {
+		name       string
+		rows, cols []int
+		nr, nc     int
+	}{
+		{"all", nil, nil, srcRows, srcCols},
+		{"head columns", nil, append(seq(8, 16), seq(40, 16)...), srcRows, 32},
+		{"scattered columns", nil, scattered, srcRows, 16},
+		{"rows and padding", append(seq(16, 12), -1, -1, -1, -1), nil, 16, srcCols},
+		{"padded columns", seq(0, 8), append(scattered[:12], -1, -1, -1, -1), 8, 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dense := make([]float32, tc.nr*tc.nc)
+			for i := range tc.nr {
+				r := i
+				if tc.rows != nil {
+					r = tc.rows[i]
+				}
+				for j := range tc.nc {
+					c := j
+					if tc.cols != nil {
+						c = tc.cols[j]
+					}
+					if r >= 0 && c >= 0 {
+						dense[i*tc.nc+j] = src[r*srcCols+c]
+					}
+				}
+			}
+			keep := func(br, bc int) bool { return (br+bc)%3 != 0 }
+			want, err := PackBlockSparse(dense, tc.nr, tc.nc, b, keep)
+			require.NoError(t, err)
+			got, err := PackSelected(Selection{Data: src, Stride: srcCols, Rows: tc.rows, Cols: tc.cols}, tc.nr, tc.nc, b, keep)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		sel    Selection
+		nr, nc int
+		want   string
+	}{
+		{"too many rows", Selection{Data: src, Stride: srcCols}, srcRows + 8, srcCols, "rows"},
+		{"row outside", Selection{Data: src, Stride: srcCols, Rows: append(seq(0, 7), srcRows)}, 8, srcCols, "row 48 outside"},
+		{"column outside", Selection{Data: src, Stride: srcCols, Cols: append(seq(0, 7), -2)}, srcRows, 8, "column -2 outside"},
+		{"columns beyond the stride", Selection{Data: src, Stride: srcCols}, srcRows, srcCols + 8, "columns"},
+		{"no stride", Selection{Data: src}, 8, 8, "stride"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PackSelected(tc.sel, tc.nr, tc.nc, b, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestBlockSparseFirstNonFinite(t *testing.T) {
+	w := make([]float32, 32*48)
+	s, err := PackBlockSparse(w, 32, 48, 16, func(br, bc int) bool { return br != bc })
+	require.NoError(t, err)
+	r, c := s.FirstNonFinite()
+	assert.Equal(t, [2]int{-1, -1}, [2]int{r, c})
+	w[(16+3)*48+16*2+5] = float32(math.Inf(1)) // block (1, 2), row 3, column 5
+	w[(0+1)*48+16+2] = float32(math.NaN())     // block (0, 1): stored before (1, 2)
+	s, err = PackBlockSparse(w, 32, 48, 16, func(br, bc int) bool { return br != bc })
+	require.NoError(t, err)
+	r, c = s.FirstNonFinite()
+	assert.Equal(t, [2]int{1, 18}, [2]int{r, c})
+	w[1*48+18] = 0
+	s, err = PackBlockSparse(w, 32, 48, 16, func(br, bc int) bool { return br != bc })
+	require.NoError(t, err)
+	r, c = s.FirstNonFinite()
+	assert.Equal(t, [2]int{19, 37}, [2]int{r, c})
+}

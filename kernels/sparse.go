@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 )
 
@@ -22,11 +23,32 @@ type BlockSparse struct {
 // PackBlockSparse packs the dense rows×cols matrix w, keeping the blocks for
 // which keep(blockRow, blockCol) is true (keep == nil keeps every block).
 func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, error) {
+	if len(w) != rows*cols {
+		return nil, fmt.Errorf("pack block-sparse: have %d values for %dx%d", len(w), rows, cols)
+	}
+	return PackSelected(Selection{Data: w, Stride: cols}, rows, cols, b, keep)
+}
+
+// Selection picks rows and columns of a row-major matrix without copying
+// it: element (i, j) of the selection is Data[Rows[i]*Stride+Cols[j]]. An
+// index of -1 reads zero (padding); a nil Rows or Cols picks every row or
+// column in order.
+type Selection struct {
+	Data       []float32
+	Stride     int
+	Rows, Cols []int
+}
+
+// PackSelected packs the rows×cols matrix that sel picks, keeping the blocks
+// for which keep(blockRow, blockCol) is true (keep == nil keeps every
+// block). It reads only the kept blocks, so a pruned model packs straight
+// from its dense weights.
+func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, error) {
 	if b <= 0 || rows%b != 0 || cols%b != 0 {
 		return nil, fmt.Errorf("pack block-sparse: block %d does not tile %dx%d", b, rows, cols)
 	}
-	if len(w) != rows*cols {
-		return nil, fmt.Errorf("pack block-sparse: have %d values for %dx%d", len(w), rows, cols)
+	if err := sel.check(rows, cols); err != nil {
+		return nil, fmt.Errorf("pack block-sparse: %w", err)
 	}
 	// Number the kept blocks first (asking keep once per block), so that the
 	// storage is allocated once.
@@ -45,16 +67,87 @@ func PackBlockSparse(w []float32, rows, cols, b int, keep func(br, bc int) bool)
 		s.ColStart[bc+1] = int32(len(s.RowBlock))
 	}
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
-	// Copy row by row, reading w in order.
+	// A block-column whose columns are contiguous in the source is copied a
+	// row segment at a time; any other is gathered.
+	first := make([]int, nbc) // source column of the block-column's first column, -1 to gather
+	for bc := range nbc {
+		first[bc] = bc * b
+		if c := sel.Cols; c != nil {
+			first[bc] = c[bc*b]
+			for j := range b {
+				if first[bc] < 0 || c[bc*b+j] != first[bc]+j {
+					first[bc] = -1
+					break
+				}
+			}
+		}
+	}
+	// Copy row by row, reading the source in order.
 	for r := range rows {
+		src := r
+		if sel.Rows != nil {
+			if src = sel.Rows[r]; src < 0 {
+				continue // a padding row stays zero
+			}
+		}
+		row := sel.Data[src*sel.Stride:]
 		br, i := r/b, r%b
 		for bc := range nbc {
-			if t := slot[br*nbc+bc]; t >= 0 {
-				copy(s.Data[(int(t)*b+i)*b:(int(t)*b+i+1)*b], w[r*cols+bc*b:r*cols+bc*b+b])
+			t := slot[br*nbc+bc]
+			if t < 0 {
+				continue
+			}
+			dst := s.Data[(int(t)*b+i)*b : (int(t)*b+i+1)*b]
+			if c := first[bc]; c >= 0 {
+				copy(dst, row[c:c+b])
+				continue
+			}
+			for j, c := range sel.Cols[bc*b : bc*b+b] {
+				if c >= 0 {
+					dst[j] = row[c]
+				}
 			}
 		}
 	}
 	return s, nil
+}
+
+// check reports whether sel picks a rows×cols matrix inside its data.
+func (sel Selection) check(rows, cols int) error {
+	if sel.Stride <= 0 {
+		return fmt.Errorf("stride %d", sel.Stride)
+	}
+	have := len(sel.Data) / sel.Stride // whole source rows
+	if sel.Rows == nil && rows > have || sel.Rows != nil && len(sel.Rows) != rows {
+		return fmt.Errorf("have %d values (%d rows of %d) for %d rows", len(sel.Data), have, sel.Stride, rows)
+	}
+	if sel.Cols == nil && cols > sel.Stride || sel.Cols != nil && len(sel.Cols) != cols {
+		return fmt.Errorf("%d columns selected from rows of %d", cols, sel.Stride)
+	}
+	for _, r := range sel.Rows {
+		if r < -1 || r >= have {
+			return fmt.Errorf("row %d outside 0..%d", r, have-1)
+		}
+	}
+	for _, c := range sel.Cols {
+		if c < -1 || c >= sel.Stride {
+			return fmt.Errorf("column %d outside 0..%d", c, sel.Stride-1)
+		}
+	}
+	return nil
+}
+
+// FirstNonFinite returns the row and column of the first NaN or infinity
+// among the stored blocks, in storage order, or -1, -1 if there is none.
+func (s *BlockSparse) FirstNonFinite() (row, col int) {
+	k := FirstNonFinite(s.Data)
+	if k < 0 {
+		return -1, -1
+	}
+	bb := s.B * s.B
+	t := k / bb
+	bc := sort.Search(len(s.ColStart)-1, func(j int) bool { return int(s.ColStart[j+1]) > t })
+	return int(s.RowBlock[t])*s.B + k%bb/s.B, bc*s.B + k%s.B
 }
 
 // NNZBlocks is the number of stored blocks.

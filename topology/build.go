@@ -22,7 +22,8 @@ const maxSimImages = 1 << 16
 // (the mapping of every op and the blocks of every PE) and program (the
 // order in which the MPCA takes the snapshots of the ops), and the
 // estimator's view of the same model, which no unit ever sees. Building
-// compacts and packs the model (a few hundred milliseconds for DeiT-S); Run
+// packs the kept weights straight from the dense ones and plans (some tens
+// of milliseconds for DeiT-S); Run
 // then simulates any number of batches, each on a fresh graph of units. An
 // Accelerator is read-only once built, so concurrent Runs are safe.
 type Accelerator struct {
@@ -56,7 +57,9 @@ func blockFor(cfg vit.Config, p *vit.Pruning, denseBlock int) int {
 // NewAccelerator builds the model w pruned by p (nil = dense) onto the
 // accelerator d. denseBlock is the tile side when p has no block masks (0:
 // 16, or the head width if 16 does not divide it). Every error names what
-// is wrong.
+// is wrong. Of the layers' weight matrices only the weights the pruning
+// keeps are read and checked to be finite: a NaN in a removed block or
+// neuron is never used.
 func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Description) (*Accelerator, error) {
 	if w == nil {
 		return nil, fmt.Errorf("simulate: no weights")
@@ -69,11 +72,11 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
 		return nil, fmt.Errorf("simulate: block size %d does not divide the model's dim %d and head width %d", b, cfg.Dim, cfg.HeadDim())
 	}
-	c, err := w.Compact(p)
+	k, err := w.Kept(p)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	p = c.Pruning
+	p = k.Pruning
 	layers, err := MaskPruning(cfg, p)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -83,7 +86,7 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	model, err := actorModel(c, b)
+	model, err := actorModel(k, b)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -214,31 +217,31 @@ func unitCost(u Unit) actors.UnitCost {
 	return actors.UnitCost{ElementsPerCycle: u.ElementsPerCycle, Latency: int64(u.LatencyCycles)}
 }
 
-// actorModel packs the compacted model's matrices to the block-sparse form
-// the CHMs compute with, with each layer's token counts.
-func actorModel(c *vit.Compacted, b int) (*actors.Model, error) {
-	w := c.Weights
+// actorModel packs the kept weights straight from the dense matrices to the
+// block-sparse form the CHMs compute with, with each layer's token counts.
+func actorModel(k *vit.Kept, b int) (*actors.Model, error) {
+	w := k.Weights
 	cfg := w.Config
 	d, hd := cfg.Dim, cfg.HeadDim()
 	m := &actors.Model{Dim: d, HeadDim: hd, Tokens: cfg.Tokens(), ImageSize: cfg.ImageSize, PatchSize: cfg.PatchSize,
 		InChans: cfg.InChans, NumClasses: cfg.NumClasses, LNEps: cfg.LNEps,
 		PatchW: w.PatchW, PatchB: w.PatchB, ClsToken: w.ClsToken, DistToken: w.DistToken, PosEmbed: w.PosEmbed,
 		NormW: w.NormW, NormB: w.NormB, HeadW: w.HeadW, HeadB: w.HeadB,
-		Layers: make([]actors.Layer, len(c.Layers))}
-	tokensIn := make([]int, len(c.Layers)+1)
+		Layers: make([]actors.Layer, len(k.Layers))}
+	tokensIn := make([]int, len(k.Layers)+1)
 	tokensIn[0] = cfg.Tokens()
-	for l, cl := range c.Layers {
+	for l, kl := range k.Layers {
 		tokensIn[l+1] = tokensIn[l]
-		if cl.Drop {
-			tokensIn[l+1] = vit.TokensAfterDrop(tokensIn[l], c.Pruning.Keep)
+		if kl.Drop {
+			tokensIn[l+1] = vit.TokensAfterDrop(tokensIn[l], k.Pruning.Keep)
 		}
 	}
 	// Layers are packed on every core; the first failing layer's error wins.
-	errs := make([]error, len(c.Layers))
+	errs := make([]error, len(k.Layers))
 	var g errgroup.Group
 	g.SetLimit(goruntime.GOMAXPROCS(0))
-	for l := range c.Layers {
-		g.Go(func() error { m.Layers[l], errs[l] = packLayer(c, l, b, tokensIn[l], tokensIn[l+1]); return nil })
+	for l := range k.Layers {
+		g.Go(func() error { m.Layers[l], errs[l] = packLayer(k, l, b, tokensIn[l], tokensIn[l+1]); return nil })
 	}
 	g.Wait()
 	for _, err := range errs {
@@ -249,58 +252,78 @@ func actorModel(c *vit.Compacted, b int) (*actors.Model, error) {
 	return m, nil
 }
 
-// packLayer packs layer l of c, which takes tokens in and gives out.
-func packLayer(c *vit.Compacted, l, b, tokens, out int) (actors.Layer, error) {
-	cfg := c.Weights.Config
-	d, hd := cfg.Dim, cfg.HeadDim()
-	cl := &c.Layers[l]
-	wk := hd * len(cl.Heads)
-	pack := func(name string, x []float32, rows, cols int, mask []bool) (*kernels.BlockSparse, error) {
+// packLayer packs layer l of k, which takes tokens in and gives out, and
+// checks that every weight it keeps is finite.
+func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
+	cfg := k.Weights.Config
+	src := &k.Weights.Layers[l]
+	d := cfg.Dim
+	kl := &k.Layers[l]
+	wk := cfg.HeadDim() * len(kl.Heads)
+	pack := func(name string, sel kernels.Selection, rows, cols int, mask []bool) (*kernels.BlockSparse, error) {
 		var keep func(br, bc int) bool
 		if mask != nil {
 			keep = func(br, bc int) bool { return mask[br*(cols/b)+bc] }
 		}
-		s, err := kernels.PackBlockSparse(x, rows, cols, b, keep)
+		s, err := kernels.PackSelected(sel, rows, cols, b, keep)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d %s: %w", l, name, err)
 		}
+		// The packed blocks are the weights the accelerator uses, just
+		// written and still in cache: check them rather than the dense matrix.
+		if r, c := s.FirstNonFinite(); r >= 0 {
+			if sel.Rows != nil {
+				r = sel.Rows[r]
+			}
+			if sel.Cols != nil {
+				c = sel.Cols[c]
+			}
+			what, i := "infinity", r*sel.Stride+c
+			if math.IsNaN(float64(sel.Data[i])) {
+				what = "NaN"
+			}
+			return nil, fmt.Errorf("weights %s: tensor layers.%d.%s.weight: %s at index %d", cfg.Name, l, name, what, i)
+		}
 		return s, nil
 	}
-	L := actors.Layer{Heads: len(cl.Heads), Hidden: len(cl.Neurons), QB: cl.QB, KB: cl.KB, VB: cl.VB, OB: cl.ProjB,
-		FC2B: cl.FC2B, Norm1W: cl.Norm1W, Norm1B: cl.Norm1B, Norm2W: cl.Norm2W, Norm2B: cl.Norm2B,
-		Drop: cl.Drop, Kept: vit.KeptTokens(tokens, c.Pruning.Keep), TokensIn: tokens, TokensOut: out}
+	L := actors.Layer{Heads: len(kl.Heads), Hidden: len(kl.Neurons), QB: kl.QB, KB: kl.KB, VB: kl.VB, OB: kl.ProjB,
+		FC2B: kl.FC2B, Norm1W: kl.Norm1W, Norm1B: kl.Norm1B, Norm2W: kl.Norm2W, Norm2B: kl.Norm2B,
+		Drop: kl.Drop, Kept: vit.KeptTokens(tokens, k.Pruning.Keep), TokensIn: tokens, TokensOut: out}
 	var err error
-	if L.Q, err = pack("q", cl.QW, d, wk, cl.QMask); err != nil {
-		return actors.Layer{}, err
+	for _, p := range []struct {
+		name string
+		dst  **kernels.BlockSparse
+		w    []float32
+		mask []bool
+	}{{"q", &L.Q, src.QW, kl.QMask}, {"k", &L.K, src.KW, kl.KMask}, {"v", &L.V, src.VW, kl.VMask}} {
+		if *p.dst, err = pack(p.name, kernels.Selection{Data: p.w, Stride: d, Cols: kl.Cols}, d, wk, p.mask); err != nil {
+			return actors.Layer{}, err
+		}
 	}
-	if L.K, err = pack("k", cl.KW, d, wk, cl.KMask); err != nil {
-		return actors.Layer{}, err
-	}
-	if L.V, err = pack("v", cl.VW, d, wk, cl.VMask); err != nil {
-		return actors.Layer{}, err
-	}
-	if L.O, err = pack("o", cl.ProjW, wk, d, cl.ProjMask); err != nil {
+	if L.O, err = pack("proj", kernels.Selection{Data: src.ProjW, Stride: d, Rows: kl.Cols}, wk, d, kl.ProjMask); err != nil {
 		return actors.Layer{}, err
 	}
 	// FC1 and FC2 are padded with zero neurons to a multiple of b.
-	hid := len(cl.Neurons)
+	hid := len(kl.Neurons)
 	hp := (hid + b - 1) / b * b
-	fc1, fc2 := cl.FC1W, cl.FC2W
-	L.FC1B = cl.FC1B
+	neurons := kl.Neurons
+	L.FC1B = kl.FC1B
 	if hp != hid {
-		fc1 = make([]float32, d*hp)
-		for i := range d {
-			copy(fc1[i*hp:i*hp+hid], cl.FC1W[i*hid:(i+1)*hid])
+		neurons = make([]int, hp)
+		copy(neurons, kl.Neurons)
+		for j := hid; j < hp; j++ {
+			neurons[j] = -1
 		}
-		fc2 = make([]float32, hp*d)
-		copy(fc2, cl.FC2W)
 		L.FC1B = make([]float32, hp)
-		copy(L.FC1B, cl.FC1B)
+		copy(L.FC1B, kl.FC1B)
 	}
-	if L.FC1, err = pack("fc1", fc1, d, hp, nil); err != nil {
+	if hid == cfg.MLPHidden && hp == hid {
+		neurons = nil // every neuron, in order
+	}
+	if L.FC1, err = pack("fc1", kernels.Selection{Data: src.FC1W, Stride: cfg.MLPHidden, Cols: neurons}, d, hp, nil); err != nil {
 		return actors.Layer{}, err
 	}
-	if L.FC2, err = pack("fc2", fc2, hp, d, nil); err != nil {
+	if L.FC2, err = pack("fc2", kernels.Selection{Data: src.FC2W, Stride: d, Rows: neurons}, hp, d, nil); err != nil {
 		return actors.Layer{}, err
 	}
 	return L, nil

@@ -492,3 +492,65 @@ func TestSimulateNonFinite(t *testing.T) {
 	assert.Contains(t, err.Error(), "layer 1")
 	assert.NotContains(t, err.Error(), "\n")
 }
+
+// TestNewAcceleratorNonFiniteWeights: the build checks the weights the
+// accelerator keeps, naming the tensor and index as vit's checks do, and
+// ignores a NaN in a block or neuron that pruning removed (no unit ever
+// reads it: the run is finite and matches the reference).
+func TestNewAcceleratorNonFiniteWeights(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	d := cfg.Dim
+	base := vit.RandomWeights(cfg, 1)
+	p := pruned(t, base, 16, 0.5, 1, nil)
+	p.Layers[1].Neurons = make([]bool, cfg.MLPHidden)
+	for j := range p.Layers[1].Neurons {
+		p.Layers[1].Neurons[j] = j != 3
+	}
+	// A block of layer 1's Q that the mask removes, and one it keeps.
+	nb := d / 16
+	dropped, kept := -1, -1
+	for i, k := range p.Layers[1].Q {
+		if !k && dropped < 0 {
+			dropped = i
+		}
+		if k && kept < 0 {
+			kept = i
+		}
+	}
+	require.True(t, dropped >= 0 && kept >= 0)
+	at := func(block int) int { return (block/nb*16+2)*d + block%nb*16 + 5 } // row 2, column 5 of the block
+	nan, inf := float32(math.NaN()), float32(math.Inf(-1))
+	for _, tc := range []struct {
+		name  string
+		edit  func(w *vit.Weights)
+		wants string // "" = builds
+	}{
+		{"kept q weight", func(w *vit.Weights) { w.Layers[1].QW[at(kept)] = nan },
+			fmt.Sprintf("weights mnist-tiny: tensor layers.1.q.weight: NaN at index %d", at(kept))},
+		{"kept fc2 weight", func(w *vit.Weights) { w.Layers[1].FC2W[4*d+7] = inf },
+			fmt.Sprintf("tensor layers.1.fc2.weight: infinity at index %d", 4*d+7)},
+		{"classifier", func(w *vit.Weights) { w.HeadW[9] = nan }, "tensor head.weight: NaN at index 9"},
+		{"kept bias", func(w *vit.Weights) { w.Layers[1].QB[0] = nan }, "tensor layers.1.q.bias: NaN at index 0"},
+		{"pruned q block", func(w *vit.Weights) { w.Layers[1].QW[at(dropped)] = nan }, ""},
+		{"pruned neuron", func(w *vit.Weights) { w.Layers[1].FC1W[5*cfg.MLPHidden+3], w.Layers[1].FC2W[3*d+1] = nan, inf }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := vit.RandomWeights(cfg, 1)
+			tc.edit(w)
+			acc, err := NewAccelerator(w, p, 0, preset(t, "small", FidelityDetailed))
+			if tc.wants != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wants)
+				return
+			}
+			require.NoError(t, err)
+			imgs := randomImages(cfg, 1, 3)
+			res, err := acc.Run(context.Background(), imgs, nil, 0)
+			require.NoError(t, err)
+			// The reference zeroes the pruned weights the same way.
+			clean := vit.RandomWeights(cfg, 1)
+			checkLogits(t, clean, p, res, imgs)
+		})
+	}
+}

@@ -122,118 +122,183 @@ type Compacted struct {
 	Workers int
 }
 
-// CompactLayer is one encoder layer after static pruning. With W = HeadDim*len(Heads):
+// CompactLayer is one encoder layer after static pruning: what it keeps,
+// and its weight matrices cut to that. With W = HeadDim*len(Heads):
 type CompactLayer struct {
-	Heads          []int     // kept heads, ascending
-	QW, KW, VW     []float32 // [Dim × W]: the kept heads' columns, pruned blocks zeroed
+	KeptLayer
+	QW, KW, VW []float32 // [Dim × W]: the kept heads' columns, pruned blocks zeroed
+	ProjW      []float32 // [W × Dim]: the kept heads' rows, pruned blocks zeroed
+	FC1W       []float32 // [Dim × len(Neurons)]
+	FC2W       []float32 // [len(Neurons) × Dim]
+}
+
+// KeptLayer is what static pruning keeps of one encoder layer, in the
+// coordinates of the compacted matrices, with everything but the weight
+// matrices. With W = HeadDim*len(Heads):
+type KeptLayer struct {
+	Heads []int // kept heads, ascending
+	// Cols are the columns of the dense Q, K and V (rows of Proj) that the
+	// kept heads own, ascending; nil when every head is kept.
+	Cols           []int
 	QB, KB, VB     []float32 // [W]
-	ProjW          []float32 // [W × Dim]: the kept heads' rows, pruned blocks zeroed
 	ProjB          []float32 // [Dim]
 	QMask, KMask   []bool    // (Dim/Block) × (W/Block) block masks, true = kept; nil = all kept
 	VMask          []bool
 	ProjMask       []bool    // (W/Block) × (Dim/Block)
 	Neurons        []int     // kept MLP neurons, ascending
-	FC1W           []float32 // [Dim × len(Neurons)]
 	FC1B           []float32 // [len(Neurons)]
-	FC2W           []float32 // [len(Neurons) × Dim]
 	FC2B           []float32 // [Dim]
 	Norm1W, Norm1B []float32 // [Dim]
 	Norm2W, Norm2B []float32 // [Dim]
 	Drop           bool      // the layer drops tokens (Pruning.Keep < 1 and a TD layer)
 }
 
+// Kept is a model's static pruning applied to its shapes only: which heads,
+// columns and neurons every layer keeps, without copying a matrix. A packer
+// that reads the kept weights straight from Weights (the accelerator's
+// build) starts here rather than from Compact.
+type Kept struct {
+	Weights *Weights
+	Pruning *Pruning // validated, never nil
+	Layers  []KeptLayer
+}
+
 // Compact applies p (nil = dense) to w. The dense parts are shared with w, not copied.
 func (w *Weights) Compact(p *Pruning) (*Compacted, error) {
-	cfg := w.Config
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
+	k, err := w.kept(p)
+	if err != nil {
+		return nil, err
+	}
+	c := &Compacted{Weights: w, Pruning: k.Pruning, Layers: make([]CompactLayer, len(k.Layers))}
+	// Layers are independent: compact them on every core.
+	forEach(len(w.Layers), func(l int) {
+		c.Layers[l] = compactLayer(w.Config, &w.Layers[l], k.Pruning.layerMask(l), k.Pruning.Block, &k.Layers[l])
+	})
+	return c, nil
+}
+
+// Kept applies p (nil = dense) to w's shapes. It checks w's shapes and the
+// values of every tensor but the layers' weight matrices, which are not
+// read: a caller that reads them checks the values it uses.
+func (w *Weights) Kept(p *Pruning) (*Kept, error) {
+	if err := w.validate(false); err != nil {
+		return nil, err
+	}
+	return w.kept(p)
+}
+
+func (w *Weights) kept(p *Pruning) (*Kept, error) {
+	cfg := w.Config
 	if p == nil {
 		p = &Pruning{Keep: 1}
 	}
 	if err := p.Validate(cfg); err != nil {
 		return nil, err
 	}
-	c := &Compacted{Weights: w, Pruning: p, Layers: make([]CompactLayer, cfg.Depth)}
-	// Layers are independent: compact them on every core.
-	forEach(len(w.Layers), func(l int) { c.Layers[l] = compactLayer(cfg, &w.Layers[l], p, l) })
-	return c, nil
+	k := &Kept{Weights: w, Pruning: p, Layers: make([]KeptLayer, cfg.Depth)}
+	for l := range k.Layers {
+		k.Layers[l] = keptLayer(cfg, &w.Layers[l], p, l)
+	}
+	return k, nil
 }
 
-func compactLayer(cfg Config, src *Layer, p *Pruning, l int) CompactLayer {
+func keptLayer(cfg Config, src *Layer, p *Pruning, l int) KeptLayer {
 	m := p.layerMask(l)
 	heads := keptHeads(cfg, p, l)
 	d, hd := cfg.Dim, cfg.HeadDim()
-	cols := make([]int, 0, len(heads)*hd) // the kept columns of Q/K/V, rows of Proj
+	out := KeptLayer{
+		Heads: heads, ProjB: src.ProjB, FC2B: src.FC2B,
+		Norm1W: src.Norm1W, Norm1B: src.Norm1B, Norm2W: src.Norm2W, Norm2B: src.Norm2B,
+		Drop: p.dropsTokens(l),
+	}
+	allHeads := len(heads) == cfg.Heads
+	cols := make([]int, 0, len(heads)*hd)
 	for _, h := range heads {
 		for j := range hd {
 			cols = append(cols, h*hd+j)
 		}
 	}
-	allHeads := len(heads) == cfg.Heads
-	out := CompactLayer{
-		Heads: heads, ProjB: src.ProjB, FC2B: src.FC2B,
-		Norm1W: src.Norm1W, Norm1B: src.Norm1B, Norm2W: src.Norm2W, Norm2B: src.Norm2B,
-		Drop: p.dropsTokens(l),
+	if !allHeads {
+		out.Cols = cols
 	}
-	// selectCols keeps the kept heads' columns of a [d × d] matrix and zeroes pruned blocks.
-	selectCols := func(w []float32, mask []bool) ([]float32, []bool) {
-		if allHeads && allTrue(mask) {
-			return w, nil
+	mask := func(mask []bool, rows bool) []bool {
+		if allTrue(mask) {
+			return nil
 		}
-		// Kept columns come in whole blocks (b divides the head width), so
-		// copy a block's row segment at a time.
-		wk, b := len(cols), p.Block
-		dst := make([]float32, d*wk)
-		for i := range d {
-			for j := 0; j < wk; j += b {
-				c := cols[j]
-				if mask == nil || mask[(i/b)*(d/b)+c/b] {
-					copy(dst[i*wk+j:i*wk+j+b], w[i*d+c:i*d+c+b])
-				}
-			}
-		}
-		return dst, compactMask(mask, p.Block, d, cols, false)
+		return compactMask(mask, p.Block, d, cols, rows)
 	}
-	out.QW, out.QMask = selectCols(src.QW, m.Q)
-	out.KW, out.KMask = selectCols(src.KW, m.K)
-	out.VW, out.VMask = selectCols(src.VW, m.V)
+	out.QMask, out.KMask, out.VMask = mask(m.Q, false), mask(m.K, false), mask(m.V, false)
+	out.ProjMask = mask(m.Proj, true)
 	out.QB, out.KB, out.VB = pick(src.QB, cols, allHeads), pick(src.KB, cols, allHeads), pick(src.VB, cols, allHeads)
-	if allHeads && allTrue(m.Proj) {
-		out.ProjW = src.ProjW
-	} else {
-		out.ProjW = make([]float32, len(cols)*d)
-		b := p.Block
-		for j, r := range cols {
-			for i := 0; i < d; i += b {
-				if m.Proj == nil || m.Proj[(r/b)*(d/b)+i/b] {
-					copy(out.ProjW[j*d+i:j*d+i+b], src.ProjW[r*d+i:r*d+i+b])
-				}
-			}
-		}
-		out.ProjMask = compactMask(m.Proj, p.Block, d, cols, true)
-	}
-
-	hidden := cfg.MLPHidden
-	for j := range hidden {
+	for j := range cfg.MLPHidden {
 		if m.Neurons == nil || m.Neurons[j] {
 			out.Neurons = append(out.Neurons, j)
 		}
 	}
-	if len(out.Neurons) == hidden {
-		out.FC1W, out.FC1B, out.FC2W = src.FC1W, src.FC1B, src.FC2W
+	out.FC1B = pick(src.FC1B, out.Neurons, len(out.Neurons) == cfg.MLPHidden)
+	return out
+}
+
+// compactLayer cuts layer src's matrices, masked by m with blocks of side
+// block, to what k keeps.
+func compactLayer(cfg Config, src *Layer, m LayerMask, block int, k *KeptLayer) CompactLayer {
+	d, hidden := cfg.Dim, cfg.MLPHidden
+	wk := len(k.Heads) * cfg.HeadDim()
+	col := func(j int) int { // column j of the compacted Q/K/V in the dense one
+		if k.Cols == nil {
+			return j
+		}
+		return k.Cols[j]
+	}
+	out := CompactLayer{KeptLayer: *k}
+	// selectCols keeps the kept heads' columns of a [d × d] matrix and zeroes pruned blocks.
+	selectCols := func(w []float32, mask []bool) []float32 {
+		if k.Cols == nil && allTrue(mask) {
+			return w
+		}
+		// Kept columns come in whole blocks (the block divides the head
+		// width), so copy a block's row segment at a time.
+		dst := make([]float32, d*wk)
+		for i := range d {
+			for j := 0; j < wk; j += block {
+				c := col(j)
+				if mask == nil || mask[(i/block)*(d/block)+c/block] {
+					copy(dst[i*wk+j:i*wk+j+block], w[i*d+c:i*d+c+block])
+				}
+			}
+		}
+		return dst
+	}
+	out.QW, out.KW, out.VW = selectCols(src.QW, m.Q), selectCols(src.KW, m.K), selectCols(src.VW, m.V)
+	if k.Cols == nil && allTrue(m.Proj) {
+		out.ProjW = src.ProjW
+	} else {
+		out.ProjW = make([]float32, wk*d)
+		for j := range wk {
+			r := col(j)
+			for i := 0; i < d; i += block {
+				if m.Proj == nil || m.Proj[(r/block)*(d/block)+i/block] {
+					copy(out.ProjW[j*d+i:j*d+i+block], src.ProjW[r*d+i:r*d+i+block])
+				}
+			}
+		}
+	}
+	if len(k.Neurons) == hidden {
+		out.FC1W, out.FC2W = src.FC1W, src.FC2W
 		return out
 	}
-	kn := len(out.Neurons)
+	kn := len(k.Neurons)
 	out.FC1W = make([]float32, d*kn)
 	for i := range d {
-		for j, n := range out.Neurons {
+		for j, n := range k.Neurons {
 			out.FC1W[i*kn+j] = src.FC1W[i*hidden+n]
 		}
 	}
-	out.FC1B = pick(src.FC1B, out.Neurons, false)
 	out.FC2W = make([]float32, 0, kn*d)
-	for _, n := range out.Neurons {
+	for _, n := range k.Neurons {
 		out.FC2W = append(out.FC2W, src.FC2W[n*d:(n+1)*d]...)
 	}
 	return out
@@ -276,7 +341,11 @@ func allTrue(mask []bool) bool {
 }
 
 // Validate checks that every parameter has the length w.Config asks for and is finite.
-func (w *Weights) Validate() error {
+func (w *Weights) Validate() error { return w.validate(true) }
+
+// validate checks the shapes of every tensor and the values of all but,
+// unless matrices, the layers' weight matrices.
+func (w *Weights) validate(matrices bool) error {
 	cfg := w.Config
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -293,7 +362,11 @@ func (w *Weights) Validate() error {
 	// The finite check reads every weight: on every core, the first bad
 	// tensor in order reported whatever the timing.
 	errs := make([]error, len(tensors))
-	forEach(len(tensors), func(i int) { errs[i] = checkFinite(*tensors[i].data) })
+	forEach(len(tensors), func(i int) {
+		if t := tensors[i]; matrices || !t.layerMatrix() {
+			errs[i] = checkFinite(*t.data)
+		}
+	})
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("weights %s: tensor %s: %w", cfg.Name, tensors[i].name, err)

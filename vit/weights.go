@@ -13,6 +13,9 @@ type param struct {
 	data  *[]float32
 }
 
+// layerMatrix reports whether p is one of an encoder layer's weight matrices.
+func (p param) layerMatrix() bool { return len(p.shape) == 2 && strings.HasPrefix(p.name, "layers.") }
+
 func (p param) size() int {
 	n := 1
 	for _, s := range p.shape {
