@@ -25,8 +25,10 @@
 //     output blocks to CHMs, by the mapping it picks, and to PEs, by the
 //     policy; with each op's fluid bound and PE loads.
 //   - The program (NewProgram) orders the ops' snapshots by the data
-//     dependencies and by how much each loop of FIFOs out of the MPCA and
-//     back can hold (Loops); Controller issues it and carries no data.
+//     dependencies, running a producer ahead of its consumer by a window
+//     the layer's shape sets; the FIFOs of each loop out of the MPCA and
+//     back (Loops) must hold what the program puts on it, but do not change
+//     the order. Controller issues it and carries no data.
 //   - MPCA computes the snapshots: every PE has its own clock, free-running
 //     under the static and balanced policies, in lock-step rounds under the
 //     ideal one. An output unit leaves when its last block is done.
