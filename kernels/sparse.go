@@ -54,58 +54,57 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 	// storage is allocated once.
 	nbr, nbc := rows/b, cols/b
 	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, nbc+1)}
+	slot := make([]int32, nbr*nbc) // stored index of block (br, bc), -1 if dropped
 	for bc := range nbc {
 		for br := range nbr {
+			slot[br*nbc+bc] = -1
 			if keep != nil && !keep(br, bc) {
 				continue
 			}
+			slot[br*nbc+bc] = int32(len(s.RowBlock))
 			s.RowBlock = append(s.RowBlock, int32(br))
 		}
 		s.ColStart[bc+1] = int32(len(s.RowBlock))
 	}
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
-	// Copy block by block in storage order. A block-column whose columns
-	// are contiguous in the source is copied a row segment at a time; any
-	// other is gathered. Padding rows stay zero.
-	srcRow := func(r int) int {
-		if sel.Rows == nil {
-			return r
-		}
-		return sel.Rows[r]
-	}
+	// A block-column whose columns are contiguous in the source is copied a
+	// row segment at a time; any other is gathered.
+	first := make([]int, nbc) // source column of the block-column's first column, -1 to gather
 	for bc := range nbc {
-		first := bc * b // source column of the block-column's first column, -1 to gather
-		cols := sel.Cols
-		if cols != nil {
-			cols = cols[bc*b : bc*b+b]
-			first = cols[0]
-			for j, c := range cols {
-				if first < 0 || c != first+j {
-					first = -1
+		first[bc] = bc * b
+		if c := sel.Cols; c != nil {
+			first[bc] = c[bc*b]
+			for j := range b {
+				if first[bc] < 0 || c[bc*b+j] != first[bc]+j {
+					first[bc] = -1
 					break
 				}
 			}
 		}
-		for t := s.ColStart[bc]; t < s.ColStart[bc+1]; t++ {
-			blk := s.Data[int(t)*b*b : int(t+1)*b*b]
-			r0 := int(s.RowBlock[t]) * b
-			for i := range b {
-				src := srcRow(r0 + i)
-				if src < 0 {
-					continue
-				}
-				dst, row := blk[i*b:i*b+b], sel.Data[src*sel.Stride:]
-				switch {
-				case first >= 0 && b == 16:
-					*(*[16]float32)(dst) = *(*[16]float32)(row[first:])
-				case first >= 0:
-					copy(dst, row[first:first+b])
-				default:
-					for j, c := range cols {
-						if c >= 0 {
-							dst[j] = row[c]
-						}
-					}
+	}
+	// Copy row by row, reading the source in order.
+	for r := range rows {
+		src := r
+		if sel.Rows != nil {
+			if src = sel.Rows[r]; src < 0 {
+				continue // a padding row stays zero
+			}
+		}
+		row := sel.Data[src*sel.Stride:]
+		br, i := r/b, r%b
+		for bc := range nbc {
+			t := slot[br*nbc+bc]
+			if t < 0 {
+				continue
+			}
+			dst := s.Data[(int(t)*b+i)*b : (int(t)*b+i+1)*b]
+			if c := first[bc]; c >= 0 {
+				copy(dst, row[c:c+b])
+				continue
+			}
+			for j, c := range sel.Cols[bc*b : bc*b+b] {
+				if c >= 0 {
+					dst[j] = row[c]
 				}
 			}
 		}
