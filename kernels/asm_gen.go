@@ -31,6 +31,7 @@ func main() {
 	geluKernel()
 	maxKernel()
 	scaleKernel()
+	finiteKernel()
 	writeConsts()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -321,6 +322,36 @@ func maxKernel() {
 		emit("ADDQ $64, SI")
 	})
 	emit("VMOVUPS Z0, (DX)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// finiteKernel writes func nonFinite64(src *float32, n int) int: the index
+// of the first of n blocks of 64 values that holds a NaN or an infinity (its
+// exponent bits all ones), or n. Four vectors a step, their compares OR-ed in
+// mask registers.
+func finiteKernel() {
+	out.WriteString("\n// func nonFinite64(src *float32, n int) int\nTEXT ·nonFinite64(SB), NOSPLIT, $0-24\n")
+	emit("MOVQ src+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("XORQ AX, AX")
+	emit("VBROADCASTSS %s, Z0", constant("exponent", 0x7f800000))
+	out.WriteString("loop:\n")
+	emit("CMPQ AX, CX")
+	emit("JEQ done")
+	for v := range 4 {
+		emit("VPANDD %d(SI), Z0, Z%d", 64*v, v+1)
+		emit("VPCMPEQD Z0, Z%d, K%d", v+1, v+1)
+	}
+	emit("KORW K1, K2, K1")
+	emit("KORW K3, K4, K3")
+	emit("KORTESTW K1, K3")
+	emit("JNE done")
+	emit("ADDQ $256, SI")
+	emit("INCQ AX")
+	emit("JMP loop")
+	out.WriteString("done:\n")
+	emit("MOVQ AX, ret+16(FP)")
 	emit("VZEROUPPER")
 	emit("RET")
 }

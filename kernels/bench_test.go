@@ -185,3 +185,22 @@ func BenchmarkPackSelected(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstNonFinite scans 1 Mi finite values (the check every unit
+// makes of its outputs and the build of its weights), fast and portable.
+func BenchmarkFirstNonFinite(b *testing.B) {
+	x := make([]float32, 1<<20)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	for name, f := range map[string]func([]float32) int{"fast": FirstNonFinite, "portable": firstNonFinitePortable} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if f(x) != -1 {
+					b.Fatal("found a non-finite value")
+				}
+			}
+			b.SetBytes(int64(4 * len(x)))
+		})
+	}
+}

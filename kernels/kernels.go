@@ -253,13 +253,28 @@ func TopK(scores []float32, k int) []int {
 }
 
 // FirstNonFinite returns the index of the first NaN or infinity in x, or
-// -1. A float32 is not finite when its exponent bits are all ones, that is
+// -1. With AVX-512 whole blocks of 64 values are tested 16 lanes at a time,
+// then the block that failed (or the tail) value by value; otherwise
+// firstNonFinitePortable.
+func FirstNonFinite(x []float32) int {
+	if fastNonFinite == nil || len(x) < 64 {
+		return firstNonFinitePortable(x)
+	}
+	for i := 64 * fastNonFinite(&x[0], len(x)/64); i < len(x); i++ {
+		if x[i]-x[i] != 0 { // NaN for infinities and NaN, 0 otherwise
+			return i
+		}
+	}
+	return -1
+}
+
+// firstNonFinitePortable is FirstNonFinite in Go. A float32 is not finite when its exponent bits are all ones, that is
 // when its bits without the sign are at least 0x7f800000; adding 0x00800000
 // then carries into bit 31. Two floats at a time in a uint64 (the halves
 // cannot carry into each other), OR-ed over blocks of 64 values, test a
 // block in a few integer operations per value; only a block that fails is
 // searched value by value.
-func FirstNonFinite(x []float32) int {
+func firstNonFinitePortable(x []float32) int {
 	const block = 64
 	i := 0
 	if len(x) > 0 && uintptr(unsafe.Pointer(&x[0]))%8 != 0 {

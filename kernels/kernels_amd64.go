@@ -22,10 +22,21 @@ func blockColumn12x16(a *float32, lda int, data *float32, rowBlock *int32, nblk 
 //go:noescape
 func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
+//go:noescape
+func nonFinite64(src *float32, n int) int
+
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F
 )
+
+// fastNonFinite is FirstNonFinite's AVX-512 scan of whole blocks of 64, or nil.
+var fastNonFinite = func() func(src *float32, n int) int {
+	if hasAVX512 {
+		return nonFinite64
+	}
+	return nil
+}()
 
 // fastGemm is the register-tiled micro-kernel this CPU runs best, or nil.
 var fastGemm = func() *microKernel {

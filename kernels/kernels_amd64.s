@@ -1740,6 +1740,35 @@ done:
 	VZEROUPPER
 	RET
 
+// func nonFinite64(src *float32, n int) int
+TEXT ·nonFinite64(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ n+8(FP), CX
+	XORQ AX, AX
+	VBROADCASTSS consts<>+80(SB), Z0
+loop:
+	CMPQ AX, CX
+	JEQ done
+	VPANDD 0(SI), Z0, Z1
+	VPCMPEQD Z0, Z1, K1
+	VPANDD 64(SI), Z0, Z2
+	VPCMPEQD Z0, Z2, K2
+	VPANDD 128(SI), Z0, Z3
+	VPCMPEQD Z0, Z3, K3
+	VPANDD 192(SI), Z0, Z4
+	VPCMPEQD Z0, Z4, K4
+	KORW K1, K2, K1
+	KORW K3, K4, K3
+	KORTESTW K1, K3
+	JNE done
+	ADDQ $256, SI
+	INCQ AX
+	JMP loop
+done:
+	MOVQ AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
 DATA consts<>+0(SB)/4, $0xc2d00000
 DATA consts<>+4(SB)/4, $0x42b170a4
 DATA consts<>+8(SB)/4, $0x3fb8aa3b
@@ -1760,4 +1789,5 @@ DATA consts<>+64(SB)/4, $0xbe11a98e
 DATA consts<>+68(SB)/4, $0x3f35f0e3
 DATA consts<>+72(SB)/4, $0xbf3a00e3
 DATA consts<>+76(SB)/4, $0x3f07dc22
-GLOBL consts<>(SB), RODATA|NOPTR, $80
+DATA consts<>+80(SB)/4, $0x7f800000
+GLOBL consts<>(SB), RODATA|NOPTR, $84

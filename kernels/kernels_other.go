@@ -8,3 +8,5 @@ var fastGemm *microKernel
 func fastBlockColumn(int) *blockColumnKernel { return nil }
 
 var fastElementwise elementwise
+
+var fastNonFinite func(src *float32, n int) int

@@ -236,7 +236,16 @@ func TestArgmax(t *testing.T) {
 	}
 }
 
+// TestFirstNonFinite runs the fast path (where the CPU has one) and the
+// portable one on the same cases.
 func TestFirstNonFinite(t *testing.T) {
+	paths := map[string]func([]float32) int{"fast": FirstNonFinite, "portable": firstNonFinitePortable}
+	for name, FirstNonFinite := range paths {
+		t.Run(name, func(t *testing.T) { testFirstNonFinite(t, FirstNonFinite) })
+	}
+}
+
+func testFirstNonFinite(t *testing.T, FirstNonFinite func([]float32) int) {
 	for _, tc := range []struct {
 		name string
 		at   int
