@@ -298,7 +298,7 @@ func testFirstNonFinite(t *testing.T, FirstNonFinite func([]float32) int) {
 // column, contiguous head-like column runs, single scattered columns (the
 // neurons of a pruned MLP), and padding rows and columns.
 func TestPackSelected(t *testing.T) {
-	const srcRows, srcCols, b = 48, 64, 8
+	const srcRows, srcCols = 48, 64
 	src := make([]float32, srcRows*srcCols)
 	for i := range src {
 		src[i] = float32(i + 1)
@@ -320,32 +320,34 @@ func TestPackSelected(t *testing.T) {
 		{"head columns", nil, append(seq(8, 16), seq(40, 16)...), srcRows, 32},
 		{"scattered columns", nil, scattered, srcRows, 16},
 		{"rows and padding", append(seq(16, 12), -1, -1, -1, -1), nil, 16, srcCols},
-		{"padded columns", seq(0, 8), append(scattered[:12], -1, -1, -1, -1), 8, 16},
+		{"padded columns", seq(0, 16), append(scattered[:12], -1, -1, -1, -1), 16, 16},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dense := make([]float32, tc.nr*tc.nc)
-			for i := range tc.nr {
-				r := i
-				if tc.rows != nil {
-					r = tc.rows[i]
-				}
-				for j := range tc.nc {
-					c := j
-					if tc.cols != nil {
-						c = tc.cols[j]
+		for _, b := range []int{8, 16} { // 16 has its own gather
+			t.Run(fmt.Sprintf("%s b=%d", tc.name, b), func(t *testing.T) {
+				dense := make([]float32, tc.nr*tc.nc)
+				for i := range tc.nr {
+					r := i
+					if tc.rows != nil {
+						r = tc.rows[i]
 					}
-					if r >= 0 && c >= 0 {
-						dense[i*tc.nc+j] = src[r*srcCols+c]
+					for j := range tc.nc {
+						c := j
+						if tc.cols != nil {
+							c = tc.cols[j]
+						}
+						if r >= 0 && c >= 0 {
+							dense[i*tc.nc+j] = src[r*srcCols+c]
+						}
 					}
 				}
-			}
-			keep := func(br, bc int) bool { return (br+bc)%3 != 0 }
-			want, err := PackBlockSparse(dense, tc.nr, tc.nc, b, keep)
-			require.NoError(t, err)
-			got, err := PackSelected(Selection{Data: src, Stride: srcCols, Rows: tc.rows, Cols: tc.cols}, tc.nr, tc.nc, b, keep)
-			require.NoError(t, err)
-			assert.Equal(t, want, got)
-		})
+				keep := func(br, bc int) bool { return (br+bc)%3 != 0 }
+				want, err := PackBlockSparse(dense, tc.nr, tc.nc, b, keep)
+				require.NoError(t, err)
+				got, err := PackSelected(Selection{Data: src, Stride: srcCols, Rows: tc.rows, Cols: tc.cols}, tc.nr, tc.nc, b, keep)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+			})
+		}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -360,7 +362,7 @@ func TestPackSelected(t *testing.T) {
 		{"no stride", Selection{Data: src}, 8, 8, "stride"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := PackSelected(tc.sel, tc.nr, tc.nc, b, nil)
+			_, err := PackSelected(tc.sel, tc.nr, tc.nc, 8, nil)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -68,15 +69,20 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 	}
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
 	// A block-column whose columns are contiguous in the source is copied a
-	// row segment at a time; any other is gathered.
-	first := make([]int, nbc) // source column of the block-column's first column, -1 to gather
+	// row segment at a time; any other is gathered, faster without padding.
+	const gather, gatherPadded = -1, -2
+	first := make([]int, nbc) // source column of the block-column's first column, or how to gather it
 	for bc := range nbc {
 		first[bc] = bc * b
 		if c := sel.Cols; c != nil {
-			first[bc] = c[bc*b]
-			for j := range b {
-				if first[bc] < 0 || c[bc*b+j] != first[bc]+j {
-					first[bc] = -1
+			cols := c[bc*b : bc*b+b]
+			first[bc] = cols[0]
+			for j, c := range cols {
+				if c != cols[0]+j || c < 0 {
+					first[bc] = gather
+					if slices.Contains(cols, -1) {
+						first[bc] = gatherPadded
+					}
 					break
 				}
 			}
@@ -98,13 +104,19 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 				continue
 			}
 			dst := s.Data[(int(t)*b+i)*b : (int(t)*b+i+1)*b]
-			if c := first[bc]; c >= 0 {
+			switch c := first[bc]; {
+			case c >= 0:
 				copy(dst, row[c:c+b])
-				continue
-			}
-			for j, c := range sel.Cols[bc*b : bc*b+b] {
-				if c >= 0 {
-					dst[j] = row[c]
+			case c == gather && b == 16:
+				d := (*[16]float32)(dst)
+				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
+					d[j] = row[c]
+				}
+			default:
+				for j, c := range sel.Cols[bc*b : bc*b+b] {
+					if c >= 0 {
+						dst[j] = row[c]
+					}
 				}
 			}
 		}
