@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Trace event kinds an actor's or FIFO's track records during a run.
@@ -339,9 +340,14 @@ func (tw *traceWriter) quote(s string) string {
 	if q, ok := tw.quoted[s]; ok {
 		return q
 	}
-	b, _ := json.Marshal(s) // a string always marshals
-	tw.quoted[s] = string(b)
-	return string(b)
+	// Without HTML escaping: FIFO names hold "->", which reads better as is.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	q := strings.TrimSuffix(b.String(), "\n")
+	tw.quoted[s] = q
+	return q
 }
 
 func (tw *traceWriter) args(args []TraceArg) string {
