@@ -519,19 +519,21 @@ func TestTrace(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(a.Bytes(), &doc))
 	var threads []string
+	thread := map[int]string{} // tid -> name; metadata come first
 	var busy, stalls, counters int
 	var busyDur float64
 	for _, e := range doc.TraceEvents {
 		switch {
 		case e.Ph == "M" && e.Name == "thread_name":
 			threads = append(threads, e.Args["name"].(string))
-		case e.Ph == "X" && e.Cat == "busy" && e.Tid == 2:
+			thread[e.Tid] = e.Args["name"].(string)
+		case e.Ph == "X" && e.Cat == "busy" && thread[e.Tid] == "consumer":
 			assert.Equal(t, "consume", e.Name)
 			busy++
 			busyDur += e.Dur
 		case e.Ph == "X" && e.Cat == "stall":
 			stalls++
-			if e.Tid == 1 {
+			if thread[e.Tid] == "producer" {
 				assert.Equal(t, "blocked on f by consumer", e.Name)
 			} else {
 				assert.Equal(t, "starved on f waiting for producer", e.Name)

@@ -133,6 +133,14 @@ type TraceFile struct {
 	cutWhy string
 }
 
+// MaxTraceTid is the largest tid of a TraceFile track.
+const MaxTraceTid = tidSpan - 1
+
+// tidSpan spaces the processes' tids apart in the file: written tids are
+// unique, and larger than any pid, so none is taken for a process's main
+// thread (whose tid is its pid).
+const tidSpan = 100_000
+
 // TraceArg is a named integer attached to a slice, shown when it is selected.
 type TraceArg struct {
 	Name  string
@@ -172,8 +180,11 @@ func (t *TraceFile) Process(pid int, name string, sortIndex int) {
 	t.meta = append(t.meta, metaEvent{pid: pid, name: name, sort: sortIndex})
 }
 
-// Thread names track tid of process pid (tid >= 1) and places it
-// sortIndex-th in its process.
+// Thread names track tid of process pid and places it sortIndex-th in its
+// process. Tids count within their process, from 1 up to MaxTraceTid; the
+// file writes pid*tidSpan+tid, since Perfetto looks a thread's name up by
+// its tid alone and would give a name to the wrong thread if two processes
+// had the same tid.
 func (t *TraceFile) Thread(pid, tid int, name string, sortIndex int) {
 	t.meta = append(t.meta, metaEvent{pid: pid, tid: tid, name: name, sort: sortIndex})
 }
@@ -260,11 +271,13 @@ func (t *TraceFile) Write(w io.Writer, maxEvents int) (int64, error) {
 	tw.raw(`{"traceEvents":[`)
 	for _, m := range t.meta {
 		if m.tid == 0 {
-			tw.event(`{"ph":"M","pid":%d,"name":"process_name","args":{"name":%s}}`, m.pid, tw.quote(m.name))
-			tw.event(`{"ph":"M","pid":%d,"name":"process_sort_index","args":{"sort_index":%d}}`, m.pid, m.sort)
+			// A process's own events go on its main thread, tid = pid.
+			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"process_name","args":{"name":%s}}`, m.pid, m.pid, tw.quote(m.name))
+			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"process_sort_index","args":{"sort_index":%d}}`, m.pid, m.pid, m.sort)
 		} else {
-			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"thread_name","args":{"name":%s}}`, m.pid, m.tid, tw.quote(m.name))
-			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"thread_sort_index","args":{"sort_index":%d}}`, m.pid, m.tid, m.sort)
+			tid := fileTid(m.pid, m.tid)
+			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"thread_name","args":{"name":%s}}`, m.pid, tid, tw.quote(m.name))
+			tw.event(`{"ph":"M","pid":%d,"tid":%d,"name":"thread_sort_index","args":{"sort_index":%d}}`, m.pid, tid, m.sort)
 		}
 	}
 	for _, e := range ev {
@@ -275,15 +288,16 @@ func (t *TraceFile) Write(w io.Writer, maxEvents int) (int64, error) {
 		case 'X':
 			dur := min(e.dur, cut-e.ts2/2)
 			tw.event(`{"ph":"X","pid":%d,"tid":%d,"cat":%s,"name":%s,"ts":%s,"dur":%d%s}`,
-				e.pid, e.tid, tw.quote(e.cat), tw.quote(e.name), half(e.ts2), dur, tw.args(e.args))
+				e.pid, fileTid(e.pid, e.tid), tw.quote(e.cat), tw.quote(e.name), half(e.ts2), dur, tw.args(e.args))
 		case 'C':
-			tw.event(`{"ph":"C","pid":%d,"name":%s,"ts":%s,"args":{%s:%d}}`, e.pid, tw.quote(e.name), half(e.ts2), tw.quote(e.cat), e.value)
+			tw.event(`{"ph":"C","pid":%d,"tid":%d,"name":%s,"ts":%s,"args":{%s:%d}}`,
+				e.pid, e.pid, tw.quote(e.name), half(e.ts2), tw.quote(e.cat), e.value)
 		case 's':
 			tw.event(`{"ph":"s","pid":%d,"tid":%d,"cat":%s,"name":%s,"id":%d,"ts":%s}`,
-				e.pid, e.tid, tw.quote(e.cat), tw.quote(e.name), e.value, half(e.ts2))
+				e.pid, fileTid(e.pid, e.tid), tw.quote(e.cat), tw.quote(e.name), e.value, half(e.ts2))
 		case 'f':
 			tw.event(`{"ph":"f","bp":"e","pid":%d,"tid":%d,"cat":%s,"name":%s,"id":%d,"ts":%s}`,
-				e.pid, e.tid, tw.quote(e.cat), tw.quote(e.name), e.value, half(e.ts2))
+				e.pid, fileTid(e.pid, e.tid), tw.quote(e.cat), tw.quote(e.name), e.value, half(e.ts2))
 		case 'i':
 			tw.event(`{"ph":"i","s":"g","pid":0,"tid":0,"name":%s,"ts":%s}`, tw.quote(e.name), half(e.ts2))
 		}
@@ -300,6 +314,9 @@ func (t *TraceFile) Write(w io.Writer, maxEvents int) (int64, error) {
 	}
 	return cut, tw.w.Flush()
 }
+
+// fileTid is the tid a track is written with: unique in the file.
+func fileTid(pid, tid int) int { return pid*tidSpan + tid }
 
 // half writes a time in half cycles as microseconds (cycles).
 func half(ts2 int64) string {

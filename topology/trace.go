@@ -66,26 +66,26 @@ func (opt TraceOptions) check(images, layers int) error {
 	return nil
 }
 
-// Trace processes, in the order they are shown.
+// Groups of units, a process each in the trace, in the order they are
+// shown: the CHMs come right after the MPCA's front (see tracer.pid).
 const (
-	pidControl = 1 + iota
-	pidMemory
-	pidEngines
-	pidMPCA
-	pidSFU
-	pidTokenDrop
-	pidFIFOs
-	pidCHM // pidCHM+i is CHM i
+	groupControl = iota
+	groupMemory
+	groupEngines
+	groupMPCA
+	groupSFU
+	groupTokenDrop
+	groupFIFOs
 )
 
-// unitTracks places the units that are not loaders: process, track.
+// unitTracks places the units that are not loaders: group, track.
 var unitTracks = map[string][2]int{
-	"controller": {pidControl, 1},
-	"patchembed": {pidEngines, 1}, "classifier": {pidEngines, 2},
-	"mpca":       {pidMPCA, 1},
-	"layernorm1": {pidSFU, 1}, "softmax": {pidSFU, 2}, "residual1": {pidSFU, 3},
-	"layernorm2": {pidSFU, 4}, "gelu": {pidSFU, 5}, "residual2": {pidSFU, 6},
-	"tokendrop": {pidTokenDrop, 1},
+	"controller": {groupControl, 1},
+	"patchembed": {groupEngines, 1}, "classifier": {groupEngines, 2},
+	"mpca":       {groupMPCA, 1},
+	"layernorm1": {groupSFU, 1}, "softmax": {groupSFU, 2}, "residual1": {groupSFU, 3},
+	"layernorm2": {groupSFU, 4}, "gelu": {groupSFU, 5}, "residual2": {groupSFU, 6},
+	"tokendrop": {groupTokenDrop, 1},
 }
 
 // opNames are the ops as a reader of the paper names them.
@@ -160,31 +160,40 @@ func (tr *tracer) traced(image, layer int32) bool {
 	return tr.layers == nil || tr.layers[layer]
 }
 
+// pid is a group's process: pids count in the order processes are shown
+// (which is also their sort index), for viewers that order them by pid.
+func (tr *tracer) pid(group int) int {
+	if group > groupMPCA {
+		group += tr.a.config.Geometry.H // after the CHMs
+	}
+	return group + 1
+}
+
+// chm is CHM c's process, right after the MPCA's.
+func (tr *tracer) chm(c int) int { return tr.pid(groupMPCA) + 1 + c }
+
 // layout names the processes and tracks.
 func (tr *tracer) layout() {
-	tf, h := tr.tf, tr.a.config.Geometry.H
-	// Sort indices: the CHMs right after the MPCA's front.
-	sort := map[int]int{pidControl: 0, pidMemory: 1, pidEngines: 2, pidMPCA: 3, pidSFU: 4 + h, pidTokenDrop: 5 + h, pidFIFOs: 6 + h}
-	tf.Process(pidControl, "control", sort[pidControl])
-	tf.Process(pidMemory, "memory (weight loaders)", sort[pidMemory])
-	tf.Process(pidEngines, "patch embedding and classifier", sort[pidEngines])
-	tf.Process(pidMPCA, "MPCA", sort[pidMPCA])
-	for c := range h {
-		tf.Process(pidCHM+c, fmt.Sprintf("MPCA CHM %d", c), 4+c)
+	tf := tr.tf
+	for g, name := range []string{groupControl: "control", groupMemory: "memory (weight loaders)",
+		groupEngines: "patch embedding and classifier", groupMPCA: "MPCA", groupSFU: "special-function units",
+		groupTokenDrop: "token dropping", groupFIFOs: "FIFO occupancy"} {
+		tf.Process(tr.pid(g), name, tr.pid(g))
+	}
+	for c := range tr.a.config.Geometry.H {
+		tf.Process(tr.chm(c), fmt.Sprintf("MPCA CHM %d", c), tr.chm(c))
 		for p := range tr.pes {
-			tf.Thread(pidCHM+c, p+1, fmt.Sprintf("CHM %d PE %d", c, p), p)
+			tf.Thread(tr.chm(c), p+1, fmt.Sprintf("CHM %d PE %d", c, p), p)
 		}
 	}
-	tf.Process(pidSFU, "special-function units", sort[pidSFU])
-	tf.Process(pidTokenDrop, "token dropping", sort[pidTokenDrop])
-	tf.Process(pidFIFOs, "FIFO occupancy", sort[pidFIFOs])
 	loaders := 0
 	for _, name := range tr.bt.net.Actors {
 		t, ok := unitTracks[name]
 		if !ok { // a loader
 			loaders++
-			t = [2]int{pidMemory, loaders}
+			t = [2]int{groupMemory, loaders}
 		}
+		t[0] = tr.pid(t[0])
 		tr.tracks = append(tr.tracks, t)
 		label := name
 		if name == "mpca" {
@@ -343,7 +352,7 @@ func (tr *tracer) blocks() {
 	}
 	for pe, list := range byPE {
 		slices.SortStableFunc(list, func(x, y actors.BlockSpan) int { return cmp.Compare(x.Start, y.Start) })
-		pid, tid := pidCHM+pe/tr.pes, pe%tr.pes+1
+		pid, tid := tr.chm(pe/tr.pes), pe%tr.pes+1
 		for i := 0; i < len(list); {
 			b := list[i]
 			j := i + 1
@@ -440,13 +449,13 @@ func (tr *tracer) counters() {
 				continue
 			}
 			if !shown && v.Time > lo {
-				tr.tf.Counter(pidFIFOs, name, "elements", lo, level)
+				tr.tf.Counter(tr.pid(groupFIFOs), name, "elements", lo, level)
 			}
 			shown = true
-			tr.tf.Counter(pidFIFOs, name, "elements", v.Time, v.Elements)
+			tr.tf.Counter(tr.pid(groupFIFOs), name, "elements", v.Time, v.Elements)
 		}
 		if !shown && lo < hi && lo != never {
-			tr.tf.Counter(pidFIFOs, name, "elements", lo, level)
+			tr.tf.Counter(tr.pid(groupFIFOs), name, "elements", lo, level)
 		}
 	}
 	// Tokens: a layer's count from when its first row block starts, for
@@ -465,7 +474,7 @@ func (tr *tracer) counters() {
 				}
 			}
 			if at != never {
-				tr.tf.Counter(pidTokenDrop, fmt.Sprintf("L%d tokens kept", l), "tokens", at, int64(m.Layers[l].TokensOut))
+				tr.tf.Counter(tr.pid(groupTokenDrop), fmt.Sprintf("L%d tokens kept", l), "tokens", at, int64(m.Layers[l].TokensOut))
 			}
 		}
 	}
