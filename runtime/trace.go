@@ -212,10 +212,11 @@ func (t *TraceFile) Counter(pid int, name, series string, ts, value int64) {
 
 // Flow adds an arrow from slice from to slice to, which must be slices of
 // this trace. Both ends sit in the middle of their slice, where the viewer
-// binds them to it; an arrow that would go back in time is left out.
+// binds them to it. An arrow whose finish would not come after its start is
+// left out: the viewer could meet the finish first.
 func (t *TraceFile) Flow(cat, name string, from, to TraceSpot) {
 	a, b := 2*from.Start+from.Dur, 2*to.Start+to.Dur
-	if from.Dur <= 0 || to.Dur <= 0 || b < a {
+	if from.Dur <= 0 || to.Dur <= 0 || b <= a {
 		return
 	}
 	t.flows++

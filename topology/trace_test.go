@@ -128,7 +128,7 @@ func checkTrace(t *testing.T, data []byte, res *SimResult) *parsedTrace {
 	for id, f := range flows {
 		require.Len(t, f.s, 1, "flow %d has one start", id)
 		require.Len(t, f.f, 1, "flow %d has one finish", id)
-		require.LessOrEqual(t, f.s[0].Ts, f.f[0].Ts, "flow %d goes forward", id)
+		require.Less(t, f.s[0].Ts, f.f[0].Ts, "flow %d goes forward", id)
 		require.True(t, inside(f.s[0]), "flow %d starts inside a slice: %+v", id, f.s[0])
 		require.True(t, inside(f.f[0]), "flow %d finishes inside a slice: %+v", id, f.f[0])
 	}
