@@ -66,6 +66,7 @@ func checkTrace(t *testing.T, data []byte, res *SimResult) *parsedTrace {
 	require.NoError(t, json.Unmarshal(data, &doc), "the trace parses")
 	p := &parsedTrace{events: doc.TraceEvents, threads: map[[2]int]string{}, procs: map[int]string{}, slices: map[[2]int][]traceEvent{}}
 	var stalls []traceEvent
+	counters := map[int]bool{} // processes with counters
 	type flowEnds struct{ s, f []traceEvent }
 	flows := map[int]*flowEnds{}
 	last := -1.0
@@ -75,6 +76,10 @@ func checkTrace(t *testing.T, data []byte, res *SimResult) *parsedTrace {
 			case "process_name":
 				p.procs[e.Pid] = e.Args["name"].(string)
 			case "thread_name":
+				// Perfetto names a thread by its tid alone: tids are unique.
+				for k := range p.threads {
+					require.NotEqual(t, e.Tid, k[1], "tid %d of process %d is also in process %d", e.Tid, e.Pid, k[0])
+				}
 				p.threads[[2]int{e.Pid, e.Tid}] = e.Args["name"].(string)
 			case "process_sort_index", "thread_sort_index":
 			default:
@@ -94,6 +99,8 @@ func checkTrace(t *testing.T, data []byte, res *SimResult) *parsedTrace {
 			}
 		case "C":
 			require.Len(t, e.Args, 1, "counter %q has one series", e.Name)
+			require.Equal(t, e.Pid, e.Tid, "counter %q is on its process's main thread", e.Name)
+			counters[e.Pid] = true
 		case "s", "f":
 			if flows[e.ID] == nil {
 				flows[e.ID] = &flowEnds{}
@@ -119,6 +126,10 @@ func checkTrace(t *testing.T, data []byte, res *SimResult) *parsedTrace {
 				list[i-1].Name, list[i].Name, p.threads[k])
 		}
 	}
+	for pid := range counters {
+		require.Contains(t, p.procs, pid, "process %d of counters is named", pid)
+	}
+	require.NotContains(t, string(data), "displayTimeUnit", "Perfetto flags displayTimeUnit")
 	inside := func(e traceEvent) bool {
 		list := p.slices[[2]int{e.Pid, e.Tid}]
 		i, _ := slices.BinarySearchFunc(list, e.Ts, func(s traceEvent, ts float64) int { return cmp.Compare(s.Ts, ts) })
