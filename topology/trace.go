@@ -102,6 +102,7 @@ type tracer struct {
 	layers map[int32]bool // nil: all
 	tracks [][2]int       // per actor: process, track
 	first  map[spotKey]runtime.TraceSpot
+	names  map[string]string // one copy of each slice name
 	span   [2]int64 // the traced slices' extent
 	pes    int
 }
@@ -118,7 +119,7 @@ type spotKey struct {
 // writeTrace writes the trace of a finished run and returns the cycle it
 // stops at (0: whole).
 func (a *Accelerator) writeTrace(bt *built, stats *runtime.Stats, opt TraceOptions) (int64, error) {
-	tr := &tracer{a: a, bt: bt, stats: stats, tf: runtime.NewTraceFile(), first: map[spotKey]runtime.TraceSpot{},
+	tr := &tracer{a: a, bt: bt, stats: stats, tf: runtime.NewTraceFile(), first: map[spotKey]runtime.TraceSpot{}, names: map[string]string{},
 		span: [2]int64{never, 0}, pes: a.config.Geometry.PEs()}
 	if opt.Images != nil {
 		tr.images = map[int32]bool{}
@@ -277,6 +278,15 @@ func (tr *tracer) stallName(s actors.Segment) string {
 	return "starved on " + k.Name + " waiting for " + tr.bt.net.Actors[k.Writer]
 }
 
+// intern returns one copy of name: the same names recur image after image.
+func (tr *tracer) intern(name string) string {
+	if n, ok := tr.names[name]; ok {
+		return n
+	}
+	tr.names[name] = name
+	return name
+}
+
 func (tr *tracer) widen(start, end int64) {
 	tr.span = [2]int64{min(tr.span[0], start), max(tr.span[1], end)}
 }
@@ -305,9 +315,9 @@ func (tr *tracer) units() {
 				args = append(args, runtime.TraceArg{Name: "layer", Value: int64(s.Layer)})
 			}
 			if s.Kind == actors.Busy {
-				tr.tf.Slice(t[0], t[1], "busy", tr.busyName(s), s.Start, s.End-s.Start, args...)
+				tr.tf.Slice(t[0], t[1], "busy", tr.intern(tr.busyName(s)), s.Start, s.End-s.Start, args...)
 			} else {
-				tr.tf.Slice(t[0], t[1], "stall", tr.stallName(s), s.Start, s.End-s.Start, args...)
+				tr.tf.Slice(t[0], t[1], "stall", tr.intern(tr.stallName(s)), s.Start, s.End-s.Start, args...)
 			}
 			tr.widen(s.Start, s.End)
 			cur.on = false
@@ -362,7 +372,7 @@ func (tr *tracer) blocks() {
 			}
 			end := list[j-1].End
 			name := fmt.Sprintf("L%d %s %s", b.Layer, opNames[b.Op], tr.rows(b.Unit, tr.tokens(b.Layer, actors.StageMPCA, b.Op), attention(b.Op)))
-			tr.tf.Slice(pid, tid, "busy", name, b.Start, end-b.Start,
+			tr.tf.Slice(pid, tid, "busy", tr.intern(name), b.Start, end-b.Start,
 				runtime.TraceArg{Name: "image", Value: int64(b.Image)}, runtime.TraceArg{Name: "layer", Value: int64(b.Layer)})
 			tr.widen(b.Start, end)
 			for _, c := range list[i:j] {

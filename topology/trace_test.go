@@ -273,6 +273,19 @@ func TestTraceValid(t *testing.T) {
 			}
 			assert.GreaterOrEqual(t, p.flows, tc.arrows*len(res.Images)*len(res.Images[0].Layers), "arrows")
 
+			// Tracing changes no simulated time.
+			w, pr, imgs := mnistTiny(t)
+			plain, err := Simulate(context.Background(), SimInput{Weights: w, Pruning: pr, Desc: tc.desc(), Images: imgs})
+			require.NoError(t, err)
+			stats := *res.Stats
+			stats.FIFOs = slices.Clone(stats.FIFOs)
+			for i := range stats.FIFOs {
+				assert.NotEmpty(t, stats.FIFOs[i].Levels, "%s's levels are kept for the trace", stats.FIFOs[i].Name)
+				stats.FIFOs[i].Levels, stats.FIFOs[i].LevelsCut = nil, 0
+			}
+			assert.Equal(t, *plain.Stats, stats, "the same statistics with and without a trace")
+			assert.Equal(t, plain.Cycles, res.Cycles)
+
 			// The same bytes under GOMAXPROCS 1 and 2.
 			for _, procs := range []int{1, 2} {
 				old := goruntime.GOMAXPROCS(procs)
