@@ -103,7 +103,7 @@ type tracer struct {
 	tracks [][2]int       // per actor: process, track
 	first  map[spotKey]runtime.TraceSpot
 	names  map[string]string // one copy of each slice name
-	span   [2]int64 // the traced slices' extent
+	span   [2]int64          // the traced slices' extent
 	pes    int
 }
 
