@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"vitflow/actors"
@@ -147,7 +148,8 @@ func (a *Accelerator) writeTrace(bt *built, stats *runtime.Stats, opt TraceOptio
 	return tr.tf.Write(opt.W, limit)
 }
 
-const never = int64(^uint64(0) >> 1)
+// never is a time after every event.
+const never = math.MaxInt64
 
 // traced reports whether the trace shows image's layer (-1: outside the
 // encoder layers).
