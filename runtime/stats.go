@@ -63,7 +63,8 @@ type FIFOStats struct {
 	EmptyFraction float64
 	// Levels holds, with Options.RecordOccupancy, the occupancy after each
 	// change in time order (one entry per time); LevelsCut is the time of
-	// the first change it could not keep (0: it kept every change).
+	// the first change it could not keep (0: it kept every change). Append
+	// keeps the first run's.
 	Levels    []Level `json:"-"`
 	LevelsCut int64   `json:"-"`
 }
