@@ -448,8 +448,16 @@ func (tr *tracer) counters() {
 	}
 	for i, f := range tr.stats.FIFOs {
 		name := tr.bt.net.Links[i].Name
-		if f.LevelsCut > 0 {
-			tr.tf.CutAt(f.LevelsCut, fmt.Sprintf("FIFO %s changed more often than the event cap", name))
+		// A FIFO that changed more often than it could keep is complete up
+		// to its first lost change: the trace ends there if that is in the
+		// traced span, and leaves the counter out if it is before.
+		switch cut := f.LevelsCut; {
+		case cut == 0 || cut > hi:
+		case cut <= lo:
+			tr.tf.Note(fmt.Sprintf("FIFO %s's occupancy is left out: it changed more often than the event cap before the traced span", name))
+			continue
+		default:
+			tr.tf.CutAt(cut, fmt.Sprintf("FIFO %s changed more often than the event cap", name))
 		}
 		level, shown := int64(0), false
 		for _, v := range f.Levels {

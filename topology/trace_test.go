@@ -355,6 +355,14 @@ func TestTraceFilter(t *testing.T) {
 	assert.NotContains(t, string(data), "L0 tokens kept")
 	assert.Contains(t, string(data), "L2 tokens kept")
 
+	// A FIFO that changed more often than the cap before the traced span is
+	// left out, with a note, rather than cutting the whole trace there.
+	res, data = traced(t, d, TraceOptions{MaxEvents: 300, Images: []int{1}, Layers: []int{3}})
+	p = checkTrace(t, data, res)
+	assert.Contains(t, string(data), "FIFO weights->chm0's occupancy is left out: it changed more often than the event cap before the traced span")
+	assert.NotContains(t, string(data), `"name":"weights->chm0"`)
+	assert.Positive(t, len(p.slices), "the traced span is still shown")
+
 	w, pr, imgs := mnistTiny(t)
 	acc, err := NewAccelerator(w, pr, 0, d)
 	require.NoError(t, err)
