@@ -133,8 +133,12 @@ type TraceFile struct {
 	cutWhy string
 }
 
-// MaxTraceTid is the largest tid of a TraceFile track.
-const MaxTraceTid = tidSpan - 1
+// MaxTraceTid and MaxTracePid bound a TraceFile's tracks: the tids
+// written must fit the viewer's 32 bits.
+const (
+	MaxTraceTid = tidSpan - 1
+	MaxTracePid = 40_000
+)
 
 // tidSpan spaces the processes' tids apart in the file: written tids are
 // unique, and larger than any pid, so none is taken for a process's main
@@ -246,6 +250,16 @@ func (t *TraceFile) CutAt(at int64, why string) {
 // and a mark at the cut saying why. It returns that cycle, or 0 for a
 // whole trace.
 func (t *TraceFile) Write(w io.Writer, maxEvents int) (int64, error) {
+	for _, m := range t.meta {
+		if err := checkTrack(m.pid, m.tid, true); err != nil {
+			return 0, err
+		}
+	}
+	for _, e := range t.events {
+		if err := checkTrack(e.pid, e.tid, e.ph != 'X' && e.ph != 's' && e.ph != 'f'); err != nil {
+			return 0, err
+		}
+	}
 	// Sorted in place (a trace may hold a million events): seq keeps the
 	// order of the calls at equal times, so sorting again changes nothing.
 	ev := t.events
@@ -316,6 +330,15 @@ func (t *TraceFile) Write(w io.Writer, maxEvents int) (int64, error) {
 		return 0, tw.err
 	}
 	return cut, tw.w.Flush()
+}
+
+// checkTrack reports a pid or tid out of range; tid 0 (a process's own
+// track) only where process is true. The note's pid 0 is the whole trace's.
+func checkTrack(pid, tid int, process bool) error {
+	if pid < 0 || pid > MaxTracePid || tid < 0 || tid > MaxTraceTid || tid == 0 && !process || pid == 0 && tid != 0 {
+		return fmt.Errorf("trace: track (pid %d, tid %d) is out of range (pid 1..%d, tid 1..%d)", pid, tid, MaxTracePid, MaxTraceTid)
+	}
+	return nil
 }
 
 // fileTid is the tid a track is written with: unique in the file.

@@ -100,3 +100,26 @@ func TestTraceFileHalfCycles(t *testing.T) {
 	assert.Contains(t, buf.String(), `"ph":"s","pid":1,"tid":100001,"cat":"f","name":"a to b","id":1,"ts":3.5}`)
 	assert.Contains(t, buf.String(), `"ph":"f","bp":"e","pid":1,"tid":100002,"cat":"f","name":"a to b","id":1,"ts":9}`)
 }
+
+// TestTraceFileTracks: tracks out of range are an error, nothing written.
+func TestTraceFileTracks(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pid, tid int
+	}{
+		{"tid 0 slice", 1, 0},
+		{"tid too large", 1, MaxTraceTid + 1},
+		{"pid too large", MaxTracePid + 1, 1},
+		{"negative pid", -1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tf := NewTraceFile()
+			tf.Slice(tc.pid, tc.tid, "busy", "x", 0, 1)
+			var buf bytes.Buffer
+			_, err := tf.Write(&buf, 0)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "is out of range")
+			assert.Zero(t, buf.Len())
+		})
+	}
+}
