@@ -22,8 +22,8 @@ const chunkImages = 16
 // runStreamed runs in's images through the simulated accelerator, built
 // once, in chunks of chunkImages, and fills in the simulation's part of the
 // report. A non-nil trace (one chunk at most) receives the Perfetto trace
-// that traceOpt describes and is committed on success. Logits are kept only when keepLogits (the
-// report prints them).
+// that traceOpt describes and is committed on success. Logits are kept
+// only when keepLogits (the report prints them).
 func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, traceOpt topology.TraceOptions, keepLogits bool) error {
 	if trace != nil && in.count > chunkImages {
 		// Checked with the flags; a trace is one run's.
