@@ -127,6 +127,9 @@ type Segment struct {
 	Link       int32 // Starved and Blocked
 	Image      int32
 	Layer      int32 // -1 outside the encoder layers
+	// Unit is the row block (Tile.Unit) a Busy segment worked on, -1 when
+	// it worked on none in particular; traces name it.
+	Unit int32
 }
 
 // Recorder keeps one actor's segments; a nil Recorder keeps nothing.
@@ -153,6 +156,11 @@ func (r *Recorder) add(s Segment) {
 
 // work advances ctx by n busy cycles spent on stage (and op).
 func (r *Recorder) work(ctx *runtime.Ctx, n int64, stage Stage, op Op) {
+	r.workOn(ctx, n, stage, op, -1)
+}
+
+// workOn is work on one row block, unit.
+func (r *Recorder) workOn(ctx *runtime.Ctx, n int64, stage Stage, op Op, unit int32) {
 	if n <= 0 {
 		return
 	}
@@ -162,7 +170,7 @@ func (r *Recorder) work(ctx *runtime.Ctx, n int64, stage Stage, op Op) {
 		label = op.String() // the MPCA's busy time by op, in the statistics and the trace
 	}
 	ctx.Work(n, label)
-	r.add(Segment{Start: t, End: t + n, Kind: Busy, Stage: stage, Op: op})
+	r.add(Segment{Start: t, End: t + n, Kind: Busy, Stage: stage, Op: op, Unit: unit})
 }
 
 func (k Link[T]) recv(ctx *runtime.Ctx, r *Recorder) (T, error) {

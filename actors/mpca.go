@@ -56,6 +56,10 @@ type MPCA struct {
 	// Busy holds, once Run has returned, the cycles during which at least
 	// one PE was working.
 	Busy int64
+	// TraceBlocks, set before Run, makes Run keep in Blocks every block a
+	// PE worked, for a trace; unset, nothing is kept.
+	TraceBlocks bool
+	Blocks      []BlockSpan
 
 	runs     map[[2]int32]*layerRun
 	work     [][2]int64 // every PE's (or lock-step round's) busy interval, for Busy
@@ -70,6 +74,16 @@ type MPCA struct {
 // OpSpan is when an op ran on the PEs: its first block's start and its last
 // block's end.
 type OpSpan struct{ Start, End int64 }
+
+// BlockSpan is one output block's time on a PE (under the ideal policy, the
+// lock-step round it was in). PE counts CHM-major: chm*Geometry.PEs()+pe.
+type BlockSpan struct {
+	Start, End   int64
+	PE           int32
+	Image, Layer int32
+	Op           Op
+	Unit         int32 // the output unit, as Block.Unit
+}
 
 // layerRun is one layer of one image in flight: the input tiles received,
 // the on-chip operands (Q, K, V, attention output) and when each output
@@ -360,6 +374,10 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 		u.pe[int(b.CHM)*g.PEs()+int(b.PE)] = end
 		if b.Work > 0 {
 			u.work = append(u.work, [2]int64{t, end})
+			if u.TraceBlocks {
+				u.Blocks = append(u.Blocks, BlockSpan{Start: t, End: end, PE: b.CHM*int32(g.PEs()) + b.PE,
+					Image: st.Image, Layer: st.Layer, Op: st.Op, Unit: b.Unit})
+			}
 		}
 		unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
 		start = min(start, t)
@@ -371,6 +389,10 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 		u.work = append(u.work, [2]int64{lockStart, end})
 		for _, b := range snap.Blocks {
 			unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
+			if u.TraceBlocks && end > lockStart {
+				u.Blocks = append(u.Blocks, BlockSpan{Start: lockStart, End: end, PE: b.CHM*int32(g.PEs()) + b.PE,
+					Image: st.Image, Layer: st.Layer, Op: st.Op, Unit: b.Unit})
+			}
 		}
 		start = lockStart
 		span.End = max(span.End, end)

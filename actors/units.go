@@ -31,7 +31,7 @@ func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, out *Tile, n int) error {
 		return err
 	}
 	if !u.Free && n > 0 {
-		u.Rec.work(ctx, int64(ceilDiv(n, u.Cost.ElementsPerCycle)), stage, 0)
+		u.Rec.workOn(ctx, int64(ceilDiv(n, u.Cost.ElementsPerCycle)), stage, 0, out.Unit)
 	}
 	return nil
 }
@@ -485,7 +485,7 @@ func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 			nr := min(b, m.Tokens-r*b)
 			patchRows := min(r*b+nr, m.Tokens) - max(r*b, prefix)
 			if !u.Free && patchRows > 0 {
-				u.Rec.work(ctx, int64(ceilDiv(patchRows*plen*d, u.MACs.MACsPerCycle)), StageEmbed, 0)
+				u.Rec.workOn(ctx, int64(ceilDiv(patchRows*plen*d, u.MACs.MACsPerCycle)), StageEmbed, 0, int32(r))
 			}
 			t := &Tile{Image: int32(img), Unit: int32(r), Rows: nr, Cols: d, Data: x[r*b*d : (r*b+nr)*d]}
 			if err := u.Out.send(ctx, u.Rec, t); err != nil {

@@ -87,8 +87,10 @@
 // (busy / makespan); per FIFO the elements sent, maximum occupancy, a
 // time-weighted occupancy histogram in simulated time and the fractions of
 // time full and empty. With [Options].Trace set, Run also writes a
-// Chrome/Perfetto trace-event JSON on simulated time (open it in
-// ui.perfetto.dev).
+// Chrome/Perfetto trace-event JSON on simulated time, 1 cycle shown as
+// 1 us (open it in ui.perfetto.dev); [TraceFile] builds such a file from a
+// model's own records, and [Options].RecordOccupancy keeps the FIFO levels
+// for it.
 //
 // The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
 // FIFO is a single-producer single-consumer ring whose reader returns

@@ -19,7 +19,7 @@ type fifoBase struct {
 	writerPort  int
 	readerPort  int
 	sent        []int64 // send time of the element in each slot
-	blockedBy   string  // trace names of stalls on this FIFO
+	blockedBy   string  // trace names of stalls on this FIFO, set by Run when tracing
 	starvedBy   string
 	deq         []int64 // dequeue time of the last element read from each slot
 
@@ -88,8 +88,6 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 		creditBatch: min(max(int64(capacity)/4, 1), maxCreditBatch),
 		sent:        make([]int64, capacity),
 		deq:         make([]int64, capacity),
-		blockedBy:   "blocked on " + name,
-		starvedBy:   "starved on " + name,
 	}
 	f.watch.Store(never)
 	f.occ.hist = make([]int64, capacity+1)

@@ -150,13 +150,20 @@ func (g *Graph) check() error {
 
 // Options configure a run.
 type Options struct {
-	// Trace, if non-nil, receives the run's Chrome/Perfetto trace-event JSON.
+	// Trace, if non-nil, receives the run's Chrome/Perfetto trace-event JSON
+	// (see TraceFile): a track per actor with its busy slices (named by
+	// Work label) and stall slices (naming the FIFO and the actor at its
+	// other end), a counter per FIFO for its occupancy.
 	Trace io.Writer
-	// ClockMHz converts cycles to the trace's microseconds; default 1000.
+	// ClockMHz is the clock the trace states (it shows cycles); default 1000.
 	ClockMHz float64
-	// MaxTraceEvents caps the events recorded; default 1,000,000, shared
-	// equally by the actor and FIFO tracks (at least 16 each). When a track
-	// fills up, the whole trace ends at the time of its first lost event,
-	// with a note saying so, so what is shown is complete.
+	// MaxTraceEvents caps the trace's events; default 1,000,000. Each
+	// actor and FIFO track records an equal share (at least 16 events).
+	// When a track fills up, or the trace would hold more, the whole trace
+	// ends at the time of the first event it lacks, with a mark saying so,
+	// so what is shown is complete (Stats.TraceCut).
 	MaxTraceEvents int
+	// RecordOccupancy, if positive, keeps up to that many occupancy changes
+	// per FIFO in FIFOStats.Levels, for a caller that draws its own trace.
+	RecordOccupancy int
 }

@@ -38,14 +38,26 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	defer cancel(nil)
 	var eg errgroup.Group
 
+	if opt.RecordOccupancy < 0 {
+		return nil, fmt.Errorf("run: RecordOccupancy %d must not be negative", opt.RecordOccupancy)
+	}
 	var actorTracks, fifoTracks []*track
-	if opt.Trace != nil {
-		limit := max(opt.MaxTraceEvents/(len(g.actors)+len(g.fifos)), 16)
-		for range g.actors {
-			actorTracks = append(actorTracks, &track{limit: limit})
+	if opt.Trace != nil || opt.RecordOccupancy > 0 {
+		limit := 0
+		if opt.Trace != nil {
+			limit = max(opt.MaxTraceEvents/(len(g.actors)+len(g.fifos)), 16)
+			for range g.actors {
+				actorTracks = append(actorTracks, &track{limit: limit})
+			}
+			// Stalls name the FIFO and the actor at its other end; built
+			// here, once, since only a trace shows them.
+			for _, f := range g.fifos {
+				f.starvedBy = "starved on " + f.name + " waiting for " + f.writer.name
+				f.blockedBy = "blocked on " + f.name + " by " + f.reader.name
+			}
 		}
 		for _, f := range g.fifos {
-			t := &track{limit: limit}
+			t := &track{limit: max(limit, opt.RecordOccupancy)}
 			fifoTracks = append(fifoTracks, t)
 			f.trace = t
 		}
@@ -88,6 +100,14 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 		return nil, err
 	}
 	stats := g.collect(ctxs)
+	if opt.RecordOccupancy > 0 {
+		for i, t := range fifoTracks {
+			stats.FIFOs[i].Levels = t.levels()
+			if t.lost {
+				stats.FIFOs[i].LevelsCut = t.lostAt
+			}
+		}
+	}
 	if opt.Trace != nil {
 		cut, err := g.writeTrace(opt.Trace, opt, actorTracks, fifoTracks)
 		if err != nil {

@@ -61,6 +61,17 @@ type FIFOStats struct {
 	// Occupancy[0] over the makespan (0 when the makespan is 0).
 	FullFraction  float64
 	EmptyFraction float64
+	// Levels holds, with Options.RecordOccupancy, the occupancy after each
+	// change in time order (one entry per time); LevelsCut is the time of
+	// the first change it could not keep (0: it kept every change). Append
+	// keeps the first run's.
+	Levels    []Level `json:"-"`
+	LevelsCut int64   `json:"-"`
+}
+
+// Level is a FIFO's occupancy from Time on.
+type Level struct {
+	Time, Elements int64
 }
 
 // Actor returns the statistics of the named actor, or nil.

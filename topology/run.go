@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -180,33 +181,39 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 	if err != nil {
 		return nil, err
 	}
-	return a.run(ctx, in.Images, in.Trace, in.MaxTraceEvents, wrap)
+	return a.run(ctx, in.Images, TraceOptions{W: in.Trace, MaxEvents: in.MaxTraceEvents}, wrap)
 }
 
 // wrapper may replace the body of the unit called name.
 type wrapper func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error
 
 // Run simulates images, one after another, on a fresh graph of a's units.
-// trace, if non-nil, receives the Perfetto trace-event JSON, at most
-// maxTraceEvents events (0: the runtime's default). Results are the same
-// whatever else runs concurrently.
+// trace, if non-nil, receives the Perfetto trace-event JSON (see
+// TraceOptions), at most maxTraceEvents events (0: DefaultTraceEvents).
+// Results are the same whatever else runs concurrently.
 func (a *Accelerator) Run(ctx context.Context, images [][]float32, trace io.Writer, maxTraceEvents int) (*SimResult, error) {
-	return a.run(ctx, images, trace, maxTraceEvents, nil)
+	return a.run(ctx, images, TraceOptions{W: trace, MaxEvents: maxTraceEvents}, nil)
 }
 
-func (a *Accelerator) run(ctx context.Context, images [][]float32, trace io.Writer, maxTraceEvents int, wrap wrapper) (*SimResult, error) {
+func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOptions, wrap wrapper) (*SimResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	if err := a.checkImages(images); err != nil {
 		return nil, err
 	}
-	if maxTraceEvents < 0 {
-		return nil, fmt.Errorf("simulate: max trace events %d is negative", maxTraceEvents)
+	if err := trace.check(len(images), len(a.model.Layers)); err != nil {
+		return nil, err
 	}
 	bt, err := a.wire(images)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
+	}
+	opt := runtime.Options{ClockMHz: a.desc.ClockMHz}
+	if trace.W != nil {
+		bt.mpca.TraceBlocks = true
+		// Every occupancy change a trace of the cap could show.
+		opt.RecordOccupancy = cmp.Or(trace.MaxEvents, DefaultTraceEvents)
 	}
 	for i, name := range bt.net.Actors {
 		body := bt.bodies[i]
@@ -215,9 +222,16 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace io.Writ
 		}
 		bt.graph.AddActor(name, body, bt.opts[i]...)
 	}
-	stats, err := bt.graph.Run(ctx, runtime.Options{Trace: trace, ClockMHz: a.desc.ClockMHz, MaxTraceEvents: maxTraceEvents})
+	stats, err := bt.graph.Run(ctx, opt)
 	if err != nil {
 		return nil, fmt.Errorf("simulate %s on %s: %w", a.name, a.desc.Name, err)
 	}
-	return a.result(bt, stats)
+	res, err := a.result(bt, stats)
+	if err != nil || trace.W == nil {
+		return res, err
+	}
+	if stats.TraceCut, err = a.writeTrace(bt, stats, trace); err != nil {
+		return nil, fmt.Errorf("simulate: write trace: %w", err)
+	}
+	return res, nil
 }

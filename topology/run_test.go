@@ -474,7 +474,7 @@ func TestSimulateTrace(t *testing.T) {
 	require.NoError(t, err)
 	var trace any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &trace), "the trace is JSON")
-	assert.Contains(t, buf.String(), `"mpca"`)
+	assert.Contains(t, buf.String(), `"mpca: dispatch front"`)
 }
 
 // TestSimulateNonFinite: weights that overflow float32 fail the run with

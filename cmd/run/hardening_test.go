@@ -196,7 +196,7 @@ func readFile(t *testing.T, path string) string {
 // and in the JSON report.
 func TestTraceCutIsSaid(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.json")
-	r := invokeWithin(t, "-model", "deit-small", "-images", "4", "-trace", path, "-json")
+	r := invokeWithin(t, "-model", "deit-small", "-images", "4", "-trace", path, "-trace-events", "100000", "-json")
 	require.Equal(t, 0, r.code, r.stderr)
 	rep := decode(t, r.stdout)
 	require.Positive(t, rep.TraceCut)

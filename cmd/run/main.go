@@ -91,6 +91,7 @@ type options struct {
 	json       bool
 	logits     bool
 	trace      string
+	traceOpt   topology.TraceOptions // -trace-images, -trace-layers, -trace-events
 	svg        string
 	printTopo  bool
 	// set records the flags given explicitly, since several defaults depend
@@ -164,6 +165,15 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	fs.BoolVar(&opt.json, "json", false, "JSON report on stdout")
 	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
 	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
+	fs.Func("trace-images", "images to trace", func(s string) (err error) {
+		opt.traceOpt.Images, err = parseIndices(s)
+		return err
+	})
+	fs.Func("trace-layers", "layers to trace", func(s string) (err error) {
+		opt.traceOpt.Layers, err = parseIndices(s)
+		return err
+	})
+	fs.IntVar(&opt.traceOpt.MaxEvents, "trace-events", topology.DefaultTraceEvents, "cap on the trace's events")
 	fs.StringVar(&opt.svg, "svg", "", "SVG chart of cycles per layer")
 	fs.BoolVar(&opt.printTopo, "print-topology", false, "print the topology as TOML and exit")
 	return fs
@@ -184,6 +194,70 @@ func parseLayers(s string) ([]int, error) {
 		layers = append(layers, l)
 	}
 	return layers, nil
+}
+
+// maxIndexList bounds the indices of -trace-images and -trace-layers, so
+// that a range such as 0-99999999 is refused before it is expanded.
+const maxIndexList = 1 << 16
+
+// parseIndices parses a comma-separated list of indices and ranges
+// ("0,2", "3-5"), in order, each index once.
+func parseIndices(s string) ([]int, error) {
+	var out []int
+	seen := map[int]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		lo, hi, isRange := strings.Cut(f, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b >= maxIndexList {
+			return nil, fmt.Errorf("%q is not an index or a range of indices from 0 to %d (for example 0,2 or 3-5)", f, maxIndexList-1)
+		}
+		for i := a; i <= b; i++ {
+			if seen[i] {
+				return nil, fmt.Errorf("%d is listed twice", i)
+			}
+			seen[i] = true
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// maxTraceEvents bounds -trace-events: a trace of that many events is
+// about 10 GB, more than a viewer opens.
+const maxTraceEvents = 100_000_000
+
+// checkTrace validates the trace flags against the run's images and the
+// model's layers.
+func (o *options) checkTrace(layers int) error {
+	t := o.traceOpt
+	if o.trace == "" {
+		for _, name := range []string{"trace-images", "trace-layers", "trace-events"} {
+			if o.set[name] {
+				return usagef("-%s chooses what -trace records: use it with -trace FILE", name)
+			}
+		}
+		return nil
+	}
+	if t.MaxEvents < 1 || t.MaxEvents > maxTraceEvents {
+		return usagef("-trace-events %d: must be in 1..%d", t.MaxEvents, maxTraceEvents)
+	}
+	n := o.imageCount()
+	for _, i := range t.Images {
+		if i >= n {
+			return usagef("-trace-images: image %d is not in the run: it has images 0..%d", i, n-1)
+		}
+	}
+	for _, l := range t.Layers {
+		if l >= layers {
+			return usagef("-trace-layers: layer %d out of range: %s has layers 0..%d", l, o.model, layers-1)
+		}
+	}
+	return nil
 }
 
 // check validates what can be checked without reading any file.
@@ -243,6 +317,9 @@ func (o *options) check() error {
 	}
 	if o.reference && o.trace != "" {
 		return usagef("-trace needs the accelerator: it cannot go with -reference")
+	}
+	if err := o.checkTrace(cfg.Depth); err != nil {
+		return err
 	}
 	if o.reference && o.svg != "" {
 		return usagef("-svg charts the simulated cycles: it cannot go with -reference")

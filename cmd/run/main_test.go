@@ -366,7 +366,8 @@ func TestPanicEndsInOneLine(t *testing.T) {
 // one-line usage error.
 func FuzzParseFlags(f *testing.F) {
 	for _, args := range []string{"-td 0,1,2", "-keep 0.7 -density 0.5", "-model deit-small -block 32", "-td 1,,2",
-		"-images -3", "-balance static", "-keep 1e309", "-td 99999999999999999999", "-image", "--json x"} {
+		"-images -3", "-balance static", "-keep 1e309", "-td 99999999999999999999", "-image", "--json x",
+		"-trace t.json -trace-images 0-3,5 -trace-layers 1", "-trace-layers 9-2", "-trace t.json -trace-events 0"} {
 		f.Add(args)
 	}
 	f.Fuzz(func(t *testing.T, line string) {

@@ -86,7 +86,7 @@ func notes(opt *options, m *model, in *inputs, rep *report.Report) []string {
 		out = append(out, fmt.Sprintf("note: -seed %d has no effect: the weights are %s and the images %s", opt.seed, weightsKind(m), in.desc))
 	}
 	if rep.TraceCut > 0 {
-		out = append(out, fmt.Sprintf("note: the trace stops at cycle %d of %d: it reached its cap of events; trace fewer images to see a whole run", rep.TraceCut, rep.CyclesTotal))
+		out = append(out, fmt.Sprintf("note: the trace stops at cycle %d of %d: it reached its cap of %d events; raise -trace-events or trace fewer images or layers (-trace-images, -trace-layers) to see the rest", rep.TraceCut, rep.CyclesTotal, opt.traceOpt.MaxEvents))
 	}
 	if opt.set["balance"] && rep.Fidelity == string(topology.FidelityIdeal) && opt.balance != string(topology.PolicyIdeal) {
 		out = append(out, fmt.Sprintf("note: -balance %s has no effect in ideal fidelity (topology %s): the ideal policy runs; use a detailed topology such as u250", opt.balance, rep.Topology))

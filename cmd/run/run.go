@@ -60,7 +60,7 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if opt.reference {
 		err = runReference(rep, desc, m, in, opt.logits)
 	} else {
-		err = runStreamed(rep, desc, m, in, trace, opt.logits)
+		err = runStreamed(rep, desc, m, in, trace, opt.traceOpt, opt.logits)
 	}
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"vitflow/internal/safefile"
 	"vitflow/report"
@@ -23,9 +22,9 @@ const chunkImages = 16
 // runStreamed runs in's images through the simulated accelerator, built
 // once, in chunks of chunkImages, and fills in the simulation's part of the
 // report. A non-nil trace (one chunk at most) receives the Perfetto trace
-// and is committed on success. Logits are kept only when keepLogits (the
-// report prints them).
-func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, keepLogits bool) error {
+// that traceOpt describes and is committed on success. Logits are kept
+// only when keepLogits (the report prints them).
+func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, traceOpt topology.TraceOptions, keepLogits bool) error {
 	if trace != nil && in.count > chunkImages {
 		// Checked with the flags; a trace is one run's.
 		return fmt.Errorf("-trace records at most %d images", chunkImages)
@@ -34,9 +33,8 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 	if err != nil {
 		return err
 	}
-	var sink io.Writer
 	if trace != nil {
-		sink = trace
+		traceOpt.W = trace
 	}
 	var all *topology.SimResult
 	for start := 0; start < in.count; start += chunkImages {
@@ -45,7 +43,7 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 		if err != nil {
 			return err
 		}
-		res, err := acc.Run(context.Background(), px, sink, 0)
+		res, err := acc.RunTraced(context.Background(), px, traceOpt)
 		if err != nil {
 			if in.count > chunkImages {
 				return fmt.Errorf("images %d-%d: %w", start, start+n-1, err)

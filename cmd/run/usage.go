@@ -69,6 +69,16 @@ Accelerator
                    ui.perfetto.dev), of at most 16 images; a regular file is
                    replaced whole, a symlink or pipe written through
                      e.g. -trace run.json
+  -trace-images LIST  trace only these images of the run: indices and
+                   ranges (default all)
+                     e.g. -trace run.json -trace-images 0,2
+  -trace-layers LIST  trace only these encoder layers (the patch embedding
+                   and classifier only when every layer is traced)
+                     e.g. -trace run.json -trace-layers 3-5
+  -trace-events N  cap on the trace's events (default 1000000): a longer
+                   trace ends at the cycle before which it holds everything,
+                   marked in the trace and said on stderr
+                     e.g. -trace run.json -trace-events 200000
   -svg FILE        write an SVG chart of each layer's critical path by op and
                    unit beside the estimator's (open it in a browser)
                      e.g. -svg layers.svg
