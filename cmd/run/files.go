@@ -40,6 +40,9 @@ func (o *options) outputFiles() []namedPath {
 	if o.svg != "" {
 		out = append(out, namedPath{"-svg", o.svg})
 	}
+	if o.html != "" {
+		out = append(out, namedPath{"-html", o.html})
+	}
 	return out
 }
 

@@ -92,6 +92,8 @@ type options struct {
 	logits     bool
 	trace      string
 	svg        string
+	html       string
+	compare    bool
 	printTopo  bool
 	// set records the flags given explicitly, since several defaults depend
 	// on the model or on the weights file.
@@ -165,6 +167,8 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
 	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
 	fs.StringVar(&opt.svg, "svg", "", "SVG chart of cycles per layer")
+	fs.StringVar(&opt.html, "html", "", "self-contained HTML report")
+	fs.BoolVar(&opt.compare, "compare", false, "compare JSON reports")
 	fs.BoolVar(&opt.printTopo, "print-topology", false, "print the topology as TOML and exit")
 	return fs
 }

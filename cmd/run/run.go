@@ -38,12 +38,18 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		return desc.WriteTOML(stdout)
 	}
-	var svg *safefile.File
+	var svg, page *safefile.File
 	if opt.svg != "" {
 		if svg, err = safefile.Create(opt.svg); err != nil {
 			return fmt.Errorf("-svg: %w", err)
 		}
 		defer svg.Abort()
+	}
+	if opt.html != "" {
+		if page, err = safefile.Create(opt.html); err != nil {
+			return fmt.Errorf("-html: %w", err)
+		}
+		defer page.Abort()
 	}
 	m, err := loadModel(opt)
 	if err != nil {
@@ -75,6 +81,15 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		if err != nil {
 			return fmt.Errorf("-svg: %w", err)
+		}
+	}
+	if page != nil {
+		err = textSafe(rep).WriteHTML(page)
+		if err == nil {
+			err = page.Commit()
+		}
+		if err != nil {
+			return fmt.Errorf("-html: %w", err)
 		}
 	}
 	if opt.json {
