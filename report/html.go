@@ -61,6 +61,8 @@ var templateFuncs = template.FuncMap{
 	"signedPct":  func(x float64) string { return fmt.Sprintf("%+.1f%%", 100*x) },
 	"deref":      func(p *float64) float64 { return *p },
 	"layerRatio": func(l Layer) float64 { return safeRatio(float64(l.Cycles), float64(l.EstimatorCycles)) },
+	"inc":        func(i int) int { return i + 1 },
+	"rows":       rowsTable,
 }
 
 // page writes the frame around body.
