@@ -63,7 +63,6 @@ func (p *progress) show() {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetItsString("images"))
 	_ = p.bar.Set(p.done) // a failed write to stderr has nowhere better to go
@@ -85,6 +84,7 @@ func (p *progress) update(done int, cycles int64) {
 	defer p.mu.Unlock()
 	p.done, p.cycles = done, cycles
 	if p.bar != nil {
+		// Unthrottled: updates come once a chunk of images, a few a second.
 		p.bar.Describe(p.description())
 		_ = p.bar.Set(done)
 	}
