@@ -62,6 +62,7 @@ var templateFuncs = template.FuncMap{
 	"deref":      func(p *float64) float64 { return *p },
 	"layerRatio": func(l Layer) float64 { return safeRatio(float64(l.Cycles), float64(l.EstimatorCycles)) },
 	"inc":        func(i int) int { return i + 1 },
+	"images":     images,
 	"rows":       rowsTable,
 }
 
@@ -115,12 +116,12 @@ const reportHTML = `
 {{- if .R.Reference}}
 <tr><th>run</th><td>reference forward pass only: no accelerator simulated</td></tr>
 {{- else}}
-<tr><th>latency</th><td>{{groupf .R.CyclesPerImage}} cycles/image = {{fixed 2 .R.LatencyUSPerImage}} µs at {{.R.ClockMHz}} MHz ({{group .R.CyclesTotal}} cycles for {{.R.Images}} images)</td></tr>
+<tr><th>latency</th><td>{{groupf .R.CyclesPerImage}} cycles/image = {{fixed 2 .R.LatencyUSPerImage}} µs at {{.R.ClockMHz}} MHz ({{group .R.CyclesTotal}} cycles for {{images .R.Images}})</td></tr>
 <tr><th>throughput</th><td>{{group .Throughput}} images/s</td></tr>
 {{- end}}
 <tr><th>estimator</th><td>{{group .R.EstimatorCyclesPerImage}} cycles/image = {{fixed 2 .R.EstimatorUSPerImage}} µs{{if not .R.Reference}}; simulated is {{ratio .R.CyclesPerImage .EstimatorFloat}}{{end}}</td></tr>
 {{- if .R.Accuracy}}
-<tr><th>accuracy</th><td>{{pct (deref .R.Accuracy)}} of {{.R.Images}} images</td></tr>
+<tr><th>accuracy</th><td>{{pct (deref .R.Accuracy)}} of {{images .R.Images}}</td></tr>
 {{- end}}
 {{- if .R.PEUtilization}}
 <tr><th>PE utilisation</th><td>{{pct .R.PEUtilization}}</td></tr>
@@ -139,12 +140,12 @@ const reportHTML = `
 <tr><th>model</th><td>{{.R.Model}}</td></tr>
 <tr><th>weights</th><td>{{.Weights}}</td></tr>
 <tr><th>seed</th><td>{{.R.Seed}}</td></tr>
-<tr><th>inputs</th><td>{{.R.Images}} images: {{.R.Inputs}}</td></tr>
+<tr><th>inputs</th><td>{{images .R.Images}}: {{.R.Inputs}}</td></tr>
 <tr><th>pruning</th><td>{{.Pruning}}</td></tr>
 <tr><th>topology</th><td>{{.R.Topology}}: {{.R.Fidelity}} fidelity, {{orDash .R.Balance}} load balancing, {{.R.ClockMHz}} MHz</td></tr>
 </table>
 {{- if .R.Hardware}}
-<details open><summary>Every setting of the topology ({{len .R.Hardware}})</summary>
+<details><summary>Every setting of the topology ({{len .R.Hardware}} keys, as a topology file names them)</summary>
 <table class="sortable settings" id="hardware">
 <thead><tr><th>key</th><th>value</th></tr></thead>
 <tbody>
@@ -160,6 +161,7 @@ const reportHTML = `
 {{- if .R.CriticalPath}}
 <section id="causes">
 <h2>Where the cycles went: the critical path by cause</h2>
+<div class="row">
 {{with .Causes}}<figure id="{{.ID}}">{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>{{end}}
 <table class="sortable" id="cause-table">
 <thead><tr><th>cause</th><th data-type="num">cycles/image</th><th data-type="num">share</th></tr></thead>
@@ -170,6 +172,7 @@ const reportHTML = `
 </tbody>
 </table>
 {{- if .R.Gap}}
+<div>
 <h3>Gap to the estimator</h3>
 <table class="sortable" id="gap-table">
 <thead><tr><th>cause</th><th data-type="num">cycles/image</th></tr></thead>
@@ -179,7 +182,9 @@ const reportHTML = `
 {{- end}}
 </tbody>
 </table>
+</div>
 {{- end}}
+</div>
 {{- if .R.Backpressure}}
 <h3>Full FIFOs on the critical path</h3>
 <table class="sortable" id="backpressure-table">

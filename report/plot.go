@@ -648,5 +648,5 @@ func (r *Report) CausePlotSVG() ([]byte, error) {
 	p.Add(plotter.NewGrid(), b)
 	p.NominalY(names...)
 	p.X.Tick.Marker = numberTicks
-	return renderSVG(p, nil, plotWidth+1.5*vg.Inch, vg.Length(len(causes))*14+vg.Inch)
+	return renderSVG(p, nil, plotWidth-vg.Inch, vg.Length(len(causes))*14+vg.Inch)
 }
