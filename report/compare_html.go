@@ -149,7 +149,7 @@ func (c *Comparison) Figures() []Figure {
 	}
 	svg, err := c.latencyPlot()
 	add("plot-latency", "Cycles per image of each run, simulated beside the estimator.", svg, err)
-	svg, err = c.groupedPlot("critical path by cause, cycles per image", func(r *Report) []named {
+	svg, err = c.groupedPlot("critical path by cause, cycles per image", func(_ int, r *Report) []named {
 		out := make([]named, len(r.CriticalPath))
 		for i, g := range r.CriticalPath {
 			out[i] = named{g.Cause, g.PerImage}
@@ -158,7 +158,7 @@ func (c *Comparison) Figures() []Figure {
 	}, true)
 	add("plot-causes", "The critical path of each run by cause, in cycles per image.", svg, err)
 	if c.layersCompare() {
-		svg, err = c.groupedPlot("cycles of image 0 per layer", func(r *Report) []named {
+		svg, err = c.groupedPlot("cycles of image 0 per layer", func(_ int, r *Report) []named {
 			out := make([]named, len(r.Layers))
 			for i, l := range r.Layers {
 				out[i] = named{strconv.Itoa(l.Index), float64(l.Cycles)}
@@ -167,7 +167,37 @@ func (c *Comparison) Figures() []Figure {
 		}, false)
 		add("plot-layers", "Cycles of image 0 per layer, one bar per run.", svg, err)
 	}
+	// The changed units' rows are all cycles; of the FIFOs', the fractions
+	// of time full and empty share an axis.
+	if len(c.Units) > 0 {
+		svg, err = c.groupedPlot("units that changed most, cycles", rowFigures(c.Units, nil), true)
+		add("plot-units", "The cycles of the units that changed most, one bar per run.", svg, err)
+	}
+	fractions := func(r Row) bool { return isFraction(r.Name) }
+	if slices.ContainsFunc(c.FIFOs, fractions) {
+		svg, err = c.groupedPlot("FIFOs that changed most, fraction of the run", rowFigures(c.FIFOs, fractions), true)
+		add("plot-fifos", "The fractions of the run the FIFOs that changed most were full or empty, one bar per run.", svg, err)
+	}
 	return figs
+}
+
+// rowFigures gives each run's values of the rows that keep selects (all
+// when nil), a missing value as zero.
+func rowFigures(rows []Row, keep func(Row) bool) func(i int, r *Report) []named {
+	return func(i int, _ *Report) []named {
+		var out []named
+		for _, row := range rows {
+			if keep != nil && !keep(row) {
+				continue
+			}
+			v := 0.0
+			if row.Values[i] != nil {
+				v = *row.Values[i]
+			}
+			out = append(out, named{row.Name, v})
+		}
+		return out
+	}
 }
 
 func (c *Comparison) layersCompare() bool {
@@ -205,12 +235,12 @@ func (c *Comparison) latencyPlot() ([]byte, error) {
 
 // groupedPlot draws one figure per name for every run, grouped by name,
 // horizontally when the names are long.
-func (c *Comparison) groupedPlot(title string, figures func(*Report) []named, horizontal bool) ([]byte, error) {
+func (c *Comparison) groupedPlot(title string, figures func(i int, r *Report) []named, horizontal bool) ([]byte, error) {
 	var names []string
 	values := make([]map[string]float64, len(c.Runs))
 	for i, r := range c.Runs {
 		values[i] = map[string]float64{}
-		for _, f := range figures(r) {
+		for _, f := range figures(i, r) {
 			if _, ok := values[i][f.name]; !ok {
 				values[i][f.name] = f.value
 			}

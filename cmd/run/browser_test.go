@@ -195,7 +195,7 @@ func TestHTMLInABrowser(t *testing.T) {
 			col     int
 			numeric bool
 		}{{"units", 1, true}, {"units", 0, false}, {"fifos", 6, true}, {"layers", 4, true}}},
-		{"compare", comparePage, 3, []struct {
+		{"compare", comparePage, 5, []struct {
 			table   string
 			col     int
 			numeric bool
