@@ -43,7 +43,7 @@ func TestSeriesCoarsen(t *testing.T) {
 	var s series
 	s.add(0, 10, 2)               // 20 element-cycles in the first 10 cycles
 	s.add(10, 3*seriesBuckets, 1) // outgrows width 1 and 2
-	assert.Equal(t, int64(4), s.width)
+	assert.Equal(t, int64(4), s.width())
 	assert.Equal(t, 4*2.0+0*1, s.area[0]-0, "bucket 0 holds cycles 0-3 at level 2")
 	assert.Equal(t, 2*2.0+2*1, s.area[2], "bucket 2 holds cycles 8-11: two at level 2, two at level 1")
 	assert.Equal(t, 4.0, s.area[len(s.area)-1])

@@ -146,7 +146,7 @@ func (g *Graph) collect(ctxs []*Ctx) *Stats {
 			MaxOccupancy:  int(f.occ.max),
 			Occupancy:     slices.Clone(f.occ.hist),
 			Series:        slices.Clone(f.occ.series.area),
-			SeriesBucket:  max(f.occ.series.width, 1),
+			SeriesBucket:  f.occ.series.width(),
 			FullFraction:  ratio(f.occ.hist[f.capacity], s.Makespan),
 			EmptyFraction: ratio(f.occ.hist[0], s.Makespan),
 		})
