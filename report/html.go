@@ -145,16 +145,12 @@ const reportHTML = `
 <tr><th>topology</th><td>{{.R.Topology}}: {{.R.Fidelity}} fidelity, {{orDash .R.Balance}} load balancing, {{.R.ClockMHz}} MHz</td></tr>
 </table>
 {{- if .R.Hardware}}
-<details><summary>Every setting of the topology ({{len .R.Hardware}} keys, as a topology file names them)</summary>
-<table class="sortable settings" id="hardware">
-<thead><tr><th>key</th><th>value</th></tr></thead>
-<tbody>
+<h3>Every setting of the topology, as a topology file names it</h3>
+<div class="settings" id="hardware">
 {{- range .R.Hardware}}
-<tr><td>{{.Key}}</td><td>{{.Value}}</td></tr>
+<div><code>{{.Key}}</code> = <code>{{.Value}}</code></div>
 {{- end}}
-</tbody>
-</table>
-</details>
+</div>
 {{- end}}
 </section>
 
