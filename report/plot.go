@@ -86,17 +86,40 @@ func newLegend() *plot.Legend {
 	return &l
 }
 
-// numberTicks are the default ticks labelled with thousands separators and
-// no needless decimals (the default labels 2500 cycles "2500.00").
+// numberTicks are five to ten round ticks (1, 2, 2.5 or 5 times a power of
+// ten apart) labelled with thousands separators and no needless decimals: the
+// default has two or three, labelled 2500 cycles "2500.00".
 var numberTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i, t := range ticks {
-		if t.Label != "" {
-			ticks[i].Label = groupf(t.Value)
+	step := niceStep((hi - lo) / 6)
+	decimals := 0
+	for decimals < 6 && math.Abs(step*math.Pow(10, float64(decimals))-math.Round(step*math.Pow(10, float64(decimals)))) > 1e-9 {
+		decimals++
+	}
+	var ticks []plot.Tick
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		v := k * step
+		label := groupf(v)
+		if math.Abs(v) < 100 {
+			label = strconv.FormatFloat(v, 'f', decimals, 64)
 		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: label})
 	}
 	return ticks
 })
+
+// niceStep is the smallest of 1, 2, 2.5 and 5 times a power of ten at least raw.
+func niceStep(raw float64) float64 {
+	if !(raw > 0) || math.IsInf(raw, 0) {
+		return 1
+	}
+	pow := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if m*pow >= raw*(1-1e-9) {
+			return m * pow
+		}
+	}
+	return 10 * pow
+}
 
 // renderSVG draws p on a w×h SVG canvas, with legend (if not nil) at the
 // right, outside the plot.

@@ -83,3 +83,24 @@ func TestTopologySettings(t *testing.T) {
 	assert.Contains(t, keys, "fifo.weight_depth")
 	assert.Greater(t, len(settings), 30, "every setting")
 }
+
+func TestNumberTicks(t *testing.T) {
+	tests := []struct {
+		lo, hi float64
+		want   []string
+	}{
+		{0, 2600, []string{"0", "500", "1,000", "1,500", "2,000", "2,500"}},
+		{0, 1, []string{"0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}},
+		{0, 0, []string{"0"}},
+		{1, 26, []string{"5", "10", "15", "20", "25"}},
+		{0, 135134, []string{"0", "25,000", "50,000", "75,000", "100,000", "125,000"}},
+		{0, 1.4, []string{"0.00", "0.25", "0.50", "0.75", "1.00", "1.25"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, tick := range numberTicks.Ticks(tt.lo, tt.hi) {
+			got = append(got, tick.Label)
+		}
+		assert.Equal(t, tt.want, got, "%v to %v", tt.lo, tt.hi)
+	}
+}
