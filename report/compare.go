@@ -444,7 +444,7 @@ func (c *Comparison) changedMost(figures func(*Report) []named, unit string, mem
 
 // formatValue formats a figure for a table: fractions as percentages,
 // large numbers grouped, small ones with three significant digits.
-func formatValue(v *float64, unit, name string) string {
+func formatValue(v *float64, name string) string {
 	if v == nil {
 		return "-"
 	}
@@ -481,7 +481,7 @@ func formatDelta(v, base *float64, name string) string {
 	if d < 0 {
 		s = "-"
 	}
-	abs := formatValue(val(math.Abs(d)), "", name)
+	abs := formatValue(val(math.Abs(d)), name)
 	if *base != 0 {
 		return fmt.Sprintf("%s%s (%+.1f%%)", s, abs, 100*d / *base)
 	}
@@ -529,9 +529,9 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			if r.Unit != "" {
 				name += " (" + r.Unit + ")"
 			}
-			cells := []string{name, formatValue(r.Values[0], r.Unit, r.Name)}
+			cells := []string{name, formatValue(r.Values[0], r.Name)}
 			for _, v := range r.Values[1:] {
-				cells = append(cells, formatValue(v, r.Unit, r.Name), formatDelta(v, r.Values[0], r.Name))
+				cells = append(cells, formatValue(v, r.Name), formatDelta(v, r.Values[0], r.Name))
 			}
 			p.row(cells...)
 		}

@@ -123,13 +123,13 @@ func rowsTable(id, what string, names []string, rows []Row) rowsView {
 			}
 			return *p
 		}
-		rv.Cells = append(rv.Cells, cellView{formatValue(r.Values[0], r.Unit, r.Name), num(r.Values[0])})
+		rv.Cells = append(rv.Cells, cellView{formatValue(r.Values[0], r.Name), num(r.Values[0])})
 		for _, x := range r.Values[1:] {
 			d := 0.0
 			if x != nil && r.Values[0] != nil {
 				d = *x - *r.Values[0]
 			}
-			rv.Cells = append(rv.Cells, cellView{formatValue(x, r.Unit, r.Name), num(x)},
+			rv.Cells = append(rv.Cells, cellView{formatValue(x, r.Name), num(x)},
 				cellView{formatDelta(x, r.Values[0], r.Name), d})
 		}
 		v.Rows = append(v.Rows, rv)
@@ -209,9 +209,6 @@ func (c *Comparison) layersCompare() bool {
 	return true
 }
 
-// runLegend names the runs in the plots: their files.
-func (c *Comparison) runLegend() []string { return c.Names }
-
 func (c *Comparison) latencyPlot() ([]byte, error) {
 	p := newPlot("cycles per image")
 	p.Y.Tick.Marker = numberTicks
@@ -229,7 +226,7 @@ func (c *Comparison) latencyPlot() ([]byte, error) {
 	legend := newLegend()
 	legend.Add("simulated", a)
 	legend.Add("estimator", b)
-	p.NominalX(c.runLegend()...)
+	p.NominalX(c.Names...)
 	return renderSVG(p, legend, plotWidth, plotHeight*0.8)
 }
 

@@ -349,7 +349,7 @@ func (r *Report) UnitPlotSVG() ([]byte, error) {
 	return renderSVG(p, legend, plotWidth+0.8*vg.Inch, vg.Length(n)*14+1.3*vg.Inch)
 }
 
-// meanOccupancy is a FIFO's time-weighted mean occupancy over its capacity.
+// meanFill is a FIFO's time-weighted mean occupancy over its capacity.
 func (f FIFO) meanFill() float64 {
 	if f.Capacity == 0 {
 		return 0
