@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -107,4 +108,35 @@ func TestCompareErrors(t *testing.T) {
 	assert.EqualError(t, err, "report: compare needs at least two reports, each with a name")
 	_, err = Compare([]string{"a"}, []*Report{fullReport(), fullReport()})
 	assert.Error(t, err)
+}
+
+// FuzzReadReport feeds ReadReport arbitrary bytes: it never panics, a
+// report it accepts compares with itself with no differences, and its page
+// and text render.
+func FuzzReadReport(f *testing.F) {
+	good, err := json.Marshal(fullReport())
+	require.NoError(f, err)
+	f.Add(good)
+	f.Add([]byte(`{"model": "m", "topology": "t", "fidelity": "ideal", "images": 1, "pruning": {}, "layers": [{"index": 0}]}`))
+	f.Add([]byte(`{"traceEvents": []}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"model": "m", "topology": "t", "fidelity": "f", "images": 2, "pruning": {}, "layers": [{}], "units": [{"name": "a"}, {"name": "a"}], "fifos": [{"name": "x", "capacity": 0}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ReadReport(bytes.NewReader(data))
+		if err != nil {
+			assert.NotContains(t, err.Error(), "\n")
+			return
+		}
+		require.NotEmpty(t, r.Model)
+		require.NotEmpty(t, r.Layers)
+		r2, err := ReadReport(bytes.NewReader(data))
+		require.NoError(t, err)
+		c, err := Compare([]string{"a", "b"}, []*Report{r, r2})
+		require.NoError(t, err)
+		assert.Zero(t, c.Differences(), "a report compared with itself")
+		require.NoError(t, c.WriteText(io.Discard))
+		require.NoError(t, c.WriteHTML(io.Discard))
+		require.NoError(t, r.WriteHTML(io.Discard), "any report has a page")
+		require.NoError(t, r.WriteText(io.Discard))
+	})
 }
