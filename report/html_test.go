@@ -105,6 +105,10 @@ func TestWriteHTML(t *testing.T) {
 	}
 	assert.Equal(t, []string{"plot-causes", "plot-layers", "plot-units", "plot-occupancy", "plot-histograms", "plot-imbalance", "plot-tokens"}, ids)
 	assert.Len(t, els["svg"], len(ids), "each figure is one inline SVG")
+	layers, err := fullReport().LayerPlotSVG()
+	require.NoError(t, err)
+	drawing := layers[bytes.Index(layers, []byte("<g ")):]
+	assert.True(t, bytes.Contains(page, drawing), "the page's layer plot is the -svg chart")
 	assert.NotContains(t, string(page), "<?xml", "no XML declaration inside HTML")
 	// Sortable tables with a number to sort every numeric cell by.
 	var tables []string
