@@ -1,6 +1,9 @@
 // Package report holds the results of one vitflow run in a form people and
 // programs can read: the Report type, which encodes as the command's JSON
-// report, and its rendering as aligned text tables and an SVG chart.
+// report, and its renderings: aligned text tables, plots (drawn with
+// gonum.org/v1/plot as SVG), and one self-contained HTML page with the
+// plots inline and sortable tables. Compare sets reports side by side (read
+// back with ReadReport) as text or as a page of its own.
 //
 // A Report is plain data. The command fills it from the model, the reference
 // forward pass and the analytical estimator, and AddSimulation adds a
