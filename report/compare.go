@@ -493,6 +493,10 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	p := &printer{w: tw}
+	// Every cell ends in a tab, the last too: a line with fewer cells would
+	// end tabwriter's column and misalign the lines after it. The padding
+	// this leaves at the ends of lines is trimmed below.
+	cells := func(cs []string) { p.printf("%s\t\n", strings.Join(cs, "\t")) }
 	for i, n := range c.Names {
 		role := "compared with the baseline"
 		if i == 0 {
@@ -506,9 +510,13 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		p.printf("no differences: the runs agree in every compared setting and figure\n\n")
 	}
 	if len(c.Config) > 0 {
-		p.row(append([]string{"settings that differ"}, c.Names...)...)
+		cells(append([]string{"settings that differ"}, c.Names...))
 		for _, d := range c.Config {
-			p.row(append([]string{d.Key}, d.Values...)...)
+			values := make([]string, len(d.Values))
+			for i, v := range d.Values {
+				values[i] = orDash(v)
+			}
+			cells(append([]string{d.Key}, values...))
 		}
 		p.printf("\n")
 	}
@@ -520,7 +528,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		for _, n := range c.Names[1:] {
 			head = append(head, n, "change")
 		}
-		p.row(head...)
+		cells(head)
 		for _, r := range rows {
 			if !all && !r.changed() {
 				continue
@@ -529,11 +537,11 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			if r.Unit != "" {
 				name += " (" + r.Unit + ")"
 			}
-			cells := []string{name, formatValue(r.Values[0], r.Name)}
+			row := []string{name, formatValue(r.Values[0], r.Name)}
 			for _, v := range r.Values[1:] {
-				cells = append(cells, formatValue(v, r.Name), formatDelta(v, r.Values[0], r.Name))
+				row = append(row, formatValue(v, r.Name), formatDelta(v, r.Values[0], r.Name))
 			}
-			p.row(cells...)
+			cells(row)
 		}
 		p.printf("\n")
 	}
@@ -551,6 +559,10 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := w.Write(b.Bytes())
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
 	return err
 }
