@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -197,7 +198,7 @@ func (o *options) checkCompare(args []string) error {
 	if len(args) < 2 {
 		return usagef("-compare needs at least two reports written by -json, e.g. -compare a.json b.json")
 	}
-	for name := range o.set {
+	for _, name := range slices.Sorted(maps.Keys(o.set)) {
 		switch name {
 		case "compare", "html", "json":
 		default:
