@@ -107,10 +107,10 @@ Output
                    per-cause deltas, the units and FIFOs that changed most;
                    takes only -html (draws them) and -json
                      e.g. -compare static.json balanced.json -html diff.html
+  -h               this help
 
   A progress bar (images done, simulated cycles, time left) shows on stderr
   when stderr is a terminal and the run takes more than a second.
-  -h               this help
 
 Exit status: 0 on success, 1 when the run fails (including unreadable or
 invalid files: weights, images, topology files), 2 for bad usage.
