@@ -1,6 +1,9 @@
 // Package report holds the results of one vitflow run in a form people and
 // programs can read: the Report type, which encodes as the command's JSON
-// report, and its rendering as aligned text tables and an SVG chart.
+// report, and its renderings: aligned text tables, plots (drawn with
+// gonum.org/v1/plot as SVG), and one self-contained HTML page with the
+// plots inline and sortable tables. Compare sets reports side by side (read
+// back with ReadReport) as text or as a page of its own.
 //
 // A Report is plain data. The command fills it from the model, the reference
 // forward pass and the analytical estimator, and AddSimulation adds a
@@ -40,6 +43,9 @@ type Report struct {
 	// Balance is the load-balancing policy the run used.
 	Balance  string  `json:"balance"`
 	ClockMHz float64 `json:"clock_mhz"`
+	// Hardware is every setting of the accelerator description, by its
+	// key in a topology file (see TopologySettings).
+	Hardware []Setting `json:"hardware,omitempty"`
 	// Reference is true when only the golden forward pass ran, no accelerator.
 	Reference bool `json:"reference"`
 
@@ -148,6 +154,24 @@ type Op struct {
 	Busiest int64 `json:"busiest_pe,omitempty"`
 	// PEImbalance is max/mean PE load of an MPCA op under the policy that ran.
 	PEImbalance float64 `json:"pe_imbalance,omitempty"`
+	// Loads are an MPCA op's PE loads under every policy, the one that ran
+	// among them, for the same masks.
+	Loads []PolicyLoad `json:"loads,omitempty"`
+}
+
+// PolicyLoad is the busiest and the mean PE's work, in cycles, under one
+// load-balancing policy.
+type PolicyLoad struct {
+	Policy string  `json:"policy"`
+	Max    float64 `json:"max"`
+	Mean   float64 `json:"mean"`
+}
+
+// Setting is one setting of the accelerator description: its key in a
+// topology file (e.g. "mpca.t") and its value as TOML writes it.
+type Setting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // The kinds of Op.
@@ -196,6 +220,15 @@ type FIFO struct {
 	// FullFraction and EmptyFraction are fractions of the makespan.
 	FullFraction  float64 `json:"full_fraction"`
 	EmptyFraction float64 `json:"empty_fraction"`
+	// MeanOccupancy is the time-weighted mean number of elements held.
+	MeanOccupancy float64 `json:"mean_occupancy"`
+	// Occupancy[k] is the number of cycles the FIFO held k elements
+	// (len(Occupancy) == Capacity+1).
+	Occupancy []int64 `json:"occupancy,omitempty"`
+	// OccupancyOverTime[i] is the mean number of elements held during
+	// cycles [i*BucketCycles, (i+1)*BucketCycles) of the run.
+	OccupancyOverTime []float64 `json:"occupancy_over_time,omitempty"`
+	BucketCycles      int64     `json:"bucket_cycles,omitempty"`
 }
 
 // Imbalance is the PE load imbalance under one load-balancing policy: the
@@ -300,6 +333,29 @@ func FIFOs(s *runtime.Stats) []FIFO {
 			MaxOccupancy:  f.MaxOccupancy,
 			FullFraction:  f.FullFraction,
 			EmptyFraction: f.EmptyFraction,
+			Occupancy:     slices.Clone(f.Occupancy),
+			BucketCycles:  f.SeriesBucket,
+		}
+		var held, total int64
+		for k, c := range f.Occupancy {
+			held += int64(k) * c
+			total += c
+		}
+		if total > 0 {
+			fifos[i].MeanOccupancy = float64(held) / float64(total)
+		}
+		// Means per bucket, up to the makespan: the series leaves out
+		// trailing empty buckets, and the last bucket may be partial.
+		if f.SeriesBucket > 0 && s.Makespan > 0 {
+			n := (s.Makespan + f.SeriesBucket - 1) / f.SeriesBucket
+			means := make([]float64, n)
+			for j := range means {
+				if j < len(f.Series) {
+					span := min(f.SeriesBucket, s.Makespan-int64(j)*f.SeriesBucket)
+					means[j] = f.Series[j] / float64(span)
+				}
+			}
+			fifos[i].OccupancyOverTime = means
 		}
 	}
 	return fifos

@@ -1,6 +1,14 @@
 package report
 
 import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
 	"vitflow/actors"
 	"vitflow/topology"
 )
@@ -23,6 +31,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 	if res.CyclesPerImage > 0 {
 		r.ImagesPerSecond = clock * 1e6 / res.CyclesPerImage
 	}
+	r.Hardware = TopologySettings(res.Desc)
 	r.EstimatorCyclesPerImage = res.Estimate.Cycles
 	r.EstimatorUSPerImage = topology.Microseconds(res.Estimate.Cycles, clock)
 	r.PEUtilization = res.PEUtilisation
@@ -72,7 +81,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 		var layerMax, layerMean float64
 		for _, o := range l.Ops {
 			rl.Ops = append(rl.Ops, Op{Name: o.Op.String(), Kind: KindMPCA, Cycles: o.Critical, EstimatorCycles: o.Estimate,
-				Fluid: o.Fluid, Busiest: o.Busiest, PEImbalance: o.Load.Imbalance()})
+				Fluid: o.Fluid, Busiest: o.Busiest, PEImbalance: o.Load.Imbalance(), Loads: policyLoads(o.Loads)})
 			layerMax += o.Load.Max
 			layerMean += o.Load.Mean
 			for _, pl := range o.Loads {
@@ -125,5 +134,61 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 				}
 			}
 		}
+	}
+}
+
+func policyLoads(loads []topology.PELoad) []PolicyLoad {
+	out := make([]PolicyLoad, len(loads))
+	for i, l := range loads {
+		out[i] = PolicyLoad{Policy: string(l.Policy), Max: l.Max, Mean: l.Mean}
+	}
+	return out
+}
+
+// TopologySettings lists every setting of d by its key in a topology file
+// ("mpca.t", "fifo.depths.mpca->gelu"), sorted by key, with the value as
+// TOML writes it: the description's own encoding, so that the report names
+// each setting the way a user sets it. Nil if d cannot be encoded, which a
+// validated description always can.
+func TopologySettings(d topology.Description) []Setting {
+	var buf bytes.Buffer
+	if err := d.WriteTOML(&buf); err != nil {
+		return nil
+	}
+	var m map[string]any
+	if _, err := toml.Decode(buf.String(), &m); err != nil {
+		return nil
+	}
+	var out []Setting
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			key := prefix + k
+			if sub, ok := v.(map[string]any); ok {
+				walk(key+".", sub)
+				continue
+			}
+			out = append(out, Setting{Key: key, Value: tomlValue(v)})
+		}
+	}
+	walk("", m)
+	slices.SortFunc(out, func(a, b Setting) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// tomlValue formats a decoded TOML value: strings quoted, numbers as Go
+// prints them, arrays in brackets.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []any:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = tomlValue(x)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	default:
+		return fmt.Sprint(v)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"strconv"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,19 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// svgRect is a bar segment: its height and its tooltip.
-type svgRect struct {
-	Height float64
-	Fill   string
-	Title  string
-}
-
-// parseSVG checks that the chart is well-formed XML and returns its rects after the background.
-func parseSVG(t *testing.T, data []byte) []svgRect {
+// svgText checks that an SVG is well-formed XML and returns its text elements.
+func svgText(t *testing.T, data []byte) []string {
 	t.Helper()
 	dec := xml.NewDecoder(bytes.NewReader(data))
-	var rects []svgRect
-	inTitle := false
+	var texts []string
+	inText := false
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
@@ -34,30 +27,26 @@ func parseSVG(t *testing.T, data []byte) []svgRect {
 		require.NoError(t, err)
 		switch tok := tok.(type) {
 		case xml.StartElement:
-			if tok.Name.Local == "rect" {
-				var r svgRect
-				for _, a := range tok.Attr {
-					switch a.Name.Local {
-					case "height":
-						r.Height, err = strconv.ParseFloat(a.Value, 64)
-						require.NoError(t, err)
-					case "fill":
-						r.Fill = a.Value
-					}
-				}
-				rects = append(rects, r)
-			}
-			inTitle = tok.Name.Local == "title"
+			inText = tok.Name.Local == "text"
 		case xml.CharData:
-			if inTitle {
-				rects[len(rects)-1].Title = string(tok)
+			if inText {
+				texts = append(texts, string(tok))
 			}
 		case xml.EndElement:
-			inTitle = false
+			inText = false
 		}
 	}
-	require.NotEmpty(t, rects)
-	return rects[1:]
+	require.NotEmpty(t, texts)
+	return texts
+}
+
+// fills counts the filled shapes of an SVG by colour.
+func fills(data []byte) map[string]int {
+	n := map[string]int{}
+	for _, m := range regexp.MustCompile(`fill:(#[0-9a-fA-F]{6})`).FindAllSubmatch(data, -1) {
+		n[strings.ToLower(string(m[1]))]++
+	}
+	return n
 }
 
 func chartReport() *Report {
@@ -76,37 +65,54 @@ func chartReport() *Report {
 		}}
 }
 
+func TestLayerStacks(t *testing.T) {
+	tests := []struct {
+		name      string
+		reference bool
+		want      []Stack
+	}{
+		{"simulated", false, []Stack{
+			{"q", true, []float64{600, 900}},
+			{"fc1", true, []float64{700, 900}},
+			{"softmax", true, []float64{100, 0}},
+			// Layer 0's ops add up to 1,400 of its 1,500 cycles.
+			{otherColumn, true, []float64{100, 0}},
+			{"q", false, []float64{400, 400}},
+			{"fc1", false, []float64{600, 600}},
+		}},
+		{"reference", true, []Stack{
+			{"q", false, []float64{400, 400}},
+			{"fc1", false, []float64{600, 600}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := chartReport()
+			r.Reference = tt.reference
+			assert.Equal(t, tt.want, r.LayerStacks())
+		})
+	}
+}
+
 func TestWriteSVG(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, chartReport().WriteSVG(&buf))
-	rects := parseSVG(t, buf.Bytes())
-	var bars []svgRect
-	for _, r := range rects {
-		if r.Title != "" {
-			bars = append(bars, r)
-		}
+	texts := strings.Join(svgText(t, buf.Bytes()), "\n")
+	assert.Contains(t, texts, "deit-small <random> on u250 (detailed, static)", "the title, escaped in the file")
+	assert.Contains(t, buf.String(), "deit-small &lt;random&gt;")
+	assert.Contains(t, texts, "left bar simulated (3,300 cycles/image), right bar estimator (2,000)")
+	for _, legend := range []string{"q", "fc1", "softmax", "other"} {
+		assert.Contains(t, svgText(t, buf.Bytes()), legend)
 	}
-	titles := make([]string, len(bars))
-	for i, r := range bars {
-		titles[i] = r.Title
-	}
-	assert.Equal(t, []string{
-		"layer 0 S q: 600 cycles", "layer 0 S fc1: 700 cycles", "layer 0 S softmax: 100 cycles", "layer 0 S other: 100 cycles",
-		"layer 0 E q: 400 cycles", "layer 0 E fc1: 600 cycles",
-		"layer 1 S q: 900 cycles", "layer 1 S fc1: 900 cycles",
-		"layer 1 E q: 400 cycles", "layer 1 E fc1: 600 cycles",
-	}, titles)
-	// Heights are proportional to cycles, one colour per op column.
-	unit := bars[0].Height / 600
-	for i, want := range []float64{600, 700, 100, 100, 400, 600, 900, 900, 400, 600} {
-		assert.InDelta(t, want*unit, bars[i].Height, 0.02, titles[i])
-	}
-	assert.Equal(t, bars[0].Fill, bars[4].Fill)
-	assert.NotEqual(t, bars[0].Fill, bars[1].Fill)
-	// The tallest bar (1,800 cycles) fits under the top tick, 2,000.
-	assert.InDelta(t, chartHeight, 2000*unit, 0.5)
-	assert.Contains(t, buf.String(), "deit-small &lt;random&gt; on u250 (detailed, static)")
-	assert.Contains(t, buf.String(), "simulated 3,300, estimator 2,000 cycles per image")
+	// One colour per column, one bar per layer and side that has the column
+	// (of zero height where the layer spent nothing on it), plus the
+	// legend's swatch: q and fc1 are on both sides, softmax and other
+	// only on the simulated one.
+	n := fills(buf.Bytes())
+	assert.Equal(t, 4+1, n["#0072b2"], "q")
+	assert.Equal(t, 4+1, n["#e69f00"], "fc1")
+	assert.Equal(t, 2+1, n["#009e73"], "softmax")
+	assert.Equal(t, 2+1, n["#cccccc"], "other")
 }
 
 func TestWriteSVGReference(t *testing.T) {
@@ -114,11 +120,10 @@ func TestWriteSVGReference(t *testing.T) {
 	r.Reference = true
 	var buf bytes.Buffer
 	require.NoError(t, r.WriteSVG(&buf))
-	for _, rect := range parseSVG(t, buf.Bytes()) {
-		assert.NotContains(t, rect.Title, " S ", "a reference run has no simulated bars")
-	}
-	assert.NotContains(t, buf.String(), "simulated")
-	assert.Equal(t, 4, strings.Count(buf.String(), "<title>layer"))
+	texts := strings.Join(svgText(t, buf.Bytes()), "\n")
+	assert.NotContains(t, texts, "simulated")
+	assert.NotContains(t, texts, "softmax", "the estimator has no softmax column")
+	assert.Equal(t, 2+1, fills(buf.Bytes())["#0072b2"], "q: one estimator bar per layer and the legend's")
 }
 
 func TestWriteSVGErrors(t *testing.T) {
@@ -129,18 +134,3 @@ func TestWriteSVGErrors(t *testing.T) {
 type fullDisk struct{}
 
 func (fullDisk) Write([]byte) (int, error) { return 0, errors.New("disk full") }
-
-func TestAxisTicks(t *testing.T) {
-	tests := []struct {
-		top   float64
-		step  float64
-		ticks int
-	}{
-		{1800, 500, 4}, {958464, 200000, 5}, {100, 20, 5}, {3, 1, 3}, {0, 1, 1}, {101, 50, 3},
-	}
-	for _, tt := range tests {
-		step, ticks := axisTicks(tt.top)
-		assert.Equal(t, tt.step, step, "top %v", tt.top)
-		assert.Equal(t, tt.ticks, ticks, "top %v", tt.top)
-	}
-}

@@ -391,6 +391,8 @@ type occupancy struct {
 	last  int64 // time of the last event swept
 	dnext int64 // index of the first dequeue not swept
 	dpos  int64 // dnext % capacity
+	// series is the occupancy over time, for plots.
+	series series
 }
 
 // sweepSend sweeps the dequeues at or before a send at time e, then the
@@ -399,6 +401,7 @@ type occupancy struct {
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
 	o := &f.occ
+	o.series.add(o.last, e, float64(o.level))
 	o.hist[o.level] += e - o.last
 	o.last = e
 	o.level++
@@ -413,6 +416,7 @@ func (f *fifoBase) sweepDeqs(t int64) {
 	o := &f.occ
 	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
 		d := f.deq[o.dpos]
+		o.series.add(o.last, d, float64(o.level))
 		o.hist[o.level] += d - o.last
 		o.last = d
 		o.level--
@@ -437,6 +441,7 @@ func (f *fifoBase) finishOccupancy(makespan int64) {
 		}
 	}
 	f.sweepDeqs(never)
+	f.occ.series.add(f.occ.last, makespan, float64(f.occ.level))
 	f.occ.hist[f.occ.level] += makespan - f.occ.last
 	f.occ.last = makespan
 }

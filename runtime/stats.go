@@ -57,6 +57,12 @@ type FIFOStats struct {
 	// Occupancy[k] is the number of cycles in [0, makespan) during which k
 	// elements were sent and not yet dequeued; len(Occupancy) == Capacity+1.
 	Occupancy []int64
+	// Series is the occupancy over simulated time: Series[i] is the
+	// element-cycles held during [i*SeriesBucket, (i+1)*SeriesBucket), the
+	// last bucket ending at the makespan; trailing empty buckets are left
+	// out. At most 256 buckets, whatever the run's length.
+	Series       []float64
+	SeriesBucket int64
 	// FullFraction and EmptyFraction are Occupancy[Capacity] and
 	// Occupancy[0] over the makespan (0 when the makespan is 0).
 	FullFraction  float64
@@ -150,6 +156,8 @@ func (g *Graph) collect(ctxs []*Ctx) *Stats {
 			Elements:      f.wcount,
 			MaxOccupancy:  int(f.occ.max),
 			Occupancy:     slices.Clone(f.occ.hist),
+			Series:        slices.Clone(f.occ.series.area),
+			SeriesBucket:  f.occ.series.width(),
 			FullFraction:  ratio(f.occ.hist[f.capacity], s.Makespan),
 			EmptyFraction: ratio(f.occ.hist[0], s.Makespan),
 		})
@@ -192,6 +200,7 @@ func (s *Stats) Append(c *Stats) {
 		for k := range f.Occupancy {
 			f.Occupancy[k] += g.Occupancy[k]
 		}
+		appendSeries(f, off, g, c.Makespan)
 		f.FullFraction, f.EmptyFraction = ratio(f.Occupancy[f.Capacity], s.Makespan), ratio(f.Occupancy[0], s.Makespan)
 	}
 }

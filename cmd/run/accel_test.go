@@ -160,18 +160,18 @@ func TestSVGChartIsWritten(t *testing.T) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	dec := xml.NewDecoder(bytes.NewReader(data))
-	rects := 0
+	bars := 0
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
 			break
 		}
 		require.NoError(t, err, "the chart is well-formed XML")
-		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "rect" {
-			rects++
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "path" {
+			bars++
 		}
 	}
-	assert.Greater(t, rects, 4*2, "a bar per layer for the simulation and the estimator")
+	assert.Greater(t, bars, 4*2, "a bar per layer for the simulation and the estimator, drawn as paths")
 }
 
 func TestPrintTopologyReadsBack(t *testing.T) {

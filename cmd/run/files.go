@@ -22,11 +22,14 @@ func (o *options) inputFiles() []namedPath {
 	if o.weights != "" {
 		in = append(in, namedPath{"-weights", o.weights})
 	}
-	if !slices.Contains(topology.PresetNames(), o.topology) {
+	if !o.compare && !slices.Contains(topology.PresetNames(), o.topology) {
 		in = append(in, namedPath{"-topology", o.topology})
 	}
 	for _, p := range o.imageFiles {
 		in = append(in, namedPath{"-image", p})
+	}
+	for _, p := range o.reports {
+		in = append(in, namedPath{"-compare", p})
 	}
 	return in
 }
@@ -39,6 +42,9 @@ func (o *options) outputFiles() []namedPath {
 	}
 	if o.svg != "" {
 		out = append(out, namedPath{"-svg", o.svg})
+	}
+	if o.html != "" {
+		out = append(out, namedPath{"-html", o.html})
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -93,6 +94,9 @@ type options struct {
 	trace      string
 	traceOpt   topology.TraceOptions // -trace-images, -trace-layers, -trace-events
 	svg        string
+	html       string
+	compare    bool
+	reports    []string // the -compare arguments
 	printTopo  bool
 	// set records the flags given explicitly, since several defaults depend
 	// on the model or on the weights file.
@@ -120,16 +124,33 @@ var modelDefaults = map[string]struct {
 func parseFlags(args []string) (*options, error) {
 	opt := &options{set: map[string]bool{}}
 	fs := newFlagSet(opt)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+	// Flags may follow the arguments (-compare a.json b.json -html c.html):
+	// the flag package stops at the first argument, so parsing resumes after it.
+	var positional []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v (see -h)", err)
 		}
-		return nil, usagef("%v (see -h)", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, usagef("unexpected argument %q (images go after -image; see -h)", fs.Arg(0))
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		rest = rest[1:]
 	}
 	fs.Visit(func(f *flag.Flag) { opt.set[f.Name] = true })
+	if opt.compare {
+		if err := opt.checkCompare(positional); err != nil {
+			return nil, err
+		}
+		return opt, nil
+	}
+	if len(positional) > 0 {
+		return nil, usagef("unexpected argument %q (images go after -image; see -h)", positional[0])
+	}
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
@@ -175,8 +196,27 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	})
 	fs.IntVar(&opt.traceOpt.MaxEvents, "trace-events", topology.DefaultTraceEvents, "cap on the trace's events")
 	fs.StringVar(&opt.svg, "svg", "", "SVG chart of cycles per layer")
+	fs.StringVar(&opt.html, "html", "", "self-contained HTML report")
+	fs.BoolVar(&opt.compare, "compare", false, "compare JSON reports")
 	fs.BoolVar(&opt.printTopo, "print-topology", false, "print the topology as TOML and exit")
 	return fs
+}
+
+// checkCompare validates -compare: two reports or more, and no flag but
+// the outputs.
+func (o *options) checkCompare(args []string) error {
+	if len(args) < 2 {
+		return usagef("-compare needs at least two reports written by -json, e.g. -compare a.json b.json")
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.set)) {
+		switch name {
+		case "compare", "html", "json":
+		default:
+			return usagef("-compare takes only -html and -json, not -%s: the reports hold the runs", name)
+		}
+	}
+	o.reports = args
+	return o.checkOutputPaths()
 }
 
 // parseLayers parses a comma-separated list of layer indices; "" and "none"

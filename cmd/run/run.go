@@ -19,6 +19,9 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if err := opt.checkFiles(); err != nil {
 		return err
 	}
+	if opt.compare {
+		return compareReports(opt, stdout)
+	}
 	var trace *safefile.File
 	if opt.trace != "" {
 		// Created first, so that an unwritable path fails before the run.
@@ -38,12 +41,18 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		return desc.WriteTOML(stdout)
 	}
-	var svg *safefile.File
+	var svg, page *safefile.File
 	if opt.svg != "" {
 		if svg, err = safefile.Create(opt.svg); err != nil {
 			return fmt.Errorf("-svg: %w", err)
 		}
 		defer svg.Abort()
+	}
+	if opt.html != "" {
+		if page, err = safefile.Create(opt.html); err != nil {
+			return fmt.Errorf("-html: %w", err)
+		}
+		defer page.Abort()
 	}
 	m, err := loadModel(opt)
 	if err != nil {
@@ -57,11 +66,13 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	prog := newProgress(stderr, isTerminal(stderr), in.count, progressDelay)
 	if opt.reference {
-		err = runReference(rep, desc, m, in, opt.logits)
+		err = runReference(rep, desc, m, in, opt.logits, prog)
 	} else {
-		err = runStreamed(rep, desc, m, in, trace, opt.traceOpt, opt.logits)
+		err = runStreamed(rep, desc, m, in, trace, opt.traceOpt, opt.logits, prog)
 	}
+	prog.finish()
 	if err != nil {
 		return err
 	}
@@ -75,6 +86,15 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		if err != nil {
 			return fmt.Errorf("-svg: %w", err)
+		}
+	}
+	if page != nil {
+		err = textSafe(rep).WriteHTML(page)
+		if err == nil {
+			err = page.Commit()
+		}
+		if err != nil {
+			return fmt.Errorf("-html: %w", err)
 		}
 	}
 	if opt.json {
@@ -136,7 +156,7 @@ func newReport(opt *options, desc topology.Description, m *model, in *inputs) (*
 // runReference classifies every image with the golden forward pass and
 // reports the analytical estimate per layer; a simulated run gets the
 // estimate from the simulation instead.
-func runReference(rep *report.Report, desc topology.Description, m *model, in *inputs, keepLogits bool) error {
+func runReference(rep *report.Report, desc topology.Description, m *model, in *inputs, keepLogits bool, prog *progress) error {
 	layers, err := topology.MaskPruning(m.cfg, m.pruning)
 	if err != nil {
 		return err
@@ -182,6 +202,7 @@ func runReference(rep *report.Report, desc topology.Description, m *model, in *i
 			rep.Logits = append(rep.Logits, logits)
 		}
 		rep.Top1 = append(rep.Top1, kernels.Argmax(logits))
+		prog.update(i+1, 0)
 	}
 	rep.SetAccuracy()
 	return nil

@@ -23,8 +23,8 @@ const chunkImages = 16
 // once, in chunks of chunkImages, and fills in the simulation's part of the
 // report. A non-nil trace (one chunk at most) receives the Perfetto trace
 // that traceOpt describes and is committed on success. Logits are kept
-// only when keepLogits (the report prints them).
-func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, traceOpt topology.TraceOptions, keepLogits bool) error {
+// only when keepLogits (the report prints them). prog hears of each chunk done.
+func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, traceOpt topology.TraceOptions, keepLogits bool, prog *progress) error {
 	if trace != nil && in.count > chunkImages {
 		// Checked with the flags; a trace is one run's.
 		return fmt.Errorf("-trace records at most %d images", chunkImages)
@@ -64,6 +64,7 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 		} else {
 			all.Append(res)
 		}
+		prog.update(start+n, all.Cycles)
 	}
 	if trace != nil {
 		if err := trace.Commit(); err != nil {

@@ -80,7 +80,8 @@ Accelerator
                    marked in the trace and said on stderr
                      e.g. -trace run.json -trace-events 200000
   -svg FILE        write an SVG chart of each layer's critical path by op and
-                   unit beside the estimator's (open it in a browser)
+                   unit beside the estimator's (open it in a browser); the
+                   same plot as the HTML report's
                      e.g. -svg layers.svg
   -print-topology  print the topology (preset or file) as a complete TOML
                    file to edit, and exit
@@ -106,7 +107,20 @@ Output
                      e.g. -json > report.json
   -logits          add each image's logits to the JSON report (needs -json)
                      e.g. -json -logits
+  -html FILE       write the report as one self-contained HTML page (no
+                   network needed): configuration, summary, the critical
+                   path by cause, plots of layers, units, FIFO occupancy, PE
+                   load and tokens, and sortable tables
+                     e.g. -html report.html
+  -compare A B...  compare reports written by -json, the first as the
+                   baseline: settings that differ, latency, per-layer and
+                   per-cause deltas, the units and FIFOs that changed most;
+                   takes only -html (draws them) and -json
+                     e.g. -compare static.json balanced.json -html diff.html
   -h               this help
+
+  A progress bar (images done, simulated cycles, time left) shows on stderr
+  when stderr is a terminal and the run takes more than a second.
 
 Exit status: 0 on success, 1 when the run fails (including unreadable or
 invalid files: weights, images, topology files), 2 for bad usage.

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"vitflow/internal/safefile"
+	"vitflow/report"
+)
+
+// compareReports is -compare: it reads every report, then prints the
+// comparison (as JSON with -json) and writes its HTML page with -html.
+// Every input is read and checked before any output is opened, so that a
+// bad report leaves nothing behind.
+func compareReports(opt *options, stdout io.Writer) error {
+	runs := make([]*report.Report, len(opt.reports))
+	names := make([]string, len(opt.reports))
+	for i, path := range opt.reports {
+		rep, err := readReport(path)
+		if err != nil {
+			return err
+		}
+		runs[i], names[i] = textSafe(rep), shownName(path)
+	}
+	c, err := report.Compare(names, runs)
+	if err != nil {
+		return err
+	}
+	if opt.html != "" {
+		page, err := safefile.Create(opt.html)
+		if err != nil {
+			return fmt.Errorf("-html: %w", err)
+		}
+		defer page.Abort()
+		if err = c.WriteHTML(page); err == nil {
+			err = page.Commit()
+		}
+		if err != nil {
+			return fmt.Errorf("-html: %w", err)
+		}
+	}
+	if opt.json {
+		return writeJSON(stdout, c)
+	}
+	return c.WriteText(stdout)
+}
+
+func readReport(path string) (*report.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("-compare: %w", err)
+	}
+	defer f.Close()
+	rep, err := report.ReadReport(f)
+	if err != nil {
+		return nil, fmt.Errorf("-compare %s: %w", path, err)
+	}
+	return rep, nil
+}

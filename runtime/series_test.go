@@ -1,0 +1,50 @@
+package runtime
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOccupancySeries checks that a FIFO's occupancy series holds what its
+// histogram holds (the same element-cycles, within the makespan, in at most
+// seriesBuckets buckets), alone and after Append.
+func TestOccupancySeries(t *testing.T) {
+	run := func(n int) *Stats {
+		var got []int
+		s, err := mixedGraph(t, n, &got).Run(context.Background(), Options{})
+		require.NoError(t, err)
+		return s
+	}
+	check := func(s *Stats) {
+		for _, f := range s.FIFOs {
+			var want, got float64
+			for k, c := range f.Occupancy {
+				want += float64(k) * float64(c)
+			}
+			for _, a := range f.Series {
+				got += a
+			}
+			assert.InDelta(t, want, got, 1e-6*want+1e-9, f.Name)
+			assert.LessOrEqual(t, len(f.Series), seriesBuckets, f.Name)
+			assert.LessOrEqual(t, int64(len(f.Series)-1)*f.SeriesBucket, s.Makespan, f.Name)
+			assert.GreaterOrEqual(t, f.SeriesBucket*seriesBuckets, s.Makespan, f.Name)
+		}
+	}
+	a := run(300)
+	check(a)
+	a.Append(run(120))
+	check(a)
+}
+
+func TestSeriesCoarsen(t *testing.T) {
+	var s series
+	s.add(0, 10, 2)               // 20 element-cycles in the first 10 cycles
+	s.add(10, 3*seriesBuckets, 1) // outgrows width 1 and 2
+	assert.Equal(t, int64(4), s.width())
+	assert.Equal(t, 4*2.0+0*1, s.area[0]-0, "bucket 0 holds cycles 0-3 at level 2")
+	assert.Equal(t, 2*2.0+2*1, s.area[2], "bucket 2 holds cycles 8-11: two at level 2, two at level 1")
+	assert.Equal(t, 4.0, s.area[len(s.area)-1])
+}
