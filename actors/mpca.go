@@ -176,14 +176,32 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 
 // union is the length of the union of intervals (sorted in place).
 func union(iv [][2]int64) int64 {
-	slices.SortFunc(iv, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 	var total, end int64
-	for _, w := range iv {
-		if w[1] <= end {
-			continue
+	add := func(w [2]int64) {
+		if w[1] > end {
+			total += w[1] - max(w[0], end)
+			end = w[1]
 		}
-		total += w[1] - max(w[0], end)
-		end = w[1]
+	}
+	// Sorting the starts with each interval's index in the low bits is a
+	// plain integer sort, several times faster than sorting the pairs; it
+	// needs the starts below 2^40 cycles (the topology's bound) and at most
+	// 2^23 intervals.
+	const idxBits = 23
+	if len(iv) < 1<<idxBits && !slices.ContainsFunc(iv, func(w [2]int64) bool { return w[0] < 0 || w[0] >= 1<<40 }) {
+		keys := make([]int64, len(iv))
+		for i, w := range iv {
+			keys[i] = w[0]<<idxBits | int64(i)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			add(iv[k&(1<<idxBits-1)])
+		}
+		return total
+	}
+	slices.SortFunc(iv, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	for _, w := range iv {
+		add(w)
 	}
 	return total
 }

@@ -154,12 +154,11 @@ func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 		}
 		ncols := w.Cols / b
 		work := func(c int) int64 { return int64(w.ColStart[c+1]-w.ColStart[c]) * pair }
-		sweep := linearLayout(g, Sweep, rows, ncols, m.HeadDim/b, work)
-		expand := linearLayout(g, Expand, rows, ncols, m.HeadDim/b, work)
-		lo = sweep
-		if expand.rounds < sweep.rounds {
-			lo = expand
+		mp := Sweep
+		if linearRounds(g, Expand, rows, ncols, m.HeadDim/b) < linearRounds(g, Sweep, rows, ncols, m.HeadDim/b) {
+			mp = Expand
 		}
+		lo = linearLayout(g, mp, rows, ncols, m.HeadDim/b, work)
 		meanNum, meanDen = int64(w.NNZBlocks())*pair, int64(max(ncols, 1))
 	case o == OpQK || o == OpAV:
 		wb, red := rows, m.HeadDim/b // Q·K^T: W = tokens, N = head width
@@ -253,6 +252,23 @@ func linearLayout(g Geometry, mp Mapping, rows, ncols, hdb int, work func(c int)
 	return lo
 }
 
+// linearRounds is linearLayout(g, mp, rows, ncols, hdb, ...).rounds without
+// laying the blocks out: the controller compares the mappings by it.
+func linearRounds(g Geometry, mp Mapping, rows, ncols, hdb int) int {
+	tc, r := g.PEs(), 0
+	if mp == Expand {
+		for chm := range min(g.H, ncols) {
+			r = max(r, ceilDiv(rows*ceilDiv(ncols-chm, g.H), tc))
+		}
+		return r
+	}
+	perSlice := ceilDiv(rows*hdb, tc)
+	for s := 0; s*hdb < ncols; s++ {
+		r = max(r, (s/g.H)*perSlice+ceilDiv(rows*min(hdb, ncols-s*hdb), tc))
+	}
+	return r
+}
+
 // headLayout lays out a per-head product: head j on CHM j mod H, the heads
 // of one CHM one after another from shared round boundaries, a head's
 // rows×wb output blocks row-major, dealt to the PEs pes (peOf maps the k-th
@@ -341,9 +357,12 @@ func snapshots(chms [][]slot, rounds, units int, meanNum, meanDen int64) []Snaps
 			last[s.Unit] = max(last[s.Unit], s.snap)
 		}
 	}
+	byPE := func(x, y Block) int { return cmp.Or(cmp.Compare(x.CHM, y.CHM), cmp.Compare(x.PE, y.PE)) }
 	for i := range snaps {
 		b := snaps[i].Blocks
-		slices.SortStableFunc(b, func(x, y Block) int { return cmp.Or(cmp.Compare(x.CHM, y.CHM), cmp.Compare(x.PE, y.PE)) })
+		if !slices.IsSortedFunc(b, byPE) { // the mappings' own order already is
+			slices.SortStableFunc(b, byPE)
+		}
 		if len(b) > 0 {
 			snaps[i].Cost = ceilDiv64(int64(i+1)*meanNum, meanDen) - ceilDiv64(int64(i)*meanNum, meanDen)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -233,5 +234,55 @@ func TestWalk(t *testing.T) {
 			}
 			assert.Equal(t, tc.crossed, len(cp.Crossed) > 0, "crossed %v", cp.Crossed)
 		})
+	}
+}
+
+// TestUnion checks the busy-cycle union on hand cases and, on random
+// intervals, the integer-sort path against the pair sort it falls back to
+// (starts at 2^40 and beyond take the fallback; a shift keeps the union).
+func TestUnion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		iv   [][2]int64
+		want int64
+	}{
+		{"none", nil, 0},
+		{"apart", [][2]int64{{10, 20}, {0, 5}}, 15},
+		{"overlapping", [][2]int64{{0, 10}, {5, 15}, {12, 14}}, 15},
+		{"nested and touching", [][2]int64{{3, 4}, {0, 10}, {10, 12}}, 12},
+		{"empty intervals", [][2]int64{{5, 5}, {7, 9}}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, union(slices.Clone(tc.iv))) })
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 {
+		iv := make([][2]int64, 1+rng.IntN(500))
+		for i := range iv {
+			s := rng.Int64N(10000)
+			iv[i] = [2]int64{s, s + rng.Int64N(50)}
+		}
+		shifted := make([][2]int64, len(iv))
+		for i, w := range iv {
+			shifted[i] = [2]int64{w[0] + 1<<40, w[1] + 1<<40}
+		}
+		assert.Equal(t, union(shifted), union(iv))
+	}
+}
+
+// TestLinearRounds: the rounds the controller compares the mappings by are
+// those of the layouts themselves.
+func TestLinearRounds(t *testing.T) {
+	work := func(int) int64 { return 1 }
+	for _, g := range []Geometry{{T: 2, C: 2, H: 2, P: 8}, {T: 4, C: 6, H: 4, P: 8}, {T: 1, C: 4, H: 3, P: 8}} {
+		for _, rows := range []int{1, 2, 5, 13} {
+			for _, ncols := range []int{1, 3, 4, 8, 24, 48, 96} {
+				for _, hdb := range []int{1, 2, 4} {
+					for _, mp := range []Mapping{Sweep, Expand} {
+						want := linearLayout(g, mp, rows, ncols, hdb, work).rounds
+						assert.Equal(t, want, linearRounds(g, mp, rows, ncols, hdb), "%+v %s rows %d cols %d hdb %d", g, mp, rows, ncols, hdb)
+					}
+				}
+			}
+		}
 	}
 }
