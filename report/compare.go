@@ -154,40 +154,14 @@ func Compare(names []string, runs []*Report) (*Comparison, error) {
 		}
 		return out
 	}, "cycles/image")
-	c.Units = c.changedMost(func(r *Report) []named {
-		var out []named
-		for _, u := range r.Units {
-			out = append(out,
-				named{u.Name + " busy", float64(u.Busy)},
-				named{u.Name + " starved", float64(u.Starved)},
-				named{u.Name + " blocked", float64(u.Blocked)},
-				named{u.Name + " on the critical path", float64(u.Critical)})
-		}
-		return out
-	}, "cycles", func(r *Report) []string {
-		var n []string
-		for _, u := range r.Units {
-			n = append(n, u.Name)
-		}
-		return n
-	}, "unit")
-	c.FIFOs = c.changedMost(func(r *Report) []named {
-		var out []named
-		for _, f := range r.FIFOs {
-			out = append(out,
-				named{f.Name + " depth", float64(f.Capacity)},
-				named{f.Name + " mean occupancy", f.MeanOccupancy},
-				named{f.Name + " time full", f.FullFraction},
-				named{f.Name + " time empty", f.EmptyFraction})
-		}
-		return out
-	}, "", func(r *Report) []string {
-		var n []string
-		for _, f := range r.FIFOs {
-			n = append(n, f.Name)
-		}
-		return n
-	}, "FIFO")
+	c.Units = changedMost(c, "unit", "cycles", func(r *Report) []Unit { return r.Units }, func(u Unit) (string, []named) {
+		return u.Name, []named{{"busy", float64(u.Busy)}, {"starved", float64(u.Starved)},
+			{"blocked", float64(u.Blocked)}, {"on the critical path", float64(u.Critical)}}
+	})
+	c.FIFOs = changedMost(c, "FIFO", "", func(r *Report) []FIFO { return r.FIFOs }, func(f FIFO) (string, []named) {
+		return f.Name, []named{{"depth", float64(f.Capacity)}, {"mean occupancy", f.MeanOccupancy},
+			{"time full", f.FullFraction}, {"time empty", f.EmptyFraction}}
+	})
 	return c, nil
 }
 
@@ -378,11 +352,30 @@ func rowsByName(runs []*Report, figures func(*Report) []named, unit string) []Ro
 	return rows
 }
 
-// changedMost returns the rows of the changedRows units (or FIFOs) that
-// changed most, each one's rows together, and notes the ones only some runs
-// have.
-func (c *Comparison) changedMost(figures func(*Report) []named, unit string, members func(*Report) []string, what string) []Row {
-	rows := rowsByName(c.Runs, figures, unit)
+// changedMost returns the rows of the changedRows members (units or FIFOs:
+// what names them) of the runs that changed most, each one's rows together,
+// and notes the ones only some runs have. of lists a run's members, and
+// figures gives a member's name and its figures, each named for what it is
+// ("busy"): its row is the member's name and the figure's.
+func changedMost[T any](c *Comparison, what, unit string, of func(*Report) []T, figures func(T) (string, []named)) []Row {
+	members := func(r *Report) []string {
+		var names []string
+		for _, m := range of(r) {
+			name, _ := figures(m)
+			names = append(names, name)
+		}
+		return names
+	}
+	rows := rowsByName(c.Runs, func(r *Report) []named {
+		var out []named
+		for _, m := range of(r) {
+			name, fs := figures(m)
+			for _, f := range fs {
+				out = append(out, named{name + " " + f.name, f.value})
+			}
+		}
+		return out
+	}, unit)
 	// A member's change is its largest row change, relative to the row's
 	// scale so that cycles and fractions rank together.
 	score := map[string]float64{}
@@ -503,7 +496,14 @@ func (c *Comparison) WriteText(w io.Writer) error {
 			role = "the baseline"
 		}
 		r := c.Runs[i]
-		p.row(fmt.Sprintf("run %d", i+1), fmt.Sprintf("%s (%s): %s on %s, %s", n, role, r.Model, r.Topology, r.Balance))
+		run := fmt.Sprintf("%s (%s): %s", n, role, r.Model)
+		if r.Topology != "" {
+			run += " on " + r.Topology
+		}
+		if r.Balance != "" { // a reference run has none
+			run += ", " + r.Balance
+		}
+		p.row(fmt.Sprintf("run %d", i+1), run)
 	}
 	p.printf("\n")
 	if c.Differences() == 0 {

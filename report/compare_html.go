@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -21,7 +20,7 @@ const compareHTML = `
 <h2>Runs</h2>
 <table class="kv">
 {{- range $i, $n := .C.Names}}
-<tr><th>{{if eq $i 0}}baseline{{else}}run {{inc $i}}{{end}}</th><td>{{$n}}: {{(index $.C.Runs $i).Title}}, {{(index $.C.Runs $i).Balance}} balancing</td></tr>
+<tr><th>{{if eq $i 0}}baseline{{else}}run {{inc $i}}{{end}}</th><td>{{$n}}: {{with index $.C.Runs $i}}{{.Title}}{{with .Balance}}, {{.}} balancing{{end}}{{end}}</td></tr>
 {{- end}}
 </table>
 {{- if eq .C.Differences 0}}
@@ -139,14 +138,10 @@ func rowsTable(id, what string, names []string, rows []Row) rowsView {
 
 // Figures returns the comparison's plots: latency per run, the critical
 // path by cause per run, and (when the runs' layers compare) the cycles per
-// layer per run.
-func (c *Comparison) Figures() []Figure {
-	var figs []Figure
-	add := func(id, caption string, svg []byte, err error) {
-		if f, ok := figure(id, caption, svg, err); ok {
-			figs = append(figs, f)
-		}
-	}
+// layer per run; or the first plot's error other than ErrNothingToPlot.
+func (c *Comparison) Figures() ([]Figure, error) {
+	var l figureList
+	add := l.add
 	svg, err := c.latencyPlot()
 	add("plot-latency", "Cycles per image of each run, simulated beside the estimator.", svg, err)
 	svg, err = c.groupedPlot("critical path by cause, cycles per image", func(_ int, r *Report) []named {
@@ -178,7 +173,7 @@ func (c *Comparison) Figures() []Figure {
 		svg, err = c.groupedPlot("FIFOs that changed most, fraction of the run", rowFigures(c.FIFOs, fractions), true)
 		add("plot-fifos", "The fractions of the run the FIFOs that changed most were full or empty, one bar per run.", svg, err)
 	}
-	return figs
+	return l.figs, l.err
 }
 
 // rowFigures gives each run's values of the rows that keep selects (all
@@ -247,7 +242,7 @@ func (c *Comparison) groupedPlot(title string, figures func(i int, r *Report) []
 		}
 	}
 	if len(names) == 0 {
-		return nil, errors.New("report: nothing to plot")
+		return nil, ErrNothingToPlot
 	}
 	if horizontal {
 		// The plotter draws the first at the bottom.
@@ -291,11 +286,15 @@ func (c *Comparison) groupedPlot(title string, figures func(i int, r *Report) []
 // WriteHTML writes the comparison as one self-contained HTML page, rendered
 // whole before anything is written.
 func (c *Comparison) WriteHTML(w io.Writer) error {
+	figs, err := c.Figures()
+	if err != nil {
+		return err
+	}
 	var body bytes.Buffer
-	err := compareTemplate.Execute(&body, struct {
+	err = compareTemplate.Execute(&body, struct {
 		C       *Comparison
 		Figures []Figure
-	}{c, c.Figures()})
+	}{c, figs})
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,24 @@ func TestCompareChanges(t *testing.T) {
 	}
 }
 
+// TestCompareReferenceRun names a reference run, which has no balancing
+// policy, without an empty one.
+func TestCompareReferenceRun(t *testing.T) {
+	ref := fullReport()
+	ref.Reference, ref.Balance = true, ""
+	c, err := Compare([]string{"sim.json", "ref.json"}, []*Report{fullReport(), ref})
+	require.NoError(t, err)
+	var text bytes.Buffer
+	require.NoError(t, c.WriteText(&text))
+	assert.Regexp(t, `run 1\s+sim.json \(the baseline\): deit-small <random> on u250, static\n`, text.String())
+	assert.Regexp(t, `run 2\s+ref.json \(compared with the baseline\): deit-small <random> on u250\n`, text.String())
+	var page bytes.Buffer
+	require.NoError(t, c.WriteHTML(&page))
+	assert.Contains(t, page.String(), "<td>sim.json: vitflow: deit-small &lt;random&gt; on u250, static balancing</td>")
+	assert.Contains(t, page.String(), "<td>ref.json: vitflow: deit-small &lt;random&gt;, reference run</td>")
+	assert.NotContains(t, page.String(), ",  balancing")
+}
+
 func TestCompareErrors(t *testing.T) {
 	_, err := Compare([]string{"a"}, []*Report{fullReport()})
 	assert.EqualError(t, err, "report: compare needs at least two reports, each with a name")

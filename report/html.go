@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	_ "embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -93,17 +94,39 @@ type Figure struct {
 	SVG     template.HTML
 }
 
-// figure renders one plot for a page, or returns ok false when the report
-// has nothing for it (a reference run has no units, for instance).
-func figure(id, caption string, svg []byte, err error) (Figure, bool) {
+// figure renders one plot for a page; ok is false when the report has
+// nothing for it (err matches ErrNothingToPlot: a reference run has no
+// units, for instance). Any other error of the plot is returned.
+func figure(id, caption string, svg []byte, err error) (f Figure, ok bool, _ error) {
+	if errors.Is(err, ErrNothingToPlot) {
+		return Figure{}, false, nil
+	}
 	if err != nil {
-		return Figure{}, false
+		return Figure{}, false, fmt.Errorf("%s: %w", id, err)
 	}
 	s := svgHeader.ReplaceAllString(string(svg), "")
 	// The plotter's SVG comes from its own escaped text and numbers; it is
 	// trusted as markup.
 	s = strings.Replace(s, "<svg ", `<svg role="img" aria-label="`+template.HTMLEscapeString(caption)+`" `, 1)
-	return Figure{ID: id, Caption: caption, SVG: template.HTML(s)}, true
+	return Figure{ID: id, Caption: caption, SVG: template.HTML(s)}, true, nil
+}
+
+// figureList collects a page's plots, in order, and the first error.
+type figureList struct {
+	figs []Figure
+	err  error
+}
+
+// add adds a plot (see figure), unless an earlier one failed.
+func (l *figureList) add(id, caption string, svg []byte, err error) {
+	if l.err != nil {
+		return
+	}
+	f, ok, err := figure(id, caption, svg, err)
+	l.err = err
+	if ok {
+		l.figs = append(l.figs, f)
+	}
 }
 
 // reportTemplate is the body of a run's report.
@@ -255,27 +278,23 @@ func (r *Report) Title() string {
 }
 
 // Figures returns the plots of r's HTML report that r has data for, in the
-// order the page shows them.
-func (r *Report) Figures() []Figure {
-	var figs []Figure
-	add := func(id, caption string, svg []byte, err error) {
-		if f, ok := figure(id, caption, svg, err); ok {
-			figs = append(figs, f)
-		}
-	}
+// order the page shows them, or the first plot's error other than
+// ErrNothingToPlot.
+func (r *Report) Figures() ([]Figure, error) {
+	var l figureList
 	svg, err := r.LayerPlotSVG()
-	add("plot-layers", "Cycles of image 0 per layer, stacked by op and unit: the critical path's share of each (simulated, left) beside the analytical estimator (right).", svg, err)
+	l.add("plot-layers", "Cycles of image 0 per layer, stacked by op and unit: the critical path's share of each (simulated, left) beside the analytical estimator (right).", svg, err)
 	svg, err = r.UnitPlotSVG()
-	add("plot-units", "Each unit's busy, starved and blocked cycles over the run, busiest first.", svg, err)
+	l.add("plot-units", "Each unit's busy, starved and blocked cycles over the run, busiest first.", svg, err)
 	svg, err = r.OccupancyPlotSVG()
-	add("plot-occupancy", "Occupancy over simulated time of the FIFOs fullest on average, as a fraction of their depth (means over buckets of equal width).", svg, err)
+	l.add("plot-occupancy", "Occupancy over simulated time of the FIFOs with the highest mean fill (time-weighted mean occupancy over depth), as a fraction of their depth (means over buckets of equal width).", svg, err)
 	svg, err = r.HistogramPlotSVG()
-	add("plot-histograms", "Each FIFO's time-weighted occupancy histogram: the fraction of the run it held each number of elements.", svg, err)
+	l.add("plot-histograms", "Each FIFO's time-weighted occupancy histogram: the fraction of the run it held each number of elements.", svg, err)
 	svg, err = r.ImbalancePlotSVG()
-	add("plot-imbalance", "PE load imbalance per MPCA op under each load-balancing policy, for the same masks: the busiest PE's work over the mean PE's, averaged over the layers, with the layers' range.", svg, err)
+	l.add("plot-imbalance", "PE load imbalance per MPCA op under each load-balancing policy, for the same masks: the busiest PE's work over the mean PE's, averaged over the layers, with the layers' range.", svg, err)
 	svg, err = r.TokensPlotSVG()
-	add("plot-tokens", "Tokens each layer of image 0 took in and kept (token dropping).", svg, err)
-	return figs
+	l.add("plot-tokens", "Tokens each layer of image 0 took in and kept (token dropping).", svg, err)
+	return l.figs, l.err
 }
 
 // WriteHTML writes r as one self-contained HTML page: the summary and the
@@ -295,9 +314,17 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Causes         *Figure
 		Figures        []Figure
 	}{R: r, Weights: r.weightsText(), Pruning: r.pruningText(), Throughput: int64(r.ImagesPerSecond + 0.5),
-		EstimatorFloat: float64(r.EstimatorCyclesPerImage), Figures: r.Figures()}
+		EstimatorFloat: float64(r.EstimatorCyclesPerImage)}
+	var err error
+	if data.Figures, err = r.Figures(); err != nil {
+		return err
+	}
 	svg, err := r.CausePlotSVG()
-	if f, ok := figure("plot-causes", "The critical path by cause, in cycles per image: every cycle of the run, counted once.", svg, err); ok {
+	f, ok, err := figure("plot-causes", "The critical path by cause, in cycles per image: every cycle of the run, counted once.", svg, err)
+	if err != nil {
+		return err
+	}
+	if ok {
 		data.Causes = &f
 	}
 	var body bytes.Buffer

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -159,4 +160,29 @@ func TestWriteHTMLErrors(t *testing.T) {
 	assert.ErrorIs(t, (&Report{}).WriteHTML(&b), ErrNoLayers)
 	assert.Zero(t, b.Len(), "nothing written")
 	assert.EqualError(t, fullReport().WriteHTML(fullDisk{}), "disk full")
+
+	// A plot that fails for another reason than having nothing to plot
+	// fails the page, in one line, instead of leaving the plot out.
+	r := fullReport()
+	r.FIFOs[0].OccupancyOverTime[1] = math.NaN()
+	b.Reset()
+	err := r.WriteHTML(&b)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrNothingToPlot)
+	assert.Regexp(t, `^plot-occupancy: report: FIFO mpca->softmax: .*NaN`, err.Error())
+	assert.NotContains(t, err.Error(), "\n")
+	assert.Zero(t, b.Len(), "nothing written")
+}
+
+// TestNothingToPlot checks that the plots without data say so with an
+// error matching ErrNothingToPlot, each in its own words.
+func TestNothingToPlot(t *testing.T) {
+	r := &Report{}
+	for _, plot := range []func() ([]byte, error){r.LayerPlotSVG, r.UnitPlotSVG, r.OccupancyPlotSVG,
+		r.HistogramPlotSVG, r.ImbalancePlotSVG, r.TokensPlotSVG, r.CausePlotSVG} {
+		_, err := plot()
+		assert.ErrorIs(t, err, ErrNothingToPlot)
+		assert.NotEqual(t, ErrNothingToPlot.Error(), err.Error())
+	}
+	assert.ErrorIs(t, ErrNoLayers, ErrNothingToPlot)
 }

@@ -229,8 +229,22 @@ func opCycles(o Op, sim bool) int64 {
 	return o.EstimatorCycles
 }
 
-// ErrNoLayers is returned when a report has no layers to chart.
-var ErrNoLayers = errors.New("report: no layers to chart")
+// ErrNothingToPlot is what a plot's error matches (errors.Is) when the
+// report has no data for the plot (a reference run has no units, for
+// instance): the HTML page leaves such a plot out, and fails on any other
+// error.
+var ErrNothingToPlot = errors.New("report: nothing to plot")
+
+// noData is a plot's error when the report has nothing for it: its own
+// message, matching ErrNothingToPlot.
+type noData string
+
+func (e noData) Error() string        { return string(e) }
+func (e noData) Is(target error) bool { return target == ErrNothingToPlot }
+
+// ErrNoLayers is returned when a report has no layers to chart; it matches
+// ErrNothingToPlot.
+var ErrNoLayers error = noData("report: no layers to chart")
 
 // LayerPlotSVG draws image 0's cycles per layer: for each layer a simulated
 // bar (absent in a reference run) beside the estimator's, both stacked by op
@@ -301,7 +315,7 @@ func barWidth(n, k int) vg.Length {
 // whole run as stacked horizontal bars, the busiest at the top.
 func (r *Report) UnitPlotSVG() ([]byte, error) {
 	if len(r.Units) == 0 {
-		return nil, errors.New("report: no units to chart (a reference run has none)")
+		return nil, noData("report: no units to chart (a reference run has none)")
 	}
 	units := slices.Clone(r.Units)
 	// The plotter draws the first value at the bottom: least busy first.
@@ -357,9 +371,9 @@ func (f FIFO) meanFill() float64 {
 	return f.MeanOccupancy / float64(f.Capacity)
 }
 
-// BusiestFIFOs returns up to n FIFOs by time-weighted mean occupancy over
+// FIFOsByMeanFill returns up to n FIFOs by time-weighted mean occupancy over
 // capacity, highest first (ties by name), leaving out FIFOs never used.
-func BusiestFIFOs(fifos []FIFO, n int) []FIFO {
+func FIFOsByMeanFill(fifos []FIFO, n int) []FIFO {
 	var used []FIFO
 	for _, f := range fifos {
 		if f.MeanOccupancy > 0 {
@@ -369,17 +383,17 @@ func BusiestFIFOs(fifos []FIFO, n int) []FIFO {
 	return top(used, n, FIFO.meanFill, func(f FIFO) string { return f.Name })
 }
 
-// busiestShown is the number of FIFOs the occupancy-over-time plot shows.
-const busiestShown = 6
+// meanFillShown is the number of FIFOs the occupancy-over-time plot shows.
+const meanFillShown = 6
 
 // OccupancyPlotSVG draws the occupancy over simulated time, as a fraction
-// of the depth, of the busiest FIFOs (BusiestFIFOs).
+// of the depth, of the FIFOs with the highest mean fill (FIFOsByMeanFill).
 func (r *Report) OccupancyPlotSVG() ([]byte, error) {
-	fifos := BusiestFIFOs(r.FIFOs, busiestShown)
+	fifos := FIFOsByMeanFill(r.FIFOs, meanFillShown)
 	if len(fifos) == 0 {
-		return nil, errors.New("report: no FIFO occupancy to chart (a reference run has none)")
+		return nil, noData("report: no FIFO occupancy to chart (a reference run has none)")
 	}
-	p := newPlot(fmt.Sprintf("occupancy over simulated time of the %d busiest FIFOs", len(fifos)))
+	p := newPlot(fmt.Sprintf("occupancy over simulated time of the %d FIFOs with the highest mean fill", len(fifos)))
 	p.X.Label.Text = "simulated cycle"
 	p.Y.Label.Text = "mean occupancy / depth"
 	p.Y.Min, p.Y.Max = 0, 1
@@ -459,7 +473,7 @@ func (r *Report) HistogramPlotSVG() ([]byte, error) {
 		}
 	}
 	if len(fifos) == 0 {
-		return nil, errors.New("report: no FIFO histograms to chart (a reference run, or a report without them)")
+		return nil, noData("report: no FIFO histograms to chart (a reference run, or a report without them)")
 	}
 	rows := (len(fifos) + histogramColumns - 1) / histogramColumns
 	plots := make([][]*plot.Plot, rows)
@@ -566,7 +580,7 @@ var glyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.B
 func (r *Report) ImbalancePlotSVG() ([]byte, error) {
 	loads := r.OpLoads()
 	if len(loads) == 0 {
-		return nil, errors.New("report: no PE loads to chart (a reference run, or a report without them)")
+		return nil, noData("report: no PE loads to chart (a reference run, or a report without them)")
 	}
 	var ops, policies []string
 	for _, l := range loads {
@@ -655,7 +669,7 @@ func (r *Report) TokensPlotSVG() ([]byte, error) {
 // CausePlotSVG draws the critical path by cause, in cycles per image.
 func (r *Report) CausePlotSVG() ([]byte, error) {
 	if len(r.CriticalPath) == 0 {
-		return nil, errors.New("report: no critical path to chart (a reference run has none)")
+		return nil, noData("report: no critical path to chart (a reference run has none)")
 	}
 	causes := slices.Clone(r.CriticalPath)
 	slices.Reverse(causes) // the plotter draws the first at the bottom

@@ -49,11 +49,11 @@ func TestFIFOsOverTime(t *testing.T) {
 	assert.Equal(t, int64(4), f.BucketCycles)
 }
 
-func TestBusiestFIFOs(t *testing.T) {
+func TestFIFOsByMeanFill(t *testing.T) {
 	fifos := []FIFO{{Name: "a", Capacity: 4, MeanOccupancy: 1}, {Name: "b", Capacity: 2, MeanOccupancy: 1},
 		{Name: "c", Capacity: 8}, {Name: "d", Capacity: 4, MeanOccupancy: 1}}
 	var names []string
-	for _, f := range BusiestFIFOs(fifos, 5) {
+	for _, f := range FIFOsByMeanFill(fifos, 5) {
 		names = append(names, f.Name)
 	}
 	assert.Equal(t, []string{"b", "a", "d"}, names, "by mean fill, ties by name, unused left out")
@@ -69,7 +69,8 @@ func TestOpLoads(t *testing.T) {
 func TestTopologySettings(t *testing.T) {
 	d, err := topology.Preset("u250")
 	require.NoError(t, err)
-	settings := TopologySettings(d)
+	settings, err := TopologySettings(d)
+	require.NoError(t, err)
 	keys := map[string]string{}
 	for i, s := range settings {
 		keys[s.Key] = s.Value

@@ -16,8 +16,9 @@ import (
 // AddSimulation fills in the simulated part of r from a run's results:
 // predictions and accuracy (when r.Labels are set), latency and throughput,
 // the critical path by cause and the gap to the estimator, image 0 layer by
-// layer, PE load under every policy, and the units and FIFOs.
-func AddSimulation(r *Report, res *topology.SimResult) {
+// layer, PE load under every policy, and the units and FIFOs. The error is
+// TopologySettings'.
+func AddSimulation(r *Report, res *topology.SimResult) error {
 	for _, img := range res.Images {
 		r.Top1 = append(r.Top1, img.Top1)
 		r.Logits = append(r.Logits, img.Logits)
@@ -31,7 +32,11 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 	if res.CyclesPerImage > 0 {
 		r.ImagesPerSecond = clock * 1e6 / res.CyclesPerImage
 	}
-	r.Hardware = TopologySettings(res.Desc)
+	hw, err := TopologySettings(res.Desc)
+	if err != nil {
+		return err
+	}
+	r.Hardware = hw
 	r.EstimatorCyclesPerImage = res.Estimate.Cycles
 	r.EstimatorUSPerImage = topology.Microseconds(res.Estimate.Cycles, clock)
 	r.PEUtilization = res.PEUtilisation
@@ -135,6 +140,7 @@ func AddSimulation(r *Report, res *topology.SimResult) {
 			}
 		}
 	}
+	return nil
 }
 
 func policyLoads(loads []topology.PELoad) []PolicyLoad {
@@ -148,16 +154,16 @@ func policyLoads(loads []topology.PELoad) []PolicyLoad {
 // TopologySettings lists every setting of d by its key in a topology file
 // ("mpca.t", "fifo.depths.mpca->gelu"), sorted by key, with the value as
 // TOML writes it: the description's own encoding, so that the report names
-// each setting the way a user sets it. Nil if d cannot be encoded, which a
-// validated description always can.
-func TopologySettings(d topology.Description) []Setting {
+// each setting the way a user sets it. An error if d cannot be encoded,
+// which a validated description always can.
+func TopologySettings(d topology.Description) ([]Setting, error) {
 	var buf bytes.Buffer
 	if err := d.WriteTOML(&buf); err != nil {
-		return nil
+		return nil, fmt.Errorf("report: the topology's settings: %w", err)
 	}
 	var m map[string]any
 	if _, err := toml.Decode(buf.String(), &m); err != nil {
-		return nil
+		return nil, fmt.Errorf("report: the topology's settings: %w", err)
 	}
 	var out []Setting
 	var walk func(prefix string, m map[string]any)
@@ -173,7 +179,7 @@ func TopologySettings(d topology.Description) []Setting {
 	}
 	walk("", m)
 	slices.SortFunc(out, func(a, b Setting) int { return strings.Compare(a.Key, b.Key) })
-	return out
+	return out, nil
 }
 
 // tomlValue formats a decoded TOML value: strings quoted, numbers as Go

@@ -71,6 +71,5 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 			return fmt.Errorf("-trace: %w", err)
 		}
 	}
-	report.AddSimulation(rep, all)
-	return nil
+	return report.AddSimulation(rep, all)
 }
