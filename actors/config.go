@@ -85,6 +85,18 @@ const (
 
 var opNames = [...]string{"q", "k", "v", "qk", "rowsum", "av", "o", "fc1", "fc2"}
 
+// opTitles are the ops as a reader of the paper names them.
+var opTitles = [...]string{"Q", "K", "V", "Q·K^T", "row sums", "A·V", "W_O", "FC1", "FC2"}
+
+// Title is the op's name as the paper writes it ("Q·K^T", "FC1"), for
+// traces and pictures; String is the short key of tables and files ("qk").
+func (o Op) Title() string {
+	if o >= 0 && o < NumOps {
+		return opTitles[o]
+	}
+	return o.String()
+}
+
 func (o Op) String() string {
 	if o >= 0 && o < NumOps {
 		return opNames[o]

@@ -174,7 +174,7 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 	return nil
 }
 
-// union is the length of the union of intervals (sorted in place).
+// union is the length of the union of intervals (which it may reorder).
 func union(iv [][2]int64) int64 {
 	var total, end int64
 	add := func(w [2]int64) {

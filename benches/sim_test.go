@@ -74,7 +74,7 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 		var cycles int64
 		cpu := cpuTime(b)
 		for b.Loop() {
-			res, err := acc.Run(context.Background(), [][]float32{img}, nil, 0)
+			res, err := acc.Run(context.Background(), [][]float32{img})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if _, err := acc.Run(context.Background(), [][]float32{img}, nil, 0); err != nil {
+				if _, err := acc.Run(context.Background(), [][]float32{img}); err != nil {
 					b.Fatal(err)
 				}
 				sim, simCPU = sim+time.Since(t), simCPU+cpuTime(b)-cpu

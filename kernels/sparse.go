@@ -127,7 +127,7 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 // check reports whether sel picks a rows×cols matrix inside its data.
 func (sel Selection) check(rows, cols int) error {
 	if sel.Stride <= 0 {
-		return fmt.Errorf("stride %d", sel.Stride)
+		return fmt.Errorf("stride %d must be positive", sel.Stride)
 	}
 	have := len(sel.Data) / sel.Stride // whole source rows
 	if sel.Rows == nil && rows > have || sel.Rows != nil && len(sel.Rows) != rows {

@@ -157,7 +157,7 @@ type Options struct {
 	Trace io.Writer
 	// ClockMHz is the clock the trace states (it shows cycles); default 1000.
 	ClockMHz float64
-	// MaxTraceEvents caps the trace's events; default 1,000,000. Each
+	// MaxTraceEvents caps the trace's events; default DefaultTraceEvents. Each
 	// actor and FIFO track records an equal share (at least 16 events).
 	// When a track fills up, or the trace would hold more, the whole trace
 	// ends at the time of the first event it lacks, with a mark saying so,
@@ -167,3 +167,6 @@ type Options struct {
 	// per FIFO in FIFOStats.Levels, for a caller that draws its own trace.
 	RecordOccupancy int
 }
+
+// DefaultTraceEvents is the cap on a trace's events when none is given.
+const DefaultTraceEvents = 1_000_000

@@ -25,7 +25,7 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 		return nil, fmt.Errorf("run: clock %g MHz must be positive", opt.ClockMHz)
 	}
 	if opt.MaxTraceEvents == 0 {
-		opt.MaxTraceEvents = 1_000_000
+		opt.MaxTraceEvents = DefaultTraceEvents
 	}
 	if opt.MaxTraceEvents < 0 {
 		return nil, fmt.Errorf("run: MaxTraceEvents %d must be positive", opt.MaxTraceEvents)

@@ -278,11 +278,8 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 			if sel.Cols != nil {
 				c = sel.Cols[c]
 			}
-			what, i := "infinity", r*sel.Stride+c
-			if math.IsNaN(float64(sel.Data[i])) {
-				what = "NaN"
-			}
-			return nil, fmt.Errorf("weights %s: tensor layers.%d.%s.weight: %s at index %d", cfg.Name, l, name, what, i)
+			i := r*sel.Stride + c
+			return nil, vit.NonFinite(cfg, vit.LayerTensor(l, name+".weight"), i, sel.Data[i])
 		}
 		return s, nil
 	}

@@ -15,9 +15,9 @@ func TestAppend(t *testing.T) {
 	w, p, imgs := mnistTiny(t)
 	acc, err := NewAccelerator(w, p, 0, preset(t, "small", FidelityDetailed))
 	require.NoError(t, err)
-	a, err := acc.Run(context.Background(), imgs, nil, 0)
+	a, err := acc.Run(context.Background(), imgs)
 	require.NoError(t, err)
-	b, err := acc.Run(context.Background(), imgs[:1], nil, 0)
+	b, err := acc.Run(context.Background(), imgs[:1])
 	require.NoError(t, err)
 	want := a.Cycles + b.Cycles
 	busy := a.Stats.Actor("mpca").Busy + b.Stats.Actor("mpca").Busy

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 
 	"vitflow/runtime"
 	"vitflow/vit"
@@ -26,10 +25,8 @@ type SimInput struct {
 	// Images are preprocessed images (CHW, see vit.DecodeImage), processed
 	// one after another.
 	Images [][]float32
-	// Trace, if non-nil, receives the run's Perfetto trace-event JSON.
-	Trace io.Writer
-	// MaxTraceEvents caps the trace (0: the runtime's default).
-	MaxTraceEvents int
+	// Trace asks for the run's Perfetto trace (Trace.W nil: none).
+	Trace TraceOptions
 }
 
 // SimResult is everything a simulated run measured.
@@ -181,18 +178,16 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 	if err != nil {
 		return nil, err
 	}
-	return a.run(ctx, in.Images, TraceOptions{W: in.Trace, MaxEvents: in.MaxTraceEvents}, wrap)
+	return a.run(ctx, in.Images, in.Trace, wrap)
 }
 
 // wrapper may replace the body of the unit called name.
 type wrapper func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error
 
 // Run simulates images, one after another, on a fresh graph of a's units.
-// trace, if non-nil, receives the Perfetto trace-event JSON (see
-// TraceOptions), at most maxTraceEvents events (0: DefaultTraceEvents).
 // Results are the same whatever else runs concurrently.
-func (a *Accelerator) Run(ctx context.Context, images [][]float32, trace io.Writer, maxTraceEvents int) (*SimResult, error) {
-	return a.run(ctx, images, TraceOptions{W: trace, MaxEvents: maxTraceEvents}, nil)
+func (a *Accelerator) Run(ctx context.Context, images [][]float32) (*SimResult, error) {
+	return a.run(ctx, images, TraceOptions{}, nil)
 }
 
 func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOptions, wrap wrapper) (*SimResult, error) {
@@ -212,7 +207,8 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOp
 	opt := runtime.Options{ClockMHz: a.desc.ClockMHz}
 	if trace.W != nil {
 		bt.mpca.TraceBlocks = true
-		// Every occupancy change a trace of the cap could show.
+		// Every occupancy change a trace of the cap could show: memory grows
+		// with the FIFOs' activity (16 bytes a change), at most the cap each.
 		opt.RecordOccupancy = cmp.Or(trace.MaxEvents, DefaultTraceEvents)
 	}
 	for i, name := range bt.net.Actors {

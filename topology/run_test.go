@@ -356,7 +356,7 @@ func TestSimulateDeterministic(t *testing.T) {
 	var errs [2]error
 	var wg sync.WaitGroup
 	for i := range results {
-		wg.Go(func() { results[i], errs[i] = acc.Run(context.Background(), imgs, nil, 0) })
+		wg.Go(func() { results[i], errs[i] = acc.Run(context.Background(), imgs) })
 	}
 	wg.Wait()
 	for i := range results {
@@ -451,7 +451,7 @@ func TestSimulateBadInput(t *testing.T) {
 		{"no images", func(in *SimInput) { in.Images = nil }, "no images"},
 		{"image size", func(in *SimInput) { in.Images = [][]float32{make([]float32, 10)} }, "image 0 has 10 values"},
 		{"NaN pixel", func(in *SimInput) { in.Images = nan }, "image 0: value 5 is NaN"},
-		{"negative trace cap", func(in *SimInput) { in.MaxTraceEvents = -1 }, "max trace events"},
+		{"negative trace cap", func(in *SimInput) { in.Trace.MaxEvents = -1 }, "max trace events"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := good()
@@ -470,7 +470,7 @@ func TestSimulateTrace(t *testing.T) {
 	w := vit.RandomWeights(cfg, 1)
 	var buf bytes.Buffer
 	_, err = Simulate(context.Background(), SimInput{Weights: w, Desc: preset(t, "small", FidelityDetailed),
-		Images: randomImages(cfg, 1, 1), Trace: &buf, MaxTraceEvents: 5000})
+		Images: randomImages(cfg, 1, 1), Trace: TraceOptions{W: &buf, MaxEvents: 5000}})
 	require.NoError(t, err)
 	var trace any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &trace), "the trace is JSON")
@@ -546,7 +546,7 @@ func TestNewAcceleratorNonFiniteWeights(t *testing.T) {
 			}
 			require.NoError(t, err)
 			imgs := randomImages(cfg, 1, 3)
-			res, err := acc.Run(context.Background(), imgs, nil, 0)
+			res, err := acc.Run(context.Background(), imgs)
 			require.NoError(t, err)
 			// The reference zeroes the pruned weights the same way.
 			clean := vit.RandomWeights(cfg, 1)

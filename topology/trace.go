@@ -13,8 +13,8 @@ import (
 )
 
 // DefaultTraceEvents is the cap on a trace's events when TraceOptions
-// gives none.
-const DefaultTraceEvents = 1_000_000
+// gives none: the runtime's.
+const DefaultTraceEvents = runtime.DefaultTraceEvents
 
 // TraceOptions asks a run for a Perfetto trace (the JSON trace-event
 // format; open it in ui.perfetto.dev).
@@ -80,18 +80,14 @@ const (
 )
 
 // unitTracks places the units that are not loaders: group, track.
-var unitTracks = map[string][2]int{
-	"controller": {groupControl, 1},
-	"patchembed": {groupEngines, 1}, "classifier": {groupEngines, 2},
-	"mpca":       {groupMPCA, 1},
-	"layernorm1": {groupSFU, 1}, "softmax": {groupSFU, 2}, "residual1": {groupSFU, 3},
-	"layernorm2": {groupSFU, 4}, "gelu": {groupSFU, 5}, "residual2": {groupSFU, 6},
-	"tokendrop": {groupTokenDrop, 1},
+var unitTracks = map[actors.Stage][2]int{
+	actors.StageControl: {groupControl, 1},
+	actors.StageEmbed:   {groupEngines, 1}, actors.StageClassifier: {groupEngines, 2},
+	actors.StageMPCA:       {groupMPCA, 1},
+	actors.StageLayerNorm1: {groupSFU, 1}, actors.StageSoftmax: {groupSFU, 2}, actors.StageResidual1: {groupSFU, 3},
+	actors.StageLayerNorm2: {groupSFU, 4}, actors.StageGELU: {groupSFU, 5}, actors.StageResidual2: {groupSFU, 6},
+	actors.StageTokenDrop: {groupTokenDrop, 1},
 }
-
-// opNames are the ops as a reader of the paper names them.
-var opNames = [actors.NumOps]string{actors.OpQ: "Q", actors.OpK: "K", actors.OpV: "V", actors.OpQK: "Q·K^T",
-	actors.OpRowSum: "row sums", actors.OpAV: "A·V", actors.OpO: "W_O", actors.OpFC1: "FC1", actors.OpFC2: "FC2"}
 
 // tracer builds one run's trace.
 type tracer struct {
@@ -190,21 +186,26 @@ func (tr *tracer) layout() {
 		}
 	}
 	loaders := 0
-	for _, name := range tr.bt.net.Actors {
-		t, ok := unitTracks[name]
-		if !ok { // a loader
+	for i, name := range tr.bt.net.Actors {
+		stage := tr.bt.stages[i]
+		t := unitTracks[stage]
+		if stage == actors.StageMemory { // one loader of several
 			loaders++
 			t = [2]int{groupMemory, loaders}
 		}
 		t[0] = tr.pid(t[0])
 		tr.tracks = append(tr.tracks, t)
 		label := name
-		if name == "mpca" {
-			label = "mpca: dispatch front"
+		if stage == actors.StageMPCA {
+			label = name + ": dispatch front"
 		}
 		tf.Thread(t[0], t[1], label, t[1])
 	}
 }
+
+// actor is the index of the one actor of stage (not StageMemory, which
+// has one per channel).
+func (tr *tracer) actor(stage actors.Stage) int { return slices.Index(tr.bt.stages, stage) }
 
 // rows names the tokens of row block unit of an n-token sequence; on the
 // attention loop (heads) units are head*rows+row.
@@ -253,9 +254,9 @@ func (tr *tracer) busyName(s actors.Segment) string {
 		if s.Layer < 0 {
 			return "before the first snapshot"
 		}
-		return prefix + opNames[s.Op]
+		return prefix + s.Op.Title()
 	case actors.StageMemory:
-		return prefix + opNames[s.Op] + " weights"
+		return prefix + s.Op.Title() + " weights"
 	case actors.StageTokenDrop:
 		L := &tr.a.model.Layers[s.Layer]
 		return fmt.Sprintf("%stoken drop: %d -> %d tokens (top %d kept, the rest fused)", prefix, L.TokensIn, L.TokensOut, L.Kept)
@@ -269,7 +270,7 @@ func (tr *tracer) busyName(s actors.Segment) string {
 	if s.Unit < 0 {
 		return prefix
 	}
-	return prefix + " " + tr.rows(s.Unit, tr.tokens(s.Layer, s.Stage, 0), s.Stage == actors.StageSoftmax)
+	return prefix + " " + tr.rows(s.Unit, tr.tokens(s.Layer, s.Stage, s.Op), s.Stage == actors.StageSoftmax)
 }
 
 func (tr *tracer) stallName(s actors.Segment) string {
@@ -318,10 +319,12 @@ func (tr *tracer) units() {
 			}
 			if s.Kind == actors.Busy {
 				tr.tf.Slice(t[0], t[1], "busy", tr.intern(tr.busyName(s)), s.Start, s.End-s.Start, args...)
+				// Only work sets the span the counters cover: a unit's wait
+				// for its first traced input can start at cycle 0.
+				tr.widen(s.Start, s.End)
 			} else {
 				tr.tf.Slice(t[0], t[1], "stall", tr.intern(tr.stallName(s)), s.Start, s.End-s.Start, args...)
 			}
-			tr.widen(s.Start, s.End)
 			cur.on = false
 		}
 		for _, s := range rec.Segments {
@@ -373,7 +376,7 @@ func (tr *tracer) blocks() {
 				j++
 			}
 			end := list[j-1].End
-			name := fmt.Sprintf("L%d %s %s", b.Layer, opNames[b.Op], tr.rows(b.Unit, tr.tokens(b.Layer, actors.StageMPCA, b.Op), attention(b.Op)))
+			name := fmt.Sprintf("L%d %s %s", b.Layer, b.Op.Title(), tr.rows(b.Unit, tr.tokens(b.Layer, actors.StageMPCA, b.Op), attention(b.Op)))
 			tr.tf.Slice(pid, tid, "busy", tr.intern(name), b.Start, end-b.Start,
 				runtime.TraceArg{Name: "image", Value: int64(b.Image)}, runtime.TraceArg{Name: "layer", Value: int64(b.Layer)})
 			tr.widen(b.Start, end)
@@ -394,13 +397,9 @@ func (tr *tracer) blocks() {
 // FC2 and the second residual add. A unit that did not work on it (a free
 // unit, a removed head) is passed over.
 func (tr *tracer) arrows() {
-	actor := map[string]int{}
-	for i, name := range tr.bt.net.Actors {
-		actor[name] = i
-	}
 	m := tr.a.model
-	sfu := func(name string, img, l, unit int32) spotKey {
-		return spotKey{actor: actor[name], op: -1, image: img, layer: l, unit: unit}
+	sfu := func(stage actors.Stage, img, l, unit int32) spotKey {
+		return spotKey{actor: tr.actor(stage), op: -1, image: img, layer: l, unit: unit}
 	}
 	pe := func(op actors.Op, img, l, unit int32) spotKey {
 		return spotKey{actor: -1, op: op, image: img, layer: l, unit: unit}
@@ -413,14 +412,14 @@ func (tr *tracer) arrows() {
 			L := &m.Layers[l]
 			b := tr.a.block
 			for r := range int32((L.TokensIn + b - 1) / b) {
-				chain := []spotKey{sfu("layernorm1", img, l, r), pe(actors.OpQ, img, l, r), pe(actors.OpQK, img, l, r),
-					sfu("softmax", img, l, r), pe(actors.OpAV, img, l, r), pe(actors.OpO, img, l, r), sfu("residual1", img, l, r)}
+				chain := []spotKey{sfu(actors.StageLayerNorm1, img, l, r), pe(actors.OpQ, img, l, r), pe(actors.OpQK, img, l, r),
+					sfu(actors.StageSoftmax, img, l, r), pe(actors.OpAV, img, l, r), pe(actors.OpO, img, l, r), sfu(actors.StageResidual1, img, l, r)}
 				if L.Drops() {
-					chain = append(chain, sfu("tokendrop", img, l, -1))
+					chain = append(chain, sfu(actors.StageTokenDrop, img, l, -1))
 				}
 				if int(r)*b < L.TokensOut {
-					chain = append(chain, sfu("layernorm2", img, l, r), pe(actors.OpFC1, img, l, r), sfu("gelu", img, l, r),
-						pe(actors.OpFC2, img, l, r), sfu("residual2", img, l, r))
+					chain = append(chain, sfu(actors.StageLayerNorm2, img, l, r), pe(actors.OpFC1, img, l, r), sfu(actors.StageGELU, img, l, r),
+						pe(actors.OpFC2, img, l, r), sfu(actors.StageResidual2, img, l, r))
 				}
 				name := fmt.Sprintf("image %d L%d %s", img, l, tr.rows(r, L.TokensIn, false))
 				var from *runtime.TraceSpot
@@ -481,7 +480,7 @@ func (tr *tracer) counters() {
 	// Tokens: a layer's count from when its first row block starts, for
 	// each traced image.
 	m := tr.a.model
-	ln1 := slices.Index(tr.bt.net.Actors, "layernorm1")
+	ln1 := tr.actor(actors.StageLayerNorm1)
 	for img := range int32(len(tr.bt.embed.Pixels)) {
 		for l := range int32(len(m.Layers)) {
 			if !tr.traced(img, l) {

@@ -363,6 +363,21 @@ func TestTraceFilter(t *testing.T) {
 	assert.NotContains(t, string(data), `"name":"weights->chm0"`)
 	assert.Positive(t, len(p.slices), "the traced span is still shown")
 
+	// A unit's wait for its first traced input can start at cycle 0; it
+	// must not stretch the span the counters cover, or a small cap would
+	// cut the trace before any work of the traced layer.
+	res, data = traced(t, d, TraceOptions{MaxEvents: 150, Layers: []int{2}})
+	p = checkTrace(t, data, res)
+	busy := 0
+	for _, list := range p.slices {
+		for _, e := range list {
+			if e.Cat == "busy" {
+				busy++
+			}
+		}
+	}
+	assert.Positive(t, busy, "layer 2's work is in a trace of 150 events")
+
 	w, pr, imgs := mnistTiny(t)
 	acc, err := NewAccelerator(w, pr, 0, d)
 	require.NoError(t, err)

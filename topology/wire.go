@@ -12,6 +12,7 @@ type built struct {
 	graph      *runtime.Graph
 	net        *actors.Net
 	recs       []*actors.Recorder
+	stages     []actors.Stage // what each actor is, by index
 	bodies     []func(*runtime.Ctx) error
 	opts       [][]runtime.ActorOption
 	mpca       *actors.MPCA
@@ -37,22 +38,25 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	lat := int64(f.LatencyCycles)
 	g, net := runtime.NewGraph(), &actors.Net{}
 	bt := &built{graph: g, net: net}
-	add := func(name string) int {
+	add := func(name string, stage actors.Stage) int {
 		i := net.AddActor(name)
 		bt.recs = append(bt.recs, &actors.Recorder{})
+		bt.stages = append(bt.stages, stage)
 		return i
 	}
-	ctrl, mpca := add("controller"), add("mpca")
+	ctrl, mpca := add("controller", actors.StageControl), add("mpca", actors.StageMPCA)
 	var loaders []int
 	var channels [][]int // the CHMs of each memory channel
 	if ac.Streamed {
 		channels = ac.Memory.ChannelCHMs(ac.Geometry.H)
 		for ch := range channels {
-			loaders = append(loaders, add(fmt.Sprintf("loader%d", ch)))
+			loaders = append(loaders, add(fmt.Sprintf("loader%d", ch), actors.StageMemory))
 		}
 	}
-	embed, ln1, sm, res1, td, ln2, gelu, res2, cls := add("patchembed"), add("layernorm1"), add("softmax"),
-		add("residual1"), add("tokendrop"), add("layernorm2"), add("gelu"), add("residual2"), add("classifier")
+	embed, ln1, sm, res1, td, ln2, gelu, res2, cls := add("patchembed", actors.StageEmbed), add("layernorm1", actors.StageLayerNorm1),
+		add("softmax", actors.StageSoftmax), add("residual1", actors.StageResidual1), add("tokendrop", actors.StageTokenDrop),
+		add("layernorm2", actors.StageLayerNorm2), add("gelu", actors.StageGELU), add("residual2", actors.StageResidual2),
+		add("classifier", actors.StageClassifier)
 
 	// Pipeline latencies ride on a unit's output links; free units have none.
 	pipe := func(c actors.UnitCost) int64 {

@@ -369,7 +369,7 @@ func (w *Weights) validate(matrices bool) error {
 	})
 	for i, err := range errs {
 		if err != nil {
-			return fmt.Errorf("weights %s: tensor %s: %w", cfg.Name, tensors[i].name, err)
+			return fmt.Errorf("weights %s: tensor %s: %w", cfg.Name, tensors[i].name, err) // as NonFinite
 		}
 	}
 	return nil
@@ -391,12 +391,22 @@ func forEach(n int, f func(i int)) {
 
 // checkFinite reports the first NaN or infinity in v and its index.
 func checkFinite(v []float32) error {
-	switch i := kernels.FirstNonFinite(v); {
-	case i < 0:
-		return nil
-	case math.IsNaN(float64(v[i])):
-		return fmt.Errorf("NaN at index %d", i)
-	default:
-		return fmt.Errorf("infinity at index %d", i)
+	if i := kernels.FirstNonFinite(v); i >= 0 {
+		return nonFiniteAt(i, v[i])
 	}
+	return nil
+}
+
+func nonFiniteAt(i int, x float32) error {
+	if math.IsNaN(float64(x)) {
+		return fmt.Errorf("NaN at index %d", i)
+	}
+	return fmt.Errorf("infinity at index %d", i)
+}
+
+// NonFinite is the error for the value x, not finite, at index i of the
+// tensor called name (see LayerTensor) of the weights of cfg, worded as
+// Validate words it: for a caller that checks the weights it reads.
+func NonFinite(cfg Config, name string, i int, x float32) error {
+	return fmt.Errorf("weights %s: tensor %s: %w", cfg.Name, name, nonFiniteAt(i, x))
 }

@@ -13,6 +13,10 @@ type param struct {
 	data  *[]float32
 }
 
+// LayerTensor is the name of parameter param ("q.weight", "fc1.bias", ...)
+// of encoder layer l in Validate's errors.
+func LayerTensor(l int, param string) string { return fmt.Sprintf("layers.%d.%s", l, param) }
+
 // layerMatrix reports whether p is one of an encoder layer's weight matrices.
 func (p param) layerMatrix() bool { return len(p.shape) == 2 && strings.HasPrefix(p.name, "layers.") }
 
@@ -40,7 +44,7 @@ func (w *Weights) tensors() []param {
 	ps = append(ps, param{"pos_embed", []int{c.Tokens(), d}, &w.PosEmbed})
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		n := func(s string) string { return fmt.Sprintf("layers.%d.%s", i, s) }
+		n := func(s string) string { return LayerTensor(i, s) }
 		ps = append(ps,
 			param{n("norm1.weight"), []int{d}, &l.Norm1W},
 			param{n("norm1.bias"), []int{d}, &l.Norm1B},
