@@ -75,13 +75,17 @@ func (p *progress) description() string {
 	return fmt.Sprintf("images, %s simulated cycles", groupCycles(p.cycles))
 }
 
-// update records done images and the simulated cycles so far.
+// update records done images and the simulated cycles so far; after
+// finish it does nothing.
 func (p *progress) update(done int, cycles int64) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.over {
+		return
+	}
 	p.done, p.cycles = done, cycles
 	if p.bar != nil {
 		// Unthrottled: updates come once a chunk of images, a few a second.
