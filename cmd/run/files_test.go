@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,150 +70,172 @@ func isSVG(t *testing.T, b []byte) {
 	assert.Contains(t, string(b), "</svg>")
 }
 
-// TestOutputFiles writes -svg and -trace to paths that are not regular
-// files: a symlink, a named pipe, a symlink to a pipe, a symlink to
-// /dev/null, a missing or read-only directory. Nothing at the path is ever
-// replaced.
+// TestOutputFiles writes every file output (-svg, -trace, and -html of a
+// run and of a comparison) to paths of every kind: a new file or an
+// existing one (replaced whole, no temporary file left), a symlink to a
+// file, to a named pipe or to /dev/null, or a named pipe (written through),
+// a missing, read-only or directory path (one-line errors, nothing at the
+// path replaced).
 func TestOutputFiles(t *testing.T) {
 	run := []string{"-topology", "small", "-image", pngFile(t)}
+	a := jsonReport(t, t.TempDir(), "a.json", run...)
+	outputs := []struct {
+		name, flag string
+		args       []string // the command, before the flag
+		valid      func(t *testing.T, b []byte)
+	}{
+		{"svg", "-svg", run, isSVG},
+		{"trace", "-trace", run, func(t *testing.T, b []byte) { assert.True(t, json.Valid(b), "a JSON trace: %.40q", b) }},
+		{"html", "-html", run, isHTML},
+		{"compare html", "-html", []string{"-compare", a, a}, isHTML},
+	}
 	tests := []struct {
 		name string
-		// setup prepares dir and returns the extra flags.
-		setup func(t *testing.T, dir string) []string
+		// setup prepares dir and returns the output path; valid checks
+		// what reaches a pipe.
+		setup func(t *testing.T, dir string, valid func(*testing.T, []byte)) string
 		code  int
-		msg   string // for a failed run
-		// check verifies dir after the run.
-		check func(t *testing.T, dir string)
+		msg   string // in the error, after the flag, for a failed run
+		// check verifies dir after the run; valid checks the output.
+		check func(t *testing.T, dir string, valid func(*testing.T, []byte))
 	}{
 		{
-			name: "svg to a symlink to a regular file",
-			setup: func(t *testing.T, dir string) []string {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "chart.svg"), []byte("old"), 0o644))
-				require.NoError(t, os.Symlink("chart.svg", filepath.Join(dir, "link.svg")))
-				return []string{"-svg", filepath.Join(dir, "link.svg")}
-			},
-			check: func(t *testing.T, dir string) {
-				assertSymlink(t, filepath.Join(dir, "link.svg"), "chart.svg")
-				b, err := os.ReadFile(filepath.Join(dir, "chart.svg"))
-				require.NoError(t, err)
-				isSVG(t, b)
+			name:  "a new file",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string { return filepath.Join(dir, "out") },
+			check: func(t *testing.T, dir string, valid func(*testing.T, []byte)) {
+				valid(t, readBytes(t, filepath.Join(dir, "out")))
+				assertEntries(t, dir, "out")
 			},
 		},
 		{
-			name: "svg to a named pipe with a reader",
-			setup: func(t *testing.T, dir string) []string {
+			name: "an existing file",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "out"), []byte("old"), 0o600))
+				return filepath.Join(dir, "out")
+			},
+			check: func(t *testing.T, dir string, valid func(*testing.T, []byte)) {
+				valid(t, readBytes(t, filepath.Join(dir, "out")))
+				assertEntries(t, dir, "out") // no temporary file left
+			},
+		},
+		{
+			name: "a symlink to a regular file",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "out"), []byte("old"), 0o644))
+				require.NoError(t, os.Symlink("out", filepath.Join(dir, "link")))
+				return filepath.Join(dir, "link")
+			},
+			check: func(t *testing.T, dir string, valid func(*testing.T, []byte)) {
+				assertSymlink(t, filepath.Join(dir, "link"), "out")
+				valid(t, readBytes(t, filepath.Join(dir, "out")))
+				assertEntries(t, dir, "link", "out")
+			},
+		},
+		{
+			name: "a named pipe with a reader",
+			setup: func(t *testing.T, dir string, valid func(*testing.T, []byte)) string {
 				fifo := filepath.Join(dir, "fifo")
 				safefiletest.Mkfifo(t, fifo)
 				got := safefiletest.ReadFIFO(fifo)
-				t.Cleanup(func() { isSVG(t, safefiletest.Receive(t, got)) })
-				return []string{"-svg", fifo}
+				t.Cleanup(func() { valid(t, safefiletest.Receive(t, got)) })
+				return fifo
 			},
-			check: func(t *testing.T, dir string) { assertFIFO(t, filepath.Join(dir, "fifo")) },
-		},
-		{
-			name: "svg to a symlink to a named pipe with a reader",
-			setup: func(t *testing.T, dir string) []string {
-				fifo := filepath.Join(dir, "fifo")
-				safefiletest.Mkfifo(t, fifo)
-				require.NoError(t, os.Symlink("fifo", filepath.Join(dir, "link")))
-				got := safefiletest.ReadFIFO(fifo)
-				t.Cleanup(func() { isSVG(t, safefiletest.Receive(t, got)) })
-				return []string{"-svg", filepath.Join(dir, "link")}
-			},
-			check: func(t *testing.T, dir string) {
-				assertSymlink(t, filepath.Join(dir, "link"), "fifo")
-				assertFIFO(t, filepath.Join(dir, "fifo"))
-			},
-		},
-		{
-			name: "svg into a missing directory",
-			setup: func(t *testing.T, dir string) []string {
-				return []string{"-svg", filepath.Join(dir, "no", "chart.svg")}
-			},
-			code:  1,
-			msg:   "-svg: create " + "DIR/no/chart.svg: no such file or directory",
-			check: func(t *testing.T, dir string) { assertEntries(t, dir) },
-		},
-		{
-			name: "svg into a read-only directory",
-			setup: func(t *testing.T, dir string) []string {
-				if os.Geteuid() == 0 {
-					t.Skip("root writes into read-only directories")
-				}
-				ro := filepath.Join(dir, "ro")
-				require.NoError(t, os.Mkdir(ro, 0o755))
-				require.NoError(t, os.WriteFile(filepath.Join(ro, "chart.svg"), []byte("old"), 0o644))
-				require.NoError(t, os.Chmod(ro, 0o555))
-				t.Cleanup(func() { os.Chmod(ro, 0o755) })
-				return []string{"-svg", filepath.Join(ro, "chart.svg")}
-			},
-			code:  1,
-			msg:   "permission denied",
-			check: func(t *testing.T, dir string) { assertContent(t, filepath.Join(dir, "ro", "chart.svg"), "old") },
-		},
-		{
-			name: "trace to a symlink to a regular file",
-			setup: func(t *testing.T, dir string) []string {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "run.json"), []byte("old"), 0o644))
-				require.NoError(t, os.Symlink("run.json", filepath.Join(dir, "link.json")))
-				return []string{"-trace", filepath.Join(dir, "link.json")}
-			},
-			check: func(t *testing.T, dir string) {
-				assertSymlink(t, filepath.Join(dir, "link.json"), "run.json")
-				b, err := os.ReadFile(filepath.Join(dir, "run.json"))
-				require.NoError(t, err)
-				assert.True(t, json.Valid(b), "the trace went through the symlink")
-				assertEntries(t, dir, "link.json", "run.json")
-			},
-		},
-		{
-			name: "trace to a named pipe with a reader",
-			setup: func(t *testing.T, dir string) []string {
-				fifo := filepath.Join(dir, "fifo")
-				safefiletest.Mkfifo(t, fifo)
-				got := safefiletest.ReadFIFO(fifo)
-				t.Cleanup(func() { assert.True(t, json.Valid(safefiletest.Receive(t, got))) })
-				return []string{"-trace", fifo}
-			},
-			check: func(t *testing.T, dir string) {
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) {
 				assertFIFO(t, filepath.Join(dir, "fifo"))
 				assertEntries(t, dir, "fifo")
 			},
 		},
 		{
-			name: "svg to a symlink to /dev/null",
-			setup: func(t *testing.T, dir string) []string {
-				return []string{"-svg", linkToDevNull(t, dir)}
+			name: "a symlink to a named pipe with a reader",
+			setup: func(t *testing.T, dir string, valid func(*testing.T, []byte)) string {
+				fifo := filepath.Join(dir, "fifo")
+				safefiletest.Mkfifo(t, fifo)
+				require.NoError(t, os.Symlink("fifo", filepath.Join(dir, "link")))
+				got := safefiletest.ReadFIFO(fifo)
+				t.Cleanup(func() { valid(t, safefiletest.Receive(t, got)) })
+				return filepath.Join(dir, "link")
 			},
-			check: func(t *testing.T, dir string) {
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) {
+				assertSymlink(t, filepath.Join(dir, "link"), "fifo")
+				assertFIFO(t, filepath.Join(dir, "fifo"))
+				assertEntries(t, dir, "fifo", "link")
+			},
+		},
+		{
+			name:  "a symlink to /dev/null",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string { return linkToDevNull(t, dir) },
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) {
 				assertLinkToDevNull(t, dir)
 				assertEntries(t, dir, "null")
 			},
 		},
 		{
-			name: "trace to a symlink to /dev/null",
-			setup: func(t *testing.T, dir string) []string {
-				return []string{"-trace", linkToDevNull(t, dir)}
+			name: "a missing directory",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string {
+				return filepath.Join(dir, "no", "out")
 			},
-			check: func(t *testing.T, dir string) {
-				assertLinkToDevNull(t, dir)
-				assertEntries(t, dir, "null")
+			code:  1,
+			msg:   ": create DIR/no/out: no such file or directory",
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) { assertEntries(t, dir) },
+		},
+		{
+			name: "a read-only directory",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string {
+				if os.Geteuid() == 0 {
+					t.Skip("root writes into read-only directories")
+				}
+				ro := filepath.Join(dir, "ro")
+				require.NoError(t, os.Mkdir(ro, 0o755))
+				require.NoError(t, os.WriteFile(filepath.Join(ro, "out"), []byte("old"), 0o644))
+				require.NoError(t, os.Chmod(ro, 0o555))
+				t.Cleanup(func() { os.Chmod(ro, 0o755) })
+				return filepath.Join(ro, "out")
+			},
+			code: 1,
+			msg:  "permission denied",
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) {
+				assertContent(t, filepath.Join(dir, "ro", "out"), "old")
+			},
+		},
+		{
+			name: "a directory",
+			setup: func(t *testing.T, dir string, _ func(*testing.T, []byte)) string {
+				require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+				return filepath.Join(dir, "d")
+			},
+			code: 1,
+			msg:  ": write DIR/d: is a directory",
+			check: func(t *testing.T, dir string, _ func(*testing.T, []byte)) {
+				assertEntries(t, dir, "d")
+				assertEntries(t, filepath.Join(dir, "d"))
 			},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			r := invokeWithin(t, append(run, tt.setup(t, dir)...)...)
-			if tt.code == 0 {
-				assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-				assert.Empty(t, r.stderr)
-			} else {
-				assertOneLineError(t, r, tt.code, strings.ReplaceAll(tt.msg, "DIR", dir))
-			}
-			tt.check(t, dir)
-		})
+	for _, out := range outputs {
+		for _, tt := range tests {
+			t.Run(out.name+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := tt.setup(t, dir, out.valid)
+				r := invokeWithin(t, append(slices.Clone(out.args), out.flag, path)...)
+				if tt.code == 0 {
+					assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+					assert.Empty(t, r.stderr)
+				} else {
+					assertOneLineError(t, r, tt.code, "run: "+out.flag+": ")
+					assert.Contains(t, r.stderr, strings.ReplaceAll(tt.msg, "DIR", dir))
+				}
+				tt.check(t, dir, out.valid)
+			})
+		}
 	}
+}
+
+// readBytes returns the content of path.
+func readBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
 }
 
 // linkToDevNull makes dir/null, a symlink to /dev/null, and returns its
