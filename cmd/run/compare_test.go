@@ -71,40 +71,70 @@ func TestCompareARunWithItself(t *testing.T) {
 
 // TestCompareBalancingPolicies compares static with balanced load balancing
 // on the small topology (where they schedule differently): the settings
-// differ only in the policy, the PE imbalance of the policy that ran and the
-// timing change, and nothing that does not depend on the schedule does
-// (accuracy, counts, the estimator, the tokens, each policy's own imbalance).
+// differ only in the policy, and only what depends on the schedule changes
+// (latency, PE utilisation, the PE imbalance and compute of the policy that
+// ran, layer and op cycles, the causes, the units' waiting and the MPCA's
+// busy cycles, FIFO occupancy); nothing else does (accuracy, counts, the
+// estimator, the tokens and heads, each policy's own imbalance, the other
+// units' work, FIFO depths).
 func TestCompareBalancingPolicies(t *testing.T) {
 	dir := t.TempDir()
 	static := jsonReport(t, dir, "static.json", "-topology", "small", "-balance", "static")
 	balanced := jsonReport(t, dir, "balanced.json", "-topology", "small", "-balance", "balanced")
 	c := comparison(t, static, balanced)
 
-	require.Len(t, c.Config, 1, "%+v", c.Config)
-	assert.Equal(t, report.ConfigDiff{Key: "balance", Values: []string{"static", "balanced"}}, c.Config[0])
+	assert.Equal(t, []report.ConfigDiff{{Key: "balance", Values: []string{"static", "balanced"}}}, c.Config)
 
-	metrics := changed(c.Metrics)
-	assert.Contains(t, metrics, "PE max/mean, policy that ran")
-	assert.Contains(t, metrics, "MPCA compute, policy that ran")
-	assert.Contains(t, metrics, "latency")
-	for _, same := range []string{"accuracy", "estimator", "MACs/image (pruned)", "parameters (pruned)",
-		"PE max/mean under ideal", "PE max/mean under static", "PE max/mean under balanced"} {
-		assert.NotContains(t, metrics, same)
-	}
+	assert.ElementsMatch(t, []string{"latency", "latency", "throughput", "PE utilisation",
+		"PE max/mean, policy that ran", "MPCA compute, policy that ran"}, changed(c.Metrics),
+		"only the schedule's figures change")
 	for _, m := range c.Metrics {
 		if m.Name == "PE max/mean, policy that ran" {
 			assert.Less(t, *m.Values[1], *m.Values[0], "balanced spreads the load better")
 		}
 	}
+	var latency float64
+	for _, m := range c.Metrics {
+		if m.Name == "latency" && m.Unit == "cycles/image" {
+			latency = *m.Values[1] - *m.Values[0]
+		}
+	}
+	require.NotZero(t, latency)
+
 	require.NotEmpty(t, c.Layers)
 	imbalance := false
 	for _, name := range changed(c.Layers) {
-		for _, unrelated := range []string{"tokens", "heads", "estimator"} {
-			assert.NotContains(t, name, unrelated)
-		}
+		// A layer's time, its PE imbalance and its ops' times; not its
+		// tokens, heads or estimate.
+		assert.Regexp(t, `^layer \d+ (cycles|PE max/mean|\S+ cycles)$`, name)
+		assert.NotRegexp(t, `estimator cycles$`, name)
 		imbalance = imbalance || strings.HasSuffix(name, "PE max/mean")
 	}
 	assert.True(t, imbalance, "a layer's PE imbalance changed")
+
+	// The causes' changes add up to the latency's: the critical path is
+	// every cycle of the run, counted once.
+	require.NotEmpty(t, c.Causes)
+	var causes float64
+	for _, r := range c.Causes {
+		assert.Equal(t, "cycles/image", r.Unit, r.Name)
+		require.NotNil(t, r.Values[0], "%s: a cause of both runs", r.Name)
+		require.NotNil(t, r.Values[1], "%s: a cause of both runs", r.Name)
+		causes += *r.Values[1] - *r.Values[0]
+	}
+	assert.InDelta(t, latency, causes, 1e-3)
+
+	// The units do the same work under either policy but for the MPCA,
+	// whose busy time is its busiest PE's: they only wait more or less.
+	require.NotEmpty(t, c.Units)
+	for _, name := range changed(c.Units) {
+		assert.Regexp(t, `^\S+ (starved|blocked|on the critical path)$|^mpca busy$`, name)
+	}
+	// The FIFOs keep their depths; only their occupancy changes.
+	require.NotEmpty(t, c.FIFOs)
+	for _, name := range changed(c.FIFOs) {
+		assert.Regexp(t, `^\S+ (mean occupancy|time full|time empty)$`, name)
+	}
 	assert.Empty(t, c.Notes)
 
 	code, stdout, stderr := invoke("-compare", static, balanced)
