@@ -49,6 +49,11 @@ func ReadReport(r io.Reader) (*Report, error) {
 	if rep.Model == "" || rep.Images < 1 || len(rep.Layers) == 0 {
 		return nil, fmt.Errorf("not a vitflow report: no model, images or layers")
 	}
+	for _, f := range rep.FIFOs {
+		if f.Capacity < 1 {
+			return nil, fmt.Errorf("not a vitflow report: FIFO %q has depth %d (a run's FIFOs hold at least 1)", f.Name, f.Capacity)
+		}
+	}
 	return rep, nil
 }
 
