@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"sync/atomic"
 	"testing"
 
 	vrt "vitflow/runtime"
@@ -13,21 +14,31 @@ import (
 // mergeGraph builds DAM's merge benchmark: two generators of 0..n-1 into
 // depth-32 FIFOs of latency 1, a merge unit that emits the smaller head
 // one per cycle, and a checker that verifies the order and counts.
-func mergeGraph(n int, checked *int) (*vrt.Graph, error) {
+func mergeGraph(copies, n int, checked *atomic.Int64) (*vrt.Graph, error) {
 	g := vrt.NewGraph()
+	for c := range copies {
+		if err := addMerge(g, c, n, checked); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// addMerge adds pipeline c of the merge benchmark to g.
+func addMerge(g *vrt.Graph, c, n int, checked *atomic.Int64) error {
 	var ins [2]*vrt.FIFO[int64]
 	for i := range ins {
-		f, err := addGenerator(g, i, n, 0)
+		f, err := addGenerator(g, 2*c+i, n, 0)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ins[i] = f
 	}
-	out, err := vrt.NewFIFO[int64](g, "merged", 32, 1)
+	out, err := vrt.NewFIFO[int64](g, fmt.Sprintf("merged%d", c), 32, 1)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	g.AddActor("merge", func(ctx *vrt.Ctx) error {
+	g.AddActor(fmt.Sprintf("merge%d", c), func(ctx *vrt.Ctx) error {
 		a, errA := ins[0].Peek(ctx)
 		b, errB := ins[1].Peek(ctx)
 		for errA == nil || errB == nil {
@@ -57,25 +68,26 @@ func mergeGraph(n int, checked *int) (*vrt.Graph, error) {
 		}
 		return nil
 	}, vrt.Reads(ins[0], ins[1]), vrt.Writes(out))
-	g.AddActor("checker", func(ctx *vrt.Ctx) error {
-		prev := int64(-1)
+	g.AddActor(fmt.Sprintf("checker%d", c), func(ctx *vrt.Ctx) error {
+		prev, seen := int64(-1), int64(0)
 		for {
 			v, err := out.Recv(ctx)
 			if errors.Is(err, vrt.ErrClosed) {
+				checked.Add(seen)
 				return nil
 			}
 			if err != nil {
 				return err
 			}
 			if v < prev {
-				return fmt.Errorf("element %d: %d after %d", *checked, v, prev)
+				return fmt.Errorf("element %d: %d after %d", seen, v, prev)
 			}
 			prev = v
-			*checked++
+			seen++
 			ctx.Work(1, "check")
 		}
 	}, vrt.Reads(out))
-	return g, nil
+	return nil
 }
 
 // addGenerator adds FIFO "gen<i>" (depth 32, latency 1) and actor
@@ -101,7 +113,7 @@ func addGenerator(g *vrt.Graph, i, n int, base int64) (*vrt.FIFO[int64], error) 
 // and reports elems (counted per run) per second of wall and of CPU time
 // (cpuTime is in sim_test.go). build's checker counts the elements it
 // verified into checked, which must reach want.
-func benchGraph(b *testing.B, build func(checked *int) (*vrt.Graph, error), want, elems int) {
+func benchGraph(b *testing.B, build func(checked *atomic.Int64) (*vrt.Graph, error), want, elems int) {
 	for _, procs := range []int{1, 2} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
@@ -109,7 +121,7 @@ func benchGraph(b *testing.B, build func(checked *int) (*vrt.Graph, error), want
 			total := 0
 			cpu0 := cpuTime(b)
 			for b.Loop() {
-				checked := 0
+				var checked atomic.Int64
 				g, err := build(&checked)
 				if err != nil {
 					b.Fatal(err)
@@ -118,8 +130,8 @@ func benchGraph(b *testing.B, build func(checked *int) (*vrt.Graph, error), want
 				if err != nil {
 					b.Fatal(err)
 				}
-				if checked != want {
-					b.Fatalf("checker saw %d elements, want %d", checked, want)
+				if got := checked.Load(); got != int64(want) {
+					b.Fatalf("checkers saw %d elements, want %d", got, want)
 				}
 				makespan = s.Makespan
 				total += elems
@@ -134,17 +146,23 @@ func benchGraph(b *testing.B, build func(checked *int) (*vrt.Graph, error), want
 }
 
 // BenchmarkMerge: two generators of 2^20 elements; elem/s counts merged
-// elements.
+// elements. copies=2 runs two independent pipelines in one graph, which two
+// cores can run side by side.
 func BenchmarkMerge(b *testing.B) {
 	const n = 1 << 20
-	benchGraph(b, func(checked *int) (*vrt.Graph, error) { return mergeGraph(n, checked) }, 2*n, 2*n)
+	for _, copies := range []int{1, 2} {
+		b.Run(fmt.Sprintf("copies=%d", copies), func(b *testing.B) {
+			benchGraph(b, func(checked *atomic.Int64) (*vrt.Graph, error) { return mergeGraph(copies, n, checked) },
+				2*n*copies, 2*n*copies)
+		})
+	}
 }
 
 // adderTreeGraph builds a binary tree of two-input adders over leaves
 // generators of n elements each (generator g emits g+i at element i), all
 // FIFOs of depth 32 and latency 1, every unit taking one cycle per element.
 // The root's sink checks each sum: sum over g of (g+i).
-func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
+func adderTreeGraph(leaves, n int, checked *atomic.Int64) (*vrt.Graph, error) {
 	g := vrt.NewGraph()
 	level := make([]*vrt.FIFO[int64], leaves)
 	for i := range level {
@@ -196,7 +214,7 @@ func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
 			if want := base + int64(leaves)*i; v != want {
 				return fmt.Errorf("sum %d: got %d, want %d", i, v, want)
 			}
-			*checked++
+			checked.Add(1)
 			ctx.Work(1, "check")
 		}
 	}, vrt.Reads(root))
@@ -207,5 +225,5 @@ func adderTreeGraph(leaves, n int, checked *int) (*vrt.Graph, error) {
 // of 1023 adders. elem/s counts generated elements.
 func BenchmarkAdderTree(b *testing.B) {
 	const leaves, n = 1024, 1 << 12
-	benchGraph(b, func(checked *int) (*vrt.Graph, error) { return adderTreeGraph(leaves, n, checked) }, n, leaves*n)
+	benchGraph(b, func(checked *atomic.Int64) (*vrt.Graph, error) { return adderTreeGraph(leaves, n, checked) }, n, leaves*n)
 }
