@@ -88,9 +88,8 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range window {
-		window[i] = slices.Max(grown[:])
-	}
+	most := slices.Max(grown[:])
+	window = [numLoops]int{most, most, most, most}
 	prog, _, use, err := build(m, p, window)
 	if err != nil {
 		return nil, err
