@@ -25,6 +25,7 @@ func main() {
 	denseKernel("gemmKernel6x16", 6, 2, "Y", 32)
 	// Tile heights measured best on Zen 5; b = 8 uses AVX2 (a ymm per row).
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
+	pairKernel("blockColumn12x8p", 12)
 	sparseKernel("blockColumn12x16", 12, 16, "Z", 1)
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
 	expShiftKernel()
@@ -172,6 +173,76 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 		for v := range vecs {
 			emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
 		}
+		if i < rows-1 {
+			emit("ADDQ DX, DI")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// pairKernel writes func name(a *float32, lda int, data *float32, rowBlock
+// *int32, nblk int, c *float32, ldc int) for b = 8 with AVX-512: the 8x8
+// blocks are stored in k-pairs (BlockSparse.pairs: rows 2q and 2q+1
+// interleaved, W[2q][j] in lane 2j and W[2q+1][j] in lane 2j+1), so that
+// one 64-bit broadcast of A[i][2q..2q+1] and one 16-lane FMA do two k steps
+// of a row; lane pairs are summed when the tile is stored. An 8-lane FMA
+// per k step, as blockColumn8x8 does, does half the work per instruction.
+func pairKernel(name string, rows int) {
+	acc := func(i int) string { return fmt.Sprintf("Z%d", 4+i) }
+	bases := []string{"R10", "R11", "R12", "R13"}[:(rows+4)/5]
+	row := func(i, q int) string {
+		idx := [...]string{"", "(R8*1)", "(R8*2)", "(R9*1)", "(R8*4)"}[i%5]
+		return fmt.Sprintf("%d(%s)%s", 8*q, bases[i/5], idx)
+	}
+	function(name, "a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int", 56)
+	emit("MOVQ a+0(FP), SI")
+	emit("MOVQ lda+8(FP), R8")
+	emit("SHLQ $2, R8")
+	emit("LEAQ (R8)(R8*2), R9")
+	emit("LEAQ (R8)(R8*4), R14")
+	emit("MOVQ data+16(FP), BX")
+	emit("MOVQ rowBlock+24(FP), DX")
+	emit("MOVQ nblk+32(FP), CX")
+	for i := range rows {
+		zero(acc(i))
+	}
+	countedLoop("block", "store", func() {
+		emit("MOVLQSX (DX), R10")
+		emit("SHLQ $5, R10") // block-row index to its first column: 8 floats
+		emit("ADDQ SI, R10")
+		for q := 1; q < len(bases); q++ {
+			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
+		}
+		for q := range 4 {
+			emit("VMOVUPS %d(BX), Z0", 64*q)
+			for i := range rows {
+				bc := fmt.Sprintf("Z%d", 2+i%2)
+				emit("VBROADCASTSD %s, %s", row(i, q), bc)
+				emit("VFMADD231PS Z0, %s, %s", bc, acc(i))
+			}
+		}
+		emit("ADDQ $256, BX")
+		emit("ADDQ $4, DX")
+	})
+	// Even lanes (k even) plus odd lanes (k odd) of each accumulator, in its low 8 lanes.
+	even, odd := make([]string, 16), make([]string, 16)
+	for l := range 16 {
+		even[l] = constant(fmt.Sprintf("pairEven%d", l), uint32(2*l%16))
+	}
+	for l := range 16 {
+		odd[l] = constant(fmt.Sprintf("pairOdd%d", l), uint32((2*l+1)%16))
+	}
+	emit("VMOVUPS %s, Z16", even[0])
+	emit("VMOVUPS %s, Z17", odd[0])
+	emit("MOVQ c+40(FP), DI")
+	emit("MOVQ ldc+48(FP), DX")
+	emit("SHLQ $2, DX")
+	for i := range rows {
+		emit("VPERMPS %s, Z16, Z2", acc(i))
+		emit("VPERMPS %s, Z17, Z3", acc(i))
+		emit("VADDPS Z3, Z2, Z2")
+		emit("VMOVUPS Y2, (DI)")
 		if i < rows-1 {
 			emit("ADDQ DX, DI")
 		}

@@ -17,6 +17,9 @@ func gemmKernel6x16(kc int, a, b, c *float32, ldc int)
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
+func blockColumn12x8p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+//go:noescape
 func blockColumn12x16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
@@ -52,6 +55,8 @@ var fastGemm = func() *microKernel {
 // fastBlockColumn returns the SIMD kernel for b×b blocks, or nil.
 func fastBlockColumn(b int) *blockColumnKernel {
 	switch {
+	case b == 8 && hasAVX512:
+		return &blockColumnKernel{rows: 12, run: blockColumn12x8p, pairs: true}
 	case b == 8 && hasAVX2:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
 	case b == 16 && hasAVX512:
