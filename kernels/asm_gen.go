@@ -111,21 +111,17 @@ func denseKernel(name string, mr, vecs int, reg string, width int) {
 	emit("RET")
 }
 
-// sparseKernel writes func name(a *float32, lda int, data *float32, rowBlock
-// *int32, nblk int, c *float32, ldc int): the rows×b output tile C = Σ_t
-// A[0:rows, rowBlock[t]*b : +b] · block_t over nblk stored b×b blocks, read
-// straight from A (rows at stride lda) and overwriting C.
-func sparseKernel(name string, rows, b int, reg string, vecs int) {
-	width := 4 * b / vecs // bytes per vector
-	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+i*vecs+v) }
-	// Rows 5q..5q+4 address from base q (R10 + 5q*lda), with R8 = lda,
-	// R9 = 3*lda and R14 = 5*lda in bytes.
-	bases := []string{"R10", "R11", "R12", "R13"}[:(rows+4)/5]
-	row := func(i, p int) string {
+// blockColumnStart writes the start of a block-column kernel of rows rows
+// (the signature of sparseKernel): SI = A, R8 = lda, R9 = 3*lda and R14 =
+// 5*lda in bytes, BX = data, DX = rowBlock, CX = nblk. Rows 5q..5q+4 of A
+// address from base q (set by the caller to R10 + 5q*lda); addr(i, off) is
+// row i's address plus off bytes.
+func blockColumnStart(name string, rows int) (bases []string, addr func(i, off int) string) {
+	bases = []string{"R10", "R11", "R12", "R13"}[:(rows+4)/5]
+	addr = func(i, off int) string {
 		idx := [...]string{"", "(R8*1)", "(R8*2)", "(R9*1)", "(R8*4)"}[i%5]
-		return fmt.Sprintf("%d(%s)%s", 4*p, bases[i/5], idx)
+		return fmt.Sprintf("%d(%s)%s", off, bases[i/5], idx)
 	}
-	shift := map[int]int{8: 5, 16: 6, 32: 7}[b] // log2(b*4): bytes from a block-row index to its first column
 	function(name, "a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int", 56)
 	emit("MOVQ a+0(FP), SI")
 	emit("MOVQ lda+8(FP), R8")
@@ -135,6 +131,19 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 	emit("MOVQ data+16(FP), BX")
 	emit("MOVQ rowBlock+24(FP), DX")
 	emit("MOVQ nblk+32(FP), CX")
+	return bases, addr
+}
+
+// sparseKernel writes func name(a *float32, lda int, data *float32, rowBlock
+// *int32, nblk int, c *float32, ldc int): the rows×b output tile C = Σ_t
+// A[0:rows, rowBlock[t]*b : +b] · block_t over nblk stored b×b blocks, read
+// straight from A (rows at stride lda) and overwriting C.
+func sparseKernel(name string, rows, b int, reg string, vecs int) {
+	width := 4 * b / vecs // bytes per vector
+	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+i*vecs+v) }
+	bases, addr := blockColumnStart(name, rows)
+	row := func(i, p int) string { return addr(i, 4*p) }
+	shift := map[int]int{8: 5, 16: 6, 32: 7}[b] // log2(b*4): bytes from a block-row index to its first column
 	for i := range rows {
 		for v := range vecs {
 			zero(acc(i, v))
@@ -190,20 +199,8 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 // per k step, as blockColumn8x8 does, does half the work per instruction.
 func pairKernel(name string, rows int) {
 	acc := func(i int) string { return fmt.Sprintf("Z%d", 4+i) }
-	bases := []string{"R10", "R11", "R12", "R13"}[:(rows+4)/5]
-	row := func(i, q int) string {
-		idx := [...]string{"", "(R8*1)", "(R8*2)", "(R9*1)", "(R8*4)"}[i%5]
-		return fmt.Sprintf("%d(%s)%s", 8*q, bases[i/5], idx)
-	}
-	function(name, "a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int", 56)
-	emit("MOVQ a+0(FP), SI")
-	emit("MOVQ lda+8(FP), R8")
-	emit("SHLQ $2, R8")
-	emit("LEAQ (R8)(R8*2), R9")
-	emit("LEAQ (R8)(R8*4), R14")
-	emit("MOVQ data+16(FP), BX")
-	emit("MOVQ rowBlock+24(FP), DX")
-	emit("MOVQ nblk+32(FP), CX")
+	bases, addr := blockColumnStart(name, rows)
+	row := func(i, q int) string { return addr(i, 8*q) }
 	for i := range rows {
 		zero(acc(i))
 	}
