@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# figures.sh runs the benchmarks behind benches/README.md, section by
+# section, each with -count (COUNT, default 5), and summarises every section
+# with benchstat, writing the load average before and after each one. Run it
+# on a quiet machine, alone; the raw output and the summaries go to OUT
+# (default /tmp/vitflow-figures).
+#
+#   benches/figures.sh                  # every section
+#   benches/figures.sh simulated merge  # some of them
+#
+# Sections: simulated (the DeiT-S accelerator beside the reference), merge
+# (the engine), kernels (dense and block-sparse GEMM, element-wise; against
+# OpenBLAS when libopenblas-dev is installed), forward (the DeiT-S reference
+# forward; against PyTorch when /usr/bin/python3 has torch and torchvision).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/vitflow-figures}
+count=${COUNT:-5}
+mkdir -p "$out"
+benchstat() { go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$@"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# OpenBLAS 0.3.21 does not know every processor and then falls back to slow
+# generic kernels (OPENBLAS_VERBOSE=2 names the core it picked): name one.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
+	export OPENBLAS_CORETYPE=SKYLAKEX
+fi
+
+# section NAME CMD...: runs CMD, keeping its output and the load around it.
+section() {
+	local name=$1
+	shift
+	echo "== $name (load $(load))" >&2
+	{
+		echo "# $name: $*"
+		echo "# load before: $(load)"
+		"$@"
+		echo "# load after: $(load)"
+	} >"$out/$name.txt" 2>&1
+	benchstat "$out/$name.txt" >"$out/$name.stat"
+	cat "$out/$name.stat"
+}
+
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+
+simulated() {
+	go test -c -o "$bin/benches.test" ./benches/
+	section simulated "$bin/benches.test" -test.run XXX -test.bench 'SimulatedDeiTSmall/(paired|build)' -test.count "$count" -test.benchtime 10x
+}
+
+merge() {
+	go test -c -o "$bin/benches.test" ./benches/
+	section merge "$bin/benches.test" -test.run XXX -test.bench 'Merge|AdderTree' -test.count "$count"
+}
+
+kernels() {
+	local tags=()
+	if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ]; then
+		tags=(-tags openblas)
+	else
+		echo "no libopenblas-dev: the kernels run without the OpenBLAS rows" >&2
+	fi
+	go test "${tags[@]}" -c -o "$bin/kernels.test" ./kernels/
+	(cd kernels && section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite' -test.count "$count")
+}
+
+forward() {
+	go test -c -o "$bin/vit.test" ./vit/
+	local torch=0
+	if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
+		torch=1
+	else
+		echo "no PyTorch for /usr/bin/python3 (apt-get install python3-torch python3-torchvision): vitflow only" >&2
+	fi
+	# Interleaved round by round, so that both meet the same machine.
+	rounds() {
+		for _ in $(seq "$count"); do
+			(cd vit && "$bin/vit.test" -test.run XXX -test.bench 'ForwardDeiTSmall' -test.benchtime 10x)
+			if [ "$torch" = 1 ]; then
+				/usr/bin/python3 benches/torch_deit.py 1 10
+				/usr/bin/python3 benches/torch_deit.py 2 10
+			fi
+		done
+	}
+	section forward rounds
+}
+
+sections=("$@")
+if [ ${#sections[@]} -eq 0 ]; then
+	sections=(simulated merge kernels forward)
+fi
+for s in "${sections[@]}"; do
+	case $s in
+	simulated | merge | kernels | forward) "$s" ;;
+	*)
+		echo "figures.sh: unknown section $s (simulated, merge, kernels, forward)" >&2
+		exit 2
+		;;
+	esac
+done
+echo "raw output and summaries in $out" >&2
