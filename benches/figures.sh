@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # figures.sh runs the benchmarks behind benches/README.md, section by
-# section, each with -count (COUNT, default 5), and summarises every section
-# with benchstat, writing the load average before and after each one. Run it
+# section, each with -count (COUNT, default 6: the fewest samples benchstat
+# gives a confidence interval for), and summarises every section with
+# benchstat, writing the load average before and after each one. Run it
 # on a quiet machine, alone; the raw output and the summaries go to OUT
 # (default /tmp/vitflow-figures).
 #
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/vitflow-figures}
-count=${COUNT:-5}
+count=${COUNT:-6}
 mkdir -p "$out"
 benchstat() { go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$@"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
