@@ -33,11 +33,8 @@ func compareReports(opt *options, stdout io.Writer) error {
 			return fmt.Errorf("-html: %w", err)
 		}
 		defer page.Abort()
-		if err = c.WriteHTML(page); err == nil {
-			err = page.Commit()
-		}
-		if err != nil {
-			return fmt.Errorf("-html: %w", err)
+		if err := writeOut("-html", page, c.WriteHTML); err != nil {
+			return err
 		}
 	}
 	if opt.json {

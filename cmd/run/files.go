@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -96,6 +97,19 @@ func (o *options) checkFiles() error {
 		if err := safefile.CheckRegular(in.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s: %w", in.flag, err)
 		}
+	}
+	return nil
+}
+
+// writeOut writes the output file f of flag with write and commits it, so
+// that a failed write leaves the path as it was.
+func writeOut(flag string, f *safefile.File, write func(io.Writer) error) error {
+	err := write(f)
+	if err == nil {
+		err = f.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
 }

@@ -79,22 +79,15 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if !opt.logits {
 		rep.Logits = nil
 	}
+	shown := textSafe(rep)
 	if svg != nil {
-		err = textSafe(rep).WriteSVG(svg)
-		if err == nil {
-			err = svg.Commit()
-		}
-		if err != nil {
-			return fmt.Errorf("-svg: %w", err)
+		if err := writeOut("-svg", svg, shown.WriteSVG); err != nil {
+			return err
 		}
 	}
 	if page != nil {
-		err = textSafe(rep).WriteHTML(page)
-		if err == nil {
-			err = page.Commit()
-		}
-		if err != nil {
-			return fmt.Errorf("-html: %w", err)
+		if err := writeOut("-html", page, shown.WriteHTML); err != nil {
+			return err
 		}
 	}
 	if opt.json {
