@@ -3,7 +3,8 @@
 # section, each with -count (COUNT, default 6: the fewest samples benchstat
 # gives a confidence interval for), and summarises every section with
 # benchstat, writing the load average before and after each one. Run it
-# on a quiet machine, alone; the raw output and the summaries go to OUT
+# alone: each section first waits for the 1-minute load average to fall
+# below QUIET (default 0.5). The raw output and the summaries go to OUT
 # (default /tmp/vitflow-figures).
 #
 #   benches/figures.sh                  # every section
@@ -27,10 +28,27 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
 	export OPENBLAS_CORETYPE=SKYLAKEX
 fi
 
-# section NAME CMD...: runs CMD, keeping its output and the load around it.
+# quiet waits, up to 10 minutes, for the 1-minute load average to fall below
+# QUIET (default 0.5): a section's binary is built first, and its own build
+# must not load the measurement. It says so when the machine stays busy.
+quiet() {
+	local waited=0
+	while awk -v limit="${QUIET:-0.5}" '{ exit !($1 >= limit) }' /proc/loadavg; do
+		if [ "$waited" -ge 600 ]; then
+			echo "load still $(load) after 10 minutes: measuring anyway, and the figures are not a result" >&2
+			return
+		fi
+		sleep 10
+		waited=$((waited + 10))
+	done
+}
+
+# section NAME CMD...: runs CMD on a quiet machine, keeping its output and
+# the load around it.
 section() {
 	local name=$1
 	shift
+	quiet
 	echo "== $name (load $(load))" >&2
 	{
 		echo "# $name: $*"
