@@ -175,39 +175,46 @@ func build(m *Model, p *Plan, window [numLoops]int) ([]Step, [numLoops]int, [num
 	for len(prog) < total {
 		// The earliest ready snapshot within the windows; failing that, the
 		// earliest ready one, and its loop's window grows.
-		var pick, grow *progOp
-		var at, growAt opRef
-		for l := first; l < min(first+2, len(ops)) && pick == nil; l++ {
+		type candidate struct {
+			po          *progOp
+			at          opRef
+			loop, units int // the loop it sends on and what it would hold (onLoop)
+		}
+		var pick, grow candidate
+		for l := first; l < min(first+2, len(ops)) && pick.po == nil; l++ {
 			for o := range NumOps {
 				po := &ops[l][o]
 				if po.finished() || !b.ready(l, o) {
 					continue
 				}
-				if loop, units := b.onLoop(l, o); loop == noLoop || units <= b.window[loop] {
-					pick, at = po, opRef{l, o}
+				c := candidate{po: po, at: opRef{l, o}}
+				c.loop, c.units = b.onLoop(l, o)
+				if c.loop == noLoop || c.units <= b.window[c.loop] {
+					pick = c
 					break
 				}
-				if grow == nil {
-					grow, growAt = po, opRef{l, o}
+				if grow.po == nil {
+					grow = c
 				}
 			}
 		}
-		if pick == nil {
-			if grow == nil {
+		if pick.po == nil {
+			if grow.po == nil {
 				// Nothing is ready: the plan's dependencies are circular,
 				// which NewPlan never makes.
 				return nil, b.window, b.use, fmt.Errorf("program: no snapshot of layer %d can run", first)
 			}
-			pick, at = grow, growAt
+			pick = grow
 		}
-		if loop, units := b.onLoop(at.layer, at.op); loop != noLoop {
+		if loop, units := pick.loop, pick.units; loop != noLoop {
 			b.window[loop] = max(b.window[loop], units)
 			if units > b.use[loop].units {
-				b.use[loop] = loopUse{units, fmt.Sprintf("%s snapshot %d completes %d row blocks", at, pick.next, len(pick.plan.Snapshots[pick.next].Done))}
+				next := pick.po.next
+				b.use[loop] = loopUse{units, fmt.Sprintf("%s snapshot %d completes %d row blocks", pick.at, next, len(pick.po.plan.Snapshots[next].Done))}
 			}
 		}
-		prog = append(prog, Step{Layer: int32(at.layer), Op: at.op, Snapshot: int32(pick.next)})
-		b.issue(pick)
+		prog = append(prog, Step{Layer: int32(pick.at.layer), Op: pick.at.op, Snapshot: int32(pick.po.next)})
+		b.issue(pick.po)
 		for first < len(ops) && b.layerFinished(first) {
 			first++
 		}
