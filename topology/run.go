@@ -200,6 +200,7 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOp
 	if err := trace.check(len(images), len(a.model.Layers)); err != nil {
 		return nil, err
 	}
+	trace.MaxEvents = cmp.Or(trace.MaxEvents, DefaultTraceEvents)
 	bt, err := a.wire(images)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -209,7 +210,7 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOp
 		bt.mpca.TraceBlocks = true
 		// Every occupancy change a trace of the cap could show: memory grows
 		// with the FIFOs' activity (16 bytes a change), at most the cap each.
-		opt.RecordOccupancy = cmp.Or(trace.MaxEvents, DefaultTraceEvents)
+		opt.RecordOccupancy = trace.MaxEvents
 	}
 	for i, name := range bt.net.Actors {
 		body := bt.bodies[i]

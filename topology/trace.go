@@ -113,8 +113,8 @@ type spotKey struct {
 	unit         int32
 }
 
-// writeTrace writes the trace of a finished run and returns the cycle it
-// stops at (0: whole).
+// writeTrace writes the trace of a finished run (opt.MaxEvents set) and
+// returns the cycle it stops at (0: whole).
 func (a *Accelerator) writeTrace(bt *built, stats *runtime.Stats, opt TraceOptions) (int64, error) {
 	tr := &tracer{a: a, bt: bt, stats: stats, tf: runtime.NewTraceFile(), first: map[spotKey]runtime.TraceSpot{}, names: map[string]string{},
 		span: [2]int64{never, 0}, pes: a.config.Geometry.PEs()}
@@ -137,11 +137,7 @@ func (a *Accelerator) writeTrace(bt *built, stats *runtime.Stats, opt TraceOptio
 	tr.blocks()
 	tr.arrows()
 	tr.counters()
-	limit := opt.MaxEvents
-	if limit == 0 {
-		limit = DefaultTraceEvents
-	}
-	return tr.tf.Write(opt.W, limit)
+	return tr.tf.Write(opt.W, opt.MaxEvents) // run has set the default
 }
 
 // never is a time after every event.
