@@ -315,6 +315,15 @@ type Layer struct {
 // patch still fuses that one, so the length alone cannot tell.
 func (l *Layer) Drops() bool { return l.Drop && l.Kept < l.TokensIn-1 }
 
+// OpTokens is the length of the sequence op o works on: FC1 and FC2 run
+// after token dropping, every other op before it.
+func (l *Layer) OpTokens(o Op) int {
+	if o == OpFC1 || o == OpFC2 {
+		return l.TokensOut
+	}
+	return l.TokensIn
+}
+
 // Weight returns the weight matrix of a linear op (nil otherwise).
 func (l *Layer) Weight(o Op) *kernels.BlockSparse {
 	switch o {

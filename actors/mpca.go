@@ -488,10 +488,7 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	wk := hd * L.Heads
 	rows := u.Plan.Layers[st.Layer][st.Op].Rows
 	row := int(unit) % rows
-	n := L.TokensIn
-	if st.Op == OpFC1 || st.Op == OpFC2 {
-		n = L.TokensOut
-	}
+	n := L.OpTokens(st.Op)
 	nr := min(b, n-row*b)
 	if r.a == nil {
 		r.a = make([]float32, L.TokensIn*wk)
@@ -550,10 +547,7 @@ func (u *MPCA) materialize(q outQueue) error {
 	first := q[0]
 	r, L := first.run, &u.Model.Layers[first.layer]
 	b, w := u.Config.Block, L.Weight(first.op)
-	n := L.TokensOut
-	if first.op == OpO {
-		n = L.TokensIn
-	}
+	n := L.OpTokens(first.op)
 	var rows []*Tile
 	for _, p := range q {
 		if p.run == r && p.op == first.op && p.tile.Data == nil {

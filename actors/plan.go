@@ -134,11 +134,7 @@ func (lo *layout) add(chm, snap, pe int, b Block) {
 func planOp(cfg Config, m *Model, l int, o Op) (OpPlan, error) {
 	g, b := cfg.Geometry, cfg.Block
 	L := &m.Layers[l]
-	tokens := L.TokensIn
-	if o == OpFC1 || o == OpFC2 {
-		tokens = L.TokensOut
-	}
-	rows := ceilDiv(tokens, b)
+	rows := ceilDiv(L.OpTokens(o), b)
 	pair := g.PairCycles(b)
 	p := OpPlan{Op: o, Rows: rows, Units: rows}
 	var lo layout

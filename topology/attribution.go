@@ -43,6 +43,12 @@ var stageCause = map[actors.Stage]Cause{
 	actors.StageResidual2: CauseResidual2, actors.StageClassifier: CauseEmbedClassify,
 }
 
+// sortBackpressure orders full FIFOs by their cycles on the critical path,
+// most first (ties by name).
+func sortBackpressure(lp []LinkPath) {
+	slices.SortFunc(lp, func(x, y LinkPath) int { return cmp.Or(cmp.Compare(y.Cycles, x.Cycles), cmp.Compare(x.Name, y.Name)) })
+}
+
 // IsSFU reports whether c is a special-function unit's time.
 func (c Cause) IsSFU() bool {
 	switch c {
@@ -218,7 +224,7 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 		k := bt.net.Links[id]
 		att.Backpressure = append(att.Backpressure, LinkPath{Name: k.Name, Depth: k.Depth, Bytes: int64(k.Depth) * k.Bytes, Cycles: c})
 	}
-	slices.SortFunc(att.Backpressure, func(x, y LinkPath) int { return cmp.Or(cmp.Compare(y.Cycles, x.Cycles), cmp.Compare(x.Name, y.Name)) })
+	sortBackpressure(att.Backpressure)
 	att.Bottleneck = bottleneck(att)
 
 	var work int64

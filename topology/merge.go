@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"cmp"
 	"slices"
 )
 
@@ -60,6 +59,6 @@ func (a *Attribution) append(c *Attribution) {
 		}
 		a.Backpressure[i].Cycles += l.Cycles
 	}
-	slices.SortFunc(a.Backpressure, func(x, y LinkPath) int { return cmp.Or(cmp.Compare(y.Cycles, x.Cycles), cmp.Compare(x.Name, y.Name)) })
+	sortBackpressure(a.Backpressure)
 	a.Bottleneck = bottleneck(a)
 }

@@ -228,9 +228,7 @@ func (tr *tracer) tokens(l int32, stage actors.Stage, op actors.Op) int {
 	case actors.StageLayerNorm2, actors.StageGELU, actors.StageResidual2:
 		return L.TokensOut
 	case actors.StageMPCA:
-		if op == actors.OpFC1 || op == actors.OpFC2 {
-			return L.TokensOut
-		}
+		return L.OpTokens(op)
 	}
 	return L.TokensIn
 }
