@@ -84,13 +84,14 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 		}
 	}
 	window := [numLoops]int{1, 1, 1, 1}
-	_, grown, _, err := build(m, p, window)
+	needs := opNeeds(p)
+	_, grown, _, err := build(m, p, needs, window)
 	if err != nil {
 		return nil, err
 	}
 	most := slices.Max(grown[:])
 	window = [numLoops]int{most, most, most, most}
-	prog, _, use, err := build(m, p, window)
+	prog, _, use, err := build(m, p, needs, window)
 	if err != nil {
 		return nil, err
 	}
@@ -137,18 +138,13 @@ type loopUse struct {
 	at    string
 }
 
-// build makes the program within window units out on each loop, growing a
-// loop's window when nothing else can run. It returns the program, the
-// windows it ended with and how much of each loop it used.
-func build(m *Model, p *Plan, window [numLoops]int) ([]Step, [numLoops]int, [numLoops]loopUse, error) {
-	ops := make([][NumOps]progOp, len(m.Layers))
-	total := 0
-	for l := range ops {
+// opNeeds lists, for every snapshot of every op of p, the distinct input
+// units it uses first among the op's snapshots (see progOp.needs).
+func opNeeds(p *Plan) [][NumOps][][]int32 {
+	needs := make([][NumOps][][]int32, len(p.Layers))
+	for l := range p.Layers {
 		for o := range NumOps {
 			pl := &p.Layers[l][o]
-			po := &ops[l][o]
-			po.plan, po.done = pl, make([]bool, pl.Units)
-			po.taken = make([]bool, pl.Units)
 			seen := make([]bool, pl.Units)
 			for _, s := range pl.Snapshots {
 				var need []int32
@@ -164,8 +160,23 @@ func build(m *Model, p *Plan, window [numLoops]int) ([]Step, [numLoops]int, [num
 				for _, u := range s.Done {
 					add(u)
 				}
-				po.needs = append(po.needs, need)
+				needs[l][o] = append(needs[l][o], need)
 			}
+		}
+	}
+	return needs
+}
+
+// build makes the program within window units out on each loop, growing a
+// loop's window when nothing else can run. It returns the program, the
+// windows it ended with and how much of each loop it used.
+func build(m *Model, p *Plan, needs [][NumOps][][]int32, window [numLoops]int) ([]Step, [numLoops]int, [numLoops]loopUse, error) {
+	ops := make([][NumOps]progOp, len(m.Layers))
+	total := 0
+	for l := range ops {
+		for o := range NumOps {
+			pl := &p.Layers[l][o]
+			ops[l][o] = progOp{plan: pl, done: make([]bool, pl.Units), taken: make([]bool, pl.Units), needs: needs[l][o]}
 			total += len(pl.Snapshots)
 		}
 	}
