@@ -144,10 +144,16 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 // if needed. It returns an error wrapping [ErrClosed] once the writer has
 // finished and the FIFO is drained.
 func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
-	var zero T
 	if err := f.arrive(c, "receive on"); err != nil {
+		var zero T
 		return zero, err
 	}
+	return f.take(c), nil
+}
+
+// take dequeues the head, which arrive has made visible, at c's clock.
+func (f *FIFO[T]) take(c *Ctx) T {
+	var zero T
 	p := f.rpos
 	v := f.vals[p]
 	f.vals[p] = zero // drop the reference for the garbage collector
@@ -169,7 +175,7 @@ func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
 			f.publishHead()
 		}
 	}
-	return v, nil
+	return v
 }
 
 // RecvAt is Recv that also returns the element's visible time (its send time
@@ -184,8 +190,7 @@ func (f *FIFO[T]) RecvAt(c *Ctx) (T, int64, error) {
 		return zero, 0, err
 	}
 	vis := f.sent[f.rpos] + f.latency
-	v, err := f.Recv(c)
-	return v, vis, err
+	return f.take(c), vis, nil
 }
 
 // publishHead returns the reader's credits and wakes a blocked writer.
