@@ -94,14 +94,14 @@ func Walk(net *Net, recs []*Recorder) (*CriticalPath, error) {
 		}
 		s := segs[i]
 		p := PathPart{Kind: PathWork, Stage: s.Stage, Op: s.Op, Link: -1, Actor: int32(actor), Image: s.Image, Layer: s.Layer}
+		if s.Kind != Busy && t != s.End {
+			return nil, fmt.Errorf("critical path: actor %s entered inside a wait at %d", net.Actors[actor], t)
+		}
 		switch s.Kind {
 		case Busy:
 			add(p, t-s.Start)
 			t = s.Start
 		case Blocked:
-			if t != s.End {
-				return nil, fmt.Errorf("critical path: actor %s entered inside a wait at %d", net.Actors[actor], t)
-			}
 			p.Kind, p.Stage, p.Op, p.Link = PathBackpressure, 0, 0, s.Link
 			crossed[p] += s.End - s.Start
 			// The space came from the reader's dequeue one credit latency earlier.
@@ -109,9 +109,6 @@ func Walk(net *Net, recs []*Recorder) (*CriticalPath, error) {
 			add(p, 1)
 			actor, t = net.Links[s.Link].Reader, t-1
 		case Starved:
-			if t != s.End {
-				return nil, fmt.Errorf("critical path: actor %s entered inside a wait at %d", net.Actors[actor], t)
-			}
 			k := net.Links[s.Link]
 			p.Kind, p.Stage, p.Op, p.Link = PathLatency, 0, 0, s.Link
 			add(p, k.Latency)
