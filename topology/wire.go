@@ -84,8 +84,9 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 		return k
 	}
 	dim := m.Dim
-	unit := func(c actors.UnitCost) actors.Unit {
-		return actors.Unit{Model: m, Block: a.block, Images: len(images), Cost: c, Free: ac.Free}
+	// unit is the common part of the unit that actor i runs, with its record.
+	unit := func(i int, c actors.UnitCost) actors.Unit {
+		return actors.Unit{Model: m, Block: a.block, Images: len(images), Cost: c, Free: ac.Free, Rec: bt.recs[i]}
 	}
 
 	// The MPCA and what feeds it.
@@ -101,44 +102,35 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	mu.FC2 = tile("mpca->residual2", mpca, res2, f.Depth("mpca->residual2"), 0, actors.StageMPCA, dim)
 	bt.mpca = mu
 
-	pe := &actors.PatchEmbed{Unit: unit(actors.UnitCost{}), MACs: ac.PatchEmbed, Pixels: images}
+	pe := &actors.PatchEmbed{Unit: unit(embed, actors.UnitCost{}), MACs: ac.PatchEmbed, Pixels: images}
 	pe.Out = tile("patchembed->layernorm1", embed, ln1, f.Depth("patchembed->layernorm1"), pipe(actors.UnitCost{Latency: ac.PatchEmbed.Latency}), actors.StageEmbed, dim)
-	pe.Unit.Rec = bt.recs[embed]
 	bt.embed = pe
 
-	l1 := &actors.LayerNorm1{Unit: unit(ac.LayerNorm), FromEmbed: pe.Out, ToMPCA: mu.XN1}
-	l1.Rec = bt.recs[ln1]
+	l1 := &actors.LayerNorm1{Unit: unit(ln1, ac.LayerNorm), FromEmbed: pe.Out, ToMPCA: mu.XN1}
 	l1.Skip = tile("layernorm1->residual1", ln1, res1, buffer, 0, actors.StageLayerNorm1, dim)
 
-	s := &actors.Softmax{Unit: unit(ac.Softmax), In: mu.Scores, Out: mu.Probs}
-	s.Rec = bt.recs[sm]
+	s := &actors.Softmax{Unit: unit(sm, ac.Softmax), In: mu.Scores, Out: mu.Probs}
 	s.CLS = tile("softmax->tokendrop", sm, td, f.Depth("softmax->tokendrop"), pipe(ac.Softmax), actors.StageSoftmax, maxTokens)
 
-	r1 := &actors.Residual1{Unit: unit(ac.Residual), In: mu.O, Skip: l1.Skip}
-	r1.Rec = bt.recs[res1]
+	r1 := &actors.Residual1{Unit: unit(res1, ac.Residual), In: mu.O, Skip: l1.Skip}
 	r1.ToTokenDrop = tile("residual1->tokendrop", res1, td, f.Depth("residual1->tokendrop"), pipe(ac.Residual), actors.StageResidual1, dim)
 	r1.ToLN2 = tile("residual1->layernorm2", res1, ln2, f.Depth("residual1->layernorm2"), pipe(ac.Residual), actors.StageResidual1, dim)
 	r1.SkipOut = tile("residual1->residual2", res1, res2, buffer, pipe(ac.Residual), actors.StageResidual1, dim)
 
-	t := &actors.TokenDropper{Unit: unit(actors.UnitCost{}), Cost: ac.TokenDrop, CLS: s.CLS, In: r1.ToTokenDrop}
-	t.Rec = bt.recs[td]
+	t := &actors.TokenDropper{Unit: unit(td, actors.UnitCost{}), Cost: ac.TokenDrop, CLS: s.CLS, In: r1.ToTokenDrop}
 	t.ToLN2 = tile("tokendrop->layernorm2", td, ln2, f.Depth("tokendrop->layernorm2"), 0, actors.StageTokenDrop, dim)
 	t.Skip = tile("tokendrop->residual2", td, res2, buffer, 0, actors.StageTokenDrop, dim)
 	bt.tokendrop = t
 
-	l2 := &actors.LayerNorm2{Unit: unit(ac.LayerNorm), FromResidual: r1.ToLN2, FromTokenDrop: t.ToLN2, ToMPCA: mu.XN2}
-	l2.Rec = bt.recs[ln2]
-	gu := &actors.GELU{Unit: unit(ac.GELU), In: mu.FC1, Out: mu.Hidden}
-	gu.Rec = bt.recs[gelu]
+	l2 := &actors.LayerNorm2{Unit: unit(ln2, ac.LayerNorm), FromResidual: r1.ToLN2, FromTokenDrop: t.ToLN2, ToMPCA: mu.XN2}
+	gu := &actors.GELU{Unit: unit(gelu, ac.GELU), In: mu.FC1, Out: mu.Hidden}
 
-	r2 := &actors.Residual2{Unit: unit(ac.Residual), In: mu.FC2, FromResidual: r1.SkipOut, FromTokenDrop: t.Skip}
-	r2.Rec = bt.recs[res2]
+	r2 := &actors.Residual2{Unit: unit(res2, ac.Residual), In: mu.FC2, FromResidual: r1.SkipOut, FromTokenDrop: t.Skip}
 	r2.ToLN1 = tile("residual2->layernorm1", res2, ln1, f.Depth("residual2->layernorm1"), pipe(ac.Residual), actors.StageResidual2, dim)
 	r2.ToClassifier = tile("residual2->classifier", res2, cls, f.Depth("residual2->classifier"), pipe(ac.Residual), actors.StageResidual2, dim)
 	l1.FromResidual = r2.ToLN1
 
-	cu := &actors.Classifier{Unit: unit(ac.LayerNorm), MACs: ac.Classifier, In: r2.ToClassifier}
-	cu.Rec = bt.recs[cls]
+	cu := &actors.Classifier{Unit: unit(cls, ac.LayerNorm), MACs: ac.Classifier, In: r2.ToClassifier}
 	bt.classifier = cu
 
 	c := &actors.Controller{Program: a.program, Images: len(images), Out: mu.Program, Rec: bt.recs[ctrl]}
