@@ -50,13 +50,19 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 			status = 1
 		}
 	}()
-	opt, err := parseFlags(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage())
-		return 0
-	}
-	if err == nil {
-		err = execute(opt, stdout, stderr)
+	var err error
+	if len(args) > 0 && args[0] == "sweep" {
+		err = runSweep(args[1:], stdout, stderr)
+	} else {
+		var opt *options
+		opt, err = parseFlags(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage())
+			return 0
+		}
+		if err == nil {
+			err = execute(opt, stdout, stderr)
+		}
 	}
 	if err == nil {
 		return 0

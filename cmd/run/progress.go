@@ -33,6 +33,7 @@ type progress struct {
 	images int
 	done   int
 	cycles int64
+	unit   string // what is counted: "images" unless set
 	bar    *progressbar.ProgressBar // nil until shown
 	timer  *time.Timer
 	over   bool
@@ -44,8 +45,16 @@ func newProgress(w io.Writer, terminal bool, images int, delay time.Duration) *p
 	if !terminal {
 		return nil
 	}
-	p := &progress{w: w, images: images}
+	p := &progress{w: w, images: images, unit: "images"}
 	p.timer = time.AfterFunc(delay, p.show)
+	return p
+}
+
+// counting names what the bar counts ("images" by default).
+func (p *progress) counting(unit string) *progress {
+	if p != nil {
+		p.unit = unit
+	}
 	return p
 }
 
@@ -64,15 +73,15 @@ func (p *progress) show() {
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetItsString("images"))
+		progressbar.OptionSetItsString(p.unit))
 	_ = p.bar.Set(p.done) // a failed write to stderr has nowhere better to go
 }
 
 func (p *progress) description() string {
 	if p.cycles == 0 {
-		return "images"
+		return p.unit
 	}
-	return fmt.Sprintf("images, %s simulated cycles", groupCycles(p.cycles))
+	return fmt.Sprintf("%s, %s simulated cycles", p.unit, groupCycles(p.cycles))
 }
 
 // update records done images and the simulated cycles so far; after

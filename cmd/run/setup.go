@@ -23,20 +23,16 @@ type model struct {
 	pruningDesc report.Pruning
 }
 
-// loadModel loads or generates the weights and decides the pruning. Weights
-// that come with a pruning (an embedded model, or a file with pruning
-// metadata) keep their masks unless -block or -density is given, and their
-// token dropping unless -keep or -td is; otherwise the masks are one-shot
-// magnitude pruning and -keep and -td (or the model's defaults) set the token
-// dropping.
-func loadModel(o *options) (*model, error) {
+// loadWeights loads or generates the weights -model, -weights, -variant
+// and -seed name, and the pruning that came with them (nil if none) and
+// where it came from ("embedded" or "file").
+func loadWeights(o *options) (m *model, filePruning *vit.Pruning, source string, err error) {
 	cfg, err := vit.Preset(o.model)
 	if err != nil {
-		return nil, usagef("-model: %w", err)
+		return nil, nil, "", usagef("-model: %w", err)
 	}
-	m := &model{cfg: cfg}
-	var filePruning *vit.Pruning
-	source := "file"
+	m = &model{cfg: cfg}
+	source = "file"
 	switch {
 	case o.weights == "" && (o.variant == "" || o.variant == randomVariant):
 		m.weights = vit.RandomWeights(cfg, o.seed)
@@ -44,26 +40,41 @@ func loadModel(o *options) (*model, error) {
 	case o.weights == "":
 		w, p, meta, err := models.Load(o.variant)
 		if err != nil {
-			return nil, err
+			return nil, nil, "", err
 		}
 		m.weights, m.weightsDesc, m.variant = w, "embedded", &meta
 		filePruning, source = p, "embedded"
 	default:
 		w, meta, err := vit.LoadWeights(o.weights, cfg)
 		if mm := (*vit.ModelMismatchError)(nil); errors.As(err, &mm) && mm.Looks != "" {
-			return nil, fmt.Errorf("%w: pass -model %s", err, mm.Looks)
+			return nil, nil, "", fmt.Errorf("%w: pass -model %s", err, mm.Looks)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, "", err
 		}
 		m.weights, m.weightsDesc = w, o.weights
 		if s, ok := meta[vit.PruningMetadataKey]; ok {
 			filePruning, err = vit.DecodePruning(s, cfg)
 			if err != nil {
-				return nil, fmt.Errorf("weights %q: metadata %s: %w", o.weights, vit.PruningMetadataKey, err)
+				return nil, nil, "", fmt.Errorf("weights %q: metadata %s: %w", o.weights, vit.PruningMetadataKey, err)
 			}
 		}
 	}
+	return m, filePruning, source, nil
+}
+
+// loadModel loads or generates the weights and decides the pruning. Weights
+// that come with a pruning (an embedded model, or a file with pruning
+// metadata) keep their masks unless -block or -density is given, and their
+// token dropping unless -keep or -td is; otherwise the masks are one-shot
+// magnitude pruning and -keep and -td (or the model's defaults) set the token
+// dropping.
+func loadModel(o *options) (*model, error) {
+	m, filePruning, source, err := loadWeights(o)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.cfg
 	p := &vit.Pruning{Block: o.block, Keep: o.keep, TDLayers: slices.Clone(o.td)}
 	desc := report.Pruning{Source: "none", Block: o.block, Density: 1}
 	flagMasks := o.set["block"] || o.set["density"]
