@@ -52,8 +52,8 @@ type SweepRow struct {
 	// Accuracy is the fraction of images classified right, when labels are known.
 	Accuracy *float64 `json:"accuracy,omitempty"`
 	// MACs (linear layers) and Params of one image after pruning.
-	MACs      int64               `json:"macs"`
-	Params    int64               `json:"params"`
+	MACs      int64              `json:"macs"`
+	Params    int64              `json:"params"`
 	Resources topology.Resources `json:"resources"`
 	// Error is why the point failed; the other fields are then zero.
 	Error string `json:"error,omitempty"`

@@ -33,7 +33,7 @@ type progress struct {
 	images int
 	done   int
 	cycles int64
-	unit   string // what is counted: "images" unless set
+	unit   string                   // what is counted: "images" unless set
 	bar    *progressbar.ProgressBar // nil until shown
 	timer  *time.Timer
 	over   bool
