@@ -230,13 +230,10 @@ func (s *Sweep) axisPlot(k int, axis string) Plot {
 	}
 	numeric := true
 	xs := map[string]float64{}
-	for i, v := range values {
+	for _, v := range values {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			numeric = false
-		}
+		numeric = numeric && err == nil
 		xs[v] = f
-		_ = i
 	}
 	if !numeric {
 		for i, v := range values {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vitflow/report"
+)
+
+func TestSweepBadInput(t *testing.T) {
+	file := writeFile(t, "file", "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"-set", "mpca.h="}, 2, "mpca.h: empty value"},
+		{[]string{"-set", "density=1:0.5:0.1"}, 2, `range "1:0.5:0.1" is empty`},
+		{[]string{"-set", "mpca.h=two"}, 2, `"two" is not an integer`},
+		{[]string{"-set", "density=lots"}, 2, `"lots" is not a number`},
+		{[]string{"-set", "mpca.hh=1,2"}, 2, `unknown key "mpca.hh"`},
+		{[]string{"-set", "block=7"}, 2, "block=7"},
+		{[]string{"-set", "mpca.t=1:40:1", "-set", "mpca.c=1:40:1"}, 2, "more than 1000 points (the axes multiply to 40 x 40 so far); pass -force"},
+		{[]string{"-set", "mpca.h=2", "-out", filepath.Join(file, "out")}, 1, "sweep: output folder"},
+		{[]string{"-images", "0"}, 2, "-images 0"},
+		{[]string{"-jobs", "-1"}, 2, "-jobs -1"},
+		{[]string{"-model", "vgg"}, 2, "unknown model"},
+		{[]string{"-topology", "nowhere.toml"}, 2, "neither a preset"},
+		{[]string{"stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
+	} {
+		code, stdout, stderr := invoke(append([]string{"sweep", "-out", filepath.Join(t.TempDir(), "out")}, tc.args...)...)
+		assert.Equal(t, tc.code, code, "%v: %s", tc.args, stderr)
+		assert.Contains(t, stderr, tc.err, tc.args)
+		assert.Equal(t, 1, strings.Count(stderr, "\n"), "%v: one line: %q", tc.args, stderr)
+		assert.Empty(t, stdout, tc.args)
+	}
+}
+
+func TestSweepCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := invoke("sweep", "-images", "4", "-set", "mpca.h=2,4", "-set", "density=0.5,1", "-out", dir)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "sweep: mnist-tiny on u250, 4 images per point (MNIST test images 0-3): 4 points, 0 failed")
+	assert.Contains(t, stdout, "Pareto front, accuracy against latency")
+	for _, name := range []string{"points.csv", "points.jsonl", "sweep.json", "sweep.html", "accuracy-latency.svg",
+		"accuracy-latency.png", "memory-latency.svg", "latency-mpca.h.svg", "latency-density.png"} {
+		assert.FileExists(t, filepath.Join(dir, name))
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	require.NoError(t, err)
+	var sw report.Sweep
+	require.NoError(t, json.Unmarshal(data, &sw))
+	require.Len(t, sw.Rows, 4)
+	assert.Equal(t, "embedded dense", sw.Weights, "a sweep prunes the dense model")
+
+	// The same sweep again runs nothing and says the same.
+	code, again, stderr := invoke("sweep", "-images", "4", "-set", "mpca.h=2,4", "-set", "density=0.5,1", "-out", dir)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, stdout, again)
+
+	code, help, _ := invoke("sweep", "-h")
+	assert.Equal(t, 0, code)
+	for _, flag := range []string{"-set", "-out", "-jobs", "-force", "-timing-only", "-images", "-json"} {
+		assert.Contains(t, help, flag)
+	}
+}
