@@ -170,7 +170,8 @@ type StageResult struct {
 // model (package actors). It validates its input first (every error names
 // what is wrong) and fails fast, naming the failing unit, if a unit fails or
 // ctx ends. To run several batches on one model, build it once with
-// NewAccelerator.
+// NewAccelerator. With in.TimingOnly it builds with NewTimingAccelerator
+// instead, and the run computes no values (see the package doc).
 //
 // In ideal fidelity the policy is ideal whatever Desc.Balance says, weights
 // are on chip and the special-function units, token dropping, patch
