@@ -148,3 +148,74 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 		report(b, cpuTime(b)-cpu)
 	})
 }
+
+// BenchmarkTimingOnlyDeiTSmall times one point of a sweep, building the
+// accelerator and simulating one image, on the model and machine of
+// BenchmarkSimulatedDeiTSmall, with numerics (NewAccelerator packs the
+// weights, Run computes the logits) and timing-only (NewTimingAccelerator
+// packs the masks' pattern, Run computes nothing), alternating inside every
+// iteration so that both meet the same load. The two must give the same
+// cycles. Each mode's build and run are reported apart too.
+func BenchmarkTimingOnlyDeiTSmall(b *testing.B) {
+	cfg, err := vit.Preset("deit-small")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := vit.RandomWeights(cfg, 1)
+	p, err := prune.Magnitude(w, 16, 0.5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Keep, p.TDLayers = 0.7, []int{2, 6, 9}
+	img := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
+	for i := range img {
+		img[i] = float32(i%97)/48 - 1
+	}
+	desc, err := topology.Preset("u250")
+	if err != nil {
+		b.Fatal(err)
+	}
+	type mode struct {
+		name   string
+		build  func() (*topology.Accelerator, error)
+		images [][]float32
+		// build and run time, summed over the iterations
+		built, ran time.Duration
+		cycles     int64
+	}
+	modes := []*mode{
+		{name: "full", build: func() (*topology.Accelerator, error) { return topology.NewAccelerator(w, p, 0, desc) },
+			images: [][]float32{img}},
+		{name: "timing", build: func() (*topology.Accelerator, error) { return topology.NewTimingAccelerator(cfg, p, 0, desc) },
+			images: make([][]float32, 1)},
+	}
+	for b.Loop() {
+		for _, m := range modes {
+			t := time.Now()
+			acc, err := m.build()
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.built += time.Since(t)
+			t = time.Now()
+			res, err := acc.Run(context.Background(), m.images)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.ran += time.Since(t)
+			m.cycles = res.Cycles
+		}
+	}
+	if modes[0].cycles != modes[1].cycles {
+		b.Fatalf("timing-only %d cycles, full run %d", modes[1].cycles, modes[0].cycles)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 / n }
+	for _, m := range modes {
+		b.ReportMetric(ms(m.built+m.ran), m.name+"-ms/point")
+		b.ReportMetric(ms(m.built), m.name+"-build-ms")
+		b.ReportMetric(ms(m.ran), m.name+"-run-ms")
+	}
+	b.ReportMetric(float64(modes[0].built+modes[0].ran)/float64(modes[1].built+modes[1].ran), "full/timing")
+	b.ReportMetric(float64(modes[0].cycles), "sim-cycles")
+}
