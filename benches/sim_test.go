@@ -22,15 +22,10 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkSimulatedDeiTSmall times one pruned DeiT-S inference (random
-// weights, one-shot magnitude pruning at b=16 and density 0.5, keep 0.7 in
-// layers 2, 6 and 9) through the simulated u250 accelerator with real
-// numerics, beside the reference forward pass of the same pruned model. As
-// the reference compacts the model once (outside the loop) and then runs
-// images, the accelerator is built once (packing the weights, planning the
-// schedule) and each iteration simulates one image on a fresh graph of units;
-// "simulated+build" includes the build, as a one-image cmd/run does.
-func BenchmarkSimulatedDeiTSmall(b *testing.B) {
+// prunedDeiTSmall is the model, pruning, image and machine of the DeiT-S
+// benchmarks: random weights, one-shot magnitude pruning at b=16 and
+// density 0.5, keep 0.7 in layers 2, 6 and 9, on u250.
+func prunedDeiTSmall(b *testing.B) (*vit.Weights, *vit.Pruning, []float32, topology.Description) {
 	cfg, err := vit.Preset("deit-small")
 	if err != nil {
 		b.Fatal(err)
@@ -49,6 +44,19 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return w, p, img, desc
+}
+
+// BenchmarkSimulatedDeiTSmall times one pruned DeiT-S inference (random
+// weights, one-shot magnitude pruning at b=16 and density 0.5, keep 0.7 in
+// layers 2, 6 and 9) through the simulated u250 accelerator with real
+// numerics, beside the reference forward pass of the same pruned model. As
+// the reference compacts the model once (outside the loop) and then runs
+// images, the accelerator is built once (packing the weights, planning the
+// schedule) and each iteration simulates one image on a fresh graph of units;
+// "simulated+build" includes the build, as a one-image cmd/run does.
+func BenchmarkSimulatedDeiTSmall(b *testing.B) {
+	w, p, img, desc := prunedDeiTSmall(b)
 	report := func(b *testing.B, cpu time.Duration) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/image")
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e6/float64(b.N), "cpu-ms/image")
@@ -157,24 +165,8 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 // iteration so that both meet the same load. The two must give the same
 // cycles. Each mode's build and run are reported apart too.
 func BenchmarkTimingOnlyDeiTSmall(b *testing.B) {
-	cfg, err := vit.Preset("deit-small")
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := vit.RandomWeights(cfg, 1)
-	p, err := prune.Magnitude(w, 16, 0.5)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.Keep, p.TDLayers = 0.7, []int{2, 6, 9}
-	img := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
-	for i := range img {
-		img[i] = float32(i%97)/48 - 1
-	}
-	desc, err := topology.Preset("u250")
-	if err != nil {
-		b.Fatal(err)
-	}
+	w, p, img, desc := prunedDeiTSmall(b)
+	cfg := w.Config
 	type mode struct {
 		name   string
 		build  func() (*topology.Accelerator, error)
