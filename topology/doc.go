@@ -72,7 +72,13 @@
 // activations, zero weights inside kept blocks, an attention threshold), a
 // token dropper that keeps the tokens above a score threshold (their count
 // then depends on values) or whose selection time depends on the scores'
-// order, or a selector that takes whichever input arrives first. One
-// more difference: a full run fails when a value is not finite; a
-// timing-only run has no values to fail on.
+// order, or a selector that takes whichever input arrives first on the
+// host (a Go select, a race between goroutines): a timing-only unit
+// finishes its host work sooner, so such a race can go the other way.
+// The rule is stricter than it must be about arrival: a choice by
+// simulated arrival time, as runtime.Select makes it, sees the same times
+// in both runs and so would keep them equal, but it lets which values go
+// where depend on timing, and the rule keeps a unit's order checkable by
+// reading the unit alone. One more difference: a full run fails when a
+// value is not finite; a timing-only run has no values to fail on.
 package topology
