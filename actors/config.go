@@ -279,6 +279,13 @@ func (c Config) Validate() error {
 
 // Model is a statically pruned ViT in the form the units compute with.
 type Model struct {
+	// TimingOnly says the model has its structure (shapes, token counts,
+	// the weight matrices' stored blocks) but no values: no weight data,
+	// biases, norms or embeddings. Its units compute nothing; they move
+	// tiles of the right shape without Data and charge the same time as
+	// with values, which in this model depends on shapes and counts alone
+	// (see the topology package's doc).
+	TimingOnly   bool
 	Dim, HeadDim int
 	// Tokens enter the first layer (patches, CLS and DIST if any).
 	Tokens                        int

@@ -45,8 +45,11 @@ type Tile struct {
 	Image, Layer int32
 	Unit         int32
 	Rows, Cols   int
-	Data         []float32 // Rows × Cols
+	Data         []float32 // Rows × Cols; nil in a timing-only model (Model.TimingOnly)
 }
+
+// elements is the number of values the tile stands for, with or without Data.
+func (t *Tile) elements() int { return t.Rows * t.Cols }
 
 // WeightBlock is one non-zero weight block on its way from memory to a
 // CHM: block Index of the packed matrix of op Op, in block-column Col.

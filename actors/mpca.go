@@ -118,7 +118,8 @@ const (
 // FC2 are computed only when the first of them is sent (their tile has no
 // Data until then; run is their layer's), all the op's finished rows in one product: by then several
 // snapshots' worth have usually finished, and the kernels are faster on
-// more rows. Simulated time does not depend on when numbers are computed.
+// more rows. Simulated time does not depend on when numbers are computed,
+// nor on whether they are: a timing-only model never computes them.
 type pending struct {
 	tile         *Tile
 	ready        int64
@@ -476,8 +477,9 @@ func (u *MPCA) dep(r *layerRun, layer int32, o Op, unit int32) int64 {
 	return 0
 }
 
-// complete computes output unit unit of the step's op, really, and queues
-// it for its consumer if it leaves the MPCA.
+// complete computes output unit unit of the step's op, really (in a
+// timing-only model, only its shape), and queues it for its consumer if it
+// leaves the MPCA.
 func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	t := r.unitEnd[st.Op][unit]
 	r.ready[st.Op][unit] = t
@@ -490,7 +492,8 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	row := int(unit) % rows
 	n := L.OpTokens(st.Op)
 	nr := min(b, n-row*b)
-	if r.a == nil {
+	numeric := !m.TimingOnly
+	if r.a == nil && numeric {
 		r.a = make([]float32, L.TokensIn*wk)
 	}
 	var out *Tile
@@ -502,6 +505,10 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 	case OpQK:
 		// A head's scores are computed whole when its first row block is
 		// due (Q and K are complete by then); each row block is a tile of them.
+		out, q = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: n}, outScores
+		if !numeric {
+			break
+		}
 		u.operands(r, L)
 		h := int(unit) / rows
 		if r.scores == nil {
@@ -511,12 +518,15 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 			r.scores[h] = make([]float32, n*n)
 			kernels.GemmParallel(0, false, true, n, n, hd, float32(1/math.Sqrt(float64(hd))), r.q[h*hd:], wk, r.k[h*hd:], wk, 0, r.scores[h], n)
 		}
-		out, q = &Tile{Image: st.Image, Layer: st.Layer, Unit: unit, Rows: nr, Cols: n, Data: r.scores[h][row*b*n : (row*b+nr)*n]}, outScores
+		out.Data = r.scores[h][row*b*n : (row*b+nr)*n]
 	case OpRowSum:
 		// Time only: the paper computes the row sums here, and their cycles
 		// are charged here; their values come from the softmax unit's
 		// fused kernel, which has already divided by them.
 	case OpAV:
+		if !numeric {
+			break
+		}
 		u.operands(r, L)
 		h := int(unit) / rows
 		kernels.Gemm(false, false, nr, hd, n, 1, r.in[inProbs][unit].Data, n, r.v[h*hd:], wk, 0, r.a[row*b*wk+h*hd:], wk)
@@ -647,7 +657,7 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
 		if best < 0 {
 			break
 		}
-		if u.out[best][0].tile.Data == nil {
+		if u.out[best][0].tile.Data == nil && !u.Model.TimingOnly {
 			if err := u.materialize(u.out[best]); err != nil {
 				return err
 			}

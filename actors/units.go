@@ -23,9 +23,35 @@ type Unit struct {
 // rows is the number of row blocks of a sequence of n tokens.
 func (u *Unit) rows(n int) int { return ceilDiv(n, u.Block) }
 
+// numeric reports whether the unit computes values: not in a timing-only
+// model, where it only moves tiles of the right shape and charges their time.
+func (u *Unit) numeric() bool { return !u.Model.TimingOnly }
+
+// layerNorm returns a new tile of t's rows normalised with gain w and bias
+// b (without values in a timing-only model).
+func (u *Unit) layerNorm(t *Tile, w, b []float32) *Tile {
+	xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols}
+	if u.numeric() {
+		xn.Data = make([]float32, len(t.Data))
+		kernels.LayerNorm(xn.Data, t.Data, w, b, t.Rows, t.Cols, u.Model.LNEps)
+	}
+	return xn
+}
+
+// tile is row block r, nr tokens of cols values, of the sequence x of image
+// img in layer l; it has no values when x is nil (a timing-only model).
+func (u *Unit) tile(x []float32, img, l, r, nr, cols int) *Tile {
+	t := &Tile{Image: int32(img), Layer: int32(l), Unit: int32(r), Rows: nr, Cols: cols}
+	if x != nil {
+		t.Data = x[r*u.Block*cols : (r*u.Block+nr)*cols]
+	}
+	return t
+}
+
 // charge checks the unit's output tile is finite and works the unit's time
 // for it, n real elements: the throughput part; the pipeline latency rides
-// on its output links.
+// on its output links. The time depends on n alone, never on the values,
+// so a timing-only run charges the same.
 func (u *Unit) charge(ctx *runtime.Ctx, stage Stage, out *Tile, n int) error {
 	if err := finite(stage, 0, out); err != nil {
 		return err
@@ -113,9 +139,8 @@ func (u *LayerNorm1) Run(ctx *runtime.Ctx) error {
 					return err
 				}
 				t.Layer = int32(l)
-				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
-				kernels.LayerNorm(xn.Data, t.Data, L.Norm1W, L.Norm1B, t.Rows, t.Cols, m.LNEps)
-				if err := u.charge(ctx, StageLayerNorm1, xn, len(t.Data)); err != nil {
+				xn := u.layerNorm(t, L.Norm1W, L.Norm1B)
+				if err := u.charge(ctx, StageLayerNorm1, xn, xn.elements()); err != nil {
 					return err
 				}
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
@@ -155,14 +180,18 @@ func (u *Softmax) Run(ctx *runtime.Ctx) error {
 				if err := expect(StageSoftmax, t, img, l); err != nil {
 					return err
 				}
-				kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
-				if err := u.charge(ctx, StageSoftmax, t, len(t.Data)); err != nil {
+				if u.numeric() {
+					kernels.SoftmaxRows(t.Data, t.Rows, t.Cols)
+				}
+				if err := u.charge(ctx, StageSoftmax, t, t.elements()); err != nil {
 					return err
 				}
 				var cls *Tile
 				if L.Drops() && int(t.Unit)%rows == 0 {
-					cls = &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit / int32(rows), Rows: 1, Cols: t.Cols,
-						Data: append([]float32(nil), t.Data[:t.Cols]...)}
+					cls = &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit / int32(rows), Rows: 1, Cols: t.Cols}
+					if u.numeric() {
+						cls.Data = append([]float32(nil), t.Data[:t.Cols]...)
+					}
 				}
 				if err := u.Out.send(ctx, u.Rec, t); err != nil {
 					return err
@@ -209,8 +238,10 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 				if err := errors.Join(expect(StageResidual1, t, img, l), expect(StageResidual1, s, img, l)); err != nil {
 					return err
 				}
-				kernels.Add(t.Data, t.Data, s.Data)
-				if err := u.charge(ctx, StageResidual1, t, len(t.Data)); err != nil {
+				if u.numeric() {
+					kernels.Add(t.Data, t.Data, s.Data)
+				}
+				if err := u.charge(ctx, StageResidual1, t, t.elements()); err != nil {
 					return err
 				}
 				if L.Drops() {
@@ -232,14 +263,16 @@ func (u *Residual1) Run(ctx *runtime.Ctx) error {
 // the rows over the kept heads, keeps the Kept best-scoring tokens, fuses
 // the others into one (kernels.DropTokens), re-packs the sequence and
 // streams it to LayerNorm 2 and the second residual add. Its time is
-// TokenDropCost.Cycles, nothing when free.
+// TokenDropCost.Cycles, nothing when free: it depends on how many tokens
+// it keeps, never on which.
 type TokenDropper struct {
 	Unit
 	Cost        TokenDropCost
 	CLS, In     Link[*Tile]
 	ToLN2, Skip Link[*Tile]
 	// Kept holds, once Run has returned, the kept tokens' input positions
-	// per image and layer (nil for layers that keep every token).
+	// per image and layer (nil for layers that keep every token); in a
+	// timing-only model, positions 1 to Layer.Kept (see keep).
 	Kept [][][]int
 }
 
@@ -271,7 +304,10 @@ func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
 				}
 				cls[t.Unit] = t.Data
 			}
-			x := make([]float32, n*d)
+			var x []float32
+			if u.numeric() {
+				x = make([]float32, n*d)
+			}
 			for range u.rows(n) {
 				t, err := u.In.recv(ctx, u.Rec)
 				if err != nil {
@@ -280,26 +316,17 @@ func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
 				if err := expect(StageTokenDrop, t, img, l); err != nil {
 					return err
 				}
-				copy(x[int(t.Unit)*b*d:], t.Data)
-			}
-			// The head average, summed in head order as the reference does.
-			scores := make([]float32, n-1)
-			for _, row := range cls {
-				for j, a := range row[1:n] {
-					scores[j] += a
+				if x != nil {
+					copy(x[int(t.Unit)*b*d:], t.Data)
 				}
 			}
-			for j := range scores {
-				scores[j] /= float32(L.Heads)
-			}
-			out := make([]float32, (L.Kept+2)*d)
-			u.Kept[img][l] = kernels.DropTokens(out, x, n, d, scores, L.Kept)
+			var out []float32
+			out, u.Kept[img][l] = u.keep(L, cls, x)
 			if !u.Free {
 				u.Rec.work(ctx, u.Cost.Cycles(n, L.Kept, d), StageTokenDrop, 0)
 			}
 			for r := range u.rows(L.TokensOut) {
-				nr := min(b, L.TokensOut-r*b)
-				t := &Tile{Image: int32(img), Layer: int32(l), Unit: int32(r), Rows: nr, Cols: d, Data: out[r*b*d : (r*b+nr)*d]}
+				t := u.tile(out, img, l, r, min(b, L.TokensOut-r*b), d)
 				if err := u.ToLN2.send(ctx, u.Rec, t); err != nil {
 					return err
 				}
@@ -310,6 +337,35 @@ func (u *TokenDropper) Run(ctx *runtime.Ctx) error {
 		}
 	}
 	return nil
+}
+
+// keep drops tokens from layer L's sequence x by the CLS rows cls of its
+// heads: it returns the new sequence, [CLS, kept..., fused], and the kept
+// tokens' input positions. A timing-only model has no scores to rank: it
+// keeps the first L.Kept patch tokens, positions 1 to L.Kept, and returns no
+// sequence. Only the count is right, and it is all that the module's time
+// and the shape of what follows depend on.
+func (u *TokenDropper) keep(L *Layer, cls [][]float32, x []float32) ([]float32, []int) {
+	if !u.numeric() {
+		kept := make([]int, L.Kept)
+		for i := range kept {
+			kept[i] = i + 1
+		}
+		return nil, kept
+	}
+	n, d := L.TokensIn, u.Model.Dim
+	// The head average, summed in head order as the reference does.
+	scores := make([]float32, n-1)
+	for _, row := range cls {
+		for j, a := range row[1:n] {
+			scores[j] += a
+		}
+	}
+	for j := range scores {
+		scores[j] /= float32(L.Heads)
+	}
+	out := make([]float32, (L.Kept+2)*d)
+	return out, kernels.DropTokens(out, x, n, d, scores, L.Kept)
 }
 
 // LayerNorm2 normalises each row block after the attention for FC1.
@@ -338,9 +394,8 @@ func (u *LayerNorm2) Run(ctx *runtime.Ctx) error {
 				if err := expect(StageLayerNorm2, t, img, l); err != nil {
 					return err
 				}
-				xn := &Tile{Image: t.Image, Layer: t.Layer, Unit: t.Unit, Rows: t.Rows, Cols: t.Cols, Data: make([]float32, len(t.Data))}
-				kernels.LayerNorm(xn.Data, t.Data, L.Norm2W, L.Norm2B, t.Rows, t.Cols, m.LNEps)
-				if err := u.charge(ctx, StageLayerNorm2, xn, len(t.Data)); err != nil {
+				xn := u.layerNorm(t, L.Norm2W, L.Norm2B)
+				if err := u.charge(ctx, StageLayerNorm2, xn, xn.elements()); err != nil {
 					return err
 				}
 				if err := u.ToMPCA.send(ctx, u.Rec, xn); err != nil {
@@ -373,7 +428,9 @@ func (u *GELU) Run(ctx *runtime.Ctx) error {
 				if err := expect(StageGELU, t, img, l); err != nil {
 					return err
 				}
-				kernels.GELU(t.Data, t.Data)
+				if u.numeric() {
+					kernels.GELU(t.Data, t.Data)
+				}
 				if err := u.charge(ctx, StageGELU, t, t.Rows*L.Hidden); err != nil {
 					return err
 				}
@@ -425,8 +482,10 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 				if err := errors.Join(expect(StageResidual2, t, img, l), expect(StageResidual2, s, img, l)); err != nil {
 					return err
 				}
-				kernels.Add(t.Data, t.Data, s.Data)
-				if err := u.charge(ctx, StageResidual2, t, len(t.Data)); err != nil {
+				if u.numeric() {
+					kernels.Add(t.Data, t.Data, s.Data)
+				}
+				if err := u.charge(ctx, StageResidual2, t, t.elements()); err != nil {
 					return err
 				}
 				if err := out.send(ctx, u.Rec, t); err != nil {
@@ -444,7 +503,8 @@ func (u *Residual2) Run(ctx *runtime.Ctx) error {
 // its patches' MACs.
 type PatchEmbed struct {
 	Unit
-	MACs   MACCost
+	MACs MACCost
+	// Pixels holds the Images images; a timing-only model reads none (nil).
 	Pixels [][]float32
 	Out    Link[*Tile]
 	// Start holds, once Run has returned, when each image entered.
@@ -454,32 +514,19 @@ type PatchEmbed struct {
 // Run is the engine's actor body.
 func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 	m := u.Model
-	ps, side, d, b := m.PatchSize, m.ImageSize, m.Dim, u.Block
-	grid, plen := side/ps, m.InChans*ps*ps
-	np := grid * grid
-	prefix := m.Tokens - np // CLS, and DIST if any
-	u.Start = make([]int64, len(u.Pixels))
-	for img, pixels := range u.Pixels {
+	d, b := m.Dim, u.Block
+	grid, plen := m.ImageSize/m.PatchSize, m.InChans*m.PatchSize*m.PatchSize
+	prefix := m.Tokens - grid*grid // CLS, and DIST if any
+	u.Start = make([]int64, u.Images)
+	for img := range u.Images {
 		u.Start[img] = ctx.Now()
 		u.Rec.at(img, -1)
-		if len(pixels) != m.InChans*side*side {
-			return fmt.Errorf("image %d has %d values, want %d", img, len(pixels), m.InChans*side*side)
-		}
-		patches := make([]float32, np*plen)
-		kernels.Patches(patches, pixels, m.InChans, side, ps)
-		emb := make([]float32, np*d)
-		kernels.GemmParallel(0, false, false, np, d, plen, 1, patches, plen, m.PatchW, d, 0, emb, d)
-		kernels.AddBias(emb, m.PatchB, np, d)
-		x := make([]float32, 0, m.Tokens*d)
-		x = append(x, m.ClsToken...)
-		x = append(x, m.DistToken...)
-		x = append(x, emb...)
-		if len(x) != m.Tokens*d || len(m.PosEmbed) != len(x) {
-			return fmt.Errorf("%d tokens of %d, position embeddings for %d values", len(x)/d, d, len(m.PosEmbed))
-		}
-		kernels.Add(x, x, m.PosEmbed)
-		if i := kernels.FirstNonFinite(x); i >= 0 {
-			return fmt.Errorf("image %d: patch embedding output is not finite (%v)", img, x[i])
+		var x []float32
+		if u.numeric() {
+			var err error
+			if x, err = u.embed(img); err != nil {
+				return err
+			}
 		}
 		for r := range u.rows(m.Tokens) {
 			nr := min(b, m.Tokens-r*b)
@@ -487,13 +534,42 @@ func (u *PatchEmbed) Run(ctx *runtime.Ctx) error {
 			if !u.Free && patchRows > 0 {
 				u.Rec.workOn(ctx, int64(ceilDiv(patchRows*plen*d, u.MACs.MACsPerCycle)), StageEmbed, 0, int32(r))
 			}
-			t := &Tile{Image: int32(img), Unit: int32(r), Rows: nr, Cols: d, Data: x[r*b*d : (r*b+nr)*d]}
-			if err := u.Out.send(ctx, u.Rec, t); err != nil {
+			if err := u.Out.send(ctx, u.Rec, u.tile(x, img, 0, r, nr, d)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// embed is image img's sequence entering the first layer: its patches'
+// embeddings after the class tokens, plus the position embeddings.
+func (u *PatchEmbed) embed(img int) ([]float32, error) {
+	m := u.Model
+	ps, side, d := m.PatchSize, m.ImageSize, m.Dim
+	grid, plen := side/ps, m.InChans*ps*ps
+	np := grid * grid
+	pixels := u.Pixels[img]
+	if len(pixels) != m.InChans*side*side {
+		return nil, fmt.Errorf("image %d has %d values, want %d", img, len(pixels), m.InChans*side*side)
+	}
+	patches := make([]float32, np*plen)
+	kernels.Patches(patches, pixels, m.InChans, side, ps)
+	emb := make([]float32, np*d)
+	kernels.GemmParallel(0, false, false, np, d, plen, 1, patches, plen, m.PatchW, d, 0, emb, d)
+	kernels.AddBias(emb, m.PatchB, np, d)
+	x := make([]float32, 0, m.Tokens*d)
+	x = append(x, m.ClsToken...)
+	x = append(x, m.DistToken...)
+	x = append(x, emb...)
+	if len(x) != m.Tokens*d || len(m.PosEmbed) != len(x) {
+		return nil, fmt.Errorf("%d tokens of %d, position embeddings for %d values", len(x)/d, d, len(m.PosEmbed))
+	}
+	kernels.Add(x, x, m.PosEmbed)
+	if i := kernels.FirstNonFinite(x); i >= 0 {
+		return nil, fmt.Errorf("image %d: patch embedding output is not finite (%v)", img, x[i])
+	}
+	return x, nil
 }
 
 // Classifier applies the final LayerNorm and the linear head to the CLS
@@ -529,11 +605,14 @@ func (u *Classifier) Run(ctx *runtime.Ctx) error {
 			if t.Unit != 0 {
 				continue
 			}
-			cls := make([]float32, d)
-			kernels.LayerNorm(cls, t.Data[:d], m.NormW, m.NormB, 1, d, m.LNEps)
-			logits := make([]float32, m.NumClasses)
-			kernels.Gemm(false, false, 1, m.NumClasses, d, 1, cls, d, m.HeadW, m.NumClasses, 0, logits, m.NumClasses)
-			kernels.AddBias(logits, m.HeadB, 1, m.NumClasses)
+			var logits []float32 // none in a timing-only model
+			if u.numeric() {
+				cls := make([]float32, d)
+				kernels.LayerNorm(cls, t.Data[:d], m.NormW, m.NormB, 1, d, m.LNEps)
+				logits = make([]float32, m.NumClasses)
+				kernels.Gemm(false, false, 1, m.NumClasses, d, 1, cls, d, m.HeadW, m.NumClasses, 0, logits, m.NumClasses)
+				kernels.AddBias(logits, m.HeadB, 1, m.NumClasses)
+			}
 			if !u.Free {
 				u.Rec.work(ctx, u.Cost.Cycles(d)+u.MACs.Cycles(d*m.NumClasses), StageClassifier, 0)
 			}

@@ -22,15 +22,10 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkSimulatedDeiTSmall times one pruned DeiT-S inference (random
-// weights, one-shot magnitude pruning at b=16 and density 0.5, keep 0.7 in
-// layers 2, 6 and 9) through the simulated u250 accelerator with real
-// numerics, beside the reference forward pass of the same pruned model. As
-// the reference compacts the model once (outside the loop) and then runs
-// images, the accelerator is built once (packing the weights, planning the
-// schedule) and each iteration simulates one image on a fresh graph of units;
-// "simulated+build" includes the build, as a one-image cmd/run does.
-func BenchmarkSimulatedDeiTSmall(b *testing.B) {
+// prunedDeiTSmall is the model, pruning, image and machine of the DeiT-S
+// benchmarks: random weights, one-shot magnitude pruning at b=16 and
+// density 0.5, keep 0.7 in layers 2, 6 and 9, on u250.
+func prunedDeiTSmall(b *testing.B) (*vit.Weights, *vit.Pruning, []float32, topology.Description) {
 	cfg, err := vit.Preset("deit-small")
 	if err != nil {
 		b.Fatal(err)
@@ -49,6 +44,19 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return w, p, img, desc
+}
+
+// BenchmarkSimulatedDeiTSmall times one pruned DeiT-S inference (random
+// weights, one-shot magnitude pruning at b=16 and density 0.5, keep 0.7 in
+// layers 2, 6 and 9) through the simulated u250 accelerator with real
+// numerics, beside the reference forward pass of the same pruned model. As
+// the reference compacts the model once (outside the loop) and then runs
+// images, the accelerator is built once (packing the weights, planning the
+// schedule) and each iteration simulates one image on a fresh graph of units;
+// "simulated+build" includes the build, as a one-image cmd/run does.
+func BenchmarkSimulatedDeiTSmall(b *testing.B) {
+	w, p, img, desc := prunedDeiTSmall(b)
 	report := func(b *testing.B, cpu time.Duration) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/image")
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e6/float64(b.N), "cpu-ms/image")
@@ -147,4 +155,59 @@ func BenchmarkSimulatedDeiTSmall(b *testing.B) {
 		}
 		report(b, cpuTime(b)-cpu)
 	})
+}
+
+// BenchmarkTimingOnlyDeiTSmall times one point of a sweep, building the
+// accelerator and simulating one image, on the model and machine of
+// BenchmarkSimulatedDeiTSmall, with numerics (NewAccelerator packs the
+// weights, Run computes the logits) and timing-only (NewTimingAccelerator
+// packs the masks' pattern, Run computes nothing), alternating inside every
+// iteration so that both meet the same load. The two must give the same
+// cycles. Each mode's build and run are reported apart too.
+func BenchmarkTimingOnlyDeiTSmall(b *testing.B) {
+	w, p, img, desc := prunedDeiTSmall(b)
+	cfg := w.Config
+	type mode struct {
+		name   string
+		build  func() (*topology.Accelerator, error)
+		images [][]float32
+		// build and run time, summed over the iterations
+		built, ran time.Duration
+		cycles     int64
+	}
+	modes := []*mode{
+		{name: "full", build: func() (*topology.Accelerator, error) { return topology.NewAccelerator(w, p, 0, desc) },
+			images: [][]float32{img}},
+		{name: "timing", build: func() (*topology.Accelerator, error) { return topology.NewTimingAccelerator(cfg, p, 0, desc) },
+			images: make([][]float32, 1)},
+	}
+	for b.Loop() {
+		for _, m := range modes {
+			t := time.Now()
+			acc, err := m.build()
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.built += time.Since(t)
+			t = time.Now()
+			res, err := acc.Run(context.Background(), m.images)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.ran += time.Since(t)
+			m.cycles = res.Cycles
+		}
+	}
+	if modes[0].cycles != modes[1].cycles {
+		b.Fatalf("timing-only %d cycles, full run %d", modes[1].cycles, modes[0].cycles)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 / n }
+	for _, m := range modes {
+		b.ReportMetric(ms(m.built+m.ran), m.name+"-ms/point")
+		b.ReportMetric(ms(m.built), m.name+"-build-ms")
+		b.ReportMetric(ms(m.ran), m.name+"-run-ms")
+	}
+	b.ReportMetric(float64(modes[0].built+modes[0].ran)/float64(modes[1].built+modes[1].ran), "full/timing")
+	b.ReportMetric(float64(modes[0].cycles), "sim-cycles")
 }

@@ -202,6 +202,8 @@ func TestPackBlockSparseErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), "pack block-sparse")
 		})
 	}
+	_, err := PackPattern(24, 16, 16, nil)
+	assert.ErrorContains(t, err, "pack block-sparse: block 16 does not tile 24x16")
 	s, err := PackBlockSparse(make([]float32, 32*48), 32, 48, 16, func(br, bc int) bool { return br != bc })
 	require.NoError(t, err)
 	assert.Equal(t, 4, s.NNZBlocks())
@@ -346,6 +348,11 @@ func TestPackSelected(t *testing.T) {
 				got, err := PackSelected(Selection{Data: src, Stride: srcCols, Rows: tc.rows, Cols: tc.cols}, tc.nr, tc.nc, b, keep)
 				require.NoError(t, err)
 				assert.Equal(t, want, got)
+				// The pattern alone is the same structure without values.
+				pat, err := PackPattern(tc.nr, tc.nc, b, keep)
+				require.NoError(t, err)
+				want.Data, want.pairs = nil, nil
+				assert.Equal(t, want, pat)
 			})
 		}
 	}

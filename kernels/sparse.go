@@ -50,28 +50,15 @@ type Selection struct {
 // block). It reads only the kept blocks, so a pruned model packs straight
 // from its dense weights.
 func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, error) {
-	if b <= 0 || rows%b != 0 || cols%b != 0 {
-		return nil, fmt.Errorf("pack block-sparse: block %d does not tile %dx%d", b, rows, cols)
+	if err := tiles(rows, cols, b); err != nil {
+		return nil, err
 	}
 	if err := sel.check(rows, cols); err != nil {
 		return nil, fmt.Errorf("pack block-sparse: %w", err)
 	}
-	// Number the kept blocks first (asking keep once per block), so that the
-	// storage is allocated once.
-	nbr, nbc := rows/b, cols/b
-	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, nbc+1)}
-	slot := make([]int32, nbr*nbc) // stored index of block (br, bc), -1 if dropped
-	for bc := range nbc {
-		for br := range nbr {
-			slot[br*nbc+bc] = -1
-			if keep != nil && !keep(br, bc) {
-				continue
-			}
-			slot[br*nbc+bc] = int32(len(s.RowBlock))
-			s.RowBlock = append(s.RowBlock, int32(br))
-		}
-		s.ColStart[bc+1] = int32(len(s.RowBlock))
-	}
+	// Number the kept blocks first, so that the storage is allocated once.
+	s, slot := pattern(rows, cols, b, keep)
+	nbc := cols / b
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
 	// A block-column whose columns are contiguous in the source is copied a
 	// row segment at a time; any other is gathered, faster without padding.
@@ -130,6 +117,47 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 		s.pairs = interleavePairs(s.Data, b)
 	}
 	return s, nil
+}
+
+// PackPattern is PackSelected without the values: the rows×cols matrix's
+// kept blocks numbered as PackSelected numbers them (ColStart, RowBlock),
+// and no Data. It is for a consumer that needs only which blocks are
+// stored (a cost model, a schedule), not a product: it cannot be multiplied.
+func PackPattern(rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, error) {
+	if err := tiles(rows, cols, b); err != nil {
+		return nil, err
+	}
+	s, _ := pattern(rows, cols, b, keep)
+	return s, nil
+}
+
+// tiles reports whether blocks of side b tile a rows×cols matrix.
+func tiles(rows, cols, b int) error {
+	if b <= 0 || rows%b != 0 || cols%b != 0 {
+		return fmt.Errorf("pack block-sparse: block %d does not tile %dx%d", b, rows, cols)
+	}
+	return nil
+}
+
+// pattern numbers the kept blocks of a rows×cols matrix by block-column,
+// asking keep once per block, and returns them with each block's stored
+// index (slot[br*(cols/b)+bc], -1 if dropped).
+func pattern(rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, []int32) {
+	nbr, nbc := rows/b, cols/b
+	s := &BlockSparse{Rows: rows, Cols: cols, B: b, ColStart: make([]int32, nbc+1)}
+	slot := make([]int32, nbr*nbc)
+	for bc := range nbc {
+		for br := range nbr {
+			slot[br*nbc+bc] = -1
+			if keep != nil && !keep(br, bc) {
+				continue
+			}
+			slot[br*nbc+bc] = int32(len(s.RowBlock))
+			s.RowBlock = append(s.RowBlock, int32(br))
+		}
+		s.ColStart[bc+1] = int32(len(s.RowBlock))
+	}
+	return s, slot
 }
 
 // interleavePairs returns blocks of side b (even) with rows 2q and 2q+1 of

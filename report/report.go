@@ -48,6 +48,9 @@ type Report struct {
 	Hardware []Setting `json:"hardware,omitempty"`
 	// Reference is true when only the golden forward pass ran, no accelerator.
 	Reference bool `json:"reference"`
+	// TimingOnly is true when the simulation computed no values (topology's
+	// timing-only mode): there are no Top1, Logits or Accuracy to report.
+	TimingOnly bool `json:"timing_only,omitempty"`
 
 	// Inputs says where the images came from, e.g. "MNIST test images 0-15".
 	Inputs string `json:"inputs"`

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vitflow/runtime"
+	"vitflow/topology"
+	"vitflow/vit"
 )
 
 func TestGroup(t *testing.T) {
@@ -221,3 +224,39 @@ func TestSetAccuracy(t *testing.T) {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// TestAddSimulationTimingOnly: a timing-only run fills in the same
+// simulated figures as the full run and no predictions, and the text says
+// so instead of printing an accuracy.
+func TestAddSimulationTimingOnly(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	d, err := topology.Preset("small")
+	require.NoError(t, err)
+	w := vit.RandomWeights(cfg, 1)
+	imgs := [][]float32{make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)}
+	add := func(timing bool) *Report {
+		res, err := topology.Simulate(context.Background(), topology.SimInput{Weights: w, Desc: d, Images: imgs, TimingOnly: timing})
+		require.NoError(t, err)
+		r := &Report{Model: cfg.Name, Weights: "random", Images: 1, Labels: []int{3}}
+		require.NoError(t, AddSimulation(r, res))
+		return r
+	}
+	full, timing := add(false), add(true)
+	require.NotNil(t, full.Accuracy)
+	assert.True(t, timing.TimingOnly)
+	assert.Nil(t, timing.Top1)
+	assert.Nil(t, timing.Logits)
+	assert.Nil(t, timing.Accuracy)
+	full.TimingOnly, full.Top1, full.Logits, full.Accuracy = true, nil, nil, nil
+	assert.Equal(t, full, timing, "the same simulated figures")
+
+	var text bytes.Buffer
+	require.NoError(t, timing.WriteText(&text))
+	assert.Contains(t, text.String(), "timing only: no predictions")
+	assert.NotContains(t, text.String(), "accuracy")
+	assert.NotContains(t, text.String(), "top1")
+	js, err := json.Marshal(timing)
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"timing_only":true`)
+}

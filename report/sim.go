@@ -14,16 +14,20 @@ import (
 )
 
 // AddSimulation fills in the simulated part of r from a run's results:
-// predictions and accuracy (when r.Labels are set), latency and throughput,
+// predictions and accuracy (when r.Labels are set; none from a
+// timing-only run, which r.TimingOnly then says), latency and throughput,
 // the critical path by cause and the gap to the estimator, image 0 layer by
 // layer, PE load under every policy, and the units and FIFOs. The error is
 // TopologySettings'.
 func AddSimulation(r *Report, res *topology.SimResult) error {
-	for _, img := range res.Images {
-		r.Top1 = append(r.Top1, img.Top1)
-		r.Logits = append(r.Logits, img.Logits)
+	r.TimingOnly = res.TimingOnly
+	if !res.TimingOnly {
+		for _, img := range res.Images {
+			r.Top1 = append(r.Top1, img.Top1)
+			r.Logits = append(r.Logits, img.Logits)
+		}
+		r.SetAccuracy()
 	}
-	r.SetAccuracy()
 	clock := res.Desc.ClockMHz
 	r.Balance = string(res.Policy)
 	r.CyclesTotal = res.Cycles

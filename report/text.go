@@ -111,6 +111,11 @@ func (r *Report) writeSummary(p *printer) {
 }
 
 func (r *Report) writeImages(p *printer) {
+	if r.TimingOnly {
+		p.row("images", "timing only: no predictions")
+		p.printf("\n")
+		return
+	}
 	labelled := len(r.Labels) == len(r.Top1)
 	if labelled {
 		p.row("image", "label", "top1", "result")

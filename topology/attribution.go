@@ -140,8 +140,8 @@ func (a *Accelerator) result(bt *built, stats *runtime.Stats) (*SimResult, error
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	m, est := a.model, a.estimate
-	n := len(bt.embed.Pixels)
-	r := &SimResult{Desc: a.desc, Block: a.block, Policy: a.policy, Estimate: est, Stats: stats,
+	n := bt.embed.Images
+	r := &SimResult{TimingOnly: m.TimingOnly, Desc: a.desc, Block: a.block, Policy: a.policy, Estimate: est, Stats: stats,
 		Cycles: stats.Makespan, Images: make([]ImageResult, n), MPCABusy: bt.mpca.Busy}
 	r.CyclesPerImage = float64(r.Cycles) / float64(n)
 	sizable := LinkNames(a.desc.MPCA.H)

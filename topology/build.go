@@ -25,7 +25,9 @@ const maxSimImages = 1 << 16
 // packs the kept weights straight from the dense ones and plans (some tens
 // of milliseconds for DeiT-S); Run
 // then simulates any number of batches, each on a fresh graph of units. An
-// Accelerator is read-only once built, so concurrent Runs are safe.
+// Accelerator is read-only once built, so concurrent Runs are safe. One
+// built by NewTimingAccelerator has the blocks' pattern and no weights,
+// and its runs are timing-only.
 type Accelerator struct {
 	desc     Description
 	config   actors.Config
@@ -64,7 +66,26 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if w == nil {
 		return nil, fmt.Errorf("simulate: no weights")
 	}
-	cfg := w.Config
+	return newAccelerator(w.Config, p, denseBlock, d, w.Kept)
+}
+
+// NewTimingAccelerator builds the model of shape cfg pruned by p (nil =
+// dense) onto d, as NewAccelerator does, but without weights: from the
+// masks of p alone it packs which blocks each weight matrix keeps (their
+// pattern, which is all the MPCA's and the loaders' costs read) and plans
+// and orders the same program. Its runs are timing-only (see the package
+// doc for when that is exact): they read no pixel, so Run takes images
+// that may be nil, one per image to time, e.g. make([][]float32, n).
+func NewTimingAccelerator(cfg vit.Config, p *vit.Pruning, denseBlock int, d Description) (*Accelerator, error) {
+	return newAccelerator(cfg, p, denseBlock, d, func(p *vit.Pruning) (*vit.Kept, error) { return vit.KeptShapes(cfg, p) })
+}
+
+// newAccelerator builds the model of shape cfg, which kept applies p to
+// (with the weights' values, or the shapes alone), onto d.
+func newAccelerator(cfg vit.Config, p *vit.Pruning, denseBlock int, d Description, kept func(*vit.Pruning) (*vit.Kept, error)) (*Accelerator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -72,7 +93,7 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if b <= 0 || cfg.Dim%b != 0 || cfg.HeadDim()%b != 0 {
 		return nil, fmt.Errorf("simulate: block size %d does not divide the model's dim %d and head width %d", b, cfg.Dim, cfg.HeadDim())
 	}
-	k, err := w.Kept(p)
+	k, err := kept(p)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -156,7 +177,8 @@ func loopAdvice(e *actors.LoopError, f FIFOs) error {
 // Estimate is the analytical estimator's view of one image on a.
 func (a *Accelerator) Estimate() Estimation { return a.estimate }
 
-// checkImages validates a batch.
+// checkImages validates a batch. A timing-only run reads no pixel: its
+// images may be nil, and their values are not checked.
 func (a *Accelerator) checkImages(images [][]float32) error {
 	if len(images) == 0 {
 		return fmt.Errorf("simulate: no images")
@@ -164,10 +186,17 @@ func (a *Accelerator) checkImages(images [][]float32) error {
 	if len(images) > maxSimImages {
 		return fmt.Errorf("simulate: %d images, at most %d a run", len(images), maxSimImages)
 	}
+	timing := a.model.TimingOnly
 	for i, img := range images {
+		if timing && img == nil {
+			continue
+		}
 		if len(img) != a.want {
 			return fmt.Errorf("simulate: image %d has %d values, model %s wants %d (%d×%d×%d)",
 				i, len(img), a.name, a.want, a.model.InChans, a.model.ImageSize, a.model.ImageSize)
+		}
+		if timing {
+			continue
 		}
 		for j, v := range img {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -219,15 +248,18 @@ func unitCost(u Unit) actors.UnitCost {
 
 // actorModel packs the kept weights straight from the dense matrices to the
 // block-sparse form the CHMs compute with, with each layer's token counts.
+// Without weights (k from vit.KeptShapes) it packs the blocks' pattern
+// alone, and the model is timing-only.
 func actorModel(k *vit.Kept, b int) (*actors.Model, error) {
-	w := k.Weights
-	cfg := w.Config
+	cfg := k.Config
 	d, hd := cfg.Dim, cfg.HeadDim()
 	m := &actors.Model{Dim: d, HeadDim: hd, Tokens: cfg.Tokens(), ImageSize: cfg.ImageSize, PatchSize: cfg.PatchSize,
-		InChans: cfg.InChans, NumClasses: cfg.NumClasses, LNEps: cfg.LNEps,
-		PatchW: w.PatchW, PatchB: w.PatchB, ClsToken: w.ClsToken, DistToken: w.DistToken, PosEmbed: w.PosEmbed,
-		NormW: w.NormW, NormB: w.NormB, HeadW: w.HeadW, HeadB: w.HeadB,
+		InChans: cfg.InChans, NumClasses: cfg.NumClasses, LNEps: cfg.LNEps, TimingOnly: k.Weights == nil,
 		Layers: make([]actors.Layer, len(k.Layers))}
+	if w := k.Weights; w != nil {
+		m.PatchW, m.PatchB, m.ClsToken, m.DistToken, m.PosEmbed = w.PatchW, w.PatchB, w.ClsToken, w.DistToken, w.PosEmbed
+		m.NormW, m.NormB, m.HeadW, m.HeadB = w.NormW, w.NormB, w.HeadW, w.HeadB
+	}
 	tokensIn := make([]int, len(k.Layers)+1)
 	tokensIn[0] = cfg.Tokens()
 	for l, kl := range k.Layers {
@@ -253,10 +285,15 @@ func actorModel(k *vit.Kept, b int) (*actors.Model, error) {
 }
 
 // packLayer packs layer l of k, which takes tokens in and gives out, and
-// checks that every weight it keeps is finite.
+// checks that every weight it keeps is finite; without weights it packs
+// the kept blocks' pattern, which reads and checks no value.
 func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
-	cfg := k.Weights.Config
-	src := &k.Weights.Layers[l]
+	cfg := k.Config
+	values := k.Weights != nil
+	src := &vit.Layer{} // no matrices to select from when there are no values
+	if values {
+		src = &k.Weights.Layers[l]
+	}
 	d := cfg.Dim
 	kl := &k.Layers[l]
 	wk := cfg.HeadDim() * len(kl.Heads)
@@ -265,12 +302,19 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 		if mask != nil {
 			keep = func(br, bc int) bool { return mask[br*(cols/b)+bc] }
 		}
-		s, err := kernels.PackSelected(sel, rows, cols, b, keep)
+		var s *kernels.BlockSparse
+		var err error
+		if values {
+			s, err = kernels.PackSelected(sel, rows, cols, b, keep)
+		} else {
+			s, err = kernels.PackPattern(rows, cols, b, keep)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %d %s: %w", l, name, err)
 		}
 		// The packed blocks are the weights the accelerator uses, just
-		// written and still in cache: check them rather than the dense matrix.
+		// written and still in cache: check them rather than the dense
+		// matrix (a pattern has no values, and so nothing to check).
 		if r, c := s.FirstNonFinite(); r >= 0 {
 			if sel.Rows != nil {
 				r = sel.Rows[r]
@@ -311,8 +355,10 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 		for j := hid; j < hp; j++ {
 			neurons[j] = -1
 		}
-		L.FC1B = make([]float32, hp)
-		copy(L.FC1B, kl.FC1B)
+		if values {
+			L.FC1B = make([]float32, hp)
+			copy(L.FC1B, kl.FC1B)
+		}
 	}
 	if hid == cfg.MLPHidden && hp == hid {
 		neurons = nil // every neuron, in order

@@ -41,4 +41,44 @@
 // critical path attributed to causes (Attribution), from which the report
 // takes the gap to the estimator. Simulate does both in one call;
 // SimResult.Append joins runs of one accelerator end to end.
+//
+// # Timing-only runs
+//
+// A sweep over hardware and pruning wants cycles, not logits.
+// NewTimingAccelerator (or Simulate with SimInput.TimingOnly) builds a
+// model from its shape and the masks of its pruning alone: the weight
+// matrices are packed to the pattern of their kept blocks, with no values,
+// and planned and ordered as NewAccelerator does. Its runs use the same
+// units, which skip their kernels, send tiles of the same shape without
+// values and charge the same cycles; the token dropping module keeps the
+// first ceil(k(N-1)) positions instead of the best-scoring ones. The
+// result says TimingOnly, with no logits and Top1 -1.
+//
+// A timing-only run gives exactly the full run's cycles, per-image and
+// per-op times, statistics, critical path and trace when timing depends
+// on the kept tokens only through their count, on the weights only
+// through the masks (block kept or not, neuron kept, head kept), and no
+// unit chooses by arrival time or by value. In this model all three hold:
+// a special-function unit charges for a tile's rows times columns; the
+// token dropping module's time (actors.TokenDropCost) and the length of
+// the sequence it sends depend on how many tokens it keeps; the MPCA's
+// blocks, the loaders' streams, the plan and the program come from the
+// packed matrices' structure, which the masks decide (a kept block of
+// zeros costs what any kept block costs), and from the token counts and
+// the policy; every unit takes its inputs in an order fixed by the
+// program, and none uses runtime.Select or PeekAt (the MPCA's RecvAt reads
+// an element's visible time, a time, not a value). It would break with a
+// data-dependent early exit, a value-based sparsity skip (zero
+// activations, zero weights inside kept blocks, an attention threshold), a
+// token dropper that keeps the tokens above a score threshold (their count
+// then depends on values) or whose selection time depends on the scores'
+// order, or a selector that takes whichever input arrives first on the
+// host (a Go select, a race between goroutines): a timing-only unit
+// finishes its host work sooner, so such a race can go the other way.
+// The rule is stricter than it must be about arrival: a choice by
+// simulated arrival time, as runtime.Select makes it, sees the same times
+// in both runs and so would keep them equal, but it lets which values go
+// where depend on timing, and the rule keeps a unit's order checkable by
+// reading the unit alone. One more difference: a full run fails when a
+// value is not finite; a timing-only run has no values to fail on.
 package topology

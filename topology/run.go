@@ -27,10 +27,20 @@ type SimInput struct {
 	Images [][]float32
 	// Trace asks for the run's Perfetto trace (Trace.W nil: none).
 	Trace TraceOptions
+	// TimingOnly times the run without computing it: Simulate builds with
+	// NewTimingAccelerator from Weights.Config and the masks of Pruning,
+	// reading no weight and no pixel (Images may be nil, one per image).
+	// The cycles and statistics are the full run's when the package doc's
+	// rule holds; there are no logits.
+	TimingOnly bool
 }
 
 // SimResult is everything a simulated run measured.
 type SimResult struct {
+	// TimingOnly says the run computed no values (NewTimingAccelerator):
+	// every image's Logits are nil, its Top1 -1, and its token dropping
+	// layers' Kept stand-ins; everything else is what a full run measures.
+	TimingOnly bool
 	// Desc is the accelerator that ran; Block the tile side b; Policy the
 	// load-balancing policy that ran (ideal in ideal fidelity).
 	Desc   Description
@@ -72,6 +82,7 @@ type LinkInfo struct {
 
 // ImageResult is one image's run.
 type ImageResult struct {
+	// Logits and Top1 are the predictions: nil and -1 in a timing-only run.
 	Logits []float32
 	Top1   int
 	// Start and End are the cycles at which the image entered the patch
@@ -86,7 +97,9 @@ type LayerResult struct {
 	TokensIn, TokensOut int
 	HeadsKept, Hidden   int
 	// Kept are the input positions of the tokens a token dropping layer
-	// kept, in descending score order (nil otherwise).
+	// kept, in descending score order (nil otherwise). A timing-only run
+	// scores nothing and keeps positions 1 to len(Kept): as many tokens,
+	// not the same ones.
 	Kept []int
 	// Critical is the layer's share of the critical path; Estimate the
 	// estimator's cycles for it.
@@ -157,7 +170,8 @@ type StageResult struct {
 // model (package actors). It validates its input first (every error names
 // what is wrong) and fails fast, naming the failing unit, if a unit fails or
 // ctx ends. To run several batches on one model, build it once with
-// NewAccelerator.
+// NewAccelerator. With in.TimingOnly it builds with NewTimingAccelerator
+// instead, and the run computes no values (see the package doc).
 //
 // In ideal fidelity the policy is ideal whatever Desc.Balance says, weights
 // are on chip and the special-function units, token dropping, patch
@@ -174,7 +188,16 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	a, err := NewAccelerator(in.Weights, in.Pruning, in.DenseBlock, in.Desc)
+	var a *Accelerator
+	var err error
+	switch {
+	case !in.TimingOnly:
+		a, err = NewAccelerator(in.Weights, in.Pruning, in.DenseBlock, in.Desc)
+	case in.Weights == nil:
+		err = fmt.Errorf("simulate: no weights to take the model's shape from")
+	default:
+		a, err = NewTimingAccelerator(in.Weights.Config, in.Pruning, in.DenseBlock, in.Desc)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +208,9 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 type wrapper func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx) error
 
 // Run simulates images, one after another, on a fresh graph of a's units.
-// Results are the same whatever else runs concurrently.
+// Results are the same whatever else runs concurrently. On an accelerator
+// built by NewTimingAccelerator the run is timing-only and the images may
+// be nil: only their number counts.
 func (a *Accelerator) Run(ctx context.Context, images [][]float32) (*SimResult, error) {
 	return a.run(ctx, images, TraceOptions{}, nil)
 }

@@ -158,7 +158,10 @@ type KeptLayer struct {
 // that reads the kept weights straight from Weights (the accelerator's
 // build) starts here rather than from Compact.
 type Kept struct {
+	// Weights are the model's; nil when only the shapes are known
+	// (KeptShapes), and then the layers have no biases or norms either.
 	Weights *Weights
+	Config  Config
 	Pruning *Pruning // validated, never nil
 	Layers  []KeptLayer
 }
@@ -190,30 +193,45 @@ func (w *Weights) Kept(p *Pruning) (*Kept, error) {
 	return w.kept(p)
 }
 
-func (w *Weights) kept(p *Pruning) (*Kept, error) {
-	cfg := w.Config
+func (w *Weights) kept(p *Pruning) (*Kept, error) { return kept(w.Config, w, p) }
+
+// KeptShapes is Kept for a model known by its shape alone: what every
+// layer keeps by the masks of p (nil = dense), with no weights, biases or
+// norms. It is enough to plan and time the model, not to run it.
+func KeptShapes(cfg Config, p *Pruning) (*Kept, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return kept(cfg, nil, p)
+}
+
+// kept applies p to cfg's shapes, taking the biases and norms from w
+// unless it is nil.
+func kept(cfg Config, w *Weights, p *Pruning) (*Kept, error) {
 	if p == nil {
 		p = &Pruning{Keep: 1}
 	}
 	if err := p.Validate(cfg); err != nil {
 		return nil, err
 	}
-	k := &Kept{Weights: w, Pruning: p, Layers: make([]KeptLayer, cfg.Depth)}
+	k := &Kept{Weights: w, Config: cfg, Pruning: p, Layers: make([]KeptLayer, cfg.Depth)}
 	for l := range k.Layers {
-		k.Layers[l] = keptLayer(cfg, &w.Layers[l], p, l)
+		var src *Layer
+		if w != nil {
+			src = &w.Layers[l]
+		}
+		k.Layers[l] = keptLayer(cfg, src, p, l)
 	}
 	return k, nil
 }
 
+// keptLayer is what layer l keeps; its biases and norms come from src,
+// none when src is nil.
 func keptLayer(cfg Config, src *Layer, p *Pruning, l int) KeptLayer {
 	m := p.layerMask(l)
 	heads := keptHeads(cfg, p, l)
 	d, hd := cfg.Dim, cfg.HeadDim()
-	out := KeptLayer{
-		Heads: heads, ProjB: src.ProjB, FC2B: src.FC2B,
-		Norm1W: src.Norm1W, Norm1B: src.Norm1B, Norm2W: src.Norm2W, Norm2B: src.Norm2B,
-		Drop: p.dropsTokens(l),
-	}
+	out := KeptLayer{Heads: heads, Drop: p.dropsTokens(l)}
 	allHeads := len(heads) == cfg.Heads
 	cols := make([]int, 0, len(heads)*hd)
 	for _, h := range heads {
@@ -232,12 +250,17 @@ func keptLayer(cfg Config, src *Layer, p *Pruning, l int) KeptLayer {
 	}
 	out.QMask, out.KMask, out.VMask = mask(m.Q, false), mask(m.K, false), mask(m.V, false)
 	out.ProjMask = mask(m.Proj, true)
-	out.QB, out.KB, out.VB = pick(src.QB, cols, allHeads), pick(src.KB, cols, allHeads), pick(src.VB, cols, allHeads)
 	for j := range cfg.MLPHidden {
 		if m.Neurons == nil || m.Neurons[j] {
 			out.Neurons = append(out.Neurons, j)
 		}
 	}
+	if src == nil {
+		return out
+	}
+	out.ProjB, out.FC2B = src.ProjB, src.FC2B
+	out.Norm1W, out.Norm1B, out.Norm2W, out.Norm2B = src.Norm1W, src.Norm1B, src.Norm2W, src.Norm2B
+	out.QB, out.KB, out.VB = pick(src.QB, cols, allHeads), pick(src.KB, cols, allHeads), pick(src.VB, cols, allHeads)
 	out.FC1B = pick(src.FC1B, out.Neurons, len(out.Neurons) == cfg.MLPHidden)
 	return out
 }

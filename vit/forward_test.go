@@ -636,3 +636,29 @@ func TestCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptShapes: what the shapes alone say a pruned model keeps is what
+// the weights say, less the biases and norms, which only the weights have.
+func TestKeptShapes(t *testing.T) {
+	cfg := mustPreset(t, "mnist-tiny")
+	w := RandomWeights(cfg, 4)
+	for _, p := range []*Pruning{nil, randomPruning(cfg, 16, 0.7, []int{1}, 3), randomPruning(cfg, 8, 1, nil, 8)} {
+		want, err := w.Kept(p)
+		require.NoError(t, err)
+		got, err := KeptShapes(cfg, p)
+		require.NoError(t, err)
+		assert.Nil(t, got.Weights)
+		assert.Equal(t, want.Config, got.Config)
+		assert.Equal(t, want.Pruning, got.Pruning)
+		require.Len(t, got.Layers, len(want.Layers))
+		for l, k := range want.Layers {
+			shape := KeptLayer{Heads: k.Heads, Cols: k.Cols, QMask: k.QMask, KMask: k.KMask, VMask: k.VMask,
+				ProjMask: k.ProjMask, Neurons: k.Neurons, Drop: k.Drop}
+			assert.Equal(t, shape, got.Layers[l], "layer %d", l)
+		}
+	}
+	_, err := KeptShapes(Config{Name: "bad"}, nil)
+	assert.ErrorContains(t, err, "model bad")
+	_, err = KeptShapes(cfg, &Pruning{Keep: 2})
+	assert.ErrorContains(t, err, "keep rate")
+}
