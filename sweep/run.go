@@ -123,7 +123,12 @@ func (s *Spec) runPoint(ctx context.Context, p Point, masks *maskCache) (report.
 	}
 	pr := p.Pruning.pruning(m)
 	cfg := s.Weights.Config
-	acc, err := topology.NewAccelerator(s.Weights, pr, pr.Block, p.Desc)
+	var acc *topology.Accelerator
+	if s.TimingOnly {
+		acc, err = topology.NewTimingAccelerator(cfg, pr, pr.Block, p.Desc)
+	} else {
+		acc, err = topology.NewAccelerator(s.Weights, pr, pr.Block, p.Desc)
+	}
 	if err != nil {
 		return row, err
 	}
@@ -133,6 +138,9 @@ func (s *Spec) runPoint(ctx context.Context, p Point, masks *maskCache) (report.
 		Images: s.Images,
 		Load: func(start, n int) ([][]float32, error) {
 			px := make([][]float32, n)
+			if s.TimingOnly {
+				return px, nil // a timing-only run reads no pixel
+			}
 			for i := range px {
 				var err error
 				if px[i], err = s.Image(start + i); err != nil {

@@ -258,3 +258,24 @@ func TestRunRefusesForeignFiles(t *testing.T) {
 	assert.False(t, ran)
 	assert.True(t, strings.HasPrefix(err.Error(), "sweep: output folder"), err.Error())
 }
+
+// A timing-only sweep measures what the full one does, but for accuracy.
+func TestRunTimingOnlyEqualsFull(t *testing.T) {
+	axes := []string{"mpca.h=2,4", "density=0.5,1", "keep=0.5,1", "balance=static,balanced", "fifo.activation_depth=1,32"}
+	full, _, err := run(t, context.Background(), mnistSpec(t, 2, axes...), t.TempDir(), Options{})
+	require.NoError(t, err)
+	s := mnistSpec(t, 2, axes...)
+	s.TimingOnly = true
+	timing, _, err := run(t, context.Background(), s, t.TempDir(), Options{})
+	require.NoError(t, err)
+	assert.True(t, timing.TimingOnly)
+	require.Len(t, timing.Rows, 32)
+	for i := range full.Rows {
+		f, tm := full.Rows[i], timing.Rows[i]
+		assert.NotNil(t, f.Accuracy)
+		assert.Nil(t, tm.Accuracy, "no predictions, no accuracy")
+		assert.NotEqual(t, f.Hash, tm.Hash, "the mode is part of a point")
+		f.Accuracy, f.Hash, tm.Hash = nil, "", ""
+		assert.Equal(t, f, tm, f.Name())
+	}
+}

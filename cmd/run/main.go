@@ -95,6 +95,7 @@ type options struct {
 	images     int
 	imageFiles []string
 	reference  bool
+	timingOnly bool
 	json       bool
 	logits     bool
 	trace      string
@@ -189,6 +190,7 @@ func newFlagSet(opt *options) *flag.FlagSet {
 		return nil
 	})
 	fs.BoolVar(&opt.reference, "reference", false, "golden forward pass only")
+	fs.BoolVar(&opt.timingOnly, "timing-only", false, "skip the numerics that cannot change timing")
 	fs.BoolVar(&opt.json, "json", false, "JSON report on stdout")
 	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
 	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
@@ -366,6 +368,12 @@ func (o *options) check() error {
 	}
 	if err := o.checkTrace(cfg.Depth); err != nil {
 		return err
+	}
+	if o.timingOnly && o.reference {
+		return usagef("-timing-only times the accelerator: it cannot go with -reference")
+	}
+	if o.timingOnly && o.logits {
+		return usagef("-timing-only computes no logits: it cannot go with -logits")
 	}
 	if o.reference && o.svg != "" {
 		return usagef("-svg charts the simulated cycles: it cannot go with -reference")

@@ -70,7 +70,7 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if opt.reference {
 		err = runReference(rep, desc, m, in, opt.logits, prog)
 	} else {
-		err = runStreamed(rep, desc, m, in, trace, opt.traceOpt, opt.logits, prog)
+		err = runStreamed(rep, desc, m, in, trace, opt, prog)
 	}
 	prog.finish()
 	if err != nil {

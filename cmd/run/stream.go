@@ -7,6 +7,7 @@ import (
 	"vitflow/internal/safefile"
 	"vitflow/report"
 	"vitflow/topology"
+	"vitflow/vit"
 )
 
 // chunkImages is the most images one simulated run holds (see
@@ -16,19 +17,29 @@ const chunkImages = topology.DefaultChunk
 // runStreamed runs in's images through the simulated accelerator, built
 // once, in chunks of chunkImages, and fills in the simulation's part of the
 // report. A non-nil trace (one chunk at most) receives the Perfetto trace
-// that traceOpt describes and is committed on success. Logits are kept
-// only when keepLogits (the report prints them). prog hears of each chunk done.
-func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, traceOpt topology.TraceOptions, keepLogits bool, prog *progress) error {
-	acc, err := topology.NewAccelerator(m.weights, m.pruning, m.pruning.Block, desc)
+// that opt.traceOpt describes and is committed on success. Logits are kept
+// only with -logits (the report prints them); -timing-only builds the
+// accelerator from the masks alone and reads no pixel. prog hears of each
+// chunk done.
+func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, opt *options, prog *progress) error {
+	build, load := topology.NewAccelerator, in.chunk
+	if opt.timingOnly {
+		build = func(w *vit.Weights, p *vit.Pruning, b int, d topology.Description) (*topology.Accelerator, error) {
+			return topology.NewTimingAccelerator(w.Config, p, b, d)
+		}
+		load = func(_, n int) ([][]float32, error) { return make([][]float32, n), nil }
+	}
+	acc, err := build(m.weights, m.pruning, m.pruning.Block, desc)
 	if err != nil {
 		return err
 	}
+	traceOpt, keepLogits := opt.traceOpt, opt.logits
 	if trace != nil {
 		traceOpt.W = trace
 	}
 	all, err := acc.RunChunks(context.Background(), topology.Chunks{
 		Images: in.count,
-		Load:   in.chunk,
+		Load:   load,
 		Trace:  traceOpt,
 		// The report shows image 0's layers only, and the logits when asked.
 		Thin: func(res *topology.SimResult, first bool) {

@@ -71,3 +71,28 @@ func TestSweepCommand(t *testing.T) {
 		assert.Contains(t, help, flag)
 	}
 }
+
+func TestTimingOnlyRun(t *testing.T) {
+	cycles := func(args ...string) (report.Report, string) {
+		code, stdout, stderr := invoke(append([]string{"-images", "3", "-json"}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		var r report.Report
+		require.NoError(t, json.Unmarshal([]byte(stdout), &r))
+		return r, stdout
+	}
+	full, _ := cycles()
+	timing, _ := cycles("-timing-only")
+	assert.Equal(t, full.CyclesTotal, timing.CyclesTotal)
+	assert.Equal(t, full.Units, timing.Units)
+	assert.Equal(t, full.CriticalPath, timing.CriticalPath)
+	assert.True(t, timing.TimingOnly)
+	assert.Nil(t, timing.Accuracy)
+	code, stdout, _ := invoke("-images", "3", "-timing-only")
+	require.Equal(t, 0, code)
+	assert.Contains(t, stdout, "timing only: no predictions")
+	for _, bad := range [][]string{{"-reference"}, {"-json", "-logits"}} {
+		code, _, stderr := invoke(append([]string{"-timing-only"}, bad...)...)
+		assert.Equal(t, 2, code)
+		assert.Contains(t, stderr, "-timing-only")
+	}
+}

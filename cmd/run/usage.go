@@ -65,6 +65,12 @@ Accelerator
   -reference       run only the golden forward pass, no accelerator (fast
                    accuracy runs; the estimator is still reported)
                      e.g. -reference -images 1000
+  -timing-only     time the accelerator without the numerics that cannot
+                   change its timing: the same cycles and statistics, no
+                   predictions (the output says so); exact because timing
+                   depends on kept tokens only through their count and on
+                   the weights only through the masks
+                     e.g. -model deit-small -images 4 -timing-only
   -trace FILE      write a Perfetto trace of the simulated run (open it in
                    ui.perfetto.dev), of at most 16 images; a regular file is
                    replaced whole, a symlink or pipe written through
