@@ -142,7 +142,7 @@ func parse(t *testing.T, s string) float64 {
 	return x
 }
 
-// TestHTMLInABrowser opens the default run's report and a comparison in
+// TestHTMLInABrowser opens the default run's report, a comparison and a sweep in
 // headless Chromium: they load with no console error and no network
 // request, every plot has a size, the tables sort, and the default run's
 // report is small and quick to render.
@@ -160,6 +160,10 @@ func TestHTMLInABrowser(t *testing.T) {
 	balanced := jsonReport(t, dir, "balanced.json", "-topology", "small", "-balance", "balanced")
 	comparePage := filepath.Join(dir, "compare.html")
 	code, _, stderr = invoke("-compare", static, balanced, "-html", comparePage)
+	require.Equal(t, 0, code, stderr)
+
+	sweepDir := filepath.Join(dir, "sweep")
+	code, _, stderr = invoke("sweep", "-images", "4", "-set", "mpca.h=2,4", "-set", "balance=static,balanced", "-out", sweepDir)
 	require.Equal(t, 0, code, stderr)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -200,6 +204,11 @@ func TestHTMLInABrowser(t *testing.T) {
 			col     int
 			numeric bool
 		}{{"figures-table", 1, true}, {"layers-table", 0, false}}},
+		{"sweep", filepath.Join(sweepDir, "sweep.html"), 4, []struct {
+			table   string
+			col     int
+			numeric bool
+		}{{"points", 4, true}, {"points", 2, false}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
