@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -243,18 +244,25 @@ func (s *Sweep) axisPlot(k int, axis string) Plot {
 	p := newPlot("Latency against " + axis)
 	p.X.Label.Text, p.Y.Label.Text = axis, "latency per image (µs)"
 	p.Y.Tick.Marker = numberTicks
+	// A tick at each value the axis took, as it was written, unless there
+	// are too many to label.
+	p.X.Tick.Marker = plot.TickerFunc(func(float64, float64) []plot.Tick {
+		ticks := make([]plot.Tick, len(values))
+		for i, v := range values {
+			ticks[i] = plot.Tick{Value: xs[v], Label: v}
+		}
+		return ticks
+	})
+	lo, hi := -0.5, float64(len(values))-0.5
 	if numeric {
-		p.X.Tick.Marker = numberTicks
-	} else {
-		p.X.Tick.Marker = plot.TickerFunc(func(float64, float64) []plot.Tick {
-			ticks := make([]plot.Tick, len(values))
-			for i, v := range values {
-				ticks[i] = plot.Tick{Value: float64(i), Label: v}
-			}
-			return ticks
-		})
-		p.X.Min, p.X.Max = -0.5, float64(len(values))-0.5
+		if len(values) > maxAxisTicks {
+			p.X.Tick.Marker = numberTicks
+		}
+		lo, hi = slices.Min(slices.Collect(maps.Values(xs))), slices.Max(slices.Collect(maps.Values(xs)))
+		pad := max(hi-lo, 1) * 0.05 // keeps the end points' glyphs inside
+		lo, hi = lo-pad, hi+pad
 	}
+	p.X.Min, p.X.Max = lo, hi
 	pts := make(plotter.XYs, len(rows))
 	best := map[string]float64{}
 	for i, r := range rows {
@@ -286,6 +294,9 @@ func (s *Sweep) axisPlot(k int, axis string) Plot {
 	caption := fmt.Sprintf("Latency against %s: every point (the other axes vary), and the fastest point at each value joined.", axis)
 	return Plot{Name: "latency-" + fileStem(axis), Caption: caption, p: p, legend: legend}
 }
+
+// maxAxisTicks is the most values an axis plot labels one by one.
+const maxAxisTicks = 12
 
 // fileStem makes a key usable in a file name (fifo.depths.mpca->gelu).
 func fileStem(key string) string {
