@@ -2,6 +2,8 @@ package benches
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 
 	"vitflow/models"
@@ -25,14 +27,21 @@ func sweepAxes(b *testing.B, chms string) []sweep.Axis {
 }
 
 // runSweep runs spec into a fresh folder each iteration (nothing to
-// resume) and reports the seconds per sweep and the points a second.
+// resume), one point at a time and one per core, and reports the seconds
+// per sweep and the points a second.
 func runSweep(b *testing.B, spec *sweep.Spec) {
 	points, err := sweep.Plan(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
+	for _, jobs := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("jobs=%d", jobs), func(b *testing.B) { runPoints(b, spec, points, jobs) })
+	}
+}
+
+func runPoints(b *testing.B, spec *sweep.Spec, points []sweep.Point, jobs int) {
 	for b.Loop() {
-		sw, err := sweep.Run(context.Background(), spec, points, sweep.Options{Dir: b.TempDir()})
+		sw, err := sweep.Run(context.Background(), spec, points, sweep.Options{Dir: b.TempDir(), Jobs: jobs})
 		if err != nil {
 			b.Fatal(err)
 		}
