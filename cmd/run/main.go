@@ -167,22 +167,7 @@ func parseFlags(args []string) (*options, error) {
 // newFlagSet defines every flag on opt. Parse errors are returned, not
 // printed: run prints them as one line.
 func newFlagSet(opt *options) *flag.FlagSet {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	fs.StringVar(&opt.model, "model", "mnist-tiny", "model preset")
-	fs.StringVar(&opt.weights, "weights", "", "safetensors weights file")
-	fs.StringVar(&opt.variant, "variant", "", "embedded mnist-tiny weights, or random")
-	fs.Uint64Var(&opt.seed, "seed", defaultSeed, "seed of random weights and images")
-	fs.StringVar(&opt.topology, "topology", "u250", "topology preset or TOML file")
-	fs.IntVar(&opt.block, "block", 16, "block size b")
-	fs.Float64Var(&opt.density, "density", 0.5, "kept fraction of blocks and neurons")
-	fs.Float64Var(&opt.keep, "keep", 0, "token keep rate")
-	fs.Func("td", "token-dropping layers", func(s string) error {
-		td, err := parseLayers(s)
-		opt.td = td
-		return err
-	})
+	fs := modelFlagSet("run", opt)
 	fs.StringVar(&opt.balance, "balance", "", "load-balancing policy")
 	fs.IntVar(&opt.images, "images", 16, "MNIST test images")
 	fs.Func("image", "image file (repeatable)", func(s string) error {
@@ -207,6 +192,28 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	fs.StringVar(&opt.html, "html", "", "self-contained HTML report")
 	fs.BoolVar(&opt.compare, "compare", false, "compare JSON reports")
 	fs.BoolVar(&opt.printTopo, "print-topology", false, "print the topology as TOML and exit")
+	return fs
+}
+
+// modelFlagSet is a flag set with the flags that choose the model, its
+// weights and pruning and the topology, which a run and a sweep share.
+func modelFlagSet(name string, opt *options) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&opt.model, "model", "mnist-tiny", "model preset")
+	fs.StringVar(&opt.weights, "weights", "", "safetensors weights file")
+	fs.StringVar(&opt.variant, "variant", "", "embedded mnist-tiny weights, or random")
+	fs.Uint64Var(&opt.seed, "seed", defaultSeed, "seed of random weights and images")
+	fs.StringVar(&opt.topology, "topology", "u250", "topology preset or TOML file")
+	fs.IntVar(&opt.block, "block", 16, "block size b")
+	fs.Float64Var(&opt.density, "density", 0.5, "kept fraction of blocks and neurons")
+	fs.Float64Var(&opt.keep, "keep", 0, "token keep rate")
+	fs.Func("td", "token-dropping layers", func(s string) error {
+		td, err := parseLayers(s)
+		opt.td = td
+		return err
+	})
 	return fs
 }
 

@@ -40,22 +40,7 @@ const (
 
 func parseSweepFlags(args []string) (*sweepOptions, error) {
 	o := &sweepOptions{options: options{set: map[string]bool{}}}
-	fs := flag.NewFlagSet("run sweep", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	fs.StringVar(&o.model, "model", "mnist-tiny", "model preset")
-	fs.StringVar(&o.weights, "weights", "", "safetensors weights file")
-	fs.StringVar(&o.variant, "variant", "", "embedded mnist-tiny weights, or random")
-	fs.Uint64Var(&o.seed, "seed", defaultSeed, "seed of random weights and images")
-	fs.StringVar(&o.topology, "topology", "u250", "topology preset or TOML file")
-	fs.IntVar(&o.block, "block", 16, "block size b")
-	fs.Float64Var(&o.density, "density", 0.5, "kept fraction of blocks and neurons")
-	fs.Float64Var(&o.keep, "keep", 0, "token keep rate")
-	fs.Func("td", "token-dropping layers", func(s string) error {
-		td, err := parseLayers(s)
-		o.td = td
-		return err
-	})
+	fs := modelFlagSet("run sweep", &o.options)
 	fs.IntVar(&o.images, "images", 0, "images per point")
 	fs.Func("set", "an axis KEY=V1,V2 or KEY=LO:HI:STEP (repeatable)", func(s string) error {
 		a, err := sweep.ParseAxis(s)
