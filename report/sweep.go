@@ -179,10 +179,10 @@ func (s *Sweep) Plots() ([]Plot, error) {
 	var out []Plot
 	lat := func(r SweepRow) float64 { return r.LatencyUS }
 	if s.hasAccuracy() {
-		out = append(out, s.scatter("accuracy-latency", "Accuracy against latency; the Pareto-optimal points (no other point is both faster and more accurate) are joined.",
+		out = append(out, s.scatter("accuracy-latency", "Accuracy against latency", "the Pareto-optimal points (no other point is both faster and more accurate) are joined.",
 			"latency per image (µs)", "accuracy (%)", lat, func(r SweepRow) float64 { return 100 * *r.Accuracy }, s.AccuracyFront()))
 	}
-	out = append(out, s.scatter("memory-latency", "On-chip memory (FIFOs and on-chip weights) against latency; the Pareto-optimal points are joined.",
+	out = append(out, s.scatter("memory-latency", "On-chip memory against latency", "the Pareto-optimal points (no other point is both faster and smaller) are joined; on-chip memory counts the FIFOs and any weights kept on chip.",
 		"latency per image (µs)", "on-chip memory (KiB)", lat, func(r SweepRow) float64 { return float64(r.Resources.OnChipBytes) / 1024 }, s.MemoryFront()))
 	for k, axis := range s.Axes {
 		out = append(out, s.axisPlot(k, axis))
@@ -191,8 +191,8 @@ func (s *Sweep) Plots() ([]Plot, error) {
 }
 
 // scatter plots every point and joins the front's.
-func (s *Sweep) scatter(name, caption, xLabel, yLabel string, x, y func(SweepRow) float64, front []SweepRow) Plot {
-	p := newPlot(caption[:strings.Index(caption, ";")])
+func (s *Sweep) scatter(name, title, note, xLabel, yLabel string, x, y func(SweepRow) float64, front []SweepRow) Plot {
+	p := newPlot(title)
 	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
 	p.X.Tick.Marker, p.Y.Tick.Marker = numberTicks, numberTicks
 	xy := func(rows []SweepRow) plotter.XYs {
@@ -216,7 +216,7 @@ func (s *Sweep) scatter(name, caption, xLabel, yLabel string, x, y func(SweepRow
 	pts.Radius = vg.Points(3)
 	p.Add(line, pts)
 	legend.Add("Pareto front", line, pts)
-	return Plot{Name: name, Caption: caption, p: p, legend: legend}
+	return Plot{Name: name, Caption: title + ": " + note, p: p, legend: legend}
 }
 
 // axisPlot plots latency against axis k: every point, and the fastest at
