@@ -73,6 +73,11 @@ merge() {
 	section merge "$bin/benches.test" -test.run XXX -test.bench 'Merge|AdderTree' -test.count "$count"
 }
 
+sweep() {
+	go test -c -o "$bin/benches.test" ./benches/
+	section sweep "$bin/benches.test" -test.run XXX -test.bench 'Sweep' -test.count "$count" -test.benchtime 1x
+}
+
 kernels() {
 	local tags=()
 	if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ]; then
@@ -107,13 +112,13 @@ forward() {
 
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-	sections=(simulated merge kernels forward)
+	sections=(simulated merge sweep kernels forward)
 fi
 for s in "${sections[@]}"; do
 	case $s in
 	simulated | merge | kernels | forward) "$s" ;;
 	*)
-		echo "figures.sh: unknown section $s (simulated, merge, kernels, forward)" >&2
+		echo "figures.sh: unknown section $s (simulated, merge, sweep, kernels, forward)" >&2
 		exit 2
 		;;
 	esac
