@@ -31,7 +31,7 @@ type Accelerator struct {
 	config   actors.Config
 	model    *actors.Model
 	plan     *actors.Plan
-	program  []actors.Step
+	program  *actors.Program
 	block    int
 	policy   Policy
 	estimate Estimation
@@ -95,9 +95,9 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	prog, err := actors.NewProgram(model, plan, loops(d.FIFO))
-	if le := (*actors.LoopError)(nil); errors.As(err, &le) {
-		err = loopAdvice(le, d.FIFO)
+	prog, err := actors.BuildProgram(model, plan)
+	if err == nil {
+		err = checkLoops(prog, d.FIFO)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("simulate: topology %q: %w", d.Name, err)
@@ -134,6 +134,16 @@ func loops(f FIFOs) actors.Loops {
 		}
 	}
 	return actors.Loops{Attention: n[0], MLP: n[1], Residual: n[2], Layer: n[3]}
+}
+
+// checkLoops checks that the loops of FIFOs f hold the program, and
+// explains a loop too small in terms of f.
+func checkLoops(prog *actors.Program, f FIFOs) error {
+	err := prog.Check(loops(f))
+	if le := (*actors.LoopError)(nil); errors.As(err, &le) {
+		return loopAdvice(le, f)
+	}
+	return err
 }
 
 // loopAdvice explains a loop too small for the MPCA's snapshots in terms
