@@ -37,6 +37,9 @@ type Accelerator struct {
 	estimate Estimation
 	name     string // the model's name, for errors
 	want     int    // values per image
+	// record makes a run keep the runtime's dependency record
+	// (SimResult.Stats.Record), for re-timing it at other depths.
+	record bool
 }
 
 // blockFor returns the tile side for a model pruned by p: the pruning's,
@@ -334,4 +337,19 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 		return actors.Layer{}, err
 	}
 	return L, nil
+}
+
+// withFIFO is a with the FIFOs f, sharing its model, plan and program,
+// which do not depend on them; it fails if f is invalid or a loop cannot
+// hold the program.
+func (a *Accelerator) withFIFO(f FIFOs) (*Accelerator, error) {
+	b := *a
+	b.desc.FIFO = f
+	if err := b.desc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkLoops(a.program, f); err != nil {
+		return nil, fmt.Errorf("topology %q: %w", b.desc.Name, err)
+	}
+	return &b, nil
 }
