@@ -57,7 +57,7 @@ type Sizing struct {
 // SizedLink is one sizable FIFO's depth: chosen, in the description, and
 // unbounded (the elements it carries in the run, at most 65,536).
 type SizedLink struct {
-	Name                              string
+	Name                               string
 	Depth, DescriptionDepth, Unbounded int
 	// ElementBytes is the on-chip size of one element; Bytes and
 	// DescriptionBytes are the FIFO's at Depth and DescriptionDepth, and
