@@ -369,15 +369,12 @@ func (r *Record) Retime(caps []int) (int64, error) {
 		}
 	}
 	ev := evaluation{r: r, caps: caps, vals: make([][]int64, len(r.tapes)), pos: make([]int, len(r.tapes)),
-		sent: make([]int64, len(r.fifos)), taken: make([]int64, len(r.fifos))}
+		checked: make([]int, len(r.tapes)), sent: make([]int64, len(r.fifos)), taken: make([]int64, len(r.fifos))}
 	for a, tp := range r.tapes {
 		ev.vals[a] = make([]int64, len(tp.events))
 	}
 	stuck, err := ev.run()
 	if err != nil {
-		return 0, err
-	}
-	if err := ev.checkGuards(); err != nil {
 		return 0, err
 	}
 	if stuck {
@@ -390,14 +387,15 @@ func (r *Record) Retime(caps []int) (int64, error) {
 	return makespan, nil
 }
 
-// evaluation is one Retime in progress: each actor's next event, the
-// values so far, and per FIFO the sends and dequeues evaluated.
+// evaluation is one Retime in progress: each actor's next event and
+// next guard, the values so far, and per FIFO the sends and dequeues
+// evaluated.
 type evaluation struct {
-	r           *Record
-	caps        []int
-	vals        [][]int64
-	pos         []int
-	sent, taken []int64
+	r            *Record
+	caps         []int
+	vals         [][]int64
+	pos, checked []int
+	sent, taken  []int64
 }
 
 // run evaluates every actor's events as far as their dependencies allow,
@@ -464,6 +462,9 @@ func (ev *evaluation) run() (stuck bool, err error) {
 			}
 			if p != ev.pos[a] {
 				ev.pos[a], moved = p, true
+				if err := ev.checkGuards(a); err != nil {
+					return false, err
+				}
 			}
 			if p < len(tp.events) {
 				done = false
@@ -478,20 +479,19 @@ func (ev *evaluation) run() (stuck bool, err error) {
 	}
 }
 
-// checkGuards fails if a decision the actors made by time comes out the
-// other way on the events evaluated.
-func (ev *evaluation) checkGuards() error {
-	for a, tp := range ev.r.tapes {
-		vals := ev.vals[a]
-		for _, g := range tp.guards {
-			if int(g.after) > ev.pos[a] {
-				break
-			}
-			if (tp.value(g.a, vals) < tp.value(g.b, vals)) != g.less {
-				return fmt.Errorf("retime: actor %q at cycle %d: %w", ev.r.actors[a], tp.value(g.a, vals), ErrChoiceChanged)
-			}
+// checkGuards fails if a decision actor a made by time comes out the
+// other way on the events evaluated so far, as soon as they are: a
+// re-timing that does not apply stops early.
+func (ev *evaluation) checkGuards(a int) error {
+	tp, vals := ev.r.tapes[a], ev.vals[a]
+	k := ev.checked[a]
+	for ; k < len(tp.guards) && int(tp.guards[k].after) <= ev.pos[a]; k++ {
+		g := &tp.guards[k]
+		if (tp.value(g.a, vals) < tp.value(g.b, vals)) != g.less {
+			return fmt.Errorf("retime: actor %q at cycle %d: %w", ev.r.actors[a], tp.value(g.a, vals), ErrChoiceChanged)
 		}
 	}
+	ev.checked[a] = k
 	return nil
 }
 

@@ -156,16 +156,20 @@ func SizeFIFOs(ctx context.Context, a *Accelerator, images [][]float32, opt Size
 // bisects; then, as the latency falls smoothly with depth, it aims at the
 // depth where the line between lo's and hi's latencies crosses the bound
 // (regula falsi, with the Illinois rule: an end kept twice counts half as
-// far from the bound, so the aim does not creep up from one side).
+// far from the bound, so the aim does not creep up from one side; and
+// after three steps that did not halve the interval, one bisection).
 func (s *sizer) lowest(ctx context.Context, depths []int, k int, cycles int64) (int, int64, error) {
 	lo, hi := 0, depths[k]
 	var loOver float64 // lo's cycles over the bound, as the aim weighs them; 0: unknown
 	hiUnder := float64(s.bound - cycles)
 	kept := 0 // >0: hi was kept that many times in a row; <0: lo
+	slow := 0 // steps in a row that did not halve the interval
 	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if loOver > 0 {
-			x := float64(lo) + float64(hi-lo)*loOver/(loOver+hiUnder)
+		width := hi - lo
+		mid := lo + width/2
+		aim := loOver > 0 && slow < 3
+		if aim {
+			x := float64(lo) + float64(width)*loOver/(loOver+hiUnder)
 			mid = min(max(int(math.Ceil(x)), lo+1), hi-1)
 		}
 		try := slices.Clone(depths)
@@ -187,6 +191,9 @@ func (s *sizer) lowest(ctx context.Context, depths []int, k int, cycles int64) (
 			if kept = max(kept, 0) + 1; kept >= 2 {
 				hiUnder /= 2
 			}
+		}
+		if slow++; !aim || 2*(hi-lo) <= width {
+			slow = 0
 		}
 	}
 	return hi, cycles, nil
