@@ -44,5 +44,6 @@ func ExampleSizeFIFOs() {
 	fmt.Printf("%d FIFOs sized, within the bound: %v\n", len(z.Links), z.Cycles <= z.Bound)
 	// z.WriteText(os.Stdout) prints the table, and
 	// z.Description.WriteTOML(f) writes the sized accelerator to a file.
+
 	// Output: 17 FIFOs sized, within the bound: true
 }
