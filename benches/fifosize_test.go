@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"vitflow/prune"
 	"vitflow/topology"
-	"vitflow/vit"
 )
 
 // BenchmarkFIFOSizing sizes u250's FIFOs for one pruned DeiT-S image (the
@@ -18,25 +16,8 @@ import (
 // ms/sizing is one SizeFIFOs; ms/resimulating the runs of its candidates;
 // speedup their ratio.
 func BenchmarkFIFOSizing(b *testing.B) {
-	cfg, err := vit.Preset("deit-small")
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := vit.RandomWeights(cfg, 1)
-	p, err := prune.Magnitude(w, 16, 0.5)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.Keep, p.TDLayers = 0.7, []int{2, 6, 9}
-	img := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
-	for i := range img {
-		img[i] = float32(i%97)/48 - 1
-	}
+	w, p, img, desc := deitSmallOnU250(b)
 	images := [][]float32{img}
-	desc, err := topology.Preset("u250")
-	if err != nil {
-		b.Fatal(err)
-	}
 	acc, err := topology.NewAccelerator(w, p, 0, desc)
 	if err != nil {
 		b.Fatal(err)

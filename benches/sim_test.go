@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"vitflow/prune"
 	"vitflow/topology"
-	"vitflow/vit"
 )
 
 // cpuTime is the CPU time this process has used (user + system, all threads).
@@ -31,24 +29,7 @@ func cpuTime(b *testing.B) time.Duration {
 // schedule) and each iteration simulates one image on a fresh graph of units;
 // "simulated+build" includes the build, as a one-image cmd/run does.
 func BenchmarkSimulatedDeiTSmall(b *testing.B) {
-	cfg, err := vit.Preset("deit-small")
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := vit.RandomWeights(cfg, 1)
-	p, err := prune.Magnitude(w, 16, 0.5)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.Keep, p.TDLayers = 0.7, []int{2, 6, 9}
-	img := make([]float32, cfg.InChans*cfg.ImageSize*cfg.ImageSize)
-	for i := range img {
-		img[i] = float32(i%97)/48 - 1
-	}
-	desc, err := topology.Preset("u250")
-	if err != nil {
-		b.Fatal(err)
-	}
+	w, p, img, desc := deitSmallOnU250(b)
 	report := func(b *testing.B, cpu time.Duration) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/image")
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e6/float64(b.N), "cpu-ms/image")
