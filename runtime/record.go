@@ -133,9 +133,10 @@ func (tp *tape) fail(format string, args ...any) {
 }
 
 // combine records at = op(ts) (opMax or opMin), dropping operands that
-// cannot decide it: for max, constants at or below another constant or
-// below 0 (no time is negative) and, of several offsets of one event, all
-// but the largest; for min, the mirror image.
+// cannot decide it: of several offsets of one event (or constants), all
+// but the latest for max, the earliest for min; and for max, constants of
+// at most 0, since no time is negative. An operation left with one operand
+// is that operand, without an event.
 func (tp *tape) combine(op uint8, at int64, ts []Tick) Tick {
 	e0 := len(tp.edges)
 	better := func(x, y int64) bool { return x > y }
@@ -211,8 +212,8 @@ func (c *Ctx) IfBefore(a, b, x, y Tick) Tick {
 	if a.At < b.At {
 		t = x
 	}
-	if c.rec == nil || a.node|b.node|x.node|y.node == 0 {
-		return Tick{At: t.At}
+	if c.rec == nil || a.node|b.node == 0 {
+		return t // no record, or a choice between constants
 	}
 	tp := c.rec
 	e0 := len(tp.edges)

@@ -100,9 +100,14 @@ func (m Method) String() string {
 }
 
 // keptRecords is how many recorded runs the sizer re-times a candidate
-// from besides the unbounded run's: the latest re-simulations, each the
-// record of a run near the candidates that follow it.
-const keptRecords = 3
+// from besides the unbounded run's: the latest simulations, each the
+// record of a run near the candidates that follow it. keptEvents bounds
+// their events with the unbounded run's (about 60 bytes each, so 500 MB):
+// a large batch keeps fewer, at least the latest.
+const (
+	keptRecords = 3
+	keptEvents  = 1 << 23
+)
 
 // SizeFIFOs finds, for the workload images on a, the smallest depth of
 // every sizable FIFO (LinkNames) at which the run takes at most
@@ -306,8 +311,22 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 		return Candidate{}, fmt.Errorf("size fifos: %w", err)
 	}
 	c.Cycles = res.Cycles
-	s.recent = append([]*runtime.Record{res.Stats.Record}, s.recent[:min(len(s.recent), keptRecords-1)]...)
+	s.remember(res.Stats.Record)
 	return s.keep(c), nil
+}
+
+// remember keeps rec as the newest record, within keptRecords and
+// keptEvents.
+func (s *sizer) remember(rec *runtime.Record) {
+	s.recent = append([]*runtime.Record{rec}, s.recent...)
+	events := s.base.Events()
+	for i, r := range s.recent {
+		if events += r.Events(); i > 0 && (i == keptRecords || events > keptEvents) {
+			clear(s.recent[i:])
+			s.recent = s.recent[:i]
+			break
+		}
+	}
 }
 
 func (s *sizer) keep(c Candidate) Candidate {
