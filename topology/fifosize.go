@@ -115,18 +115,24 @@ const (
 // on chip against a's description.
 //
 // It records one run with every sizable FIFO as deep as the elements it
-// carries (runtime.Options.Record), starts each FIFO at the smallest depth
-// at which no send of that run waits (which is that run again), and then
-// lowers one FIFO at a time, the one holding the most bytes first, by
-// binary search for the smallest depth within the bound, the others as
-// chosen so far (see sizer.lowest). Since a deeper FIFO never slows a run,
-// a depth that fails keeps failing as the others shrink, so each chosen
-// depth stays the smallest: one element less breaks the bound or cannot run. Each
-// candidate is checked against the loops of the MPCA's program, then
-// re-timed from the recorded runs kept (exact when it applies); when every
-// record reports a decision by time that would change (runtime.Record),
-// it is simulated, recorded, and that record kept for the next ones. The
-// chosen depths are simulated once more for Cycles.
+// carries (runtime.Options.Record) and starts each FIFO at the smallest
+// depth at which no send of that run waits, which is that run again. Then
+// it lowers one FIFO at a time, the one holding the most bytes first, to
+// the smallest depth within the bound with the others as chosen so far
+// (sizer.lowest). A deeper FIFO never slows a run, so a depth that fails
+// keeps failing as the others shrink: each chosen depth stays the
+// smallest, one element less breaking the bound or the run. The result is
+// minimal in that sense, not the least total bytes: the FIFOs sized first
+// take what they need of the tolerance.
+//
+// Each candidate is checked against the loops of the MPCA's program (no
+// run), then re-timed from the recorded runs kept, which is exact when it
+// applies (runtime.Record.Retime). When every record reports that one of
+// the MPCA's decisions by time would change (it sends its finished units
+// in the order they complete), the candidate is simulated, recorded, and
+// that record kept for the next candidates, which are near it. The chosen
+// depths are simulated once more for Cycles. The simulations compute the
+// numerics too, which take most of their time.
 func SizeFIFOs(ctx context.Context, a *Accelerator, images [][]float32, opt SizeOptions) (*Sizing, error) {
 	tol := cmp.Or(opt.Tolerance, DefaultTolerance)
 	if !(tol >= 0 && tol <= maxTolerance) {
