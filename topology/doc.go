@@ -41,4 +41,17 @@
 // critical path attributed to causes (Attribution), from which the report
 // takes the gap to the estimator. Simulate does both in one call;
 // SimResult.Append joins runs of one accelerator end to end.
+//
+// # FIFO sizing
+//
+// SizeFIFOs finds, for an accelerator and a batch, the smallest depth of
+// every sizable FIFO that keeps the run within a tolerance (1% by default)
+// of its latency with unbounded FIFOs, and what that saves on chip
+// (Sizing.WriteText prints the table; Sizing.Description has the depths).
+// It lowers one FIFO at a time to its smallest depth within the bound, the
+// others as chosen so far; a deeper FIFO never slows a run, so one element
+// less than any chosen depth breaks the bound or cannot run. Candidates
+// are re-timed from recorded runs (runtime.Record) where the MPCA's
+// decisions by time hold, which is exact, and simulated where they do not
+// (docs/DESIGN.md, "Automatic FIFO sizing").
 package topology
