@@ -6,22 +6,11 @@ import (
 	"math"
 )
 
-// A run with Options.Record keeps, for every actor, the max-plus
-// dependencies of its simulated times: one event per FIFO operation and one
-// per time an actor computes from others with the Tick methods of Ctx. Each
-// event's time is the latest (or earliest) of earlier events' times plus
-// constant delays; a receive depends on its element's send plus the
-// latency, a send on the dequeue of the element C places back plus the
-// credit latency. Record.Retime evaluates that graph again for other
-// capacities, in one pass in dependency order, instead of running the
-// actors: LightningSim's idea on this runtime's rules.
-//
-// The re-timing is exact only while every actor would do the same
-// operations in the same order. An actor that decides by time must say so:
-// Ctx.Before records the comparison, and Retime fails with ErrChoiceChanged
-// when one would come out the other way. Select and PeekAt decide by
-// arrival, which the record cannot follow: a run that uses them cannot be
-// re-timed at all.
+// The record of a run and its re-timing: see "Re-timing a recorded run"
+// in the package doc. Each actor's tape holds its events in program order;
+// an event's time is the latest (for opMin the earliest) of its edges,
+// each an earlier event of the same actor plus a constant, and for a FIFO
+// operation of the other end's event too, which Retime finds by element.
 
 // Tick is a simulated time; in a recorded run it also names the event it
 // was computed from, so that the record knows how the time depends on
