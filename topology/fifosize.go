@@ -291,10 +291,13 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 	for i, k := range s.index {
 		caps[k] = depths[i]
 	}
-	for _, rec := range append(s.recent, s.base) {
+	for i, rec := range append(s.recent, s.base) {
 		m, err := rec.Retime(caps)
 		if errors.Is(err, runtime.ErrChoiceChanged) {
 			continue
+		}
+		if i < len(s.recent) {
+			s.remember(i, rec)
 		}
 		c.By = ByRetiming
 		if errors.Is(err, runtime.ErrDeadlock) || errors.Is(err, runtime.ErrReaderDone) {
@@ -317,14 +320,18 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 		return Candidate{}, fmt.Errorf("size fifos: %w", err)
 	}
 	c.Cycles = res.Cycles
-	s.remember(res.Stats.Record)
+	s.remember(len(s.recent), res.Stats.Record)
 	return s.keep(c), nil
 }
 
-// remember keeps rec as the newest record, within keptRecords and
-// keptEvents.
-func (s *sizer) remember(rec *runtime.Record) {
-	s.recent = append([]*runtime.Record{rec}, s.recent...)
+// remember puts rec, recent[i] or a new record (i = len(recent)), first
+// among the records kept, which are tried in the order they last served,
+// within keptRecords and keptEvents.
+func (s *sizer) remember(i int, rec *runtime.Record) {
+	if i < len(s.recent) {
+		s.recent = slices.Delete(s.recent, i, i+1)
+	}
+	s.recent = slices.Insert(s.recent, 0, rec)
 	events := s.base.Events()
 	for i, r := range s.recent {
 		if events += r.Events(); i > 0 && (i == keptRecords || events > keptEvents) {
