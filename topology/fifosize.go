@@ -291,7 +291,11 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 	for i, k := range s.index {
 		caps[k] = depths[i]
 	}
-	for i, rec := range append(s.recent, s.base) {
+	for i := 0; i <= len(s.recent); i++ {
+		rec := s.base // last
+		if i < len(s.recent) {
+			rec = s.recent[i]
+		}
 		m, err := rec.Retime(caps)
 		if errors.Is(err, runtime.ErrChoiceChanged) {
 			continue
