@@ -256,3 +256,38 @@ func TestRetimeRefusesArrivalChoices(t *testing.T) {
 	_, err = s.Record.Retime([]int{1})
 	assert.EqualError(t, err, "retime: 1 capacities for 17 fifos")
 }
+
+// TestRecordChangesNothing: a recorded run's statistics are the run's.
+func TestRecordChangesNothing(t *testing.T) {
+	for seed := range uint64(4) {
+		s, err := randomGraph(t, seed, 40, make([]int64, 8)).Run(context.Background(), Options{})
+		require.NoError(t, err)
+		r, err := randomGraph(t, seed, 40, make([]int64, 8)).Run(context.Background(), Options{Record: true})
+		require.NoError(t, err)
+		require.NotNil(t, r.Record)
+		r.Record = nil
+		assert.Equal(t, s, r, "seed %d", seed)
+	}
+}
+
+// TestRetimeMisuse: a Rebase to a time the clock is not at leaves a
+// record that Retime refuses, saying why.
+func TestRetimeMisuse(t *testing.T) {
+	g := NewGraph()
+	f := mustFIFOT[int](t, g, "f", 1, 1)
+	g.AddActor("a", func(ctx *Ctx) error {
+		ctx.Work(3, "w")
+		ctx.Rebase(TickAt(2))
+		return f.Send(ctx, 1)
+	}, Writes(f))
+	g.AddActor("b", func(ctx *Ctx) error {
+		_, err := f.Recv(ctx)
+		return err
+	}, Reads(f))
+	s, err := g.Run(context.Background(), Options{Record: true})
+	require.NoError(t, err)
+	_, err = s.Record.Retime([]int{1})
+	assert.EqualError(t, err, `retime: actor "a" rebased its clock at cycle 3 to cycle 2`)
+	_, err = s.Record.Retime([]int{0})
+	assert.EqualError(t, err, `retime: fifo "f": capacity 0 out of range [1, 16777216]`)
+}
