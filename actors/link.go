@@ -177,16 +177,23 @@ func (r *Recorder) workOn(ctx *runtime.Ctx, n int64, stage Stage, op Op, unit in
 }
 
 func (k Link[T]) recv(ctx *runtime.Ctx, r *Recorder) (T, error) {
-	v, _, err := k.recvAt(ctx, r)
+	t := ctx.Now()
+	v, err := k.F.Recv(ctx)
+	r.starved(ctx, t, k.ID)
 	return v, err
 }
 
 // recvAt receives and returns the element's visible time too.
-func (k Link[T]) recvAt(ctx *runtime.Ctx, r *Recorder) (T, int64, error) {
+func (k Link[T]) recvAt(ctx *runtime.Ctx, r *Recorder) (T, runtime.Tick, error) {
 	t := ctx.Now()
-	v, vis, err := k.F.RecvAt(ctx)
-	r.add(Segment{Start: t, End: ctx.Now(), Kind: Starved, Link: k.ID})
+	v, vis, err := k.F.RecvTick(ctx)
+	r.starved(ctx, t, k.ID)
 	return v, vis, err
+}
+
+// starved records the wait of a receive on link that began at t.
+func (r *Recorder) starved(ctx *runtime.Ctx, t int64, link int32) {
+	r.add(Segment{Start: t, End: ctx.Now(), Kind: Starved, Link: link})
 }
 
 func (k Link[T]) send(ctx *runtime.Ctx, r *Recorder, v T) error {

@@ -36,6 +36,13 @@ import (
 // starting the PEs on time even when the front is later; before waiting for
 // an input the array sends every finished unit the input may depend on
 // (dependsOn), or it could wait forever.
+//
+// Every time the array computes is a runtime.Tick, so that a recorded run
+// knows how it depends on the FIFOs' events and can be re-timed at other
+// depths (runtime.Record). The array decides by time in two places, which
+// it records with Before: the order in which finished units leave a queue
+// and which queue's unit goes next (sendUntil). A stall on a full output
+// changes only times, recorded with IfBefore.
 type MPCA struct {
 	Config  Config
 	Model   *Model
@@ -61,14 +68,18 @@ type MPCA struct {
 	TraceBlocks bool
 	Blocks      []BlockSpan
 
-	runs     map[[2]int32]*layerRun
-	work     [][2]int64 // every PE's (or lock-step round's) busy interval, for Busy
-	pe       []int64    // every PE's clock, CHM-major
-	lockEnd  int64      // end of the last lock-step round
+	runs    map[[2]int32]*layerRun
+	work    [][2]int64     // every PE's (or lock-step round's) busy interval, for Busy
+	pe      []runtime.Tick // every PE's clock, CHM-major
+	lockEnd runtime.Tick   // end of the last lock-step round
+	// floor is when the array last stalled on a full output: no PE starts
+	// a block before it (a PE's clock is the later of pe and floor).
+	floor    runtime.Tick
 	out      [4]outQueue
 	marks    []mark
-	weights  []map[[3]int32][]int64 // per CHM: (image, layer, op) -> arrival of each column, -1 until then
-	channels []*weightOrder         // per memory channel, the order its loader streams in
+	weights  []map[[3]int32][]runtime.Tick // per CHM: (image, layer, op) -> arrival of each column, -1 until then
+	channels []*weightOrder                // per memory channel, the order its loader streams in
+	deps     []runtime.Tick                // dep's scratch
 }
 
 // OpSpan is when an op ran on the PEs: its first block's start and its last
@@ -90,12 +101,12 @@ type BlockSpan struct {
 // unit completed.
 type layerRun struct {
 	in         [4][]*Tile // by input stream, by unit
-	vis        [4][]int64
+	vis        [4][]runtime.Tick
 	q, k, v, a []float32
 	scores     [][]float32 // per head, once its first row block is due
-	ready      [NumOps][]int64
-	end        [NumOps]int64
-	unitEnd    [NumOps][]int64 // latest block end per unit, while an op runs
+	ready      [NumOps][]runtime.Tick
+	end        [NumOps]runtime.Tick
+	unitEnd    [NumOps][]runtime.Tick // latest block end per unit, while an op runs
 	opsLeft    int
 }
 
@@ -122,7 +133,7 @@ const (
 // nor on whether they are: a timing-only model never computes them.
 type pending struct {
 	tile         *Tile
-	ready        int64
+	ready        runtime.Tick
 	layer, image int32
 	op           Op
 	run          *layerRun
@@ -141,15 +152,15 @@ type mark struct {
 // Run is the MPCA's actor body.
 func (u *MPCA) Run(ctx *runtime.Ctx) error {
 	g := u.Config.Geometry
-	u.pe = make([]int64, g.H*g.PEs())
+	u.pe = make([]runtime.Tick, g.H*g.PEs())
 	u.runs = map[[2]int32]*layerRun{}
 	u.Ops = make([][][NumOps]OpSpan, u.Images)
 	for i := range u.Ops {
 		u.Ops[i] = make([][NumOps]OpSpan, len(u.Model.Layers))
 	}
-	u.weights = make([]map[[3]int32][]int64, len(u.Weights))
+	u.weights = make([]map[[3]int32][]runtime.Tick, len(u.Weights))
 	for i := range u.weights {
-		u.weights[i] = map[[3]int32][]int64{}
+		u.weights[i] = map[[3]int32][]runtime.Tick{}
 	}
 	if len(u.Weights) > 0 {
 		for _, chms := range u.Config.Memory.ChannelCHMs(g.H) {
@@ -168,7 +179,7 @@ func (u *MPCA) Run(ctx *runtime.Ctx) error {
 			return fmt.Errorf("image %d layer %d %s snapshot %d: %w", st.Image, st.Layer, st.Op, st.Snapshot, err)
 		}
 	}
-	if err := u.sendUntil(ctx, math.MaxInt64, allQueues); err != nil {
+	if err := u.sendUntil(ctx, forever, allQueues); err != nil {
 		return fmt.Errorf("the last outputs: %w", err)
 	}
 	u.Busy = union(u.work)
@@ -220,11 +231,11 @@ func (u *MPCA) run(image, layer int32) *layerRun {
 	r = &layerRun{opsLeft: int(NumOps)}
 	for s, n := range units {
 		r.in[s] = make([]*Tile, n)
-		r.vis[s] = make([]int64, n)
+		r.vis[s] = make([]runtime.Tick, n)
 	}
 	for o := range NumOps {
-		r.ready[o] = make([]int64, u.Plan.Layers[layer][o].Units)
-		r.unitEnd[o] = make([]int64, u.Plan.Layers[layer][o].Units)
+		r.ready[o] = make([]runtime.Tick, u.Plan.Layers[layer][o].Units)
+		r.unitEnd[o] = make([]runtime.Tick, u.Plan.Layers[layer][o].Units)
 	}
 	u.runs[key] = r
 	return r
@@ -262,7 +273,7 @@ func (u *MPCA) inputLink(s int) Link[*Tile] {
 
 // need returns input unit unit of stream s for (image, layer) and its
 // visible time, receiving tiles until it has arrived.
-func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*Tile, int64, error) {
+func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*Tile, runtime.Tick, error) {
 	r := u.run(image, layer)
 	if t := r.in[s][unit]; t != nil {
 		return t, r.vis[s][unit], nil
@@ -270,21 +281,21 @@ func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*T
 	// The input may depend on finished units not yet sent: send them first
 	// (only those of the queues it can depend on), or we would wait for it
 	// forever.
-	if err := u.sendUntil(ctx, math.MaxInt64, dependsOn[s]); err != nil {
-		return nil, 0, err
+	if err := u.sendUntil(ctx, forever, dependsOn[s]); err != nil {
+		return nil, runtime.Tick{}, err
 	}
 	u.Rec.at(int(image), int(layer))
 	for {
 		t, vis, err := u.inputLink(s).recvAt(ctx, u.Rec)
 		if err != nil {
-			return nil, 0, err
+			return nil, runtime.Tick{}, err
 		}
 		if int(t.Layer) >= len(u.Model.Layers) || t.Image < 0 || int(t.Image) >= u.Images {
-			return nil, 0, fmt.Errorf("input tile of image %d layer %d is outside the run", t.Image, t.Layer)
+			return nil, runtime.Tick{}, fmt.Errorf("input tile of image %d layer %d is outside the run", t.Image, t.Layer)
 		}
 		tr := u.run(t.Image, t.Layer)
 		if int(t.Unit) >= len(tr.in[s]) || tr.in[s][t.Unit] != nil {
-			return nil, 0, fmt.Errorf("unexpected input tile %d of image %d layer %d", t.Unit, t.Image, t.Layer)
+			return nil, runtime.Tick{}, fmt.Errorf("unexpected input tile %d of image %d layer %d", t.Unit, t.Image, t.Layer)
 		}
 		tr.in[s][t.Unit], tr.vis[s][t.Unit] = t, vis
 		if t.Image == image && t.Layer == layer && t.Unit == unit {
@@ -295,47 +306,47 @@ func (u *MPCA) need(ctx *runtime.Ctx, image, layer int32, s int, unit int32) (*T
 
 // weight returns when column col of op o arrived at CHM chm, receiving
 // weight blocks (after moving the front to need) until it has.
-func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col int32, need int64) (int64, error) {
+func (u *MPCA) weight(ctx *runtime.Ctx, chm int32, image, layer int32, o Op, col int32, need runtime.Tick) (runtime.Tick, error) {
 	w := u.Model.Layers[layer].Weight(o)
 	if w.ColStart[col+1] == w.ColStart[col] {
-		return 0, nil // an all-zero column is never fetched
+		return runtime.Tick{}, nil // an all-zero column is never fetched
 	}
 	key := [3]int32{image, layer, int32(o)}
-	if a := u.weights[chm][key]; a != nil && a[col] >= 0 {
+	if a := u.weights[chm][key]; a != nil && a[col].At >= 0 {
 		return a[col], nil
 	}
 	if err := u.advance(ctx, need); err != nil {
-		return 0, err
+		return runtime.Tick{}, err
 	}
 	u.Rec.at(int(image), int(layer))
 	ch := u.channels[int(chm)%len(u.channels)] // as Memory.ChannelCHMs deals them
 	for {
 		k, want, _, ok := ch.next()
 		if !ok {
-			return 0, fmt.Errorf("chm%d: column %d of layer %d %s is not in the weight stream", chm, col, layer, o)
+			return runtime.Tick{}, fmt.Errorf("chm%d: column %d of layer %d %s is not in the weight stream", chm, col, layer, o)
 		}
 		from := ch.chms[k]
 		blk, vis, err := u.Weights[from].recvAt(ctx, u.Rec)
 		if err != nil {
-			return 0, fmt.Errorf("weights of chm%d: %w", from, err)
+			return runtime.Tick{}, fmt.Errorf("weights of chm%d: %w", from, err)
 		}
 		if blk != want {
-			return 0, fmt.Errorf("weight stream of chm%d out of order: got %+v, want %+v", from, blk, want)
+			return runtime.Tick{}, fmt.Errorf("weight stream of chm%d out of order: got %+v, want %+v", from, blk, want)
 		}
 		bk := [3]int32{blk.Image, blk.Layer, int32(blk.Op)}
 		a := u.weights[from][bk]
 		if a == nil {
 			bw := u.Model.Layers[blk.Layer].Weight(blk.Op)
-			a = make([]int64, bw.Cols/bw.B)
+			a = make([]runtime.Tick, bw.Cols/bw.B)
 			for i := range a {
-				a[i] = -1
+				a[i] = runtime.TickAt(-1)
 			}
 			u.weights[from][bk] = a
 		}
 		if blk.Index == u.Model.Layers[blk.Layer].Weight(blk.Op).ColStart[blk.Col+1]-1 {
 			a[blk.Col] = vis
 		}
-		if from == int(chm) && bk == key && blk.Col == col && a[col] >= 0 {
+		if from == int(chm) && bk == key && blk.Col == col && a[col].At >= 0 {
 			return vis, nil
 		}
 	}
@@ -359,86 +370,93 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 	g := u.Config.Geometry
 	lock := u.Config.Policy == Ideal
 
-	// The time each block may start, from its PE, its operands and its weights.
-	start := int64(math.MaxInt64)
-	lockStart := u.lockEnd
+	// The time each block may start, from its PE, its operands and its
+	// weights; start is the earliest (started: there is one).
+	var start runtime.Tick
+	started := false
+	lockStart := ctx.Max(u.lockEnd, u.floor)
 	for _, b := range snap.Blocks {
-		t := u.dep(r, st.Layer, st.Op, b.Unit)
+		pe := &u.pe[int(b.CHM)*g.PEs()+int(b.PE)]
+		t := u.dep(ctx, r, st.Layer, st.Op, b.Unit)
 		if lock {
-			t = max(t, lockStart)
+			t = ctx.Max(t, lockStart)
 		} else {
-			t = max(t, u.pe[int(b.CHM)*g.PEs()+int(b.PE)])
+			t = ctx.Max(t, *pe, u.floor)
 		}
 		if in >= 0 {
 			_, vis, err := u.need(ctx, st.Image, st.Layer, in, b.Unit)
 			if err != nil {
 				return err
 			}
-			t = max(t, vis)
+			t = ctx.Max(t, vis)
 		}
 		if streamed {
 			a, err := u.weight(ctx, b.CHM, st.Image, st.Layer, st.Op, b.Col, t)
 			if err != nil {
 				return err
 			}
-			t = max(t, a)
+			t = ctx.Max(t, a)
 		}
 		// Waiting for those may have stalled the array on a full output.
 		if lock {
-			lockStart = max(t, u.lockEnd)
+			lockStart = ctx.Max(t, u.lockEnd, u.floor)
 			continue
 		}
-		t = max(t, u.pe[int(b.CHM)*g.PEs()+int(b.PE)])
-		end := t + b.Work
-		u.pe[int(b.CHM)*g.PEs()+int(b.PE)] = end
+		t = ctx.Max(t, *pe, u.floor)
+		end := t.Add(b.Work)
+		*pe = end
 		if b.Work > 0 {
-			u.work = append(u.work, [2]int64{t, end})
+			u.work = append(u.work, [2]int64{t.At, end.At})
 			if u.TraceBlocks {
-				u.Blocks = append(u.Blocks, BlockSpan{Start: t, End: end, PE: b.CHM*int32(g.PEs()) + b.PE,
+				u.Blocks = append(u.Blocks, BlockSpan{Start: t.At, End: end.At, PE: b.CHM*int32(g.PEs()) + b.PE,
 					Image: st.Image, Layer: st.Layer, Op: st.Op, Unit: b.Unit})
 			}
 		}
-		unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
-		start = min(start, t)
-		span.End = max(span.End, end)
+		unitEnd[b.Unit] = ctx.Max(unitEnd[b.Unit], end)
+		if started {
+			start = ctx.Min(start, t)
+		} else {
+			start, started = t, true
+		}
+		span.End = max(span.End, end.At)
 	}
 	if lock && len(snap.Blocks) > 0 {
-		end := lockStart + snap.Cost
+		end := lockStart.Add(snap.Cost)
 		u.lockEnd = end
-		u.work = append(u.work, [2]int64{lockStart, end})
+		u.work = append(u.work, [2]int64{lockStart.At, end.At})
 		for _, b := range snap.Blocks {
-			unitEnd[b.Unit] = max(unitEnd[b.Unit], end)
-			if u.TraceBlocks && end > lockStart {
-				u.Blocks = append(u.Blocks, BlockSpan{Start: lockStart, End: end, PE: b.CHM*int32(g.PEs()) + b.PE,
+			unitEnd[b.Unit] = ctx.Max(unitEnd[b.Unit], end)
+			if u.TraceBlocks && end.At > lockStart.At {
+				u.Blocks = append(u.Blocks, BlockSpan{Start: lockStart.At, End: end.At, PE: b.CHM*int32(g.PEs()) + b.PE,
 					Image: st.Image, Layer: st.Layer, Op: st.Op, Unit: b.Unit})
 			}
 		}
-		start = lockStart
-		span.End = max(span.End, end)
+		start, started = lockStart, true
+		span.End = max(span.End, end.At)
 	}
 	// Units without blocks (no heads, no neurons) still take their inputs.
 	for _, unit := range snap.Done {
-		t := max(unitEnd[unit], u.dep(r, st.Layer, st.Op, unit))
+		t := ctx.Max(unitEnd[unit], u.dep(ctx, r, st.Layer, st.Op, unit))
 		if in >= 0 {
 			_, vis, err := u.need(ctx, st.Image, st.Layer, in, unit)
 			if err != nil {
 				return err
 			}
-			t = max(t, vis)
+			t = ctx.Max(t, vis)
 		}
 		unitEnd[unit] = t
 	}
-	if start != math.MaxInt64 {
+	if started {
 		if st.Snapshot == 0 {
-			span.Start = start
+			span.Start = start.At
 		}
-		span.Start = min(span.Start, start)
-		if n := len(u.marks); n == 0 || start > u.marks[n-1].t {
-			u.marks = append(u.marks, mark{t: start, image: st.Image, layer: st.Layer, op: st.Op})
+		span.Start = min(span.Start, start.At)
+		if n := len(u.marks); n == 0 || start.At > u.marks[n-1].t {
+			u.marks = append(u.marks, mark{t: start.At, image: st.Image, layer: st.Layer, op: st.Op})
 		}
 	}
 	for _, unit := range snap.Done {
-		if err := u.complete(r, st, unit); err != nil {
+		if err := u.complete(ctx, r, st, unit); err != nil {
 			return err
 		}
 	}
@@ -452,38 +470,38 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			}
 		}
 	}
-	if start != math.MaxInt64 {
+	if started {
 		return u.advance(ctx, start)
 	}
 	return nil
 }
 
 // dep is when the internal operands of unit unit of op o are complete.
-func (u *MPCA) dep(r *layerRun, layer int32, o Op, unit int32) int64 {
+func (u *MPCA) dep(ctx *runtime.Ctx, r *layerRun, layer int32, o Op, unit int32) runtime.Tick {
 	rows := u.Plan.Layers[layer][o].Rows
 	switch o {
 	case OpQK:
-		return max(r.ready[OpQ][int(unit)%rows], r.end[OpK])
+		return ctx.Max(r.ready[OpQ][int(unit)%rows], r.end[OpK])
 	case OpAV:
 		return r.end[OpV]
 	case OpO:
-		var t int64
+		u.deps = append(u.deps[:0], runtime.Tick{})
 		for h := range u.Model.Layers[layer].Heads {
 			j := h*rows + int(unit)
-			t = max(t, r.ready[OpAV][j], r.ready[OpRowSum][j])
+			u.deps = append(u.deps, r.ready[OpAV][j], r.ready[OpRowSum][j])
 		}
-		return t
+		return ctx.Max(u.deps...)
 	}
-	return 0
+	return runtime.Tick{}
 }
 
 // complete computes output unit unit of the step's op, really (in a
 // timing-only model, only its shape), and queues it for its consumer if it
 // leaves the MPCA.
-func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
+func (u *MPCA) complete(ctx *runtime.Ctx, r *layerRun, st Step, unit int32) error {
 	t := r.unitEnd[st.Op][unit]
 	r.ready[st.Op][unit] = t
-	r.end[st.Op] = max(r.end[st.Op], t)
+	r.end[st.Op] = ctx.Max(r.end[st.Op], t)
 	m := u.Model
 	L := &m.Layers[st.Layer]
 	b, hd := u.Config.Block, m.HeadDim
@@ -538,14 +556,14 @@ func (u *MPCA) complete(r *layerRun, st Step, unit int32) error {
 		} else if st.Op == OpFC2 {
 			q = outFC2
 		}
-		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
+		u.enqueue(ctx, q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op, run: r})
 		return nil
 	}
 	if out != nil {
 		if err := finite(StageMPCA, st.Op, out); err != nil {
 			return err
 		}
-		u.enqueue(q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
+		u.enqueue(ctx, q, pending{tile: out, ready: t, image: st.Image, layer: st.Layer, op: st.Op})
 	}
 	return nil
 }
@@ -635,22 +653,25 @@ func (u *MPCA) outLink(q int) Link[*Tile] { return [4]Link[*Tile]{u.Scores, u.O,
 // allQueues selects every output queue for sendUntil.
 var allQueues = [4]bool{true, true, true, true}
 
+// forever is the time after every other, for sendUntil.
+var forever = runtime.TickAt(math.MaxInt64)
+
 // advance moves the front to t, sending on the way every finished unit due
 // by then.
-func (u *MPCA) advance(ctx *runtime.Ctx, t int64) error { return u.sendUntil(ctx, t, allQueues) }
+func (u *MPCA) advance(ctx *runtime.Ctx, t runtime.Tick) error { return u.sendUntil(ctx, t, allQueues) }
 
 // sendUntil sends, in the order they are due, the finished units due by t:
 // of every queue up to the front's time, and of the queues in also after it
-// (t = MaxInt64 sends those all); then it moves the front to t.
-func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
+// (t = forever sends those all); then it moves the front to t.
+func (u *MPCA) sendUntil(ctx *runtime.Ctx, t runtime.Tick, also [4]bool) error {
 	for {
 		best := -1
 		for q := range u.out {
 			due := t
 			if !also[q] {
-				due = ctx.Now()
+				due = ctx.Clock()
 			}
-			if len(u.out[q]) > 0 && u.out[q][0].ready <= due && (best < 0 || u.out[q][0].ready < u.out[best][0].ready) {
+			if len(u.out[q]) > 0 && !ctx.Before(due, u.out[q][0].ready) && (best < 0 || ctx.Before(u.out[q][0].ready, u.out[best][0].ready)) {
 				best = q
 			}
 		}
@@ -666,23 +687,21 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
 		u.out[best] = u.out[best][1:]
 		// The front's time until the unit is done is the unit's op's.
 		u.Rec.at(int(p.image), int(p.layer))
-		if d := p.ready - ctx.Now(); d > 0 {
+		to := ctx.Max(ctx.Clock(), p.ready)
+		if d := p.ready.At - ctx.Now(); d > 0 {
 			u.Rec.work(ctx, d, StageMPCA, p.op)
 		}
-		before := ctx.Now()
+		ctx.Rebase(to)
+		before := ctx.Clock()
 		if err := u.outLink(best).send(ctx, u.Rec, p.tile); err != nil {
 			return err
 		}
-		if now := ctx.Now(); now > before {
-			// A full output FIFO stalls the array: no PE starts a new block
-			// before the unit has left.
-			for k := range u.pe {
-				u.pe[k] = max(u.pe[k], now)
-			}
-			u.lockEnd = max(u.lockEnd, now)
-		}
+		// A full output FIFO stalls the array: no PE starts a new block
+		// before the unit has left.
+		now := ctx.Clock()
+		u.floor = ctx.IfBefore(before, now, now, u.floor)
 	}
-	if t != math.MaxInt64 {
+	if t != forever {
 		u.move(ctx, t)
 	}
 	return nil
@@ -691,10 +710,10 @@ func (u *MPCA) sendUntil(ctx *runtime.Ctx, t int64, also [4]bool) error {
 // enqueue queues a finished unit for its consumer: after the units of
 // earlier layers, which the consumer takes first, and among those of its
 // own layer in the order they are done.
-func (u *MPCA) enqueue(q int, p pending) {
+func (u *MPCA) enqueue(ctx *runtime.Ctx, q int, p pending) {
 	out := u.out[q]
 	i := len(out)
-	for i > 0 && out[i-1].image == p.image && out[i-1].layer == p.layer && out[i-1].ready > p.ready {
+	for i > 0 && out[i-1].image == p.image && out[i-1].layer == p.layer && ctx.Before(p.ready, out[i-1].ready) {
 		i--
 	}
 	u.out[q] = slices.Insert(out, i, p)
@@ -702,22 +721,24 @@ func (u *MPCA) enqueue(q int, p pending) {
 
 // move advances the clock to t as busy time, each stretch labelled with
 // the op whose snapshot was running then.
-func (u *MPCA) move(ctx *runtime.Ctx, t int64) {
-	for ctx.Now() < t {
+func (u *MPCA) move(ctx *runtime.Ctx, t runtime.Tick) {
+	to := ctx.Max(ctx.Clock(), t)
+	for ctx.Now() < t.At {
 		// Drop the marks the clock has passed, keeping the current one.
 		for len(u.marks) > 1 && u.marks[1].t <= ctx.Now() {
 			u.marks = u.marks[1:]
 		}
-		end, m := t, mark{layer: -1}
+		end, m := t.At, mark{layer: -1}
 		if len(u.marks) > 0 {
 			m = u.marks[0]
 			if len(u.marks) > 1 {
-				end = min(t, u.marks[1].t)
+				end = min(t.At, u.marks[1].t)
 			}
 		}
 		u.Rec.at(int(m.image), int(m.layer))
 		u.Rec.work(ctx, end-ctx.Now(), StageMPCA, m.op)
 	}
+	ctx.Rebase(to)
 }
 
 func isClosed(err error) bool { return errors.Is(err, runtime.ErrClosed) }

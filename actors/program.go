@@ -74,14 +74,29 @@ func (p *progOp) finished() bool { return p.next == len(p.plan.Snapshots) }
 // FIFOs allowed was sometimes slower with more room, as list schedules
 // can be; it also left no slack in the FIFOs it filled.)
 func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
+	prog, err := BuildProgram(m, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := prog.Check(loops); err != nil {
+		return nil, err
+	}
+	return prog.Steps, nil
+}
+
+// Program is the MPCA's program for one image and the most units it puts
+// on each loop.
+type Program struct {
+	Steps []Step
+	use   [numLoops]loopUse
+}
+
+// BuildProgram orders the program as NewProgram does, without checking it
+// against the loops' capacities: since the order does not depend on them,
+// one program serves every set of FIFO depths that Check accepts.
+func BuildProgram(m *Model, p *Plan) (*Program, error) {
 	if len(p.Layers) != len(m.Layers) {
 		return nil, fmt.Errorf("program: a plan of %d layers for a model of %d", len(p.Layers), len(m.Layers))
-	}
-	holds := [numLoops]int{loops.Attention, loops.MLP, loops.Residual, loops.Layer}
-	for i, v := range holds {
-		if v < 1 {
-			return nil, fmt.Errorf("program: %s loop holds %d units", loopNames[i], v)
-		}
 	}
 	window := [numLoops]int{1, 1, 1, 1}
 	needs := opNeeds(p)
@@ -95,12 +110,24 @@ func NewProgram(m *Model, p *Plan, loops Loops) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, h := range holds {
-		if h < use[i].units {
-			return nil, &LoopError{Loop: loopNames[i], Holds: h, Needs: use[i].units, At: use[i].at}
+	return &Program{Steps: prog, use: use}, nil
+}
+
+// Check returns a *LoopError if a loop cannot hold the units the program
+// puts on it.
+func (pr *Program) Check(loops Loops) error {
+	holds := [numLoops]int{loops.Attention, loops.MLP, loops.Residual, loops.Layer}
+	for i, v := range holds {
+		if v < 1 {
+			return fmt.Errorf("program: %s loop holds %d units", loopNames[i], v)
 		}
 	}
-	return prog, nil
+	for i, h := range holds {
+		if u := pr.use[i]; h < u.units {
+			return &LoopError{Loop: loopNames[i], Holds: h, Needs: u.units, At: u.at}
+		}
+	}
+	return nil
 }
 
 // The loops, in the order of Loops' fields.

@@ -81,6 +81,7 @@ type Ctx struct {
 	last    int            // index in labels of the last Work label, a cache for loops
 	runCtx  context.Context
 	trace   *track // nil when not tracing
+	rec     *tape  // nil when not recording
 }
 
 // Name returns the actor's name.

@@ -92,6 +92,23 @@
 // model's own records, and [Options].RecordOccupancy keeps the FIFO levels
 // for it.
 //
+// # Re-timing a recorded run
+//
+// With [Options].Record, Run keeps in [Stats].Record every actor's events
+// and how their times depend on each other: a receive on its element's
+// send plus the latency, a send on the dequeue of the element C places
+// back plus the credit latency, each after the actor's previous event plus
+// its work. [Record.Retime] evaluates those events again for other FIFO
+// capacities in one pass, giving the makespan the run would have had, or
+// a [*DeadlockError] with its wait cycle, without running the actors. An
+// actor with clocks of its own computes its times as [Tick]s with
+// [Ctx.Max], [Ctx.Min] and [Ctx.IfBefore], and tells the record where its
+// clock came from with [Ctx.Rebase]; where it decides what to do next by
+// time it asks [Ctx.Before], and Retime returns [ErrChoiceChanged] when
+// such a decision would go the other way: the run would not be the
+// recorded one. Select and PeekAt decide by arrival, which a record
+// cannot follow: a run that uses them cannot be re-timed.
+//
 // The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
 // FIFO is a single-producer single-consumer ring whose reader returns
 // credits in batches of up to 8. A blocked actor first yields the processor

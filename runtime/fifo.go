@@ -11,6 +11,7 @@ import (
 type fifoBase struct {
 	graph       *Graph
 	name        string
+	index       int // in graph.fifos
 	capacity    int64
 	latency     int64
 	creditBatch int64 // the reader publishes head every creditBatch reads
@@ -81,6 +82,7 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	f.fifoBase = fifoBase{
 		graph:    g,
 		name:     name,
+		index:    len(g.fifos),
 		capacity: int64(capacity),
 		latency:  int64(latency),
 		// Credits in batches of C/4, at most maxCreditBatch: the writer
@@ -106,7 +108,7 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 	if f.writer != c.a {
 		return f.misuse(c, "send on", "Writes")
 	}
-	i := f.wcount
+	i, t0 := f.wcount, c.now
 	if i >= f.capacity {
 		// The slot is the one of element i-C; its deq holds that element's
 		// dequeue time once the reader has published head > i-C.
@@ -129,6 +131,9 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 	}
 	f.vals[f.wpos] = v
 	f.sent[f.wpos] = c.now
+	if c.rec != nil {
+		c.rec.fifoOp(opSend, &f.fifoBase, i, t0, c.now)
+	}
 	if f.wpos++; f.wpos == f.capacity {
 		f.wpos = 0
 	}
@@ -144,9 +149,13 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 // if needed. It returns an error wrapping [ErrClosed] once the writer has
 // finished and the FIFO is drained.
 func (f *FIFO[T]) Recv(c *Ctx) (T, error) {
+	t0 := c.now
 	if err := f.arrive(c, "receive on"); err != nil {
 		var zero T
 		return zero, err
+	}
+	if c.rec != nil {
+		c.rec.fifoOp(opRecv, &f.fifoBase, f.rcount, t0, c.now)
 	}
 	return f.take(c), nil
 }
@@ -185,11 +194,24 @@ func (f *FIFO[T]) take(c *Ctx) T {
 // the visible time lets it start that resource on time. The time rules are
 // Recv's: the dequeue, and so the writer's credit, happens at the clock.
 func (f *FIFO[T]) RecvAt(c *Ctx) (T, int64, error) {
+	v, vis, err := f.RecvTick(c)
+	return v, vis.At, err
+}
+
+// RecvTick is RecvAt with the visible time as a Tick, for an actor that
+// computes its resources' times with the Tick methods of Ctx.
+func (f *FIFO[T]) RecvTick(c *Ctx) (T, Tick, error) {
+	t0 := c.now
 	if err := f.arrive(c, "receive on"); err != nil {
 		var zero T
-		return zero, 0, err
+		return zero, Tick{}, err
 	}
-	vis := f.sent[f.rpos] + f.latency
+	vis := Tick{At: f.sent[f.rpos] + f.latency}
+	if c.rec != nil {
+		e0 := len(c.rec.edges)
+		vis.node = c.rec.add(opVis, int32(f.index), f.rcount, e0, vis.At) + 1
+		c.rec.fifoOp(opRecv, &f.fifoBase, f.rcount, t0, c.now)
+	}
 	return f.take(c), vis, nil
 }
 
@@ -215,9 +237,13 @@ func (a *actor) publishCredits() {
 // Peek returns the next element without dequeuing it, advancing the clock to
 // its visible time like Recv.
 func (f *FIFO[T]) Peek(c *Ctx) (T, error) {
+	t0 := c.now
 	if err := f.arrive(c, "peek on"); err != nil {
 		var zero T
 		return zero, err
+	}
+	if c.rec != nil {
+		c.rec.fifoOp(opPeek, &f.fifoBase, f.rcount, t0, c.now)
 	}
 	return f.vals[f.rpos], nil
 }
@@ -267,6 +293,9 @@ func (f *FIFO[T]) PeekAt(c *Ctx) (T, bool, error) {
 	if f.reader != c.a {
 		return zero, false, f.misuse(c, "peek on", "Reads")
 	}
+	if c.rec != nil {
+		c.rec.fail("actor %q decides by arrival on fifo %q (PeekAt)", c.a.name, f.name)
+	}
 	j := f.rcount
 	if f.rtail <= j {
 		f.rtail = f.tail.Load()
@@ -313,6 +342,9 @@ func Select(c *Ctx, inputs ...Port) (int, error) {
 		if p.port().reader != c.a {
 			return -1, p.port().misuse(c, "select on", "Reads")
 		}
+	}
+	if c.rec != nil {
+		c.rec.fail("actor %q decides by arrival (Select)", c.a.name)
 	}
 	best, final, closed := selectDecide(c, inputs)
 	for !final {

@@ -166,6 +166,11 @@ type Options struct {
 	// RecordOccupancy, if positive, keeps up to that many occupancy changes
 	// per FIFO in FIFOStats.Levels, for a caller that draws its own trace.
 	RecordOccupancy int
+	// Record keeps the run's dependency record in Stats.Record, for
+	// re-timing it at other FIFO capacities (Record.Retime). It costs
+	// about 60 bytes per FIFO operation and per time an actor computes
+	// with Ctx's Tick methods; off, it costs nothing.
+	Record bool
 }
 
 // DefaultTraceEvents is the cap on a trace's events when none is given.

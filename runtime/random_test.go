@@ -18,6 +18,12 @@ import (
 // sink per last-layer actor. Capacities 1-4, latencies 1-3 and
 // data-dependent work make the timing uneven. out collects the sinks' sums.
 func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
+	return randomGraphCaps(t, seed, n, out, nil)
+}
+
+// randomGraphCaps is randomGraph with the FIFOs' capacities caps, in
+// creation order, instead of the seed's (nil: the seed's).
+func randomGraphCaps(t testing.TB, seed uint64, n int, out []int64, caps []int) *Graph {
 	r := rand.New(rand.NewPCG(seed, 1))
 	g := NewGraph()
 	type node struct {
@@ -32,7 +38,11 @@ func randomGraph(t testing.TB, seed uint64, n int, out []int64) *Graph {
 	var fifos int
 	connect := func(from *node) *FIFO[int64] {
 		fifos++
-		f := mustFIFOT[int64](t, g, fmt.Sprintf("f%d", fifos), 1+r.IntN(4), 1+r.IntN(3))
+		capacity, latency := 1+r.IntN(4), 1+r.IntN(3)
+		if caps != nil {
+			capacity = caps[fifos-1]
+		}
+		f := mustFIFOT[int64](t, g, fmt.Sprintf("f%d", fifos), capacity, latency)
 		from.outs = append(from.outs, f)
 		return f
 	}

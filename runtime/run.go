@@ -73,6 +73,9 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 		if actorTracks != nil {
 			ctxs[i].trace = actorTracks[i]
 		}
+		if opt.Record {
+			ctxs[i].rec = newTape()
+		}
 	}
 
 	allDone := make(chan struct{})
@@ -100,6 +103,9 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 		return nil, err
 	}
 	stats := g.collect(ctxs)
+	if opt.Record {
+		stats.Record = g.record(ctxs, stats.Makespan)
+	}
 	if opt.RecordOccupancy > 0 {
 		for i, t := range fifoTracks {
 			stats.FIFOs[i].Levels = t.levels()
@@ -302,27 +308,35 @@ func (g *Graph) deadlock() error {
 			waitsFor:  other.index,
 		})
 	}
-	// Every blocked actor waits for another unfinished, hence blocked,
-	// actor, so following the waits from any of them reaches a cycle.
-	if len(e.Blocked) > 0 {
-		seen := make(map[int]int) // blocked index -> position in path
-		var path []int
-		b := 0
-		for {
-			if at, ok := seen[b]; ok {
-				for _, k := range path[at:] {
-					e.Cycle = append(e.Cycle, e.Blocked[k])
-				}
-				break
-			}
-			seen[b] = len(path)
-			path = append(path, b)
-			next, ok := byActor[e.Blocked[b].waitsFor]
-			if !ok {
-				break // the other end is not blocked after all
-			}
-			b = next
-		}
-	}
+	e.Cycle = waitCycle(e.Blocked, byActor)
 	return e
+}
+
+// waitCycle follows the waits from the first blocked actor to a cycle;
+// byActor maps an actor's index to its place in blocked. Every blocked
+// actor waits for another unfinished, hence blocked, actor, so the walk
+// reaches one.
+func waitCycle(blocked []BlockedActor, byActor map[int]int) []BlockedActor {
+	if len(blocked) == 0 {
+		return nil
+	}
+	var cycle []BlockedActor
+	seen := make(map[int]int) // blocked index -> position in path
+	var path []int
+	b := 0
+	for {
+		if at, ok := seen[b]; ok {
+			for _, k := range path[at:] {
+				cycle = append(cycle, blocked[k])
+			}
+			return cycle
+		}
+		seen[b] = len(path)
+		path = append(path, b)
+		next, ok := byActor[blocked[b].waitsFor]
+		if !ok {
+			return cycle // the other end is not blocked after all
+		}
+		b = next
+	}
 }

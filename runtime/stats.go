@@ -16,6 +16,9 @@ type Stats struct {
 	// TraceCut is the cycle at which the trace stops because the event cap
 	// was reached (0: the trace is whole, or none was asked for).
 	TraceCut int64
+	// Record is the run's dependency record, with Options.Record (Append
+	// keeps the first run's).
+	Record *Record `json:"-"`
 }
 
 // ActorStats are one actor's statistics.

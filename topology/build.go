@@ -33,12 +33,15 @@ type Accelerator struct {
 	config   actors.Config
 	model    *actors.Model
 	plan     *actors.Plan
-	program  []actors.Step
+	program  *actors.Program
 	block    int
 	policy   Policy
 	estimate Estimation
 	name     string // the model's name, for errors
 	want     int    // values per image
+	// record makes a run keep the runtime's dependency record
+	// (SimResult.Stats.Record), for re-timing it at other depths.
+	record bool
 }
 
 // blockFor returns the tile side for a model pruned by p: the pruning's,
@@ -116,9 +119,9 @@ func newAccelerator(cfg vit.Config, p *vit.Pruning, denseBlock int, d Descriptio
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	prog, err := actors.NewProgram(model, plan, loops(d.FIFO))
-	if le := (*actors.LoopError)(nil); errors.As(err, &le) {
-		err = loopAdvice(le, d.FIFO)
+	prog, err := actors.BuildProgram(model, plan)
+	if err == nil {
+		err = checkLoops(prog, d.FIFO)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("simulate: topology %q: %w", d.Name, err)
@@ -155,6 +158,16 @@ func loops(f FIFOs) actors.Loops {
 		}
 	}
 	return actors.Loops{Attention: n[0], MLP: n[1], Residual: n[2], Layer: n[3]}
+}
+
+// checkLoops checks that the loops of FIFOs f hold the program, and
+// explains a loop too small in terms of f.
+func checkLoops(prog *actors.Program, f FIFOs) error {
+	err := prog.Check(loops(f))
+	if le := (*actors.LoopError)(nil); errors.As(err, &le) {
+		return loopAdvice(le, f)
+	}
+	return err
 }
 
 // loopAdvice explains a loop too small for the MPCA's snapshots in terms
@@ -370,4 +383,19 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 		return actors.Layer{}, err
 	}
 	return L, nil
+}
+
+// withFIFO is a with the FIFOs f, sharing its model, plan and program,
+// which do not depend on them; it fails if f is invalid or a loop cannot
+// hold the program.
+func (a *Accelerator) withFIFO(f FIFOs) (*Accelerator, error) {
+	b := *a
+	b.desc.FIFO = f
+	if err := b.desc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkLoops(a.program, f); err != nil {
+		return nil, fmt.Errorf("topology %q: %w", b.desc.Name, err)
+	}
+	return &b, nil
 }

@@ -81,4 +81,17 @@
 // where depend on timing, and the rule keeps a unit's order checkable by
 // reading the unit alone. One more difference: a full run fails when a
 // value is not finite; a timing-only run has no values to fail on.
+//
+// # FIFO sizing
+//
+// SizeFIFOs finds, for an accelerator and a batch, the smallest depth of
+// every sizable FIFO that keeps the run within a tolerance (1% by default)
+// of its latency with unbounded FIFOs, and what that saves on chip
+// (Sizing.WriteText prints the table; Sizing.Description has the depths).
+// It lowers one FIFO at a time to its smallest depth within the bound, the
+// others as chosen so far; a deeper FIFO never slows a run, so one element
+// less than any chosen depth breaks the bound or cannot run. Candidates
+// are re-timed from recorded runs (runtime.Record) where the MPCA's
+// decisions by time hold, which is exact, and simulated where they do not
+// (docs/DESIGN.md, "Automatic FIFO sizing").
 package topology

@@ -230,7 +230,7 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOp
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	opt := runtime.Options{ClockMHz: a.desc.ClockMHz}
+	opt := runtime.Options{ClockMHz: a.desc.ClockMHz, Record: a.record}
 	if trace.W != nil {
 		bt.mpca.TraceBlocks = true
 		// Every occupancy change a trace of the cap could show: memory grows

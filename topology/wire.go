@@ -133,7 +133,7 @@ func (a *Accelerator) wire(images [][]float32) (*built, error) {
 	cu := &actors.Classifier{Unit: unit(cls, ac.LayerNorm), MACs: ac.Classifier, In: r2.ToClassifier}
 	bt.classifier = cu
 
-	c := &actors.Controller{Program: a.program, Images: len(images), Out: mu.Program, Rec: bt.recs[ctrl]}
+	c := &actors.Controller{Program: a.program.Steps, Images: len(images), Out: mu.Program, Rec: bt.recs[ctrl]}
 
 	// Weights: loader i streams the blocks of the CHMs on channel i.
 	var loaderUnits []*actors.Loader
