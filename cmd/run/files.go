@@ -47,6 +47,9 @@ func (o *options) outputFiles() []namedPath {
 	if o.html != "" {
 		out = append(out, namedPath{"-html", o.html})
 	}
+	if o.sizeOut != "" {
+		out = append(out, namedPath{"-size-out", o.sizeOut})
+	}
 	return out
 }
 

@@ -96,6 +96,9 @@ type options struct {
 	imageFiles []string
 	reference  bool
 	timingOnly bool
+	sizeFIFOs  bool    // -size-fifos
+	sizeTol    float64 // -size-tolerance
+	sizeOut    string  // -size-out
 	json       bool
 	logits     bool
 	trace      string
@@ -176,6 +179,9 @@ func newFlagSet(opt *options) *flag.FlagSet {
 	})
 	fs.BoolVar(&opt.reference, "reference", false, "golden forward pass only")
 	fs.BoolVar(&opt.timingOnly, "timing-only", false, "skip the numerics that cannot change timing")
+	fs.BoolVar(&opt.sizeFIFOs, "size-fifos", false, "find the smallest FIFO depths within a tolerance")
+	fs.Float64Var(&opt.sizeTol, "size-tolerance", topology.DefaultTolerance, "latency allowed above unbounded FIFOs")
+	fs.StringVar(&opt.sizeOut, "size-out", "", "write the sized topology as TOML")
 	fs.BoolVar(&opt.json, "json", false, "JSON report on stdout")
 	fs.BoolVar(&opt.logits, "logits", false, "add logits to the JSON report")
 	fs.StringVar(&opt.trace, "trace", "", "Perfetto trace file")
@@ -381,6 +387,9 @@ func (o *options) check() error {
 	}
 	if o.timingOnly && o.logits {
 		return usagef("-timing-only computes no logits: it cannot go with -logits")
+	}
+	if err := o.checkSizing(); err != nil {
+		return err
 	}
 	if o.reference && o.svg != "" {
 		return usagef("-svg charts the simulated cycles: it cannot go with -reference")

@@ -41,6 +41,9 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		return desc.WriteTOML(stdout)
 	}
+	if opt.sizeFIFOs {
+		return sizeFIFOs(opt, desc, stdout)
+	}
 	var svg, page *safefile.File
 	if opt.svg != "" {
 		if svg, err = safefile.Create(opt.svg); err != nil {

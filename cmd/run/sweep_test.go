@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,5 +95,48 @@ func TestTimingOnlyRun(t *testing.T) {
 		code, _, stderr := invoke(append([]string{"-timing-only"}, bad...)...)
 		assert.Equal(t, 2, code)
 		assert.Contains(t, stderr, "-timing-only")
+	}
+}
+
+func TestSizeFIFOs(t *testing.T) {
+	sized := filepath.Join(t.TempDir(), "sized.toml")
+	code, stdout, stderr := invoke("-size-fifos", "-images", "2", "-size-out", sized)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "FIFO sizing: mnist-tiny on u250, 2 image(s), within 1% of unbounded FIFOs")
+	assert.Contains(t, stdout, "weights->chm3")
+	// The sized topology runs, within the bound of the table.
+	code, js, stderr := invoke("-images", "2", "-json", "-topology", sized)
+	require.Equal(t, 0, code, stderr)
+	var r report.Report
+	require.NoError(t, json.Unmarshal([]byte(js), &r))
+	assert.Equal(t, "u250-sized", r.Topology)
+	var unbounded, bound, cycles int64
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(line, "latency: ") {
+			_, err := fmt.Sscanf(line, "latency: unbounded %d cycles, bound %d, sized %d", &unbounded, &bound, &cycles)
+			require.NoError(t, err)
+		}
+	}
+	require.Positive(t, bound)
+	assert.Equal(t, cycles, r.CyclesTotal, "the table's latency is the sized topology's")
+	assert.LessOrEqual(t, r.CyclesTotal, bound)
+
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"-size-fifos", "-reference"}, "cannot go with -reference"},
+		{[]string{"-size-fifos", "-json"}, "cannot go with -json"},
+		{[]string{"-size-fifos", "-size-tolerance", "-1"}, "-size-tolerance -1"},
+		{[]string{"-size-fifos", "-size-tolerance", "NaN"}, "-size-tolerance NaN"},
+		{[]string{"-size-fifos", "-images", "17"}, "at most 16 images"},
+		{[]string{"-size-out", "x.toml"}, "-size-out goes with -size-fifos"},
+		{[]string{"-size-fifos", "-size-out", filepath.Join(t.TempDir(), "no", "x.toml")}, "-size-out"},
+	} {
+		code, stdout, stderr := invoke(tc.args...)
+		assert.NotEqual(t, 0, code, tc.args)
+		assert.Contains(t, stderr, tc.err, tc.args)
+		assert.Equal(t, 1, strings.Count(stderr, "\n"), tc.args)
+		assert.Empty(t, stdout, tc.args)
 	}
 }

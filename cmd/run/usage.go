@@ -92,6 +92,15 @@ Accelerator
   -print-topology  print the topology (preset or file) as a complete TOML
                    file to edit, and exit
                      e.g. -topology u250 -print-topology > my-card.toml
+  -size-fifos      find the smallest depth of every FIFO a topology sizes
+                   that keeps the run's images within -size-tolerance of
+                   unbounded FIFOs, print the bytes saved per FIFO, and exit
+                     e.g. -model deit-small -images 1 -size-fifos
+  -size-tolerance F  latency allowed above unbounded FIFOs, as a fraction
+                   (default 0.01)
+                     e.g. -size-fifos -size-tolerance 0.05
+  -size-out FILE   write the sized topology as a TOML file to run
+                     e.g. -size-fifos -size-out sized.toml
 
 Inputs
   -images N        the first N MNIST test images (mnist-tiny), or N seeded
@@ -127,6 +136,9 @@ Output
 
   A progress bar (images done, simulated cycles, time left) shows on stderr
   when stderr is a terminal and the run takes more than a second.
+
+Sweeps: go run ./cmd/run sweep -h (every combination of topology and
+pruning settings, with Pareto fronts).
 
 Exit status: 0 on success, 1 when the run fails (including unreadable or
 invalid files: weights, images, topology files), 2 for bad usage.
