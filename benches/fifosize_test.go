@@ -14,11 +14,27 @@ import (
 // re-timing would have to (the loop check refuses some without a run
 // either way; each candidate's accelerator is built outside the timing).
 // ms/sizing is one SizeFIFOs; ms/resimulating the runs of its candidates;
-// speedup their ratio.
+// speedup their ratio. "full" sizes and simulates with the numerics,
+// "timing-only" without (topology.NewTimingAccelerator, as cmd/run
+// -size-fifos does): the same cycles, so the same candidates.
 func BenchmarkFIFOSizing(b *testing.B) {
 	w, p, img, desc := prunedDeiTSmall(b)
+	for _, mode := range []struct {
+		name  string
+		build func(topology.Description) (*topology.Accelerator, error)
+	}{
+		{"full", func(d topology.Description) (*topology.Accelerator, error) { return topology.NewAccelerator(w, p, 0, d) }},
+		{"timing-only", func(d topology.Description) (*topology.Accelerator, error) {
+			return topology.NewTimingAccelerator(w.Config, p, 0, d)
+		}},
+	} {
+		b.Run(mode.name, func(b *testing.B) { sizeFIFOs(b, img, desc, mode.build) })
+	}
+}
+
+func sizeFIFOs(b *testing.B, img []float32, desc topology.Description, build func(topology.Description) (*topology.Accelerator, error)) {
 	images := [][]float32{img}
-	acc, err := topology.NewAccelerator(w, p, 0, desc)
+	acc, err := build(desc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +59,7 @@ func BenchmarkFIFOSizing(b *testing.B) {
 		for i, l := range z.Links {
 			d.FIFO.Depths[l.Name] = c.Depths[i]
 		}
-		a, err := topology.NewAccelerator(w, p, 0, d)
+		a, err := build(d)
 		if err != nil {
 			b.Fatal(err)
 		}
