@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Pruning keys an axis may set besides the topology's keys.
@@ -38,6 +39,12 @@ func ParseAxis(s string) (Axis, error) {
 	if !ok || key == "" {
 		return Axis{}, fmt.Errorf("%q: want KEY=V1,V2,... or KEY=LO:HI:STEP", s)
 	}
+	if i := strings.IndexFunc(key, func(r rune) bool { return !isKeyRune(r) }); i >= 0 {
+		return Axis{}, fmt.Errorf("key %q: keys are letters, digits and . _ - > (as mpca.h or fifo.depths.mpca->gelu)", key)
+	}
+	if strings.ContainsFunc(list, unicode.IsControl) {
+		return Axis{}, fmt.Errorf("%s: values %q hold a control character", key, list)
+	}
 	a := Axis{Key: key}
 	for v := range strings.SplitSeq(list, ",") {
 		v = strings.TrimSpace(v)
@@ -63,6 +70,11 @@ func ParseAxis(s string) (Axis, error) {
 		}
 	}
 	return a, nil
+}
+
+// isKeyRune reports whether r may be part of a key.
+func isKeyRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._->", r)
 }
 
 // expandRange expands LO:HI:STEP into its values, printed as integers when

@@ -41,6 +41,8 @@ func TestParseAxis(t *testing.T) {
 		{in: "density=0:x:0.1", err: `"x" is not a number`},
 		{in: "density=0:1:1e-9", err: "more than 10000"},
 		{in: "mpca.h=2,4,2", err: "listed twice"},
+		{in: "mpca h=2", err: "keys are letters"},
+		{in: "mpca.h=2\n4", err: "control character"},
 	} {
 		a, err := ParseAxis(tc.in)
 		if tc.err != "" {
