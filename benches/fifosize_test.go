@@ -23,7 +23,9 @@ func BenchmarkFIFOSizing(b *testing.B) {
 		name  string
 		build func(topology.Description) (*topology.Accelerator, error)
 	}{
-		{"full", func(d topology.Description) (*topology.Accelerator, error) { return topology.NewAccelerator(w, p, 0, d) }},
+		{"full", func(d topology.Description) (*topology.Accelerator, error) {
+			return topology.NewAccelerator(w, p, 0, d)
+		}},
 		{"timing-only", func(d topology.Description) (*topology.Accelerator, error) {
 			return topology.NewTimingAccelerator(w.Config, p, 0, d)
 		}},
