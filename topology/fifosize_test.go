@@ -14,10 +14,22 @@ import (
 	"vitflow/vit"
 )
 
-// sizeFIFOs builds w pruned by p on d and sizes its FIFOs for imgs.
-func sizeFIFOs(t *testing.T, w *vit.Weights, p *vit.Pruning, d Description, imgs [][]float32) (*Accelerator, *Sizing) {
+// builder builds an accelerator on a description: with the numerics or
+// timing-only (the same cycles, faster).
+type builder func(Description) (*Accelerator, error)
+
+func fullBuild(w *vit.Weights, p *vit.Pruning) builder {
+	return func(d Description) (*Accelerator, error) { return NewAccelerator(w, p, 0, d) }
+}
+
+func timingBuild(w *vit.Weights, p *vit.Pruning) builder {
+	return func(d Description) (*Accelerator, error) { return NewTimingAccelerator(w.Config, p, 0, d) }
+}
+
+// sizeFIFOs builds an accelerator on d and sizes its FIFOs for imgs.
+func sizeFIFOs(t *testing.T, build builder, d Description, imgs [][]float32) (*Accelerator, *Sizing) {
 	t.Helper()
-	a, err := NewAccelerator(w, p, 0, d)
+	a, err := build(d)
 	require.NoError(t, err)
 	z, err := SizeFIFOs(context.Background(), a, imgs, SizeOptions{})
 	require.NoError(t, err)
@@ -58,7 +70,7 @@ func depthsOf(z *Sizing, depths []int) map[string]int {
 // of the sized description; the unbounded latency is a run with every
 // sizable FIFO at the topology's maximum depth; and each FIFO one element
 // shallower breaks the bound or cannot run at all.
-func checkSizing(t *testing.T, w *vit.Weights, p *vit.Pruning, a *Accelerator, z *Sizing, imgs [][]float32) {
+func checkSizing(t *testing.T, build builder, a *Accelerator, z *Sizing, imgs [][]float32) {
 	t.Helper()
 	tol := DefaultTolerance
 	assert.Equal(t, int64(math.Floor(float64(z.Unbounded)*(1+tol))), z.Bound)
@@ -70,7 +82,7 @@ func checkSizing(t *testing.T, w *vit.Weights, p *vit.Pruning, a *Accelerator, z
 	require.NoError(t, err)
 	assert.Equal(t, unbounded, z.Unbounded)
 
-	sized, err := NewAccelerator(w, p, 0, z.Description)
+	sized, err := build(z.Description)
 	require.NoError(t, err)
 	res, err := sized.Run(context.Background(), imgs)
 	require.NoError(t, err)
@@ -90,18 +102,16 @@ func checkSizing(t *testing.T, w *vit.Weights, p *vit.Pruning, a *Accelerator, z
 	}
 }
 
-// checkRetimed re-simulates every step-th candidate the sizer re-timed:
-// the same cycles, or both cannot run.
-func checkRetimed(t *testing.T, a *Accelerator, z *Sizing, imgs [][]float32, step int) {
+// checkRetimed re-simulates every candidate the sizer re-timed: the same
+// cycles, or both cannot run.
+func checkRetimed(t *testing.T, a *Accelerator, z *Sizing, imgs [][]float32) {
 	t.Helper()
 	n := 0
 	for _, c := range z.Candidates {
 		if c.By != ByRetiming {
 			continue
 		}
-		if n++; (n-1)%step != 0 {
-			continue
-		}
+		n++
 		got, err := runDepths(t, a, depthsOf(z, c.Depths), imgs)
 		if c.Err != nil {
 			assert.Error(t, err, "%v: re-timing says it cannot run (%v)", c.Depths, c.Err)
@@ -110,16 +120,16 @@ func checkRetimed(t *testing.T, a *Accelerator, z *Sizing, imgs [][]float32, ste
 		require.NoError(t, err, "%v", c.Depths)
 		assert.Equal(t, got, c.Cycles, "%v: re-timed %d, simulated %d", c.Depths, c.Cycles, got)
 	}
-	t.Logf("%d of %d re-timed candidates re-simulated", (n+step-1)/step, n)
+	t.Logf("%d re-timed candidates re-simulated", n)
 }
 
 func TestSizeFIFOsMNISTTiny(t *testing.T) {
 	w, p, imgs := mnistTiny(t)
 	for _, name := range []string{"u250", "small"} {
 		d := preset(t, name, FidelityDetailed)
-		a, z := sizeFIFOs(t, w, p, d, imgs)
-		checkSizing(t, w, p, a, z, imgs)
-		checkRetimed(t, a, z, imgs, 1)
+		a, z := sizeFIFOs(t, fullBuild(w, p), d, imgs)
+		checkSizing(t, fullBuild(w, p), a, z, imgs)
+		checkRetimed(t, a, z, imgs)
 		assert.Positive(t, z.Retimed)
 		assert.Equal(t, len(z.Candidates), z.Retimed+z.Simulated+z.LoopChecked)
 		assert.Equal(t, z.DescriptionBytes-z.Bytes, z.Saved)
@@ -140,15 +150,17 @@ func TestSizeFIFOsMNISTTiny(t *testing.T) {
 }
 
 // TestSizeFIFOsDeiTSmall sizes u250's FIFOs for DeiT-S and checks the
-// depths and a sample of the re-timed candidates by simulation.
+// depths and every re-timed candidate by simulation, timing-only (which
+// has the full run's cycles: TestTimingOnlyMatchesFullRun).
 func TestSizeFIFOsDeiTSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sizes DeiT-S (seconds)")
 	}
 	w, p, imgs := deitSmallRun(t)
-	a, z := sizeFIFOs(t, w, p, preset(t, "u250", FidelityDetailed), imgs)
-	checkSizing(t, w, p, a, z, imgs)
-	checkRetimed(t, a, z, imgs, 4)
+	build := timingBuild(w, p)
+	a, z := sizeFIFOs(t, build, preset(t, "u250", FidelityDetailed), imgs)
+	checkSizing(t, build, a, z, imgs)
+	checkRetimed(t, a, z, imgs)
 	assert.Positive(t, z.Saved, "u250's FIFOs are deeper than DeiT-S needs")
 }
 
