@@ -11,7 +11,8 @@
 #   benches/figures.sh simulated merge  # some of them
 #
 # Sections: simulated (the DeiT-S accelerator beside the reference), merge
-# (the engine), kernels (dense and block-sparse GEMM, element-wise; against
+# (the engine), sweep (100-point sweeps: DeiT-S timing-only, mnist-tiny with
+# 500 images a point; one point at a time and one per core), kernels (dense and block-sparse GEMM, element-wise; against
 # OpenBLAS when libopenblas-dev is installed), forward (the DeiT-S reference
 # forward; against PyTorch when /usr/bin/python3 has torch and torchvision).
 set -euo pipefail
@@ -116,7 +117,7 @@ if [ ${#sections[@]} -eq 0 ]; then
 fi
 for s in "${sections[@]}"; do
 	case $s in
-	simulated | merge | kernels | forward) "$s" ;;
+	simulated | merge | sweep | kernels | forward) "$s" ;;
 	*)
 		echo "figures.sh: unknown section $s (simulated, merge, sweep, kernels, forward)" >&2
 		exit 2

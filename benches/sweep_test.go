@@ -74,8 +74,8 @@ func BenchmarkSweepDeiTSmall(b *testing.B) {
 	}
 	runSweep(b, &sweep.Spec{
 		Weights: vit.RandomWeights(cfg, 1), WeightsID: "random seed 1", Base: desc,
-		Block: 16, Density: 0.5, Keep: 0.7, TDLayers: []int{2, 6, 9},
-		Axes: sweepAxes(b, "2,4,8,16"), Images: 1, InputsID: "one image",
+		Pruning: sweep.PruningSettings{Block: 16, Density: 0.5, Keep: 0.7, TDLayers: []int{2, 6, 9}},
+		Axes:    sweepAxes(b, "2,4,8,16"), Images: 1, InputsID: "one image",
 		Image:      func(int) ([]float32, error) { return img, nil },
 		TimingOnly: true,
 	})
@@ -105,8 +105,8 @@ func BenchmarkSweepMNIST(b *testing.B) {
 	}
 	runSweep(b, &sweep.Spec{
 		Weights: w, WeightsID: "embedded dense", Base: desc,
-		Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2},
-		Axes: sweepAxes(b, "1,2,4,8"), Images: n, InputsID: "MNIST test images 0-499", Labels: labels,
+		Pruning: sweep.PruningSettings{Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2}},
+		Axes:    sweepAxes(b, "1,2,4,8"), Images: n, InputsID: "MNIST test images 0-499", Labels: labels,
 		Image: func(i int) ([]float32, error) {
 			img, _ := test.Get(i)
 			return vit.MNISTPixels(img, w.Config), nil

@@ -64,9 +64,15 @@ type SweepRow struct {
 func (r SweepRow) ok() bool { return r.Error == "" }
 
 // Name is the row's settings as key=value pairs.
-func (r SweepRow) Name() string {
-	parts := make([]string, len(r.Settings))
-	for i, s := range r.Settings {
+func (r SweepRow) Name() string { return SettingsName(r.Settings) }
+
+// SettingsName writes settings as key=value pairs, "base" when there are none.
+func SettingsName(settings []Setting) string {
+	if len(settings) == 0 {
+		return "base"
+	}
+	parts := make([]string, len(settings))
+	for i, s := range settings {
 		parts[i] = s.Key + "=" + s.Value
 	}
 	return strings.Join(parts, " ")
@@ -298,6 +304,14 @@ func (s *Sweep) axisPlot(k int, axis string) Plot {
 // maxAxisTicks is the most values an axis plot labels one by one.
 const maxAxisTicks = 12
 
+// points counts points.
+func points(n int) string {
+	if n == 1 {
+		return "1 point"
+	}
+	return fmt.Sprintf("%d points", n)
+}
+
 // fileStem makes a key usable in a file name (fifo.depths.mpca->gelu).
 func fileStem(key string) string {
 	return strings.Map(func(r rune) rune {
@@ -317,8 +331,8 @@ func (s *Sweep) WriteText(w io.Writer) error {
 	if s.TimingOnly {
 		mode = ", timing only (no predictions)"
 	}
-	p.printf("sweep: %s on %s, %s per point (%s)%s: %d points, %d failed\n",
-		s.Model, s.Topology, images(s.Images), s.Inputs, mode, len(s.Rows), len(s.Rows)-len(ok))
+	p.printf("sweep: %s on %s, %s per point (%s)%s: %s, %d failed\n",
+		s.Model, s.Topology, images(s.Images), s.Inputs, mode, points(len(s.Rows)), len(s.Rows)-len(ok))
 	for _, r := range s.Rows {
 		if !r.ok() {
 			p.printf("  failed: %s: %s\n", r.Name(), r.Error)
@@ -329,7 +343,7 @@ func (s *Sweep) WriteText(w io.Writer) error {
 	}
 	fastest := slices.MinFunc(ok, func(a, b SweepRow) int { return cmp.Compare(a.LatencyUS, b.LatencyUS) })
 	p.printf("fastest: %s: %s cycles/image, %.1f us latency, %s images/s\n",
-		orBase(fastest.Name()), groupf(fastest.CyclesPerImage), fastest.LatencyUS, groupf(fastest.ImagesPerSecond))
+		fastest.Name(), groupf(fastest.CyclesPerImage), fastest.LatencyUS, groupf(fastest.ImagesPerSecond))
 	if front := s.AccuracyFront(); front != nil {
 		p.printf("\nPareto front, accuracy against latency:\n")
 		s.writeFront(p, front, true)
@@ -345,16 +359,14 @@ func (s *Sweep) writeFront(p *printer, rows []SweepRow, accuracy bool) {
 		if accuracy {
 			extra = fmt.Sprintf("accuracy %.1f%%", 100**r.Accuracy)
 		}
-		p.printf("  %9.1f us  %-18s %s\n", r.LatencyUS, extra, orBase(r.Name()))
+		p.printf("  %9.1f us  %-18s %s\n", r.LatencyUS, extra, r.Name())
 	}
 }
-
-func orBase(name string) string { return cmp.Or(name, "base") }
 
 var sweepTemplate = template.Must(template.New("sweep").Funcs(templateFuncs).Parse(sweepHTML))
 
 const sweepHTML = `<section>
-<p>{{.S.Model}} ({{.S.Weights}}) on {{.S.Topology}}, {{images .S.Images}} per point ({{.S.Inputs}}){{if .S.TimingOnly}}, timing only: the numerics that cannot change timing were skipped, so there are no predictions{{end}}. {{len .S.Rows}} points over {{range $i, $a := .S.Axes}}{{if $i}}, {{end}}{{$a}}{{end}}.</p>
+<p>{{.S.Model}} ({{.S.Weights}}) on {{.S.Topology}}, {{images .S.Images}} per point ({{.S.Inputs}}){{if .S.TimingOnly}}, timing only: the numerics that cannot change timing were skipped, so there are no predictions{{end}}. {{len .S.Rows}} point(s){{if .S.Axes}} over {{range $i, $a := .S.Axes}}{{if $i}}, {{end}}{{$a}}{{end}}{{end}}.</p>
 {{- range .Figures}}
 <figure id="{{.ID}}">{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
 {{- end}}

@@ -97,6 +97,9 @@ func expandRange(key, r string) ([]string, error) {
 	if n > maxAxisValues {
 		return nil, fmt.Errorf("%s: range %q has %.0f values, more than %d", key, r, n, maxAxisValues)
 	}
+	if math.Abs(lo) > 1<<53 || math.Abs(hi) > 1<<53 {
+		return nil, fmt.Errorf("%s: range %q: its ends must be within ±2^53", key, r)
+	}
 	integer := lo == math.Trunc(lo) && step == math.Trunc(step)
 	out := make([]string, int(n))
 	for i := range out {

@@ -32,8 +32,8 @@ func ExampleRun() {
 	}
 	spec := &sweep.Spec{
 		Weights: w, WeightsID: "embedded dense", Base: u250,
-		Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2},
-		Axes: axes, Images: 2, InputsID: "two blank images", TimingOnly: true,
+		Pruning: sweep.PruningSettings{Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2}},
+		Axes:    axes, Images: 2, InputsID: "two blank images", TimingOnly: true,
 		Image: func(int) ([]float32, error) { return make([]float32, 28*28), nil },
 	}
 	points, err := sweep.Plan(spec)

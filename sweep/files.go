@@ -87,8 +87,9 @@ func (f *files) checkCSV() error {
 }
 
 // readRows reads points.jsonl. A last line cut short (the run was killed
-// while writing it) is dropped; any other bad line, or a row of a point
-// this sweep does not have, is an error.
+// while writing it) is dropped, and so is a failed point's row, so that
+// the point runs again (its error may have been passing); any other bad
+// line, or a row of a point this sweep does not have, is an error.
 func (f *files) readRows() error {
 	data, err := os.ReadFile(f.path(JSONFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -114,7 +115,10 @@ func (f *files) readRows() error {
 		}
 		p, ok := byHash[r.Hash]
 		if !ok || !slices.Equal(p.Settings, r.Settings) {
-			return fmt.Errorf("sweep: %s holds rows of another sweep (line %d: %s): write to another folder or remove it", f.path(JSONFile), n+1, r.Name())
+			return fmt.Errorf("sweep: %s holds rows of another sweep (line %d: %s; other axes, model, weights, images, -timing-only or vitflow version): write to another folder or remove it", f.path(JSONFile), n+1, r.Name())
+		}
+		if r.Error != "" {
+			continue
 		}
 		r.Index = p.Index
 		f.rows[r.Hash] = r
@@ -141,9 +145,6 @@ func (f *files) add(r report.SweepRow) error {
 	}
 	return nil
 }
-
-// finish rewrites both files in point order.
-func (f *files) finish() error { return f.rewrite() }
 
 func (f *files) close() {
 	f.js.Close()

@@ -3,6 +3,7 @@ package sweep
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,12 +18,12 @@ import (
 
 // Options say where and how a sweep runs.
 type Options struct {
-	// Dir receives points.csv and points.jsonl (see Files).
+	// Dir receives the rows: CSVFile and JSONFile.
 	Dir string
 	// Jobs is the most points simulated at once (0 means GOMAXPROCS).
 	Jobs int
-	// Done, if set, hears of each point finished (run now or found in Dir):
-	// the points done so far, of total.
+	// Done, if set, hears of each point finished, those found in Dir first:
+	// the points done so far, of total. Calls do not overlap.
 	Done func(done, total int, row report.SweepRow)
 }
 
@@ -48,42 +49,58 @@ func Run(ctx context.Context, s *Spec, points []Point, opt Options) (*report.Swe
 	defer h.Close()
 
 	masks := &maskCache{w: s.Weights, made: map[maskKey]func() (*vit.Pruning, error){}}
+	// run ends with ctx, or at the first row that cannot be written: the
+	// points still to come would only be lost.
+	run, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var (
-		mu       sync.Mutex
-		done     = len(files.rows)
-		writeErr error
-		wg       sync.WaitGroup
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		done int
+		// sem bounds the goroutines, not only the runs the host allows.
+		sem = make(chan struct{}, jobs)
 	)
-	if opt.Done != nil {
-		for _, p := range points {
-			if r, ok := files.rows[p.Hash]; ok {
+	for _, p := range points {
+		if r, ok := files.rows[p.Hash]; ok {
+			done++
+			if opt.Done != nil {
 				opt.Done(done, len(points), r)
 			}
 		}
 	}
+start:
 	for _, p := range points {
 		if _, ok := files.rows[p.Hash]; ok {
 			continue
 		}
+		select {
+		case sem <- struct{}{}:
+		case <-run.Done():
+			break start
+		}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			v, err := h.Run(ctx, p.Name(), func(ctx context.Context) (any, error) {
+			defer func() { <-sem; wg.Done() }()
+			v, err := h.Run(run, p.Name(), func(ctx context.Context) (any, error) {
 				return s.runPoint(ctx, p, masks)
 			})
-			if ctx.Err() != nil {
+			if run.Err() != nil {
 				return // interrupted: no row, the point runs again next time
 			}
 			row := report.SweepRow{Index: p.Index, Hash: p.Hash, Settings: p.Settings}
 			if err != nil {
-				row.Error = oneLine(err.Error())
+				row.Error = errorText(err, p.Name())
 			} else {
 				row = v.(report.SweepRow)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err := files.add(row); err != nil && writeErr == nil {
-				writeErr = err
+			if run.Err() != nil {
+				return
+			}
+			if err := files.add(row); err != nil {
+				cancel(err)
+				return
 			}
 			done++
 			if opt.Done != nil {
@@ -92,13 +109,13 @@ func Run(ctx context.Context, s *Spec, points []Point, opt Options) (*report.Swe
 		}()
 	}
 	wg.Wait()
-	if writeErr != nil {
-		return nil, writeErr
-	}
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	if err := files.finish(); err != nil {
+	if err := context.Cause(run); err != nil {
+		return nil, err // a row could not be written
+	}
+	if err := files.rewrite(); err != nil {
 		return nil, err
 	}
 	sw := &report.Sweep{
@@ -225,5 +242,11 @@ func (c *maskCache) get(block int, density float64) (*vit.Pruning, error) {
 	return f()
 }
 
-// oneLine keeps an error on one line of the CSV and of the summary.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// errorText is a failed point's error for its row: one line, without the
+// host's "run NAME:" (the row names the point) or a panic's stack.
+func errorText(err error, name string) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("run %q", name))
+	msg = strings.TrimPrefix(msg, ": ")
+	return strings.Join(strings.Fields(msg), " ")
+}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -30,8 +31,18 @@ import (
 	"vitflow/vit"
 )
 
-// MaxPoints is the largest sweep Plan accepts without Spec.Force.
-const MaxPoints = 1000
+// MaxPoints is the largest sweep Plan accepts without Spec.Force, and
+// MaxForced the largest with it: a planned point holds its whole
+// description, about a kilobyte.
+const (
+	MaxPoints = 1000
+	MaxForced = 100_000
+)
+
+// hashVersion names the simulator in the points' hashes: raise it when a
+// change makes the rows of an older vitflow wrong, so that a resumed sweep
+// runs its points again instead of reusing them.
+const hashVersion = "vitflow sweep point v1"
 
 // Spec is a sweep: the model and its images, the base accelerator and
 // pruning, and the axes that vary.
@@ -42,13 +53,10 @@ type Spec struct {
 	WeightsID string
 	// Base is the accelerator every point starts from.
 	Base topology.Description
-	// Block, Density, Keep and TDLayers are the pruning of every point an
-	// axis does not change. The masks are magnitude pruning of Weights at
-	// the point's block and density (none at density 1).
-	Block    int
-	Density  float64
-	Keep     float64
-	TDLayers []int
+	// Pruning is the pruning of every point where an axis does not change
+	// it. The masks are magnitude pruning of Weights at the point's block
+	// and density (none at density 1).
+	Pruning PruningSettings
 	// Axes vary in order, the last fastest.
 	Axes []Axis
 	// Images is the number of images each point runs; Image loads image i,
@@ -108,8 +116,8 @@ func Plan(s *Spec) ([]Point, error) {
 		if n > MaxPoints && !s.Force {
 			return nil, fmt.Errorf("sweep: more than %d points (the axes multiply to %s so far); pass -force to run them all", MaxPoints, countAxes(s.Axes))
 		}
-		if n > 1e6 {
-			return nil, fmt.Errorf("sweep: more than 1,000,000 points, even with -force")
+		if n > MaxForced {
+			return nil, fmt.Errorf("sweep: more than %d points (the axes multiply to %s so far), the most even with -force", MaxForced, countAxes(s.Axes))
 		}
 	}
 	if s.Images < 1 {
@@ -117,11 +125,16 @@ func Plan(s *Spec) ([]Point, error) {
 	}
 	points := make([]Point, n)
 	idx := make([]int, len(s.Axes))
+	byHash := map[string]int{}
 	for i := range points {
 		p, err := s.point(i, idx, cfg)
 		if err != nil {
 			return nil, err
 		}
+		if j, ok := byHash[p.Hash]; ok {
+			return nil, fmt.Errorf("sweep: points %s and %s are the same configuration: list each value once", points[j].Name(), p.Name())
+		}
+		byHash[p.Hash] = i
 		points[i] = p
 		// Next index vector, the last axis fastest.
 		for k := len(idx) - 1; k >= 0; k-- {
@@ -159,7 +172,8 @@ func checkKey(base topology.Description, key string) error {
 func (s *Spec) point(i int, idx []int, cfg vit.Config) (Point, error) {
 	p := Point{Index: i, Desc: s.Base}
 	p.Desc.FIFO.Depths = maps.Clone(s.Base.FIFO.Depths)
-	p.Pruning = PruningSettings{Block: s.Block, Density: s.Density, Keep: s.Keep, TDLayers: slices.Clone(s.TDLayers)}
+	p.Pruning = s.Pruning
+	p.Pruning.TDLayers = slices.Clone(s.Pruning.TDLayers)
 	for k, a := range s.Axes {
 		v := a.Values[idx[k]]
 		p.Settings = append(p.Settings, report.Setting{Key: a.Key, Value: v})
@@ -250,26 +264,19 @@ func (ps PruningSettings) pruning(masks *vit.Pruning) *vit.Pruning {
 }
 
 // Name is the point's settings as key=value pairs.
-func (p Point) Name() string {
-	if len(p.Settings) == 0 {
-		return "base"
-	}
-	parts := make([]string, len(p.Settings))
-	for i, s := range p.Settings {
-		parts[i] = s.Key + "=" + s.Value
-	}
-	return strings.Join(parts, " ")
-}
+func (p Point) Name() string { return report.SettingsName(p.Settings) }
 
-// hash digests everything that decides a point's results: the model and
-// weights, the images, the mode, the pruning and the whole description.
+// hash digests everything that decides a point's results: the simulator's
+// version, the model and weights, the images, the mode, the pruning and
+// the whole description but its name, which only labels it.
 func (s *Spec) hash(p Point) string {
+	d := p.Desc
+	d.Name = ""
+	desc, _ := json.Marshal(d) // plain data, sorted maps: always encodes, always the same
 	h := sha256.New()
-	var toml strings.Builder
-	_ = p.Desc.WriteTOML(&toml) // a validated description always encodes
-	fmt.Fprintf(h, "vitflow sweep point v1\nmodel %s\nweights %s\nimages %d %s\ntiming-only %v\nblock %d density %v keep %v td %v\n%s",
-		s.Weights.Config.Name, s.WeightsID, s.Images, s.InputsID, s.TimingOnly,
-		p.Pruning.Block, p.Pruning.Density, p.Pruning.Keep, p.Pruning.TDLayers, toml.String())
+	fmt.Fprintf(h, "%s\nmodel %s\nweights %s\nimages %d %s\ntiming-only %v\nblock %d density %v keep %v td %v\n%s",
+		hashVersion, s.Weights.Config.Name, s.WeightsID, s.Images, s.InputsID, s.TimingOnly,
+		p.Pruning.Block, p.Pruning.Density, p.Pruning.Keep, p.Pruning.TDLayers, desc)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 

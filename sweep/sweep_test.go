@@ -42,6 +42,7 @@ func TestParseAxis(t *testing.T) {
 		{in: "density=0:1:1e-9", err: "more than 10000"},
 		{in: "mpca.h=2,4,2", err: "listed twice"},
 		{in: "mpca h=2", err: "keys are letters"},
+		{in: "mpca.h=1e19:1e20:1e19", err: "within ±2^53"},
 		{in: "mpca.h=2\n4", err: "control character"},
 	} {
 		a, err := ParseAxis(tc.in)
@@ -66,8 +67,8 @@ func mnistSpec(t testing.TB, n int, axes ...string) *Spec {
 	require.NoError(t, err)
 	s := &Spec{
 		Weights: w, WeightsID: "embedded dense", Base: desc,
-		Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2},
-		Images: n, InputsID: "MNIST test images",
+		Pruning: PruningSettings{Block: 16, Density: 0.5, Keep: 0.5, TDLayers: []int{0, 1, 2}},
+		Images:  n, InputsID: "MNIST test images",
 		Image: func(i int) ([]float32, error) {
 			img, _ := test.Get(i)
 			return vit.MNISTPixels(img, w.Config), nil
@@ -112,6 +113,13 @@ func TestPlan(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, points[0].Hash, other[0].Hash)
 
+	// The description's name only labels it.
+	s.TimingOnly = false
+	s.Base.Name = "my-card"
+	renamed, err := Plan(s)
+	require.NoError(t, err)
+	assert.Equal(t, points[0].Hash, renamed[0].Hash)
+
 	s = mnistSpec(t, 1, "fifo.depths.mpca->gelu=1,2")
 	points, err = Plan(s)
 	require.NoError(t, err)
@@ -136,6 +144,8 @@ func TestPlanErrors(t *testing.T) {
 		{[]string{"td=0/9"}, `"9" is not a layer of mnist-tiny`},
 		{[]string{"mpca.h=1,2", "mpca.h=3"}, "swept twice"},
 		{[]string{"mpca.t=1:40:1", "mpca.c=1:40:1"}, "more than 1000 points"},
+		{[]string{"mpca.h=2,02"}, "points mpca.h=2 and mpca.h=02 are the same configuration"},
+		{[]string{"density=0.5,0.50"}, "are the same configuration"},
 	} {
 		_, err := Plan(mnistSpec(t, 1, tc.axes...))
 		require.Error(t, err, tc.axes)
@@ -221,14 +231,25 @@ func TestRunFailingPoints(t *testing.T) {
 		}
 		return load(i)
 	}
-	sw, table, err := run(t, context.Background(), s, t.TempDir(), Options{})
+	dir := t.TempDir()
+	sw, table, err := run(t, context.Background(), s, dir, Options{})
 	require.NoError(t, err, "failing points do not fail the sweep")
 	require.Len(t, sw.Rows, 2)
 	for _, r := range sw.Rows {
-		assert.Contains(t, r.Error, "image 1 is unreadable")
+		assert.Equal(t, "image 1 is unreadable", r.Error)
 		assert.Zero(t, r.CyclesPerImage)
 	}
 	assert.Equal(t, 2, strings.Count(string(table), "image 1 is unreadable"))
+	assert.NotContains(t, string(table), `run \"`, "the row names its point; the host's prefix is dropped")
+
+	// A failed point runs again when the sweep is resumed: its error may have passed.
+	s.Image = load
+	sw, _, err = run(t, context.Background(), s, dir, Options{})
+	require.NoError(t, err)
+	for _, r := range sw.Rows {
+		assert.Empty(t, r.Error)
+		assert.Positive(t, r.CyclesPerImage)
+	}
 }
 
 func TestRunSameOnAnyJobs(t *testing.T) {
@@ -274,6 +295,7 @@ func TestRunTimingOnlyEqualsFull(t *testing.T) {
 	require.Len(t, timing.Rows, 32)
 	for i := range full.Rows {
 		f, tm := full.Rows[i], timing.Rows[i]
+		require.Empty(t, f.Error)
 		assert.NotNil(t, f.Accuracy)
 		assert.Nil(t, tm.Accuracy, "no predictions, no accuracy")
 		assert.NotEqual(t, f.Hash, tm.Hash, "the mode is part of a point")

@@ -13,8 +13,10 @@ import "math"
 //     slices (27x18 multiplier tiles); two 8-bit multiplies share one slice,
 //     so w <= 8 takes half a slice.
 //   - MPCA slices = max(t*c*h*p*p, patch_embed.macs_per_cycle,
-//     classifier.macs_per_cycle) multipliers of data.bytes_per_weight: the
-//     patch embedding and the classifier run on the MPCA's multipliers.
+//     classifier.macs_per_cycle) multipliers of a weight by an activation,
+//     whose width is the wider of data.bytes_per_weight and
+//     data.bytes_per_activation: the patch embedding and the classifier run
+//     on the MPCA's multipliers.
 //   - Special-function slices, at data.bytes_per_activation: one multiplier
 //     per element a cycle of softmax (the exponential's polynomial) and of
 //     LayerNorm (the scale), two of GELU (its polynomial), and one per
@@ -52,7 +54,7 @@ const (
 func EstimateResources(d Description, links []LinkInfo, weights int64) Resources {
 	var r Resources
 	macs := max(d.MPCA.MACsPerCycle(), d.PatchEmbed.MACsPerCycle, d.Classifier.MACsPerCycle)
-	r.MPCADSPs = dsps(macs, d.Data.BytesPerWeight)
+	r.MPCADSPs = dsps(macs, max(d.Data.BytesPerWeight, d.Data.BytesPerActivation))
 	sfu := d.Softmax.ElementsPerCycle + d.LayerNorm.ElementsPerCycle + 2*d.GELU.ElementsPerCycle + d.TokenDrop.FusionMACsPerCycle
 	r.DSPs = r.MPCADSPs + dsps(sfu, d.Data.BytesPerActivation)
 	for _, k := range links {

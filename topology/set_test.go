@@ -57,10 +57,14 @@ func TestEstimateResources(t *testing.T) {
 		FIFOBytes: 512 + 4096 + 4097 + 32<<10 + 100<<10, OnChipBytes: 512 + 4096 + 4097 + 32<<10 + 100<<10}, r)
 
 	d.Memory.WeightsOnChip = true
-	d.Data.BytesPerWeight, d.Data.BytesPerActivation = 1, 4
+	d.Data.BytesPerWeight, d.Data.BytesPerActivation = 1, 1
 	r = EstimateResources(d, nil, 100_000)
 	assert.Equal(t, 3072, r.MPCADSPs, "two 8-bit multiplies share a slice")
-	assert.Equal(t, 3072+288*4, r.DSPs, "a 32-bit multiply takes 2x2 slices")
+	d.Data.BytesPerActivation = 2
+	assert.Equal(t, 6144, EstimateResources(d, nil, 0).MPCADSPs, "an 8-bit weight times a 16-bit activation is a 16-bit multiply")
+	d.Data.BytesPerActivation = 4
+	r = EstimateResources(d, nil, 100_000)
+	assert.Equal(t, 6144*4+288*4, r.DSPs, "a 32-bit multiply takes 2x2 slices")
 	assert.Equal(t, int64(100_000), r.WeightBytes)
 	assert.Equal(t, 4, r.URAMs, "100,000 bytes of weights in 32 KiB UltraRAMs")
 	assert.Equal(t, int64(100_000), r.OnChipBytes)

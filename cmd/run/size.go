@@ -25,7 +25,7 @@ func (o *options) checkSizing() error {
 		}
 		return nil
 	}
-	for _, name := range []string{"reference", "json", "logits", "trace", "svg", "html"} {
+	for _, name := range []string{"reference", "json", "logits", "trace", "svg", "html", "print-topology"} {
 		if o.set[name] {
 			return usagef("-size-fifos prints a sizing table, not a run's report: it cannot go with -%s (-size-out FILE writes the sized topology)", name)
 		}
@@ -81,6 +81,7 @@ func sizeFIFOs(opt *options, desc topology.Description, stdout io.Writer) error 
 			return err
 		}
 	}
+	z.Tolerance = opt.sizeTol // as asked, not the tiny fraction that spells 0
 	if err := z.WriteText(stdout); err != nil {
 		return err
 	}

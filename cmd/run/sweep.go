@@ -138,8 +138,8 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 	spec := &sweep.Spec{
 		Weights: m.weights, WeightsID: id, Base: desc,
-		Block: o.block, Density: o.density, Keep: o.keep, TDLayers: o.td,
-		Axes: o.axes, Images: in.count, Image: in.load, Labels: in.labels, InputsID: in.desc,
+		Pruning: sweep.PruningSettings{Block: o.block, Density: o.density, Keep: o.keep, TDLayers: o.td},
+		Axes:    o.axes, Images: in.count, Image: in.load, Labels: in.labels, InputsID: in.desc,
 		TimingOnly: o.timingOnly, Force: o.force,
 	}
 	points, err := sweep.Plan(spec)
@@ -263,6 +263,6 @@ Fixed settings (for what no axis sweeps)
 Running
   -out DIR             output folder (default sweep-out)
   -jobs N              points simulated at once (default: one per core)
-  -force               allow more than 1000 points
+  -force               allow more than 1000 points (up to 100000)
   -json                print the sweep as JSON instead of the summary
 `
