@@ -149,11 +149,15 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	prog := newProgress(stderr, isTerminal(stderr), len(points), progressDelay).counting("points")
+	finished := 0 // Done's calls do not overlap
 	sw, err := sweep.Run(ctx, spec, points, sweep.Options{
 		Dir: o.out, Jobs: o.jobs,
-		Done: func(done, _ int, _ report.SweepRow) { prog.update(done, 0) },
+		Done: func(done, _ int, _ report.SweepRow) { finished = done; prog.update(done, 0) },
 	})
 	prog.finish()
+	if ctx.Err() != nil {
+		return fmt.Errorf("sweep interrupted with %d of %d points done: their rows are in %s; run the same command again to finish", finished, len(points), o.out)
+	}
 	if err != nil {
 		return err
 	}
