@@ -60,19 +60,21 @@ func Run(ctx context.Context, s *Spec, points []Point, opt Options) (*report.Swe
 		// sem bounds the goroutines, not only the runs the host allows.
 		sem = make(chan struct{}, jobs)
 	)
+	// The points to run are listed before any runs: the runs add to files.rows.
+	var todo []Point
 	for _, p := range points {
-		if r, ok := files.rows[p.Hash]; ok {
-			done++
-			if opt.Done != nil {
-				opt.Done(done, len(points), r)
-			}
+		r, ok := files.rows[p.Hash]
+		if !ok {
+			todo = append(todo, p)
+			continue
+		}
+		done++
+		if opt.Done != nil {
+			opt.Done(done, len(points), r)
 		}
 	}
 start:
-	for _, p := range points {
-		if _, ok := files.rows[p.Hash]; ok {
-			continue
-		}
+	for _, p := range todo {
 		select {
 		case sem <- struct{}{}:
 		case <-run.Done():
