@@ -120,8 +120,13 @@ func Plan(s *Spec) ([]Point, error) {
 			return nil, fmt.Errorf("sweep: more than %d points (the axes multiply to %s so far), the most even with -force", MaxForced, countAxes(s.Axes))
 		}
 	}
-	if s.Images < 1 {
+	switch {
+	case s.Images < 1:
 		return nil, fmt.Errorf("sweep: %d images: want at least 1", s.Images)
+	case s.Image == nil && !s.TimingOnly:
+		return nil, errors.New("sweep: no images to load (Spec.Image)")
+	case s.Labels != nil && len(s.Labels) != s.Images:
+		return nil, fmt.Errorf("sweep: %d labels for %d images", len(s.Labels), s.Images)
 	}
 	points := make([]Point, n)
 	idx := make([]int, len(s.Axes))

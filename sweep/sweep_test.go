@@ -152,7 +152,16 @@ func TestPlanErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.err, tc.axes)
 		assert.NotContains(t, err.Error(), "\n")
 	}
-	s := mnistSpec(t, 1, "mpca.t=1:40:1", "mpca.c=1:40:1")
+	s := mnistSpec(t, 2)
+	s.Labels = s.Labels[:1]
+	_, err := Plan(s)
+	assert.EqualError(t, err, "sweep: 1 labels for 2 images")
+	s.Image = nil
+	s.Labels = nil
+	_, err = Plan(s)
+	assert.EqualError(t, err, "sweep: no images to load (Spec.Image)")
+
+	s = mnistSpec(t, 1, "mpca.t=1:40:1", "mpca.c=1:40:1")
 	s.Force = true
 	points, err := Plan(s)
 	require.NoError(t, err)
