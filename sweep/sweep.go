@@ -253,6 +253,11 @@ func (ps PruningSettings) check(cfg vit.Config) error {
 	if !(ps.Keep > 0 && ps.Keep <= 1) {
 		return fmt.Errorf("keep %v must be in (0, 1]", ps.Keep)
 	}
+	for i, l := range ps.TDLayers {
+		if l < 0 || l >= cfg.Depth || slices.Contains(ps.TDLayers[:i], l) {
+			return fmt.Errorf("token-dropping layers %v: each once, in 0..%d", ps.TDLayers, cfg.Depth-1)
+		}
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ func TestSweepBadInput(t *testing.T) {
 		{[]string{"-set", "mpca.t=1:40:1", "-set", "mpca.c=1:40:1"}, 2, "more than 1000 points (the axes multiply to 40 x 40 so far); pass -force"},
 		{[]string{"-set", "mpca.h=2", "-out", filepath.Join(file, "out")}, 1, "sweep: output folder"},
 		{[]string{"-images", "0"}, 2, "-images 0"},
+		{[]string{"-td", "0,7"}, 2, "token-dropping layers [0 7]: each once, in 0..3"},
 		{[]string{"-jobs", "-1"}, 2, "-jobs -1"},
 		{[]string{"-model", "vgg"}, 2, "unknown model"},
 		{[]string{"-topology", "nowhere.toml"}, 2, "neither a preset"},
