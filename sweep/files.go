@@ -47,6 +47,13 @@ func openFiles(dir string, s *Spec, points []Point) (*files, error) {
 		return nil, fmt.Errorf("sweep: output folder: %w", err)
 	}
 	f := &files{dir: dir, header: csvHeader(s.Axes), points: points, rows: map[string]report.SweepRow{}}
+	// The files are read back and replaced: a pipe or a device there would
+	// block the reading or swallow the rows.
+	for _, name := range []string{CSVFile, JSONFile} {
+		if err := safefile.CheckRegular(f.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("sweep: %w", err)
+		}
+	}
 	if err := f.checkCSV(); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -280,6 +281,12 @@ func TestRunRefusesForeignFiles(t *testing.T) {
 	// Other columns.
 	_, _, err = run(t, context.Background(), mnistSpec(t, 1, "mpca.t=2,4"), dir, Options{})
 	assert.ErrorContains(t, err, "another sweep's table")
+
+	// A named pipe in place of a file fails at once rather than blocking.
+	piped := t.TempDir()
+	require.NoError(t, syscall.Mkfifo(filepath.Join(piped, JSONFile), 0o644))
+	_, _, err = run(t, context.Background(), mnistSpec(t, 1, "mpca.h=2,4"), piped, Options{})
+	assert.ErrorContains(t, err, "not a regular file but a named pipe")
 
 	// A folder that cannot be made fails before any point runs.
 	file := filepath.Join(t.TempDir(), "file")
