@@ -31,6 +31,8 @@ type actor struct {
 	outputs  []*fifoBase
 	wake     chan struct{} // one token: "something you wait for may have changed"
 	parkedOn waitFor       // the current wait; the watchdog reads it while state says parked
+	co       *component    // non-nil when run as a coroutine of a component
+	coPos    int           // a's place in co.ctxs
 
 	_         [64]byte
 	cancelled atomic.Bool   // the run is over: waits return ErrCancelled
@@ -45,7 +47,11 @@ func (a *actor) wakeup() {
 	// The load first: a waker often calls this many times before the
 	// woken goroutine runs, and a failing CAS still costs a locked op.
 	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
-		a.signal()
+		if a.co != nil {
+			a.co.push(a) // a neighbour in a's component: the same goroutine
+		} else {
+			a.signal()
+		}
 	}
 }
 
@@ -82,6 +88,9 @@ type Ctx struct {
 	runCtx  context.Context
 	trace   *track // nil when not tracing
 	rec     *tape  // nil when not recording
+	// suspend hands the thread back to the component's driver; nil unless
+	// the actor runs as a coroutine. It returns false once the run is over.
+	suspend func(struct{}) bool
 }
 
 // Name returns the actor's name.
@@ -222,6 +231,9 @@ func (w *waitFor) arm(c *Ctx, on bool) {
 // machine spinning (10 to 10,000 re-checks) only made the merge benchmark
 // slower, as the other side is rarely running on the other core.
 func (c *Ctx) wait(w *waitFor) error {
+	if c.suspend != nil {
+		return c.coWait(w)
+	}
 	a := c.a
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack

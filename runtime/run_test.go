@@ -230,7 +230,8 @@ func mixedGraph(t testing.TB, n int, got *[]int) *Graph {
 }
 
 // TestDeterminism runs the mixed graph repeatedly under GOMAXPROCS 1, 2 and
-// 8: outputs, statistics and the trace must be identical every time.
+// 8, as coroutines and as goroutines: outputs, statistics and the trace
+// must be identical every time.
 func TestDeterminism(t *testing.T) {
 	const n = 300 // a multiple of 3
 	var want []int
@@ -239,20 +240,21 @@ func TestDeterminism(t *testing.T) {
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 2, 8} {
 		goruntime.GOMAXPROCS(procs)
-		for rep := range 3 {
+		for rep := range 4 {
 			var got []int
 			var trace bytes.Buffer
 			g := mixedGraph(t, n, &got)
-			s, err := g.Run(context.Background(), Options{Trace: &trace})
+			sched := []Scheduler{SchedulerAuto, SchedulerGoroutines}[rep%2]
+			s, err := g.Run(context.Background(), Options{Trace: &trace, Scheduler: sched})
 			require.NoError(t, err)
 			require.Len(t, got, n)
 			if wantStats == nil {
 				want, wantStats, wantTrace = got, s, trace.Bytes()
 				continue
 			}
-			assert.Equal(t, want, got, "procs=%d rep=%d output", procs, rep)
-			assert.Equal(t, wantStats, s, "procs=%d rep=%d stats", procs, rep)
-			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d trace", procs, rep)
+			assert.Equal(t, want, got, "procs=%d rep=%d %v output", procs, rep, sched)
+			assert.Equal(t, wantStats, s, "procs=%d rep=%d %v stats", procs, rep, sched)
+			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d %v trace", procs, rep, sched)
 		}
 	}
 	// The arbiters really arbitrate: pick idles some cycles and takes from
@@ -267,7 +269,9 @@ func TestDeterminism(t *testing.T) {
 
 // TestDeadlock: two actors each send 3 elements to the other through FIFOs
 // of capacity 1 before reading anything: both block on their second Send.
-func TestDeadlock(t *testing.T) {
+func TestDeadlock(t *testing.T) { forSchedulers(t, testDeadlock) }
+
+func testDeadlock(t *testing.T, sched Scheduler) {
 	g := NewGraph()
 	ab := mustFIFO(t, g, "ab", 1, 1)
 	ba := mustFIFO(t, g, "ba", 1, 1)
@@ -286,7 +290,7 @@ func TestDeadlock(t *testing.T) {
 	g.AddActor("a", exchange(ab, ba), Writes(ab), Reads(ba))
 	g.AddActor("b", exchange(ba, ab), Writes(ba), Reads(ab))
 	start := time.Now()
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), Options{Scheduler: sched})
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	assert.Less(t, elapsed, time.Second, "deadlock detection took %v", elapsed)
@@ -309,7 +313,9 @@ func TestDeadlock(t *testing.T) {
 
 // TestDeadlockStarved: a ring of three actors that each wait to receive
 // before sending, with a fourth actor that finishes normally.
-func TestDeadlockStarved(t *testing.T) {
+func TestDeadlockStarved(t *testing.T) { forSchedulers(t, testDeadlockStarved) }
+
+func testDeadlockStarved(t *testing.T, sched Scheduler) {
 	g := NewGraph()
 	names := []string{"x", "y", "z"}
 	var fs []*FIFO[int]
@@ -323,7 +329,7 @@ func TestDeadlockStarved(t *testing.T) {
 	bystander := mustFIFO(t, g, "bystander", 2, 1)
 	g.AddActor("bsrc", source(bystander, 5, 1), Writes(bystander))
 	g.AddActor("bsink", stage(bystander, nil, 1, "b"), Reads(bystander))
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), Options{Scheduler: sched})
 	var de *DeadlockError
 	require.ErrorAs(t, err, &de)
 	assert.Len(t, de.Cycle, 3)
@@ -337,7 +343,9 @@ func TestDeadlockStarved(t *testing.T) {
 
 // TestFailure: a panic or an error in one actor fails the run, names the
 // actor and cancels the others, which are blocked at the time.
-func TestFailure(t *testing.T) {
+func TestFailure(t *testing.T) { forSchedulers(t, testFailure) }
+
+func testFailure(t *testing.T, sched Scheduler) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name string
@@ -360,7 +368,7 @@ func TestFailure(t *testing.T) {
 			// The producer fills f and blocks; the consumer never reads it.
 			g.AddActor("producer", source(f, 100, 1), Writes(f))
 			g.AddActor("bad", tt.body, Reads(f))
-			_, err := g.Run(context.Background(), Options{})
+			_, err := g.Run(context.Background(), Options{Scheduler: sched})
 			require.Error(t, err)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
@@ -374,7 +382,9 @@ func TestFailure(t *testing.T) {
 
 // TestCallerCancel: cancelling the caller's context ends a run whose actors
 // are all waiting on each other through an actor that never finishes.
-func TestCallerCancel(t *testing.T) {
+func TestCallerCancel(t *testing.T) { forSchedulers(t, testCallerCancel) }
+
+func testCallerCancel(t *testing.T, sched Scheduler) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 1, 1)
 	g.AddActor("slow", func(ctx *Ctx) error {
@@ -387,13 +397,15 @@ func TestCallerCancel(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 	}()
-	_, err := g.Run(ctx, Options{})
+	_, err := g.Run(ctx, Options{Scheduler: sched})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrCancelled)
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
-func TestReaderDoneAndClosed(t *testing.T) {
+func TestReaderDoneAndClosed(t *testing.T) { forSchedulers(t, testReaderDoneAndClosed) }
+
+func testReaderDoneAndClosed(t *testing.T, sched Scheduler) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 2, 1)
 	var sendErr error
@@ -410,7 +422,7 @@ func TestReaderDoneAndClosed(t *testing.T) {
 		_, err := f.Recv(ctx)
 		return err
 	}, Reads(f))
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), Options{Scheduler: sched})
 	require.NoError(t, err)
 	// The reader took one element: the producer sent 3 (2 fill the FIFO
 	// after the first is read) and the 4th needs a credit that never comes.
@@ -596,5 +608,12 @@ func TestCreditBatch(t *testing.T) {
 		f, err := NewFIFO[int](NewGraph(), "f", tc.capacity, 1)
 		require.NoError(t, err)
 		assert.Equal(t, int64(tc.want), f.creditBatch, "capacity %d", tc.capacity)
+	}
+}
+
+// forSchedulers runs test under every scheduler.
+func forSchedulers(t *testing.T, test func(*testing.T, Scheduler)) {
+	for _, sched := range []Scheduler{SchedulerCoroutines, SchedulerGoroutines} {
+		t.Run(sched.String(), func(t *testing.T) { test(t, sched) })
 	}
 }
