@@ -173,7 +173,7 @@ type Options struct {
 	Record bool
 	// Scheduler chooses how actors map onto goroutines (wall time only:
 	// results are the same for every scheduler). The default,
-	// SchedulerAuto, runs components as coroutines.
+	// SchedulerAuto, runs small components as coroutines.
 	Scheduler Scheduler
 }
 

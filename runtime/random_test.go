@@ -139,7 +139,7 @@ func TestRandomGraphs(t *testing.T) {
 		for i, procs := range []int{1, 4, 1, 4} {
 			goruntime.GOMAXPROCS(procs)
 			out := make([]int64, 8)
-			sched := []Scheduler{SchedulerAuto, SchedulerGoroutines}[i/2]
+			sched := []Scheduler{SchedulerCoroutines, SchedulerGoroutines}[i/2]
 			s, err := randomGraph(t, seed, 60, out).Run(context.Background(), Options{Scheduler: sched})
 			require.NoError(t, err, "seed %d", seed)
 			if want == nil {

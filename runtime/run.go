@@ -89,19 +89,18 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 			close(allDone)
 		}
 	}
-	switch opt.Scheduler {
-	case SchedulerGoroutines:
-		for _, c := range ctxs {
+	for _, comp := range g.components(ctxs) {
+		if opt.Scheduler.coroutines(len(comp)) {
+			eg.Go(func() error {
+				return g.runComponent(&component{ctxs: comp}, cancel, finished)
+			})
+			continue
+		}
+		for _, c := range comp {
 			eg.Go(func() error {
 				err := runActor(c, cancel)
 				finished()
 				return err
-			})
-		}
-	default:
-		for _, comp := range g.components(ctxs) {
-			eg.Go(func() error {
-				return g.runComponent(&component{ctxs: comp}, cancel, finished)
 			})
 		}
 	}

@@ -244,7 +244,7 @@ func TestDeterminism(t *testing.T) {
 			var got []int
 			var trace bytes.Buffer
 			g := mixedGraph(t, n, &got)
-			sched := []Scheduler{SchedulerAuto, SchedulerGoroutines}[rep%2]
+			sched := []Scheduler{SchedulerCoroutines, SchedulerGoroutines}[rep%2]
 			s, err := g.Run(context.Background(), Options{Trace: &trace, Scheduler: sched})
 			require.NoError(t, err)
 			require.Len(t, got, n)
