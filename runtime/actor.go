@@ -48,15 +48,45 @@ func (a *actor) wakeup() {
 	// woken goroutine runs, and a failing CAS still costs a locked op.
 	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
 		if a.co != nil {
-			a.co.push(a) // a neighbour in a's component: the same goroutine
+			a.co.pushRemote(a)
 		} else {
 			a.signal()
 		}
 	}
 }
 
-// signal leaves a's wake token, unless one is already there.
+// wakeLocal is wakeup by an actor of a's own group of coroutines, on its
+// goroutine.
+func (a *actor) wakeLocal() {
+	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
+		a.co.push(a)
+	}
+}
+
+// wakeReader and wakeWriter wake f's reader or writer from the other end.
+func (f *fifoBase) wakeReader() {
+	if f.lazy {
+		f.reader.wakeLocal()
+	} else {
+		f.reader.wakeup()
+	}
+}
+
+func (f *fifoBase) wakeWriter() {
+	if f.lazy {
+		f.writer.wakeLocal()
+	} else {
+		f.writer.wakeup()
+	}
+}
+
+// signal leaves a's wake token, unless one is already there; for a
+// coroutine, its group's.
 func (a *actor) signal() {
+	if a.co != nil {
+		a.co.poke()
+		return
+	}
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -69,7 +99,7 @@ func (a *actor) publish(now int64) {
 	a.clock.Store(now)
 	for _, f := range a.outputs {
 		if f.watch.Load() <= now {
-			f.reader.wakeup()
+			f.wakeReader()
 		}
 	}
 }

@@ -15,7 +15,7 @@ type fifoBase struct {
 	capacity    int64
 	latency     int64
 	creditBatch int64 // the reader publishes head every creditBatch reads
-	// lazy: both ends run as coroutines of one goroutine, so neither can
+	// lazy: both ends run as coroutines of one group, so neither can
 	// look while the other runs; tail and head are published only when an
 	// end suspends or finishes (publishTails, publishCredits), which
 	// spares the hot path two locked stores.
@@ -230,7 +230,7 @@ func (f *fifoBase) publishHead() {
 	f.rpub = f.rcount
 	f.head.Store(f.rcount)
 	if f.sendWaiting.Load() {
-		f.writer.wakeup()
+		f.wakeWriter()
 	}
 }
 
@@ -251,7 +251,7 @@ func (a *actor) publishTails() {
 		if f.tail.Load() != f.wcount {
 			f.tail.Store(f.wcount)
 			if f.recvWaiting.Load() {
-				f.reader.wakeup()
+				f.wakeReader()
 			}
 		}
 	}

@@ -175,6 +175,9 @@ type Options struct {
 	// results are the same for every scheduler). The default,
 	// SchedulerAuto, runs small components as coroutines.
 	Scheduler Scheduler
+	// split, if positive, splits every component into that many groups of
+	// coroutines (or one per actor): for tests.
+	split int
 }
 
 // DefaultTraceEvents is the cap on a trace's events when none is given.

@@ -89,20 +89,16 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 			close(allDone)
 		}
 	}
-	for _, comp := range g.components(ctxs) {
-		if opt.Scheduler.coroutines(len(comp)) {
-			eg.Go(func() error {
-				return g.runComponent(&component{ctxs: comp}, cancel, finished)
-			})
-			continue
-		}
-		for _, c := range comp {
-			eg.Go(func() error {
-				err := runActor(c, cancel)
-				finished()
-				return err
-			})
-		}
+	groups, threads := g.groups(ctxs, opt)
+	for _, k := range groups {
+		eg.Go(func() error { return g.runComponent(k, cancel, finished) })
+	}
+	for _, c := range threads {
+		eg.Go(func() error {
+			err := runActor(c, cancel)
+			finished()
+			return err
+		})
 	}
 	eg.Go(func() error { return g.watchdog(runCtx, cancel, allDone) })
 	err := eg.Wait()
@@ -164,10 +160,10 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 		a.state.Store(finished)
 		a.clock.Store(never)
 		for _, f := range a.outputs {
-			f.reader.wakeup()
+			f.wakeReader()
 		}
 		for _, f := range a.inputs {
-			f.writer.wakeup()
+			f.wakeWriter()
 		}
 	}()
 	if err := a.body(c); err != nil {

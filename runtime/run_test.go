@@ -230,8 +230,8 @@ func mixedGraph(t testing.TB, n int, got *[]int) *Graph {
 }
 
 // TestDeterminism runs the mixed graph repeatedly under GOMAXPROCS 1, 2 and
-// 8, as coroutines and as goroutines: outputs, statistics and the trace
-// must be identical every time.
+// 8, under every scheduler: outputs, statistics and the trace must be
+// identical every time.
 func TestDeterminism(t *testing.T) {
 	const n = 300 // a multiple of 3
 	var want []int
@@ -244,17 +244,19 @@ func TestDeterminism(t *testing.T) {
 			var got []int
 			var trace bytes.Buffer
 			g := mixedGraph(t, n, &got)
-			sched := []Scheduler{SchedulerCoroutines, SchedulerGoroutines}[rep%2]
-			s, err := g.Run(context.Background(), Options{Trace: &trace, Scheduler: sched})
+			opt := schedulerOptions[rep].opt
+			sched := schedulerOptions[rep].name
+			opt.Trace = &trace
+			s, err := g.Run(context.Background(), opt)
 			require.NoError(t, err)
 			require.Len(t, got, n)
 			if wantStats == nil {
 				want, wantStats, wantTrace = got, s, trace.Bytes()
 				continue
 			}
-			assert.Equal(t, want, got, "procs=%d rep=%d %v output", procs, rep, sched)
-			assert.Equal(t, wantStats, s, "procs=%d rep=%d %v stats", procs, rep, sched)
-			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d %v trace", procs, rep, sched)
+			assert.Equal(t, want, got, "procs=%d rep=%d %s output", procs, rep, sched)
+			assert.Equal(t, wantStats, s, "procs=%d rep=%d %s stats", procs, rep, sched)
+			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d %s trace", procs, rep, sched)
 		}
 	}
 	// The arbiters really arbitrate: pick idles some cycles and takes from
@@ -271,7 +273,7 @@ func TestDeterminism(t *testing.T) {
 // of capacity 1 before reading anything: both block on their second Send.
 func TestDeadlock(t *testing.T) { forSchedulers(t, testDeadlock) }
 
-func testDeadlock(t *testing.T, sched Scheduler) {
+func testDeadlock(t *testing.T, opt Options) {
 	g := NewGraph()
 	ab := mustFIFO(t, g, "ab", 1, 1)
 	ba := mustFIFO(t, g, "ba", 1, 1)
@@ -290,7 +292,7 @@ func testDeadlock(t *testing.T, sched Scheduler) {
 	g.AddActor("a", exchange(ab, ba), Writes(ab), Reads(ba))
 	g.AddActor("b", exchange(ba, ab), Writes(ba), Reads(ab))
 	start := time.Now()
-	_, err := g.Run(context.Background(), Options{Scheduler: sched})
+	_, err := g.Run(context.Background(), opt)
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	assert.Less(t, elapsed, time.Second, "deadlock detection took %v", elapsed)
@@ -315,7 +317,7 @@ func testDeadlock(t *testing.T, sched Scheduler) {
 // before sending, with a fourth actor that finishes normally.
 func TestDeadlockStarved(t *testing.T) { forSchedulers(t, testDeadlockStarved) }
 
-func testDeadlockStarved(t *testing.T, sched Scheduler) {
+func testDeadlockStarved(t *testing.T, opt Options) {
 	g := NewGraph()
 	names := []string{"x", "y", "z"}
 	var fs []*FIFO[int]
@@ -329,7 +331,7 @@ func testDeadlockStarved(t *testing.T, sched Scheduler) {
 	bystander := mustFIFO(t, g, "bystander", 2, 1)
 	g.AddActor("bsrc", source(bystander, 5, 1), Writes(bystander))
 	g.AddActor("bsink", stage(bystander, nil, 1, "b"), Reads(bystander))
-	_, err := g.Run(context.Background(), Options{Scheduler: sched})
+	_, err := g.Run(context.Background(), opt)
 	var de *DeadlockError
 	require.ErrorAs(t, err, &de)
 	assert.Len(t, de.Cycle, 3)
@@ -345,7 +347,7 @@ func testDeadlockStarved(t *testing.T, sched Scheduler) {
 // actor and cancels the others, which are blocked at the time.
 func TestFailure(t *testing.T) { forSchedulers(t, testFailure) }
 
-func testFailure(t *testing.T, sched Scheduler) {
+func testFailure(t *testing.T, opt Options) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name string
@@ -368,7 +370,7 @@ func testFailure(t *testing.T, sched Scheduler) {
 			// The producer fills f and blocks; the consumer never reads it.
 			g.AddActor("producer", source(f, 100, 1), Writes(f))
 			g.AddActor("bad", tt.body, Reads(f))
-			_, err := g.Run(context.Background(), Options{Scheduler: sched})
+			_, err := g.Run(context.Background(), opt)
 			require.Error(t, err)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
@@ -384,7 +386,7 @@ func testFailure(t *testing.T, sched Scheduler) {
 // are all waiting on each other through an actor that never finishes.
 func TestCallerCancel(t *testing.T) { forSchedulers(t, testCallerCancel) }
 
-func testCallerCancel(t *testing.T, sched Scheduler) {
+func testCallerCancel(t *testing.T, opt Options) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 1, 1)
 	g.AddActor("slow", func(ctx *Ctx) error {
@@ -397,7 +399,7 @@ func testCallerCancel(t *testing.T, sched Scheduler) {
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 	}()
-	_, err := g.Run(ctx, Options{Scheduler: sched})
+	_, err := g.Run(ctx, opt)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrCancelled)
 	assert.ErrorIs(t, err, context.Canceled)
@@ -405,7 +407,7 @@ func testCallerCancel(t *testing.T, sched Scheduler) {
 
 func TestReaderDoneAndClosed(t *testing.T) { forSchedulers(t, testReaderDoneAndClosed) }
 
-func testReaderDoneAndClosed(t *testing.T, sched Scheduler) {
+func testReaderDoneAndClosed(t *testing.T, opt Options) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 2, 1)
 	var sendErr error
@@ -422,7 +424,7 @@ func testReaderDoneAndClosed(t *testing.T, sched Scheduler) {
 		_, err := f.Recv(ctx)
 		return err
 	}, Reads(f))
-	_, err := g.Run(context.Background(), Options{Scheduler: sched})
+	_, err := g.Run(context.Background(), opt)
 	require.NoError(t, err)
 	// The reader took one element: the producer sent 3 (2 fill the FIFO
 	// after the first is read) and the 4th needs a credit that never comes.
@@ -611,9 +613,27 @@ func TestCreditBatch(t *testing.T) {
 	}
 }
 
-// forSchedulers runs test under every scheduler.
-func forSchedulers(t *testing.T, test func(*testing.T, Scheduler)) {
-	for _, sched := range []Scheduler{SchedulerCoroutines, SchedulerGoroutines} {
-		t.Run(sched.String(), func(t *testing.T) { test(t, sched) })
+// forSchedulers runs test under every scheduler, and with each actor in a
+// group of coroutines of its own.
+func forSchedulers(t *testing.T, test func(*testing.T, Options)) {
+	for _, opt := range schedulerOptions {
+		t.Run(opt.name, func(t *testing.T) { test(t, opt.opt) })
 	}
+}
+
+var schedulerOptions = []struct {
+	name string
+	opt  Options
+}{
+	{"coroutines", Options{Scheduler: SchedulerCoroutines}},
+	{"goroutines", Options{Scheduler: SchedulerGoroutines}},
+	{"split", Options{split: 1 << 20}},
+	{"auto", Options{}},
+}
+
+func TestUnknownScheduler(t *testing.T) {
+	g := NewGraph()
+	g.AddActor("a", func(*Ctx) error { return nil })
+	_, err := g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines + 1})
+	assert.ErrorContains(t, err, "unknown scheduler 3")
 }
