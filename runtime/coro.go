@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	goruntime "runtime"
@@ -298,6 +299,25 @@ func (g *Graph) runComponent(k *component, cancel context.CancelCauseFunc, finis
 	var first error
 	live := len(cos)
 	cancelled := &k.ctxs[0].a.cancelled
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// An actor called runtime.Goexit, which next passes on to this
+		// goroutine: fail the run and unwind the others all the same.
+		cancel(errors.New("runtime.Goexit called by an actor"))
+		for _, c := range k.ctxs {
+			c.a.cancelled.Store(true)
+		}
+		for i := range cos {
+			if co := &cos[i]; !co.done {
+				co.done = true
+				co.stop()
+				finished()
+			}
+		}
+	}()
 	for live > 0 {
 		if k.cross && k.pending.Load() {
 			k.drain()
@@ -353,6 +373,7 @@ func (g *Graph) runComponent(k *component, cancel context.CancelCauseFunc, finis
 			}
 		}
 	}
+	returned = true
 	return first
 }
 

@@ -637,3 +637,26 @@ func TestUnknownScheduler(t *testing.T) {
 	_, err := g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines + 1})
 	assert.ErrorContains(t, err, "unknown scheduler 3")
 }
+
+// TestGoexit: an actor that calls runtime.Goexit (t.FailNow, say) fails a
+// run of coroutines and leaves no goroutine behind (goleak checks).
+func TestGoexit(t *testing.T) {
+	g := NewGraph()
+	f := mustFIFO(t, g, "f", 1, 1)
+	g.AddActor("producer", source(f, 100, 1), Writes(f))
+	g.AddActor("quitter", func(ctx *Ctx) error {
+		if _, err := f.Recv(ctx); err != nil {
+			return err
+		}
+		goruntime.Goexit()
+		return nil
+	}, Reads(f))
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err = g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines})
+	}()
+	<-done
+	assert.ErrorContains(t, err, "runtime.Goexit")
+}
