@@ -31,6 +31,8 @@ type actor struct {
 	outputs  []*fifoBase
 	wake     chan struct{} // one token: "something you wait for may have changed"
 	parkedOn waitFor       // the current wait; the watchdog reads it while state says parked
+	co       *component    // non-nil when run as a coroutine of a component
+	coPos    int           // a's place in co.ctxs
 
 	_         [64]byte
 	cancelled atomic.Bool   // the run is over: waits return ErrCancelled
@@ -45,12 +47,46 @@ func (a *actor) wakeup() {
 	// The load first: a waker often calls this many times before the
 	// woken goroutine runs, and a failing CAS still costs a locked op.
 	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
-		a.signal()
+		if a.co != nil {
+			a.co.pushRemote(a)
+		} else {
+			a.signal()
+		}
 	}
 }
 
-// signal leaves a's wake token, unless one is already there.
+// wakeLocal is wakeup by an actor of a's own group of coroutines, on its
+// goroutine.
+func (a *actor) wakeLocal() {
+	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
+		a.co.push(a)
+	}
+}
+
+// wakeReader and wakeWriter wake f's reader or writer from the other end.
+func (f *fifoBase) wakeReader() {
+	if f.lazy {
+		f.reader.wakeLocal()
+	} else {
+		f.reader.wakeup()
+	}
+}
+
+func (f *fifoBase) wakeWriter() {
+	if f.lazy {
+		f.writer.wakeLocal()
+	} else {
+		f.writer.wakeup()
+	}
+}
+
+// signal leaves a's wake token, unless one is already there; for a
+// coroutine, its group's.
 func (a *actor) signal() {
+	if a.co != nil {
+		a.co.poke()
+		return
+	}
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -63,7 +99,7 @@ func (a *actor) publish(now int64) {
 	a.clock.Store(now)
 	for _, f := range a.outputs {
 		if f.watch.Load() <= now {
-			f.reader.wakeup()
+			f.wakeReader()
 		}
 	}
 }
@@ -82,6 +118,9 @@ type Ctx struct {
 	runCtx  context.Context
 	trace   *track // nil when not tracing
 	rec     *tape  // nil when not recording
+	// suspend hands the thread back to the component's driver; nil unless
+	// the actor runs as a coroutine. It returns false once the run is over.
+	suspend func(struct{}) bool
 }
 
 // Name returns the actor's name.
@@ -222,6 +261,9 @@ func (w *waitFor) arm(c *Ctx, on bool) {
 // machine spinning (10 to 10,000 re-checks) only made the merge benchmark
 // slower, as the other side is rarely running on the other core.
 func (c *Ctx) wait(w *waitFor) error {
+	if c.suspend != nil {
+		return c.coWait(w)
+	}
 	a := c.a
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack

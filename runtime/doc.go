@@ -77,8 +77,9 @@
 // their blocking calls return an error wrapping [ErrCancelled]. If every
 // unfinished actor is blocked, a watchdog fails the run within a second of
 // wall time with a [*DeadlockError] naming each blocked actor, its local time,
-// the FIFO it waits on and that FIFO's occupancy, and the wait cycle. No
-// goroutine outlives Run.
+// the FIFO it waits on and that FIFO's occupancy, and the wait cycle; a
+// group of coroutines (see below) joined to no other reports its own at
+// once. No goroutine outlives Run.
 //
 // # Results
 //
@@ -109,10 +110,25 @@
 // recorded one. Select and PeekAt decide by arrival, which a record
 // cannot follow: a run that uses them cannot be re-timed.
 //
+// # Scheduling
+//
+// [Options].Scheduler maps actors onto goroutines. By default a weakly
+// connected component of the graph (actors joined by FIFOs) of up to 8
+// actors runs as one group of coroutines ([iter.Pull]) on one goroutine: an
+// actor that must wait hands the thread to an actor of its group whose wait
+// is over, much more cheaply than a goroutine parks, and independent
+// components run side by side on the cores. A component of more than 64
+// actors is split into GOMAXPROCS such groups, joined by FIFOs that wake
+// across goroutines; one in between runs an actor per goroutine, which
+// balances a few heavy actors best. An actor that blocks in wall time
+// (not in a FIFO operation) holds up the rest of its group.
+//
 // The hot path (Send, Recv, Work) takes no lock and allocates nothing: each
 // FIFO is a single-producer single-consumer ring whose reader returns
-// credits in batches of up to 8. A blocked actor first yields the processor
-// a few times while the actor it waits for is runnable, then parks until the
-// other side signals it. Batching and yielding change when things happen in
-// wall time, never the simulated times.
+// credits in batches of up to 8; within a group, where the two ends never
+// run at once, an end publishes its progress only when it waits or
+// finishes. An actor on its own goroutine that blocks first yields the
+// processor a few times while the actor it waits for is runnable, then
+// parks until the other side signals it. Batching and yielding change when
+// things happen in wall time, never the simulated times.
 package runtime

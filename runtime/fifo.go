@@ -15,14 +15,19 @@ type fifoBase struct {
 	capacity    int64
 	latency     int64
 	creditBatch int64 // the reader publishes head every creditBatch reads
-	writer      *actor
-	reader      *actor
-	writerPort  int
-	readerPort  int
-	sent        []int64 // send time of the element in each slot
-	blockedBy   string  // trace names of stalls on this FIFO, set by Run when tracing
-	starvedBy   string
-	deq         []int64 // dequeue time of the last element read from each slot
+	// lazy: both ends run as coroutines of one group, so neither can
+	// look while the other runs; tail and head are published only when an
+	// end suspends or finishes (publishTails, publishCredits), which
+	// spares the hot path two locked stores.
+	lazy       bool
+	writer     *actor
+	reader     *actor
+	writerPort int
+	readerPort int
+	sent       []int64 // send time of the element in each slot
+	blockedBy  string  // trace names of stalls on this FIFO, set by Run when tracing
+	starvedBy  string
+	deq        []int64 // dequeue time of the last element read from each slot
 
 	// Written by the writer.
 	_          [64]byte
@@ -138,9 +143,11 @@ func (f *FIFO[T]) Send(c *Ctx, v T) error {
 		f.wpos = 0
 	}
 	f.wcount = i + 1
-	f.tail.Store(f.wcount)
-	if f.recvWaiting.Load() {
-		f.reader.wakeup()
+	if !f.lazy {
+		f.tail.Store(f.wcount)
+		if f.recvWaiting.Load() {
+			f.reader.wakeup()
+		}
 	}
 	return nil
 }
@@ -176,6 +183,9 @@ func (f *FIFO[T]) take(c *Ctx) T {
 	// instruction, and the writer only needs them when it runs out. A
 	// blocked writer gets them at once, but once per park: until it runs,
 	// more would not wake it sooner.
+	if f.lazy {
+		return v
+	}
 	if f.rcount-f.rpub >= f.creditBatch {
 		f.publishHead()
 	} else if f.sendWaiting.Load() {
@@ -220,7 +230,7 @@ func (f *fifoBase) publishHead() {
 	f.rpub = f.rcount
 	f.head.Store(f.rcount)
 	if f.sendWaiting.Load() {
-		f.writer.wakeup()
+		f.wakeWriter()
 	}
 }
 
@@ -230,6 +240,19 @@ func (a *actor) publishCredits() {
 	for _, f := range a.inputs {
 		if f.rpub != f.rcount {
 			f.publishHead()
+		}
+	}
+}
+
+// publishTails publishes the sends a has not published yet (see lazy),
+// before it suspends or finishes, and wakes their waiting readers.
+func (a *actor) publishTails() {
+	for _, f := range a.outputs {
+		if f.tail.Load() != f.wcount {
+			f.tail.Store(f.wcount)
+			if f.recvWaiting.Load() {
+				f.wakeReader()
+			}
 		}
 	}
 }

@@ -171,6 +171,13 @@ type Options struct {
 	// about 60 bytes per FIFO operation and per time an actor computes
 	// with Ctx's Tick methods; off, it costs nothing.
 	Record bool
+	// Scheduler chooses how actors map onto goroutines (wall time only:
+	// results are the same for every scheduler). The default,
+	// SchedulerAuto, runs small components as coroutines.
+	Scheduler Scheduler
+	// split, if positive, splits every component into that many groups of
+	// coroutines (or one per actor): for tests.
+	split int
 }
 
 // DefaultTraceEvents is the cap on a trace's events when none is given.

@@ -130,16 +130,17 @@ func ports(fs []*FIFO[int64]) []Port {
 }
 
 // TestRandomGraphs: seeded random DAGs give the same statistics and
-// results under GOMAXPROCS 1 and 4.
+// results under GOMAXPROCS 1 and 4 and every scheduler.
 func TestRandomGraphs(t *testing.T) {
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	for seed := range uint64(12) {
 		var want *Stats
 		var wantOut []int64
-		for _, procs := range []int{1, 4, 1, 4} {
+		for i, procs := range []int{1, 4, 1, 4, 1, 4, 4} {
 			goruntime.GOMAXPROCS(procs)
 			out := make([]int64, 8)
-			s, err := randomGraph(t, seed, 60, out).Run(context.Background(), Options{})
+			sched := schedulerOptions[i/2].name
+			s, err := randomGraph(t, seed, 60, out).Run(context.Background(), schedulerOptions[i/2].opt)
 			require.NoError(t, err, "seed %d", seed)
 			if want == nil {
 				want, wantOut = s, out
@@ -152,8 +153,8 @@ func TestRandomGraphs(t *testing.T) {
 				require.Positive(t, waited, "seed %d", seed)
 				continue
 			}
-			assert.Equal(t, want, s, "seed %d procs %d", seed, procs)
-			assert.Equal(t, wantOut, out, "seed %d procs %d", seed, procs)
+			assert.Equal(t, want, s, "seed %d procs %d %s", seed, procs, sched)
+			assert.Equal(t, wantOut, out, "seed %d procs %d %s", seed, procs, sched)
 		}
 	}
 }

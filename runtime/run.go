@@ -24,6 +24,9 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	if opt.ClockMHz < 0 {
 		return nil, fmt.Errorf("run: clock %g MHz must be positive", opt.ClockMHz)
 	}
+	if opt.Scheduler < SchedulerAuto || opt.Scheduler > SchedulerCoroutines {
+		return nil, fmt.Errorf("run: unknown scheduler %d", int(opt.Scheduler))
+	}
 	if opt.MaxTraceEvents == 0 {
 		opt.MaxTraceEvents = DefaultTraceEvents
 	}
@@ -81,12 +84,19 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	allDone := make(chan struct{})
 	var running atomic.Int64
 	running.Store(int64(len(g.actors)))
-	for _, c := range ctxs {
+	finished := func() {
+		if running.Add(-1) == 0 {
+			close(allDone)
+		}
+	}
+	groups, threads := g.groups(ctxs, opt)
+	for _, k := range groups {
+		eg.Go(func() error { return g.runComponent(k, cancel, finished) })
+	}
+	for _, c := range threads {
 		eg.Go(func() error {
 			err := runActor(c, cancel)
-			if running.Add(-1) == 0 {
-				close(allDone)
-			}
+			finished()
 			return err
 		})
 	}
@@ -139,6 +149,7 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 		// Order matters: credits before readerDone (a writer must not miss
 		// one), and writerDone before the clock says never (see PeekAt).
 		a.publishCredits()
+		a.publishTails()
 		for _, f := range a.outputs {
 			f.writerDoneAt = c.now
 			f.writerDone.Store(true)
@@ -149,10 +160,10 @@ func runActor(c *Ctx, cancel context.CancelCauseFunc) (err error) {
 		a.state.Store(finished)
 		a.clock.Store(never)
 		for _, f := range a.outputs {
-			f.reader.wakeup()
+			f.wakeReader()
 		}
 		for _, f := range a.inputs {
-			f.writer.wakeup()
+			f.wakeWriter()
 		}
 	}()
 	if err := a.body(c); err != nil {
@@ -266,9 +277,15 @@ func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
 
 // deadlock describes the blocked actors and finds a wait cycle among them.
 func (g *Graph) deadlock() error {
+	return deadlockAmong(g.actors)
+}
+
+// deadlockAmong is deadlock for the blocked actors among actors.
+func deadlockAmong(actors []*actor) error {
 	e := &DeadlockError{}
 	byActor := make(map[int]int)
-	for i, a := range g.actors {
+	for _, a := range actors {
+		i := a.index
 		if a.state.Load()&stateBits != parked {
 			continue
 		}

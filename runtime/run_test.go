@@ -230,7 +230,8 @@ func mixedGraph(t testing.TB, n int, got *[]int) *Graph {
 }
 
 // TestDeterminism runs the mixed graph repeatedly under GOMAXPROCS 1, 2 and
-// 8: outputs, statistics and the trace must be identical every time.
+// 8, under every scheduler: outputs, statistics and the trace must be
+// identical every time.
 func TestDeterminism(t *testing.T) {
 	const n = 300 // a multiple of 3
 	var want []int
@@ -239,20 +240,23 @@ func TestDeterminism(t *testing.T) {
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 2, 8} {
 		goruntime.GOMAXPROCS(procs)
-		for rep := range 3 {
+		for rep := range 4 {
 			var got []int
 			var trace bytes.Buffer
 			g := mixedGraph(t, n, &got)
-			s, err := g.Run(context.Background(), Options{Trace: &trace})
+			opt := schedulerOptions[rep].opt
+			sched := schedulerOptions[rep].name
+			opt.Trace = &trace
+			s, err := g.Run(context.Background(), opt)
 			require.NoError(t, err)
 			require.Len(t, got, n)
 			if wantStats == nil {
 				want, wantStats, wantTrace = got, s, trace.Bytes()
 				continue
 			}
-			assert.Equal(t, want, got, "procs=%d rep=%d output", procs, rep)
-			assert.Equal(t, wantStats, s, "procs=%d rep=%d stats", procs, rep)
-			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d trace", procs, rep)
+			assert.Equal(t, want, got, "procs=%d rep=%d %s output", procs, rep, sched)
+			assert.Equal(t, wantStats, s, "procs=%d rep=%d %s stats", procs, rep, sched)
+			assert.True(t, bytes.Equal(wantTrace, trace.Bytes()), "procs=%d rep=%d %s trace", procs, rep, sched)
 		}
 	}
 	// The arbiters really arbitrate: pick idles some cycles and takes from
@@ -267,7 +271,9 @@ func TestDeterminism(t *testing.T) {
 
 // TestDeadlock: two actors each send 3 elements to the other through FIFOs
 // of capacity 1 before reading anything: both block on their second Send.
-func TestDeadlock(t *testing.T) {
+func TestDeadlock(t *testing.T) { forSchedulers(t, testDeadlock) }
+
+func testDeadlock(t *testing.T, opt Options) {
 	g := NewGraph()
 	ab := mustFIFO(t, g, "ab", 1, 1)
 	ba := mustFIFO(t, g, "ba", 1, 1)
@@ -286,7 +292,7 @@ func TestDeadlock(t *testing.T) {
 	g.AddActor("a", exchange(ab, ba), Writes(ab), Reads(ba))
 	g.AddActor("b", exchange(ba, ab), Writes(ba), Reads(ab))
 	start := time.Now()
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), opt)
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	assert.Less(t, elapsed, time.Second, "deadlock detection took %v", elapsed)
@@ -309,7 +315,9 @@ func TestDeadlock(t *testing.T) {
 
 // TestDeadlockStarved: a ring of three actors that each wait to receive
 // before sending, with a fourth actor that finishes normally.
-func TestDeadlockStarved(t *testing.T) {
+func TestDeadlockStarved(t *testing.T) { forSchedulers(t, testDeadlockStarved) }
+
+func testDeadlockStarved(t *testing.T, opt Options) {
 	g := NewGraph()
 	names := []string{"x", "y", "z"}
 	var fs []*FIFO[int]
@@ -323,7 +331,7 @@ func TestDeadlockStarved(t *testing.T) {
 	bystander := mustFIFO(t, g, "bystander", 2, 1)
 	g.AddActor("bsrc", source(bystander, 5, 1), Writes(bystander))
 	g.AddActor("bsink", stage(bystander, nil, 1, "b"), Reads(bystander))
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), opt)
 	var de *DeadlockError
 	require.ErrorAs(t, err, &de)
 	assert.Len(t, de.Cycle, 3)
@@ -337,7 +345,9 @@ func TestDeadlockStarved(t *testing.T) {
 
 // TestFailure: a panic or an error in one actor fails the run, names the
 // actor and cancels the others, which are blocked at the time.
-func TestFailure(t *testing.T) {
+func TestFailure(t *testing.T) { forSchedulers(t, testFailure) }
+
+func testFailure(t *testing.T, opt Options) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name string
@@ -360,7 +370,7 @@ func TestFailure(t *testing.T) {
 			// The producer fills f and blocks; the consumer never reads it.
 			g.AddActor("producer", source(f, 100, 1), Writes(f))
 			g.AddActor("bad", tt.body, Reads(f))
-			_, err := g.Run(context.Background(), Options{})
+			_, err := g.Run(context.Background(), opt)
 			require.Error(t, err)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
@@ -374,7 +384,9 @@ func TestFailure(t *testing.T) {
 
 // TestCallerCancel: cancelling the caller's context ends a run whose actors
 // are all waiting on each other through an actor that never finishes.
-func TestCallerCancel(t *testing.T) {
+func TestCallerCancel(t *testing.T) { forSchedulers(t, testCallerCancel) }
+
+func testCallerCancel(t *testing.T, opt Options) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 1, 1)
 	g.AddActor("slow", func(ctx *Ctx) error {
@@ -387,13 +399,15 @@ func TestCallerCancel(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 	}()
-	_, err := g.Run(ctx, Options{})
+	_, err := g.Run(ctx, opt)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrCancelled)
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
-func TestReaderDoneAndClosed(t *testing.T) {
+func TestReaderDoneAndClosed(t *testing.T) { forSchedulers(t, testReaderDoneAndClosed) }
+
+func testReaderDoneAndClosed(t *testing.T, opt Options) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 2, 1)
 	var sendErr error
@@ -410,7 +424,7 @@ func TestReaderDoneAndClosed(t *testing.T) {
 		_, err := f.Recv(ctx)
 		return err
 	}, Reads(f))
-	_, err := g.Run(context.Background(), Options{})
+	_, err := g.Run(context.Background(), opt)
 	require.NoError(t, err)
 	// The reader took one element: the producer sent 3 (2 fill the FIFO
 	// after the first is read) and the 4th needs a credit that never comes.
@@ -597,4 +611,52 @@ func TestCreditBatch(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, int64(tc.want), f.creditBatch, "capacity %d", tc.capacity)
 	}
+}
+
+// forSchedulers runs test under every scheduler, and with each actor in a
+// group of coroutines of its own.
+func forSchedulers(t *testing.T, test func(*testing.T, Options)) {
+	for _, opt := range schedulerOptions {
+		t.Run(opt.name, func(t *testing.T) { test(t, opt.opt) })
+	}
+}
+
+var schedulerOptions = []struct {
+	name string
+	opt  Options
+}{
+	{"coroutines", Options{Scheduler: SchedulerCoroutines}},
+	{"goroutines", Options{Scheduler: SchedulerGoroutines}},
+	{"split", Options{split: 1 << 20}},
+	{"auto", Options{}},
+}
+
+func TestUnknownScheduler(t *testing.T) {
+	g := NewGraph()
+	g.AddActor("a", func(*Ctx) error { return nil })
+	_, err := g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines + 1})
+	assert.ErrorContains(t, err, "unknown scheduler 3")
+}
+
+// TestGoexit: an actor that calls runtime.Goexit (t.FailNow, say) fails a
+// run of coroutines and leaves no goroutine behind (goleak checks).
+func TestGoexit(t *testing.T) {
+	g := NewGraph()
+	f := mustFIFO(t, g, "f", 1, 1)
+	g.AddActor("producer", source(f, 100, 1), Writes(f))
+	g.AddActor("quitter", func(ctx *Ctx) error {
+		if _, err := f.Recv(ctx); err != nil {
+			return err
+		}
+		goruntime.Goexit()
+		return nil
+	}, Reads(f))
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err = g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines})
+	}()
+	<-done
+	assert.ErrorContains(t, err, "runtime.Goexit")
 }
