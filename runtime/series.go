@@ -21,6 +21,11 @@ func (s *series) width() int64 { return 1 << s.shift }
 // add records level elements held over [from, to). Spans come in time order
 // (the occupancy sweep's), but any order gives the same sums.
 func (s *series) add(from, to int64, level float64) {
+	// Most spans fall in the last bucket: a sum there, nothing to grow.
+	if i := int64(len(s.area)) - 1; level != 0 && i >= 0 && from>>s.shift == i && to <= (i+1)<<s.shift {
+		s.area[i] += level * float64(to-from)
+		return
+	}
 	for to > s.width()*seriesBuckets {
 		s.coarsen()
 	}
