@@ -26,7 +26,7 @@ func main() {
 	// Tile heights measured best on Zen 5; b = 8 uses AVX2 (a ymm per row).
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
 	pairKernel("blockColumn12x8p", 12)
-	sparseKernel("blockColumn12x16", 12, 16, "Z", 1)
+	pairKernel16("blockColumn12x16p", 12)
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
 	expShiftKernel()
 	geluKernel()
@@ -161,10 +161,6 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 				emit("VMOVUPS %d(BX), %s%d", p*4*b+v*width, reg, v)
 			}
 			for i := range rows {
-				if vecs == 1 && reg == "Z" {
-					emit("VFMADD231PS.BCST %s, %s0, %s", row(i, p), reg, acc(i, 0))
-					continue
-				}
 				bc := fmt.Sprintf("%s%d", reg, 2+i%2)
 				emit("VBROADCASTSS %s, %s", row(i, p), bc)
 				for v := range vecs {
@@ -240,6 +236,72 @@ func pairKernel(name string, rows int) {
 		emit("VPERMPS %s, Z17, Z3", acc(i))
 		emit("VADDPS Z3, Z2, Z2")
 		emit("VMOVUPS Y2, (DI)")
+		if i < rows-1 {
+			emit("ADDQ DX, DI")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// pairKernel16 writes func name(a *float32, lda int, data *float32,
+// rowBlock *int32, nblk int, c *float32, ldc int) for b = 16 with AVX-512,
+// on blocks stored in k-pairs as pairKernel's: a k-pair of a 16-column
+// block is two vectors (columns 0-7 and 8-15, W[2q][j] and W[2q+1][j]
+// side by side), so one 64-bit broadcast of A[i][2q..2q+1] feeds two FMAs
+// that do two k steps of the row's 16 columns. One vector per row and k
+// step (sparseKernel's layout) needs a load per FMA, the broadcast as the
+// FMA's memory operand, and is bound by the load ports; this needs little
+// more than half a load per FMA, and measured 14-16% faster.
+func pairKernel16(name string, rows int) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", 4+2*i+v) }
+	bases, addr := blockColumnStart(name, rows)
+	row := func(i, q int) string { return addr(i, 8*q) }
+	for i := range rows {
+		zero(acc(i, 0))
+		zero(acc(i, 1))
+	}
+	countedLoop("block", "store", func() {
+		emit("MOVLQSX (DX), R10")
+		emit("SHLQ $6, R10") // block-row index to its first column: 16 floats
+		emit("ADDQ SI, R10")
+		for q := 1; q < len(bases); q++ {
+			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
+		}
+		for q := range 8 {
+			emit("VMOVUPS %d(BX), Z0", 128*q)
+			emit("VMOVUPS %d(BX), Z1", 128*q+64)
+			for i := range rows {
+				bc := fmt.Sprintf("Z%d", 2+i%2)
+				emit("VBROADCASTSD %s, %s", row(i, q), bc)
+				emit("VFMADD231PS Z0, %s, %s", bc, acc(i, 0))
+				emit("VFMADD231PS Z1, %s, %s", bc, acc(i, 1))
+			}
+		}
+		emit("ADDQ $1024, BX")
+		emit("ADDQ $4, DX")
+	})
+	// Lane 2j of the pair (acc0, acc1) holds column j's even k steps and
+	// lane 2j+1 its odd ones: gather each across both and add.
+	even, odd := make([]string, 16), make([]string, 16)
+	for l := range 16 {
+		even[l] = constant(fmt.Sprintf("pair16Even%d", l), uint32(2*l))
+	}
+	for l := range 16 {
+		odd[l] = constant(fmt.Sprintf("pair16Odd%d", l), uint32(2*l+1))
+	}
+	emit("VMOVUPS %s, Z28", even[0])
+	emit("VMOVUPS %s, Z29", odd[0])
+	emit("MOVQ c+40(FP), DI")
+	emit("MOVQ ldc+48(FP), DX")
+	emit("SHLQ $2, DX")
+	for i := range rows {
+		emit("VMOVAPS %s, Z2", acc(i, 0))
+		emit("VPERMT2PS %s, Z28, Z2", acc(i, 1))
+		emit("VMOVAPS %s, Z3", acc(i, 0))
+		emit("VPERMT2PS %s, Z29, Z3", acc(i, 1))
+		emit("VADDPS Z3, Z2, Z2")
+		emit("VMOVUPS Z2, (DI)")
 		if i < rows-1 {
 			emit("ADDQ DX, DI")
 		}

@@ -20,7 +20,7 @@ func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk in
 func blockColumn12x8p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
-func blockColumn12x16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn12x16p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
 func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
@@ -60,7 +60,7 @@ func fastBlockColumn(b int) *blockColumnKernel {
 	case b == 8 && hasAVX2:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
 	case b == 16 && hasAVX512:
-		return &blockColumnKernel{rows: 12, run: blockColumn12x16}
+		return &blockColumnKernel{rows: 12, run: blockColumn12x16p, pairs: true}
 	case b == 32 && hasAVX512:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x32}
 	}

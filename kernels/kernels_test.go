@@ -351,7 +351,7 @@ func TestPackSelected(t *testing.T) {
 				// The pattern alone is the same structure without values.
 				pat, err := PackPattern(tc.nr, tc.nc, b, keep)
 				require.NoError(t, err)
-				want.Data, want.pairs = nil, nil
+				want.Data, want.Paired = nil, false
 				assert.Equal(t, want, pat)
 			})
 		}

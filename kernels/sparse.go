@@ -17,13 +17,31 @@ type BlockSparse struct {
 	ColStart []int32
 	// RowBlock[t] is the block-row of stored block t.
 	RowBlock []int32
-	// Data holds block t at Data[t*B*B:(t+1)*B*B], row-major. It must not
-	// change once packed: pairs copies it.
+	// Data holds block t at Data[t*B*B:(t+1)*B*B]: row-major, or, when
+	// Paired, with each block's rows 2q and 2q+1 interleaved value by value
+	// (W[2q][j] at 2q*B+2j, W[2q+1][j] at 2q*B+2j+1). At reads either.
 	Data []float32
-	// pairs is Data with each block's rows 2q and 2q+1 interleaved
-	// (W[2q][j], W[2q+1][j], ...), for a kernel that takes two k steps a
-	// row in one 16-lane FMA (blockColumnKernel.pairs); nil when none is used.
-	pairs []float32
+	// Paired is the layout of the SIMD kernel this machine runs for B when
+	// it takes two k steps a row in one FMA (blockColumnKernel.pairs):
+	// packing writes it so, rather than a row-major copy beside it.
+	Paired bool
+}
+
+// usesPairs reports whether the SIMD kernel for b reads the Paired layout.
+func usesPairs(b int) bool {
+	k := fastBlockColumn(b)
+	return k != nil && k.pairs
+}
+
+// At returns row i, column j of stored block t.
+func (s *BlockSparse) At(t, i, j int) float32 { return s.Data[t*s.B*s.B+s.offset(i, j)] }
+
+// offset is the position of row i, column j within a block of s's layout.
+func (s *BlockSparse) offset(i, j int) int {
+	if s.Paired {
+		return (i&^1)*s.B + 2*j + i&1
+	}
+	return i*s.B + j
 }
 
 // PackBlockSparse packs the dense rows×cols matrix w, keeping the blocks for
@@ -60,6 +78,7 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 	s, slot := pattern(rows, cols, b, keep)
 	nbc := cols / b
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
+	s.Paired = usesPairs(b)
 	// A block-column whose columns are contiguous in the source is copied a
 	// row segment at a time; any other is gathered, faster without padding.
 	const gather, gatherPadded = -1, -2
@@ -90,31 +109,34 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 		}
 		row := sel.Data[src*sel.Stride:]
 		br, i := r/b, r%b
+		// Row i of a block starts at off and steps by step (2 when paired).
+		off, step := s.offset(i, 0), s.offset(i, 1)-s.offset(i, 0)
 		for bc := range nbc {
 			t := slot[br*nbc+bc]
 			if t < 0 {
 				continue
 			}
-			dst := s.Data[(int(t)*b+i)*b : (int(t)*b+i+1)*b]
+			blk := s.Data[int(t)*b*b : int(t+1)*b*b]
 			switch c := first[bc]; {
+			case c >= 0 && step == 1:
+				copy(blk[off:off+b], row[c:c+b])
 			case c >= 0:
-				copy(dst, row[c:c+b])
-			case c == gather && b == 16:
-				d := (*[16]float32)(dst)
+				for j, v := range row[c : c+b] {
+					blk[off+2*j] = v
+				}
+			case c == gather && b == 16 && step == 1:
+				d := (*[16]float32)(blk[off:])
 				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
 					d[j] = row[c]
 				}
 			default:
 				for j, c := range sel.Cols[bc*b : bc*b+b] {
 					if c >= 0 {
-						dst[j] = row[c]
+						blk[off+step*j] = row[c]
 					}
 				}
 			}
 		}
-	}
-	if k := fastBlockColumn(b); k != nil && k.pairs {
-		s.pairs = interleavePairs(s.Data, b)
 	}
 	return s, nil
 }
@@ -160,21 +182,6 @@ func pattern(rows, cols, b int, keep func(br, bc int) bool) (*BlockSparse, []int
 	return s, slot
 }
 
-// interleavePairs returns blocks of side b (even) with rows 2q and 2q+1 of
-// each interleaved value by value.
-func interleavePairs(data []float32, b int) []float32 {
-	out := make([]float32, len(data))
-	for t := 0; t < len(data); t += b * b {
-		blk, dst := data[t:t+b*b], out[t:t+b*b]
-		for q := 0; q < b; q += 2 {
-			for j := range b {
-				dst[q*b+2*j], dst[q*b+2*j+1] = blk[q*b+j], blk[(q+1)*b+j]
-			}
-		}
-	}
-	return out
-}
-
 // check reports whether sel picks a rows×cols matrix inside its data.
 func (sel Selection) check(rows, cols int) error {
 	if sel.Stride <= 0 {
@@ -207,10 +214,14 @@ func (s *BlockSparse) FirstNonFinite() (row, col int) {
 	if k < 0 {
 		return -1, -1
 	}
-	bb := s.B * s.B
-	t := k / bb
+	b, bb := s.B, s.B*s.B
+	t, o := k/bb, k%bb
+	i, j := o/b, o%b
+	if s.Paired {
+		i, j = o/(2*b)*2+o%2, o%(2*b)/2
+	}
 	bc := sort.Search(len(s.ColStart)-1, func(j int) bool { return int(s.ColStart[j+1]) > t })
-	return int(s.RowBlock[t])*s.B + k%bb/s.B, bc*s.B + k%s.B
+	return int(s.RowBlock[t])*b + i, bc*b + j
 }
 
 // NNZBlocks is the number of stored blocks.
@@ -220,7 +231,7 @@ func (s *BlockSparse) NNZBlocks() int { return len(s.RowBlock) }
 // from nblk stored blocks, reading A directly and overwriting C.
 type blockColumnKernel struct {
 	rows  int
-	pairs bool // reads BlockSparse.pairs rather than Data
+	pairs bool // reads Data in the Paired layout
 	run   func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 }
 
@@ -253,14 +264,11 @@ func (s *BlockSparse) mulBlockColumn(kern *blockColumnKernel, c []float32, ldc i
 			panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
 		}
 	}
-	if kern == nil || m < kern.rows || t0 == t1 || kern.pairs && len(s.pairs) != len(s.Data) {
+	if kern == nil || m < kern.rows || t0 == t1 || kern.pairs != s.Paired {
 		s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)
 		return
 	}
 	data, rowBlock := &s.Data[t0*b*b], &s.RowBlock[t0]
-	if kern.pairs {
-		data = &s.pairs[t0*b*b]
-	}
 	// The last tile overlaps the one before it rather than running short:
 	// the kernel overwrites C, so rows computed twice get the same values.
 	for i := 0; i < m; i += kern.rows {
@@ -281,8 +289,9 @@ func (s *BlockSparse) mulBlockColumnPortable(c []float32, ldc int, a []float32, 
 			ci := c[i*ldc+bc*b : i*ldc+bc*b+b]
 			ai := a[i*lda+k0 : i*lda+k0+b]
 			for p, av := range ai {
-				for j, wv := range blk[p*b : p*b+b] {
-					ci[j] += av * wv
+				off, step := s.offset(p, 0), s.offset(p, 1)-s.offset(p, 0)
+				for j := range ci {
+					ci[j] += av * blk[off+step*j]
 				}
 			}
 		}

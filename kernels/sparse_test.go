@@ -127,3 +127,25 @@ func TestMulBlockColumnStrided(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockSparseAt reads every stored value back through At, whichever
+// layout this machine packs b in.
+func TestBlockSparseAt(t *testing.T) {
+	for _, b := range []int{8, 16, 32} {
+		rows, cols := 2*b, 3*b
+		rng := rand.New(rand.NewPCG(uint64(b), 1))
+		w := randSlice(rng, rows*cols)
+		s := packRandom(t, rng, w, rows, cols, b, 0.6)
+		require.Equal(t, usesPairs(b), s.Paired, "b=%d", b)
+		for bc := range cols / b {
+			for blk := s.ColStart[bc]; blk < s.ColStart[bc+1]; blk++ {
+				br := int(s.RowBlock[blk])
+				for i := range b {
+					for j := range b {
+						require.Equal(t, w[(br*b+i)*cols+bc*b+j], s.At(int(blk), i, j), "b=%d block %d (%d, %d)", b, blk, i, j)
+					}
+				}
+			}
+		}
+	}
+}
