@@ -189,7 +189,7 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 
 // pairKernel writes func name(a *float32, lda int, data *float32, rowBlock
 // *int32, nblk int, c *float32, ldc int) for b = 8 with AVX-512: the 8x8
-// blocks are stored in k-pairs (BlockSparse.pairs: rows 2q and 2q+1
+// blocks are stored in k-pairs (BlockSparse.Paired: rows 2q and 2q+1
 // interleaved, W[2q][j] in lane 2j and W[2q+1][j] in lane 2j+1), so that
 // one 64-bit broadcast of A[i][2q..2q+1] and one 16-lane FMA do two k steps
 // of a row; lane pairs are summed when the tile is stored. An 8-lane FMA

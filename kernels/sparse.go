@@ -129,6 +129,11 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
 					d[j] = row[c]
 				}
+			case c == gather && b == 16:
+				d := (*[31]float32)(blk[off:])
+				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
+					d[2*j] = row[c]
+				}
 			default:
 				for j, c := range sel.Cols[bc*b : bc*b+b] {
 					if c >= 0 {

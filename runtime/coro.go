@@ -39,6 +39,10 @@ const (
 	SchedulerCoroutines
 )
 
+// errGoexit fails a run in which an actor called runtime.Goexit (t.FailNow,
+// say), which no recover sees.
+var errGoexit = errors.New("runtime.Goexit called by an actor")
+
 // Component sizes (actors) at which SchedulerAuto changes its mind.
 const (
 	autoGroupActors = 8
@@ -306,7 +310,7 @@ func (g *Graph) runComponent(k *component, cancel context.CancelCauseFunc, finis
 		}
 		// An actor called runtime.Goexit, which next passes on to this
 		// goroutine: fail the run and unwind the others all the same.
-		cancel(errors.New("runtime.Goexit called by an actor"))
+		cancel(errGoexit)
 		for _, c := range k.ctxs {
 			c.a.cancelled.Store(true)
 		}

@@ -95,8 +95,16 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	}
 	for _, c := range threads {
 		eg.Go(func() error {
+			goexit := true
+			defer func() {
+				if goexit {
+					// As a coroutine group says it: runActor cannot recover a Goexit.
+					cancel(errGoexit)
+				}
+				finished()
+			}()
 			err := runActor(c, cancel)
-			finished()
+			goexit = false
 			return err
 		})
 	}

@@ -639,8 +639,15 @@ func TestUnknownScheduler(t *testing.T) {
 }
 
 // TestGoexit: an actor that calls runtime.Goexit (t.FailNow, say) fails a
-// run of coroutines and leaves no goroutine behind (goleak checks).
+// run at once, the same way under either scheduler, and leaves no goroutine
+// behind (goleak checks).
 func TestGoexit(t *testing.T) {
+	for _, sched := range []Scheduler{SchedulerCoroutines, SchedulerGoroutines} {
+		t.Run(sched.String(), func(t *testing.T) { testGoexit(t, sched) })
+	}
+}
+
+func testGoexit(t *testing.T, sched Scheduler) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 1, 1)
 	g.AddActor("producer", source(f, 100, 1), Writes(f))
@@ -655,8 +662,8 @@ func TestGoexit(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, err = g.Run(context.Background(), Options{Scheduler: SchedulerCoroutines})
+		_, err = g.Run(context.Background(), Options{Scheduler: sched})
 	}()
 	<-done
-	assert.ErrorContains(t, err, "runtime.Goexit")
+	assert.EqualError(t, err, "runtime.Goexit called by an actor")
 }

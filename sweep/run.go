@@ -75,6 +75,9 @@ func Run(ctx context.Context, s *Spec, points []Point, opt Options) (*report.Swe
 	}
 start:
 	for _, p := range todo {
+		if run.Err() != nil {
+			break // select picks at random when both are ready
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-run.Done():
