@@ -135,6 +135,18 @@ func blockColumnStart(name string, rows int) (bases []string, addr func(i, off i
 	return bases, addr
 }
 
+// blockRows points the base registers at the rows of A that the next
+// stored block (the block-row index at DX) multiplies: its first column,
+// b floats per block-row index, in the tile's rows.
+func blockRows(bases []string, b int) {
+	emit("MOVLQSX (DX), R10")
+	emit("SHLQ $%d, R10", map[int]int{8: 5, 16: 6, 32: 7}[b]) // log2(b*4)
+	emit("ADDQ SI, R10")
+	for q := 1; q < len(bases); q++ {
+		emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
+	}
+}
+
 // sparseKernel writes func name(a *float32, lda int, data *float32, rowBlock
 // *int32, nblk int, c *float32, ldc int): the rows×b output tile C = Σ_t
 // A[0:rows, rowBlock[t]*b : +b] · block_t over nblk stored b×b blocks, read
@@ -144,19 +156,13 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+i*vecs+v) }
 	bases, addr := blockColumnStart(name, rows)
 	row := func(i, p int) string { return addr(i, 4*p) }
-	shift := map[int]int{8: 5, 16: 6, 32: 7}[b] // log2(b*4): bytes from a block-row index to its first column
 	for i := range rows {
 		for v := range vecs {
 			zero(acc(i, v))
 		}
 	}
 	countedLoop("block", "store", func() {
-		emit("MOVLQSX (DX), R10")
-		emit("SHLQ $%d, R10", shift)
-		emit("ADDQ SI, R10")
-		for q := 1; q < len(bases); q++ {
-			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
-		}
+		blockRows(bases, b)
 		for p := range b {
 			for v := range vecs {
 				emit("VMOVUPS %d(BX), %s%d", p*4*b+v*width, reg, v)
@@ -202,12 +208,7 @@ func pairKernel(name string, rows int) {
 		zero(acc(i))
 	}
 	countedLoop("block", "store", func() {
-		emit("MOVLQSX (DX), R10")
-		emit("SHLQ $5, R10") // block-row index to its first column: 8 floats
-		emit("ADDQ SI, R10")
-		for q := 1; q < len(bases); q++ {
-			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
-		}
+		blockRows(bases, 8)
 		for q := range 4 {
 			emit("VMOVUPS %d(BX), Z0", 64*q)
 			for i := range rows {
@@ -263,12 +264,7 @@ func pairKernel16(name string, rows int) {
 		zero(acc(i, 1))
 	}
 	countedLoop("block", "store", func() {
-		emit("MOVLQSX (DX), R10")
-		emit("SHLQ $6, R10") // block-row index to its first column: 16 floats
-		emit("ADDQ SI, R10")
-		for q := 1; q < len(bases); q++ {
-			emit("LEAQ (%s)(R14*1), %s", bases[q-1], bases[q])
-		}
+		blockRows(bases, 16)
 		for q := range 8 {
 			emit("VMOVUPS %d(BX), Z0", 128*q)
 			emit("VMOVUPS %d(BX), Z1", 128*q+64)
