@@ -87,6 +87,11 @@ func (o *sweepOptions) check() error {
 	if err := o.checkVariant(); err != nil {
 		return err
 	}
+	// Seeded random weights predict nothing worth computing: time them
+	// only, unless -timing-only=false asks for the numerics anyway.
+	if !o.set["timing-only"] && o.weights == "" && (o.variant == "" || o.variant == randomVariant) {
+		o.timingOnly = true
+	}
 	if !o.set["images"] {
 		o.images = sweepOtherImages
 		if cfg.InChans == 1 && cfg.ImageSize == 28 {
@@ -263,7 +268,8 @@ Fixed settings (for what no axis sweeps)
   -images N            images per point (default 100 MNIST test images for
                        mnist-tiny, one random image otherwise)
   -timing-only         skip the numerics that cannot change timing (no
-                       predictions, no accuracy)
+                       predictions, no accuracy); the default with seeded
+                       random weights (-timing-only=false computes them)
 Running
   -out DIR             output folder (default sweep-out)
   -jobs N              points simulated at once (default: one per core)

@@ -74,6 +74,28 @@ func TestSweepCommand(t *testing.T) {
 	}
 }
 
+// A sweep of seeded random weights times them only, unless asked otherwise.
+func TestSweepRandomWeightsTimingOnly(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		timing bool
+	}{
+		{nil, true},
+		{[]string{"-timing-only=false"}, false},
+		{[]string{"-variant", "dense"}, false},
+	} {
+		args := append([]string{"sweep", "-json", "-images", "2", "-set", "mpca.h=2,4", "-out", filepath.Join(t.TempDir(), "out")}, tc.args...)
+		if tc.args == nil || tc.args[0] != "-variant" {
+			args = append(args, "-variant", "random")
+		}
+		code, stdout, stderr := invoke(args...)
+		require.Equal(t, 0, code, stderr)
+		var sw report.Sweep
+		require.NoError(t, json.Unmarshal([]byte(stdout), &sw))
+		assert.Equal(t, tc.timing, sw.TimingOnly, "%v", tc.args)
+	}
+}
+
 func TestTimingOnlyRun(t *testing.T) {
 	cycles := func(args ...string) (report.Report, string) {
 		code, stdout, stderr := invoke(append([]string{"-images", "3", "-json"}, args...)...)
