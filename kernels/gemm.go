@@ -25,7 +25,7 @@ type microKernel struct {
 // call, pooled because a B slab is 1.5 MB and GEMMs come by the thousand in a forward pass.
 type packBuffers struct {
 	a, b []float32
-	tile [12 * 32]float32 // an edge tile, computed whole then clipped into C
+	tile [12 * 32]float32 // an edge tile, computed whole then clipped into C: at least mr*nr of every kernel
 }
 
 var packPool = sync.Pool{New: func() any {
@@ -171,7 +171,7 @@ func packB(dst []float32, nr int, trans bool, b []float32, ldb, pc, jc, kc, nc i
 // GOMAXPROCS). Each output element is computed by exactly the same
 // operations whatever the split, so the result does not depend on workers.
 func GemmParallel(workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemmParallel(fastGemm, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmParallel(gemmKernelFor(n), workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -23,7 +23,7 @@ import (
 // It panics if a slice is too short for its dimensions. On amd64 with AVX2/FMA
 // or AVX-512 it runs a packed, cache-blocked SIMD GEMM.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(fastGemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm(gemmKernelFor(n), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // MatMul computes C[m×n] = A[m×k]·B[k×n], overwriting C.
