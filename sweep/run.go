@@ -156,21 +156,13 @@ func (s *Spec) runPoint(ctx context.Context, p Point, masks *maskCache) (report.
 	}
 	var latency int64
 	correct, next := 0, 0
+	image := s.Image
+	if s.TimingOnly {
+		image = nil // a timing-only run reads no pixel
+	}
 	res, err := acc.RunChunks(ctx, topology.Chunks{
 		Images: s.Images,
-		Load: func(start, n int) ([][]float32, error) {
-			px := make([][]float32, n)
-			if s.TimingOnly {
-				return px, nil // a timing-only run reads no pixel
-			}
-			for i := range px {
-				var err error
-				if px[i], err = s.Image(start + i); err != nil {
-					return nil, err
-				}
-			}
-			return px, nil
-		},
+		Image:  image,
 		// Only the totals are kept: the cycles of each image and its answer.
 		Thin: func(res *topology.SimResult, first bool) {
 			for i := range res.Images {

@@ -18,9 +18,11 @@ const DefaultChunk = 16
 
 // Chunks describes a run of many images in chunks.
 type Chunks struct {
-	// Images is the number of images; Load returns images [start, start+n).
+	// Images is the number of images; Image loads image i, when its chunk
+	// runs. A nil Image loads none: each image is a nil slice, which only a
+	// timing-only accelerator accepts, since it reads no pixel.
 	Images int
-	Load   func(start, n int) ([][]float32, error)
+	Image  func(i int) ([]float32, error)
 	// Size is the most images a chunk holds (0 means DefaultChunk).
 	Size int
 	// Trace is the trace of the run; it needs the run to be one chunk.
@@ -46,7 +48,7 @@ func (a *Accelerator) RunChunks(ctx context.Context, c Chunks) (*SimResult, erro
 	var all *SimResult
 	for start := 0; start < c.Images; start += size {
 		n := min(size, c.Images-start)
-		px, err := c.Load(start, n)
+		px, err := c.load(start, n)
 		if err == nil {
 			var res *SimResult
 			if res, err = a.RunTraced(ctx, px, c.Trace); err == nil {
@@ -71,4 +73,19 @@ func (a *Accelerator) RunChunks(ctx context.Context, c Chunks) (*SimResult, erro
 		}
 	}
 	return all, nil
+}
+
+// load loads images [start, start+n).
+func (c Chunks) load(start, n int) ([][]float32, error) {
+	px := make([][]float32, n)
+	if c.Image == nil {
+		return px, nil
+	}
+	for i := range px {
+		var err error
+		if px[i], err = c.Image(start + i); err != nil {
+			return nil, err
+		}
+	}
+	return px, nil
 }

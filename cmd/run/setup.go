@@ -135,18 +135,6 @@ type inputs struct {
 	random bool // seeded random images (-seed chose them)
 }
 
-// chunk loads images [start, start+n).
-func (in *inputs) chunk(start, n int) ([][]float32, error) {
-	px := make([][]float32, n)
-	for i := range px {
-		var err error
-		if px[i], err = in.load(start + i); err != nil {
-			return nil, err
-		}
-	}
-	return px, nil
-}
-
 // loadInputs prepares the -image files, or else the first -images MNIST
 // test images (mnist-tiny) or as many seeded random images (other models).
 // Image files are checked here but decoded when they are used.

@@ -22,12 +22,12 @@ const chunkImages = topology.DefaultChunk
 // accelerator from the masks alone and reads no pixel. prog hears of each
 // chunk done.
 func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, opt *options, prog *progress) error {
-	build, load := topology.NewAccelerator, in.chunk
+	build, image := topology.NewAccelerator, in.load
 	if opt.timingOnly {
 		build = func(w *vit.Weights, p *vit.Pruning, b int, d topology.Description) (*topology.Accelerator, error) {
 			return topology.NewTimingAccelerator(w.Config, p, b, d)
 		}
-		load = func(_, n int) ([][]float32, error) { return make([][]float32, n), nil }
+		image = nil // it reads no pixel
 	}
 	acc, err := build(m.weights, m.pruning, m.pruning.Block, desc)
 	if err != nil {
@@ -39,7 +39,7 @@ func runStreamed(rep *report.Report, desc topology.Description, m *model, in *in
 	}
 	all, err := acc.RunChunks(context.Background(), topology.Chunks{
 		Images: in.count,
-		Load:   load,
+		Image:  image,
 		Trace:  traceOpt,
 		// The report shows image 0's layers only, and the logits when asked.
 		Thin: func(res *topology.SimResult, first bool) {

@@ -49,8 +49,12 @@ func TestStreamedRunMatchesItsChunks(t *testing.T) {
 	var total int64
 	causes := map[string]int64{}
 	for start := 0; start < n; start += chunkImages {
-		px, err := in.chunk(start, min(chunkImages, n-start))
-		require.NoError(t, err)
+		var px [][]float32
+		for i := start; i < min(start+chunkImages, n); i++ {
+			img, err := in.load(i)
+			require.NoError(t, err)
+			px = append(px, img)
+		}
 		res, err := topology.Simulate(context.Background(), topology.SimInput{Weights: m.weights, Pruning: m.pruning,
 			DenseBlock: m.pruning.Block, Desc: desc, Images: px})
 		require.NoError(t, err)
