@@ -22,15 +22,12 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if opt.compare {
 		return compareReports(opt, stdout)
 	}
-	var trace *safefile.File
-	if opt.trace != "" {
-		// Created first, so that an unwritable path fails before the run.
-		var err error
-		if trace, err = safefile.Create(opt.trace); err != nil {
-			return fmt.Errorf("-trace: %w", err)
-		}
-		defer trace.Abort()
+	// Created first, so that an unwritable path fails before the run.
+	trace, err := createOutput("-trace", opt.trace)
+	if err != nil {
+		return err
 	}
+	defer trace.Abort()
 	desc, err := loadTopology(opt)
 	if err != nil {
 		return err
@@ -41,22 +38,21 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		}
 		return desc.WriteTOML(stdout)
 	}
-	if opt.sizeFIFOs {
-		return sizeFIFOs(opt, desc, stdout)
+	svg, err := createOutput("-svg", opt.svg)
+	if err != nil {
+		return err
 	}
-	var svg, page *safefile.File
-	if opt.svg != "" {
-		if svg, err = safefile.Create(opt.svg); err != nil {
-			return fmt.Errorf("-svg: %w", err)
-		}
-		defer svg.Abort()
+	defer svg.Abort()
+	page, err := createOutput("-html", opt.html)
+	if err != nil {
+		return err
 	}
-	if opt.html != "" {
-		if page, err = safefile.Create(opt.html); err != nil {
-			return fmt.Errorf("-html: %w", err)
-		}
-		defer page.Abort()
+	defer page.Abort()
+	sized, err := createOutput("-size-out", opt.sizeOut)
+	if err != nil {
+		return err
 	}
+	defer sized.Abort()
 	m, err := loadModel(opt)
 	if err != nil {
 		return err
@@ -64,6 +60,9 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	in, err := loadInputs(opt, m.cfg)
 	if err != nil {
 		return err
+	}
+	if opt.sizeFIFOs {
+		return sizeFIFOs(opt, desc, m, in, sized, stdout)
 	}
 	rep, err := newReport(opt, desc, m, in)
 	if err != nil {
@@ -105,6 +104,19 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "run: %s\n", note)
 	}
 	return nil
+}
+
+// createOutput starts writing the output file that flag names at path, or
+// returns nil (whose Abort does nothing) when the flag is not given.
+func createOutput(flag, path string) (*safefile.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := safefile.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return f, nil
 }
 
 // newReport fills in what is known before anything runs: the setup and the

@@ -41,26 +41,10 @@ func (o *options) checkSizing() error {
 
 // sizeFIFOs is -size-fifos: it finds the smallest depth of every sizable
 // FIFO that keeps the run's images within -size-tolerance of unbounded
-// FIFOs, prints the table, and writes the sized topology to -size-out. It
-// sizes on a timing-only accelerator, which has the full run's cycles
-// exactly (see -timing-only) and simulates faster.
-func sizeFIFOs(opt *options, desc topology.Description, stdout io.Writer) error {
-	var out *safefile.File
-	if opt.sizeOut != "" {
-		var err error
-		if out, err = safefile.Create(opt.sizeOut); err != nil {
-			return fmt.Errorf("-size-out: %w", err)
-		}
-		defer out.Abort()
-	}
-	m, err := loadModel(opt)
-	if err != nil {
-		return err
-	}
-	in, err := loadInputs(opt, m.cfg)
-	if err != nil {
-		return err
-	}
+// FIFOs, prints the table, and writes the sized topology to out (-size-out,
+// or nil). It sizes on a timing-only accelerator, which has the full run's
+// cycles exactly (see -timing-only) and simulates faster.
+func sizeFIFOs(opt *options, desc topology.Description, m *model, in *inputs, out *safefile.File, stdout io.Writer) error {
 	acc, err := topology.NewTimingAccelerator(m.cfg, m.pruning, m.pruning.Block, desc)
 	if err != nil {
 		return err

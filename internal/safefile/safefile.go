@@ -105,7 +105,7 @@ func (f *File) Commit() error {
 // Abort gives up an uncommitted file: an atomic write leaves the path as it
 // was; a write-through has already written what it flushed.
 func (f *File) Abort() {
-	if f.done {
+	if f == nil || f.done { // nil: no file was started
 		return
 	}
 	f.done = true
