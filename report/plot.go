@@ -125,19 +125,24 @@ func niceStep(raw float64) float64 {
 // right, outside the plot.
 func renderSVG(p *plot.Plot, legend *plot.Legend, w, h vg.Length) ([]byte, error) {
 	c := vgsvg.New(w, h)
-	dc := draw.New(c)
-	if legend != nil {
-		r := legend.Rectangle(dc)
-		p.Draw(draw.Crop(dc, 0, -(r.Max.X-r.Min.X)-vg.Points(10), 0, 0))
-		legend.Draw(dc)
-	} else {
-		p.Draw(dc)
-	}
+	drawWithLegend(draw.New(c), p, legend)
 	var b bytes.Buffer
 	if _, err := c.WriteTo(&b); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// drawWithLegend draws p on dc with legend (if not nil) at the right,
+// outside the plot.
+func drawWithLegend(dc draw.Canvas, p *plot.Plot, legend *plot.Legend) {
+	if legend == nil {
+		p.Draw(dc)
+		return
+	}
+	r := legend.Rectangle(dc)
+	p.Draw(draw.Crop(dc, 0, -(r.Max.X-r.Min.X)-vg.Points(10), 0, 0))
+	legend.Draw(dc)
 }
 
 // bars returns a bar chart of vs with no outline.

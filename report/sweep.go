@@ -159,14 +159,7 @@ func (p Plot) SVG() ([]byte, error) { return renderSVG(p.p, p.legend, plotWidth,
 // PNG renders the plot at 150 dots per inch, from the same plot as SVG.
 func (p Plot) PNG() ([]byte, error) {
 	c := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(plotWidth, plotHeight), vgimg.UseDPI(150))}
-	dc := draw.New(c)
-	if p.legend != nil {
-		r := p.legend.Rectangle(dc)
-		p.p.Draw(draw.Crop(dc, 0, -(r.Max.X-r.Min.X)-vg.Points(10), 0, 0))
-		p.legend.Draw(dc)
-	} else {
-		p.p.Draw(dc)
-	}
+	drawWithLegend(draw.New(c), p.p, p.legend)
 	var b bytes.Buffer
 	if _, err := c.WriteTo(&b); err != nil {
 		return nil, err
