@@ -3,7 +3,6 @@ package sweep
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -86,17 +85,23 @@ start:
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A point that fails answers with its row, the error in it; the
+			// host's own errors (a panic, a closed host) come as errors.
 			v, err := h.Run(run, p.Name(), func(ctx context.Context) (any, error) {
-				return s.runPoint(ctx, p, masks)
+				row, err := s.runPoint(ctx, p, masks)
+				if err != nil {
+					row = p.failed(err.Error())
+				}
+				return row, nil
 			})
 			if run.Err() != nil {
 				return // interrupted: no row, the point runs again next time
 			}
-			row := report.SweepRow{Index: p.Index, Hash: p.Hash, Settings: p.Settings}
+			row, _ := v.(report.SweepRow)
 			if err != nil {
-				row.Error = errorText(err, p.Name())
-			} else {
-				row = v.(report.SweepRow)
+				// A panic's message holds its stack: the row keeps the first line.
+				msg, _, _ := strings.Cut(err.Error(), "\n")
+				row = p.failed(msg)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -239,11 +244,8 @@ func (c *maskCache) get(block int, density float64) (*vit.Pruning, error) {
 	return f()
 }
 
-// errorText is a failed point's error for its row: one line, without the
-// host's "run NAME:" (the row names the point) or a panic's stack.
-func errorText(err error, name string) string {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("run %q", name))
-	msg = strings.TrimPrefix(msg, ": ")
-	return strings.Join(strings.Fields(msg), " ")
+// failed is the row of a point that failed with msg: no measurements, the
+// error on one line of the CSV and of the summary.
+func (p Point) failed(msg string) report.SweepRow {
+	return report.SweepRow{Index: p.Index, Hash: p.Hash, Settings: p.Settings, Error: strings.Join(strings.Fields(msg), " ")}
 }
