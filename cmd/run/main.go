@@ -323,22 +323,12 @@ func (o *options) checkTrace(layers int) error {
 
 // check validates what can be checked without reading any file.
 func (o *options) check() error {
-	cfg, err := vit.Preset(o.model)
+	cfg, err := o.checkModel()
 	if err != nil {
-		return usagef("-model: unknown model %q (have %s)", o.model, strings.Join(vit.PresetNames(), ", "))
-	}
-	def, ok := modelDefaults[o.model]
-	if !ok {
-		return usagef("-model: no defaults for model %q", o.model)
+		return err
 	}
 	if err := o.checkVariant(); err != nil {
 		return err
-	}
-	if !o.set["keep"] {
-		o.keep = def.keep
-	}
-	if !o.set["td"] {
-		o.td = def.td
 	}
 	if prune.CheckBlock(cfg, o.block) != nil {
 		return usagef("-block %d: must divide %s's dim %d and head dim %d", o.block, cfg.Name, cfg.Dim, cfg.HeadDim())
@@ -398,6 +388,26 @@ func (o *options) check() error {
 		return usagef("-logits adds to the JSON report: use it with -json")
 	}
 	return o.checkOutputPaths()
+}
+
+// checkModel checks -model and gives -keep and -td the model's defaults
+// when they are not set.
+func (o *options) checkModel() (vit.Config, error) {
+	cfg, err := vit.Preset(o.model)
+	if err != nil {
+		return vit.Config{}, usagef("-model: unknown model %q (have %s)", o.model, strings.Join(vit.PresetNames(), ", "))
+	}
+	def, ok := modelDefaults[o.model]
+	if !ok {
+		return vit.Config{}, usagef("-model: no defaults for model %q", o.model)
+	}
+	if !o.set["keep"] {
+		o.keep = def.keep
+	}
+	if !o.set["td"] {
+		o.td = def.td
+	}
+	return cfg, nil
 }
 
 // imageCount is the number of images the run will have (at most: the MNIST

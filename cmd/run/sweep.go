@@ -11,13 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 
 	"vitflow/internal/safefile"
 	"vitflow/models"
 	"vitflow/report"
 	"vitflow/sweep"
-	"vitflow/vit"
 )
 
 // sweepOptions are the parsed command line of run sweep.
@@ -67,16 +65,9 @@ func parseSweepFlags(args []string) (*sweepOptions, error) {
 
 // check validates what can be checked before loading anything.
 func (o *sweepOptions) check() error {
-	cfg, err := vit.Preset(o.model)
+	cfg, err := o.checkModel()
 	if err != nil {
-		return usagef("-model: unknown model %q (have %s)", o.model, strings.Join(vit.PresetNames(), ", "))
-	}
-	def := modelDefaults[o.model]
-	if !o.set["keep"] {
-		o.keep = def.keep
-	}
-	if !o.set["td"] {
-		o.td = def.td
+		return err
 	}
 	// A sweep prunes by magnitude at every point: by default it starts
 	// from the dense embedded model, not one trained with its own masks.
