@@ -297,14 +297,6 @@ func (s *Sweep) axisPlot(k int, axis string) Plot {
 // maxAxisTicks is the most values an axis plot labels one by one.
 const maxAxisTicks = 12
 
-// points counts points.
-func points(n int) string {
-	if n == 1 {
-		return "1 point"
-	}
-	return fmt.Sprintf("%d points", n)
-}
-
 // fileStem makes a key usable in a file name (fifo.depths.mpca->gelu).
 func fileStem(key string) string {
 	return strings.Map(func(r rune) rune {
@@ -325,7 +317,7 @@ func (s *Sweep) WriteText(w io.Writer) error {
 		mode = ", timing only (no predictions)"
 	}
 	p.printf("sweep: %s on %s, %s per point (%s)%s: %s, %d failed\n",
-		s.Model, s.Topology, images(s.Images), s.Inputs, mode, points(len(s.Rows)), len(s.Rows)-len(ok))
+		s.Model, s.Topology, images(s.Images), s.Inputs, mode, plural(len(s.Rows), "point"), len(s.Rows)-len(ok))
 	for _, r := range s.Rows {
 		if !r.ok() {
 			p.printf("  failed: %s: %s\n", r.Name(), r.Error)

@@ -364,11 +364,14 @@ func bytesText(n int64) string {
 }
 
 // images says "1 image" or "n images".
-func images(n int) string {
+func images(n int) string { return plural(n, "image") }
+
+// plural counts n of noun: "1 image", "3 images".
+func plural(n int, noun string) string {
 	if n == 1 {
-		return "1 image"
+		return "1 " + noun
 	}
-	return fmt.Sprintf("%d images", n)
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func orDash(s string) string {
