@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 
-	"vitflow/internal/safefile"
 	"vitflow/report"
 )
 
@@ -27,12 +26,12 @@ func compareReports(opt *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if opt.html != "" {
-		page, err := safefile.Create(opt.html)
-		if err != nil {
-			return fmt.Errorf("-html: %w", err)
-		}
-		defer page.Abort()
+	page, err := createOutput("-html", opt.html)
+	if err != nil {
+		return err
+	}
+	defer page.Abort()
+	if page != nil {
 		if err := writeOut("-html", page, c.WriteHTML); err != nil {
 			return err
 		}
