@@ -15,10 +15,10 @@ const (
 	ncBlock = 1536
 )
 
-// microKernel computes C[mr×nr] += Apanel·Bpanel over kc steps.
+// microKernel computes C[mr×nr] += A[mr×kc]·Bpanel, A's rows lda floats apart.
 type microKernel struct {
 	mr, nr int
-	run    func(kc int, a, b, c *float32, ldc int)
+	run    func(kc int, a *float32, lda int, b, c *float32, ldc int)
 }
 
 // packBuffers are the packed A and B slabs and the edge tile of one GEMM
@@ -81,6 +81,9 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
 	mr, nr := kern.mr, kern.nr
+	// The kernels read A's rows in place where they can: only a transposed
+	// or scaled A, and a last panel of fewer than mr rows, are packed.
+	direct := !transA && alpha == 1
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
@@ -88,20 +91,27 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 			packB(buf.b, nr, transB, b, ldb, pc, jc, kc, nc)
 			for ic := 0; ic < m; ic += mcBlock {
 				mc := min(mcBlock, m-ic)
-				packA(buf.a, mr, transA, alpha, a, lda, ic, pc, mc, kc)
+				packed := 0 // the first row of the block that is packed
+				if direct {
+					packed = mc - mc%mr
+				}
+				packA(buf.a[packed*kc:], mr, transA, alpha, a, lda, ic+packed, pc, mc-packed, kc)
 				for jr := 0; jr < nc; jr += nr {
 					pb := &buf.b[jr*kc]
 					for ir := 0; ir < mc; ir += mr {
-						pa := &buf.a[ir*kc]
+						pa, ld := &buf.a[ir*kc], kc
+						if ir < packed {
+							pa, ld = &a[(ic+ir)*lda+pc], lda
+						}
 						off := (ic+ir)*ldc + jc + jr
 						rows, cols := min(mr, mc-ir), min(nr, nc-jr)
 						if rows == mr && cols == nr {
-							kern.run(kc, pa, pb, &c[off], ldc)
+							kern.run(kc, pa, ld, pb, &c[off], ldc)
 							continue
 						}
 						t := buf.tile[:mr*nr]
 						clear(t)
-						kern.run(kc, pa, pb, &t[0], nr)
+						kern.run(kc, pa, ld, pb, &t[0], nr)
 						for r := range rows {
 							cr := c[off+r*ldc : off+r*ldc+cols]
 							for j, v := range t[r*nr : r*nr+cols] {
@@ -115,29 +125,25 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	}
 }
 
-// packA writes alpha·op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each k step
-// holding mr consecutive values; rows past mc are zero.
+// packA writes alpha·op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each
+// row-major with kc floats a row; rows past mc are zero.
 func packA(dst []float32, mr int, trans bool, alpha float32, a []float32, lda, ic, pc, mc, kc int) {
 	for i0 := 0; i0 < mc; i0 += mr {
 		panel := dst[i0*kc : (i0+mr)*kc]
 		rows := min(mr, mc-i0)
 		if rows < mr {
-			clear(panel)
-		}
-		if trans {
-			for p := range kc {
-				src := a[(pc+p)*lda+ic+i0:][:rows]
-				d := panel[p*mr : p*mr+rows]
-				for r, v := range src {
-					d[r] = alpha * v
-				}
-			}
-			continue
+			clear(panel[rows*kc:])
 		}
 		for r := range rows {
-			src := a[(ic+i0+r)*lda+pc:][:kc]
-			for p, v := range src {
-				panel[p*mr+r] = alpha * v
+			d := panel[r*kc : (r+1)*kc]
+			if !trans {
+				for p, v := range a[(ic+i0+r)*lda+pc:][:kc] {
+					d[p] = alpha * v
+				}
+				continue
+			}
+			for p := range d {
+				d[p] = alpha * a[(pc+p)*lda+ic+i0+r]
 			}
 		}
 	}
@@ -146,23 +152,51 @@ func packA(dst []float32, mr int, trans bool, alpha float32, a []float32, lda, i
 // packB writes op(B)[pc:pc+kc, jc:jc+nc] as nr-column panels, each k step
 // holding nr consecutive values; columns past nc are zero.
 func packB(dst []float32, nr int, trans bool, b []float32, ldb, pc, jc, kc, nc int) {
+	if !trans {
+		for j0 := nc - nc%nr; j0 < nc; j0 += nr {
+			clear(dst[j0*kc : (j0+nr)*kc])
+		}
+		whole := nc / nr
+		if whole > 0 && kc > 0 {
+			src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
+			if fastPackRows != nil {
+				_ = dst[whole*nr*kc-1]
+				fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
+			} else {
+				packRowsGo(dst, src, ldb, kc, whole, nr)
+			}
+		}
+		if j0 := whole * nr; j0 < nc {
+			for p := range kc {
+				copy(dst[j0*kc+p*nr:], b[(pc+p)*ldb+jc+j0:][:nc-j0])
+			}
+		}
+		return
+	}
 	for j0 := 0; j0 < nc; j0 += nr {
 		panel := dst[j0*kc : (j0+nr)*kc]
 		cols := min(nr, nc-j0)
 		if cols < nr {
 			clear(panel)
 		}
-		if !trans {
-			for p := range kc {
-				copy(panel[p*nr:p*nr+cols], b[(pc+p)*ldb+jc+j0:][:cols])
-			}
-			continue
-		}
 		for j := range cols {
 			src := b[(jc+j0+j)*ldb+pc:][:kc]
 			for p, v := range src {
 				panel[p*nr+j] = v
 			}
+		}
+	}
+}
+
+// packRowsGo is the portable form of packRows: it packs panels whole
+// panels of nr columns of the kc rows of src, ldb apart, row by row of src,
+// so that the reads are sequential (a panel at a time, kc rows a stride
+// apart, measured 3x slower).
+func packRowsGo(dst, src []float32, ldb, kc, panels, nr int) {
+	for p := range kc {
+		row := src[p*ldb:][:panels*nr]
+		for j := range panels {
+			copy(dst[j*kc*nr+p*nr:][:nr], row[j*nr:])
 		}
 	}
 }

@@ -84,6 +84,8 @@ func gemmCases() []gemmCase {
 	for _, s := range [][3]int{{197, 1536, 384}, {197, 384, 1536}, {198, 384, 384}, {198, 1152, 384}} {
 		cases = append(cases, gemmCase{false, false, s[0], s[1], s[2], 1, 0, 0, 0})
 	}
+	// More rows, columns and depth than one cache block (mcBlock, ncBlock, kcBlock), with a short last panel.
+	cases = append(cases, gemmCase{false, false, 487, 1601, 300, 1, 0.5, 2, 0}, gemmCase{true, false, 487, 1601, 300, 0.5, 0, 0, 3})
 	cases = append(cases, gemmCase{false, true, 198, 198, 64, 0.125, 0, 0, 0}, gemmCase{false, false, 0, 5, 3, 1, 0, 0, 0}, gemmCase{false, false, 4, 5, 0, 1, 0.5, 0, 0})
 	return cases
 }

@@ -8,13 +8,13 @@ import "golang.org/x/sys/cpu"
 // arguments describe; callers check every bound first.
 
 //go:noescape
-func gemmKernel12x32(kc int, a, b, c *float32, ldc int)
+func gemmKernel12x32(kc int, a *float32, lda int, b, c *float32, ldc int)
 
 //go:noescape
-func gemmKernel6x16(kc int, a, b, c *float32, ldc int)
+func gemmKernel6x16(kc int, a *float32, lda int, b, c *float32, ldc int)
 
 //go:noescape
-func gemmKernel8x48(kc int, a, b, c *float32, ldc int)
+func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int)
 
 //go:noescape
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
@@ -29,6 +29,9 @@ func blockColumn12x16p(a *float32, lda int, data *float32, rowBlock *int32, nblk
 func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
+func packRows(dst, src *float32, ldb, kc, panels, nr int)
+
+//go:noescape
 func nonFinite64(src *float32, n int) int
 
 var (
@@ -40,6 +43,14 @@ var (
 var fastNonFinite = func() func(src *float32, n int) int {
 	if hasAVX512 {
 		return nonFinite64
+	}
+	return nil
+}()
+
+// fastPackRows is packB's SIMD copy of whole panels, or nil.
+var fastPackRows = func() func(dst, src *float32, ldb, kc, panels, nr int) {
+	if hasAVX2 {
+		return packRows
 	}
 	return nil
 }()

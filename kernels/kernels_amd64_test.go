@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func simdGemmKernels() map[string]*microKernel {
@@ -16,6 +18,22 @@ func simdGemmKernels() map[string]*microKernel {
 		ks["avx512-8x48"] = gemm8x48
 	}
 	return ks
+}
+
+// TestPackRows checks packB's SIMD copy against its portable form.
+func TestPackRows(t *testing.T) {
+	if fastPackRows == nil {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, nr := range []int{16, 32, 48} {
+		const ldb, kc, panels = 101 * 8, 13, 5
+		src := randSlice(rng, (kc-1)*ldb+panels*nr)
+		want, got := make([]float32, kc*panels*nr+1), make([]float32, kc*panels*nr+1)
+		packRowsGo(want, src, ldb, kc, panels, nr)
+		fastPackRows(&got[0], &src[0], ldb, kc, panels, nr)
+		require.Equal(t, want, got, "nr=%d", nr) // the last value, past the panels, stays zero in both
+	}
 }
 
 // BenchmarkGemmKernels pairs the AVX-512 micro-kernels on the linear

@@ -12,3 +12,5 @@ func fastBlockColumn(int) *blockColumnKernel { return nil }
 var fastElementwise elementwise
 
 var fastNonFinite func(src *float32, n int) int
+
+var fastPackRows func(dst, src *float32, ldb, kc, panels, nr int)
