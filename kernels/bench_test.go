@@ -11,6 +11,47 @@ import (
 // benchShapes are the DeiT-S linear layers: tokens × in → out.
 var benchShapes = [][3]int{{197, 384, 1536}, {197, 1536, 384}, {198, 384, 384}}
 
+// benchProduct is one GEMM of the DeiT-S forward with seeded operands laid
+// out as the forward lays them out.
+type benchProduct struct {
+	name          string
+	transB        bool
+	m, n, k       int
+	alpha         float32
+	a, b, c       []float32
+	lda, ldb, ldc int
+}
+
+// benchProducts are the linear layers (m×k×n) and one head's attention
+// products: Q·K^T, scaled, with K transposed (198x64x198), and the
+// probabilities times V (198x198x64), whose Q, K, V and output are a head's
+// 64 columns of 384-wide rows.
+func benchProducts() []benchProduct {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var ps []benchProduct
+	for _, s := range benchShapes {
+		m, k, n := s[0], s[1], s[2]
+		ps = append(ps, benchProduct{fmt.Sprintf("%dx%dx%d", m, k, n), false, m, n, k, 1,
+			randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n), k, n, n})
+	}
+	const tokens, head, width = 198, 64, 384
+	qkv := randSlice(rng, tokens*width)
+	ps = append(ps,
+		benchProduct{"198x64x198/q.kT", true, tokens, tokens, head, 0.125,
+			qkv, qkv, make([]float32, tokens*tokens), width, width, tokens},
+		benchProduct{"198x198x64/p.v", false, tokens, head, tokens, 1,
+			randSlice(rng, tokens*tokens), qkv, make([]float32, tokens*width), tokens, width, width})
+	return ps
+}
+
+// flops is the product's floating-point operations.
+func (p benchProduct) flops() float64 { return 2 * float64(p.m*p.n*p.k) }
+
+// run computes the product with gemm, a Gemm-shaped function.
+func (p benchProduct) run(gemm gemmFunc) {
+	gemm(false, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, 0, p.c, p.ldc)
+}
+
 // meter measures the rate of a benchmark loop of flops per iteration.
 type meter struct {
 	flops float64
@@ -32,25 +73,21 @@ func (m meter) report(b *testing.B) {
 }
 
 func BenchmarkGemm(b *testing.B) {
-	for _, s := range benchShapes {
-		m, k, n := s[0], s[1], s[2]
-		rng := rand.New(rand.NewPCG(1, 2))
-		a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
-		flops := 2 * float64(m*n*k)
+	for i, p := range benchProducts() {
 		for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
-			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, k, n, workers), func(b *testing.B) {
-				rate := startMeter(flops)
+			b.Run(fmt.Sprintf("%s/threads=%d", p.name, workers), func(b *testing.B) {
+				rate := startMeter(p.flops())
 				for b.Loop() {
-					GemmParallel(workers, false, false, m, n, k, 1, a, k, w, n, 0, c, n)
+					p.run(withWorkers(workers))
 				}
 				rate.report(b)
 			})
 		}
-		if s == benchShapes[0] {
-			b.Run(fmt.Sprintf("%dx%dx%d/portable", m, k, n), func(b *testing.B) {
-				rate := startMeter(flops)
+		if i == 0 {
+			b.Run(p.name+"/portable", func(b *testing.B) {
+				rate := startMeter(p.flops())
 				for b.Loop() {
-					gemm(nil, false, false, m, n, k, 1, a, k, w, n, 0, c, n)
+					p.run(withKernel(nil))
 				}
 				rate.report(b)
 			})

@@ -82,20 +82,21 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	defer packPool.Put(buf)
 	mr, nr := kern.mr, kern.nr
 	// The kernels read A's rows in place where they can: only a transposed
-	// or scaled A, and a last panel of fewer than mr rows, are packed.
-	direct := !transA && alpha == 1
+	// A, and a last panel of fewer than mr rows, are packed. alpha scales B
+	// as it is packed.
+	direct := !transA
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
-			packB(buf.b, nr, transB, b, ldb, pc, jc, kc, nc)
+			packB(buf.b, nr, transB, alpha, b, ldb, pc, jc, kc, nc)
 			for ic := 0; ic < m; ic += mcBlock {
 				mc := min(mcBlock, m-ic)
 				packed := 0 // the first row of the block that is packed
 				if direct {
 					packed = mc - mc%mr
 				}
-				packA(buf.a[packed*kc:], mr, transA, alpha, a, lda, ic+packed, pc, mc-packed, kc)
+				packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, pc, mc-packed, kc)
 				for jr := 0; jr < nc; jr += nr {
 					pb := &buf.b[jr*kc]
 					for ir := 0; ir < mc; ir += mr {
@@ -125,9 +126,9 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	}
 }
 
-// packA writes alpha·op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each
-// row-major with kc floats a row; rows past mc are zero.
-func packA(dst []float32, mr int, trans bool, alpha float32, a []float32, lda, ic, pc, mc, kc int) {
+// packA writes op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each row-major
+// with kc floats a row; rows past mc are zero.
+func packA(dst []float32, mr int, trans bool, a []float32, lda, ic, pc, mc, kc int) {
 	for i0 := 0; i0 < mc; i0 += mr {
 		panel := dst[i0*kc : (i0+mr)*kc]
 		rows := min(mr, mc-i0)
@@ -137,53 +138,73 @@ func packA(dst []float32, mr int, trans bool, alpha float32, a []float32, lda, i
 		for r := range rows {
 			d := panel[r*kc : (r+1)*kc]
 			if !trans {
-				for p, v := range a[(ic+i0+r)*lda+pc:][:kc] {
-					d[p] = alpha * v
-				}
+				copy(d, a[(ic+i0+r)*lda+pc:][:kc])
 				continue
 			}
 			for p := range d {
-				d[p] = alpha * a[(pc+p)*lda+ic+i0+r]
+				d[p] = a[(pc+p)*lda+ic+i0+r]
 			}
 		}
 	}
 }
 
-// packB writes op(B)[pc:pc+kc, jc:jc+nc] as nr-column panels, each k step
-// holding nr consecutive values; columns past nc are zero.
-func packB(dst []float32, nr int, trans bool, b []float32, ldb, pc, jc, kc, nc int) {
-	if !trans {
-		for j0 := nc - nc%nr; j0 < nc; j0 += nr {
-			clear(dst[j0*kc : (j0+nr)*kc])
-		}
-		whole := nc / nr
-		if whole > 0 && kc > 0 {
-			src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
-			if fastPackRows != nil {
-				_ = dst[whole*nr*kc-1]
-				fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
-			} else {
-				packRowsGo(dst, src, ldb, kc, whole, nr)
-			}
-		}
-		if j0 := whole * nr; j0 < nc {
-			for p := range kc {
-				copy(dst[j0*kc+p*nr:], b[(pc+p)*ldb+jc+j0:][:nc-j0])
-			}
+// packB writes alpha·op(B)[pc:pc+kc, jc:jc+nc] as nr-column panels, each
+// k step holding nr consecutive values; columns past nc are zero.
+func packB(dst []float32, nr int, trans bool, alpha float32, b []float32, ldb, pc, jc, kc, nc int) {
+	for j0 := nc - nc%nr; j0 < nc; j0 += nr {
+		clear(dst[j0*kc : (j0+nr)*kc])
+	}
+	if trans {
+		for j0 := 0; j0 < nc; j0 += nr {
+			transposeScaled(dst[j0*kc:], nr, b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
 		}
 		return
 	}
-	for j0 := 0; j0 < nc; j0 += nr {
-		panel := dst[j0*kc : (j0+nr)*kc]
-		cols := min(nr, nc-j0)
-		if cols < nr {
-			clear(panel)
+	whole := nc / nr
+	if alpha == 1 && whole > 0 && kc > 0 {
+		src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
+		if fastPackRows != nil {
+			_ = dst[whole*nr*kc-1]
+			fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
+		} else {
+			packRowsGo(dst, src, ldb, kc, whole, nr)
 		}
-		for j := range cols {
-			src := b[(jc+j0+j)*ldb+pc:][:kc]
-			for p, v := range src {
-				panel[p*nr+j] = v
+	} else {
+		whole = 0
+	}
+	// The last, narrower panel, and every panel of a scaled B.
+	for j0 := whole * nr; j0 < nc; j0 += nr {
+		for p := range kc {
+			d := dst[j0*kc+p*nr:][:min(nr, nc-j0)]
+			for j, v := range b[(pc+p)*ldb+jc+j0:][:len(d)] {
+				d[j] = alpha * v
 			}
+		}
+	}
+}
+
+// transposeScaled sets dst[p*ldd+j] = alpha*src[j*lds+p] for p < rows and
+// j < cols, in 8x8 blocks where the CPU has the kernel.
+func transposeScaled(dst []float32, ldd int, src []float32, lds, rows, cols int, alpha float32) {
+	rows8, cols8 := 0, 0
+	if fastTranspose8 != nil {
+		rows8, cols8 = rows&^7, cols&^7
+	}
+	for j := 0; j < cols8; j += 8 {
+		for p := 0; p < rows8; p += 8 {
+			_, _ = src[(j+7)*lds+p+7], dst[(p+7)*ldd+j+7]
+			fastTranspose8(&dst[p*ldd+j], ldd, &src[j*lds+p], lds, alpha)
+		}
+	}
+	// What the blocks leave: the last rows of the first cols8 columns, and
+	// every row of the columns after them.
+	for j := range cols {
+		p0 := 0
+		if j < cols8 {
+			p0 = rows8
+		}
+		for p := p0; p < rows; p++ {
+			dst[p*ldd+j] = alpha * src[j*lds+p]
 		}
 	}
 }
@@ -200,6 +221,11 @@ func packRowsGo(dst, src []float32, ldb, kc, panels, nr int) {
 		}
 	}
 }
+
+// minWorkerFlops is the least work worth waking a core for: one head's
+// attention product (5 MFLOP) ran 10-15% slower on two cores than on one.
+// A variable so that tests can split small products.
+var minWorkerFlops = 16 << 20
 
 // GemmParallel is Gemm split over workers goroutines (workers < 1 means
 // GOMAXPROCS). Each output element is computed by exactly the same
@@ -221,13 +247,12 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 	if byCols {
 		units = (n + colStep - 1) / colStep
 	}
-	workers = min(workers, units)
+	workers = min(workers, units, max(1, 2*m*n*k/minWorkerFlops))
 	if workers <= 1 {
 		gemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
+	share := func(w int) {
 		lo, hi := w*units/workers, (w+1)*units/workers
 		if byCols {
 			j0, j1 := lo*colStep, min(hi*colStep, n)
@@ -235,19 +260,20 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 			if transB {
 				bs = b[j0*ldb:]
 			}
-			wg.Go(func() {
-				gemm(kern, transA, transB, m, j1-j0, k, alpha, a, lda, bs, ldb, beta, c[j0:], ldc)
-			})
-			continue
+			gemm(kern, transA, transB, m, j1-j0, k, alpha, a, lda, bs, ldb, beta, c[j0:], ldc)
+			return
 		}
 		i0, i1 := lo*rowStep, min(hi*rowStep, m)
 		as := a[i0:]
 		if !transA {
 			as = a[i0*lda:]
 		}
-		wg.Go(func() {
-			gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
-		})
+		gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
 	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { share(w) })
+	}
+	share(0) // on this goroutine, which would otherwise only wait
 	wg.Wait()
 }

@@ -126,7 +126,7 @@ func (tc gemmCase) reference() (want, scale []float64) {
 }
 
 // run returns the m×n result of run on a seeded instance of tc.
-func (tc gemmCase) run(run func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)) []float64 {
+func (tc gemmCase) run(run gemmFunc) []float64 {
 	in := newGemmInputs(tc)
 	run(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, in.a, in.lda, in.b, in.ldb, tc.beta, in.c, in.ldc)
 	got := make([]float64, tc.m*tc.n)
@@ -138,9 +138,19 @@ func (tc gemmCase) run(run func(transA, transB bool, m, n, k int, alpha float32,
 	return got
 }
 
-func withKernel(kern *microKernel) func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemmFunc is a function shaped as Gemm.
+type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+func withKernel(kern *microKernel) gemmFunc {
 	return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 		gemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	}
+}
+
+// withWorkers is GemmParallel on workers goroutines.
+func withWorkers(workers int) gemmFunc {
+	return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		GemmParallel(workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 }
 
@@ -180,6 +190,8 @@ func TestGemm(t *testing.T) {
 }
 
 func TestGemmParallelDeterministic(t *testing.T) {
+	defer func(v int) { minWorkerFlops = v }(minWorkerFlops)
+	minWorkerFlops = 1 // split even these small products
 	for name, kern := range kernelsUnderTest() {
 		for _, tc := range []gemmCase{
 			{false, false, 197, 640, 96, 1, 0, 0, 0},  // split by columns

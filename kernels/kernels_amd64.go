@@ -32,6 +32,9 @@ func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk i
 func packRows(dst, src *float32, ldb, kc, panels, nr int)
 
 //go:noescape
+func transpose8(dst *float32, ldd int, src *float32, lds int, alpha float32)
+
+//go:noescape
 func nonFinite64(src *float32, n int) int
 
 var (
@@ -51,6 +54,14 @@ var fastNonFinite = func() func(src *float32, n int) int {
 var fastPackRows = func() func(dst, src *float32, ldb, kc, panels, nr int) {
 	if hasAVX2 {
 		return packRows
+	}
+	return nil
+}()
+
+// fastTranspose8 is packB's SIMD transpose of 8x8 blocks, or nil.
+var fastTranspose8 = func() func(dst *float32, ldd int, src *float32, lds int, alpha float32) {
+	if hasAVX2 {
+		return transpose8
 	}
 	return nil
 }()

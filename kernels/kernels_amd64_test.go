@@ -36,6 +36,27 @@ func TestPackRows(t *testing.T) {
 	}
 }
 
+// TestTransposeScaled checks the 8x8 SIMD blocks against the portable loop,
+// on sizes with and without edges.
+func TestTransposeScaled(t *testing.T) {
+	if fastTranspose8 == nil {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, s := range [][2]int{{8, 8}, {64, 32}, {13, 21}, {7, 9}, {64, 6}} {
+		rows, cols := s[0], s[1]
+		const lds, ldd = 70, 40
+		src := randSlice(rng, (cols-1)*lds+rows)
+		want, got := make([]float32, rows*ldd), make([]float32, rows*ldd)
+		transposeScaled(got, ldd, src, lds, rows, cols, 0.125)
+		fast := fastTranspose8
+		fastTranspose8 = nil
+		transposeScaled(want, ldd, src, lds, rows, cols, 0.125)
+		fastTranspose8 = fast
+		require.Equal(t, want, got, "%dx%d", rows, cols)
+	}
+}
+
 // BenchmarkGemmKernels pairs the AVX-512 micro-kernels on the linear
 // layers' shapes, whose widths both divide: Gemm picks 8x48 there.
 func BenchmarkGemmKernels(b *testing.B) {

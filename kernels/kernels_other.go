@@ -14,3 +14,5 @@ var fastElementwise elementwise
 var fastNonFinite func(src *float32, n int) int
 
 var fastPackRows func(dst, src *float32, ldb, kc, panels, nr int)
+
+var fastTranspose8 func(dst *float32, ldd int, src *float32, lds int, alpha float32)

@@ -5,7 +5,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"testing"
 
@@ -21,9 +20,7 @@ func TestOpenBLASAgrees(t *testing.T) {
 			continue
 		}
 		want, scale := tc.reference()
-		got := tc.run(func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			openblas.Gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		})
+		got := tc.run(openBLAS(1))
 		for i := range want {
 			if tol := float32Tol(tc.k, scale[i]); math.Abs(got[i]-want[i]) > tol {
 				require.InDeltaf(t, want[i], got[i], tol, "%v element %d", tc, i)
@@ -33,15 +30,12 @@ func TestOpenBLASAgrees(t *testing.T) {
 }
 
 func BenchmarkGemmOpenBLAS(b *testing.B) {
-	for _, s := range benchShapes {
-		m, k, n := s[0], s[1], s[2]
-		rng := rand.New(rand.NewPCG(1, 2))
-		a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+	for _, p := range benchProducts() {
 		for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
-			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, k, n, threads), func(b *testing.B) {
-				rate := startMeter(2 * float64(m*n*k))
+			b.Run(fmt.Sprintf("%s/threads=%d", p.name, threads), func(b *testing.B) {
+				rate := startMeter(p.flops())
 				for b.Loop() {
-					openblas.Gemm(threads, false, false, m, n, k, 1, a, k, w, n, 0, c, n)
+					p.run(openBLAS(threads))
 				}
 				rate.report(b)
 			})
@@ -50,16 +44,23 @@ func BenchmarkGemmOpenBLAS(b *testing.B) {
 }
 
 // BenchmarkGemmVsOpenBLAS pairs vitflow's GEMM with OpenBLAS iteration by
-// iteration on one thread, so that both meet the same load.
+// iteration, each on the same number of threads, so that both meet the
+// same load.
 func BenchmarkGemmVsOpenBLAS(b *testing.B) {
-	for _, s := range benchShapes {
-		m, k, n := s[0], s[1], s[2]
-		rng := rand.New(rand.NewPCG(1, 2))
-		a, w, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
-		b.Run(fmt.Sprintf("%dx%dx%d/threads=1", m, k, n), func(b *testing.B) {
-			pairedRates(b, 2*float64(m*n*k),
-				"vitflow", func() { Gemm(false, false, m, n, k, 1, a, k, w, n, 0, c, n) },
-				"openblas", func() { openblas.Gemm(1, false, false, m, n, k, 1, a, k, w, n, 0, c, n) })
-		})
+	for _, p := range benchProducts() {
+		for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
+			b.Run(fmt.Sprintf("%s/threads=%d", p.name, threads), func(b *testing.B) {
+				pairedRates(b, p.flops(),
+					"vitflow", func() { p.run(withWorkers(threads)) },
+					"openblas", func() { p.run(openBLAS(threads)) })
+			})
+		}
+	}
+}
+
+// openBLAS is OpenBLAS's SGEMM on threads threads, shaped as Gemm.
+func openBLAS(threads int) gemmFunc {
+	return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		openblas.Gemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 }
