@@ -71,15 +71,16 @@ func countedLoop(loop, end string, body func()) {
 }
 
 // denseKernel writes func name(kc int, a *float32, lda int, b, c *float32,
-// ldc int): C[mr×nr] += A[mr×kc]·Bpanel, where A is mr rows lda floats apart
-// (the caller's own rows, or a packed copy) and the packed B panel holds
-// vecs vectors (vecs*width/4 floats) per k step. Reading A in place spares
-// GEMM packing it, which cost a quarter of a 198x384x384 product.
+// ldc int, accumulate bool): C[mr×nr] (+)= A[mr×kc]·Bpanel, where A is mr
+// rows lda floats apart (the caller's own rows, or a packed copy) and the
+// packed B panel holds vecs vectors (vecs*width/4 floats) per k step.
+// Reading A in place spares GEMM packing it, which cost a quarter of a
+// 198x384x384 product; overwriting C spares clearing it when beta is 0.
 func denseKernel(name string, mr, vecs int, reg string, width int) {
 	nr := vecs * width / 4
 	// Registers: B's vectors 0..vecs-1, two broadcasts, then the accumulators.
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, vecs+2+i*vecs+v) }
-	function(name, "kc int, a *float32, lda int, b, c *float32, ldc int", 48)
+	function(name, "kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool", 49)
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ a+8(FP), SI")
 	emit("MOVQ lda+16(FP), R8")
@@ -109,17 +110,27 @@ func denseKernel(name string, mr, vecs int, reg string, width int) {
 		}
 		emit("ADDQ $%d, BX", 4*nr)
 	})
-	for i := range mr {
-		for v := range vecs {
-			emit("VADDPS %d(DI), %s, %s", v*width, acc(i, v), acc(i, v))
-			emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
+	emit("MOVBQZX accumulate+48(FP), AX")
+	emit("TESTQ AX, AX")
+	emit("JEQ overwrite")
+	for _, add := range []bool{true, false} {
+		if !add {
+			out.WriteString("overwrite:\n")
 		}
-		if i < mr-1 {
-			emit("ADDQ DX, DI")
+		for i := range mr {
+			for v := range vecs {
+				if add {
+					emit("VADDPS %d(DI), %s, %s", v*width, acc(i, v), acc(i, v))
+				}
+				emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
+			}
+			if i < mr-1 {
+				emit("ADDQ DX, DI")
+			}
 		}
+		emit("VZEROUPPER")
+		emit("RET")
 	}
-	emit("VZEROUPPER")
-	emit("RET")
 }
 
 // rowBases addresses rows rows of a matrix whose first row is at SI and

@@ -15,10 +15,11 @@ const (
 	ncBlock = 1536
 )
 
-// microKernel computes C[mr×nr] += A[mr×kc]·Bpanel, A's rows lda floats apart.
+// microKernel computes C[mr×nr] = A[mr×kc]·Bpanel, or adds it into C when
+// accumulate is set; A's rows are lda floats apart.
 type microKernel struct {
 	mr, nr int
-	run    func(kc int, a *float32, lda int, b, c *float32, ldc int)
+	run    func(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
 }
 
 // packBuffers are the packed A and B slabs and the edge tile of one GEMM
@@ -61,11 +62,14 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 // gemm is Gemm on the given micro-kernel; kern == nil runs the portable loops.
 func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	// With beta == 0 the kernels overwrite C in the first k block, which
+	// also drops NaNs in C, as BLAS does; where they do not run, clear it.
+	overwrite := kern != nil && beta == 0 && alpha != 0 && k > 0
 	for i := range m {
 		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci) // also drops NaNs, as BLAS does for beta == 0
-		} else if beta != 1 {
+		if beta == 0 && !overwrite {
+			clear(ci)
+		} else if beta != 0 && beta != 1 {
 			for j := range ci {
 				ci[j] *= beta
 			}
@@ -89,6 +93,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
+			accumulate := pc > 0 || !overwrite
 			packB(buf.b, nr, transB, alpha, b, ldb, pc, jc, kc, nc)
 			for ic := 0; ic < m; ic += mcBlock {
 				mc := min(mcBlock, m-ic)
@@ -107,15 +112,19 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 						off := (ic+ir)*ldc + jc + jr
 						rows, cols := min(mr, mc-ir), min(nr, nc-jr)
 						if rows == mr && cols == nr {
-							kern.run(kc, pa, ld, pb, &c[off], ldc)
+							kern.run(kc, pa, ld, pb, &c[off], ldc, accumulate)
 							continue
 						}
 						t := buf.tile[:mr*nr]
-						clear(t)
-						kern.run(kc, pa, ld, pb, &t[0], nr)
+						kern.run(kc, pa, ld, pb, &t[0], nr, false)
 						for r := range rows {
 							cr := c[off+r*ldc : off+r*ldc+cols]
-							for j, v := range t[r*nr : r*nr+cols] {
+							tr := t[r*nr : r*nr+cols]
+							if !accumulate {
+								copy(cr, tr)
+								continue
+							}
+							for j, v := range tr {
 								cr[j] += v
 							}
 						}

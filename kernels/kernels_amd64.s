@@ -4,8 +4,8 @@
 
 #include "textflag.h"
 
-// func gemmKernel12x32(kc int, a *float32, lda int, b, c *float32, ldc int)
-TEXT ·gemmKernel12x32(SB), NOSPLIT, $0-48
+// func gemmKernel12x32(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+TEXT ·gemmKernel12x32(SB), NOSPLIT, $0-49
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R8
@@ -91,6 +91,9 @@ loop:
 	DECQ CX
 	JNE loop
 store:
+	MOVBQZX accumulate+48(FP), AX
+	TESTQ AX, AX
+	JEQ overwrite
 	VADDPS 0(DI), Z4, Z4
 	VMOVUPS Z4, 0(DI)
 	VADDPS 64(DI), Z5, Z5
@@ -152,9 +155,47 @@ store:
 	VMOVUPS Z27, 64(DI)
 	VZEROUPPER
 	RET
+overwrite:
+	VMOVUPS Z4, 0(DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z6, 0(DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z8, 0(DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z10, 0(DI)
+	VMOVUPS Z11, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z12, 0(DI)
+	VMOVUPS Z13, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z14, 0(DI)
+	VMOVUPS Z15, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z16, 0(DI)
+	VMOVUPS Z17, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z18, 0(DI)
+	VMOVUPS Z19, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z20, 0(DI)
+	VMOVUPS Z21, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z22, 0(DI)
+	VMOVUPS Z23, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z24, 0(DI)
+	VMOVUPS Z25, 64(DI)
+	ADDQ DX, DI
+	VMOVUPS Z26, 0(DI)
+	VMOVUPS Z27, 64(DI)
+	VZEROUPPER
+	RET
 
-// func gemmKernel6x16(kc int, a *float32, lda int, b, c *float32, ldc int)
-TEXT ·gemmKernel6x16(SB), NOSPLIT, $0-48
+// func gemmKernel6x16(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+TEXT ·gemmKernel6x16(SB), NOSPLIT, $0-49
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R8
@@ -208,6 +249,9 @@ loop:
 	DECQ CX
 	JNE loop
 store:
+	MOVBQZX accumulate+48(FP), AX
+	TESTQ AX, AX
+	JEQ overwrite
 	VADDPS 0(DI), Y4, Y4
 	VMOVUPS Y4, 0(DI)
 	VADDPS 32(DI), Y5, Y5
@@ -239,9 +283,29 @@ store:
 	VMOVUPS Y15, 32(DI)
 	VZEROUPPER
 	RET
+overwrite:
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ DX, DI
+	VMOVUPS Y6, 0(DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ DX, DI
+	VMOVUPS Y8, 0(DI)
+	VMOVUPS Y9, 32(DI)
+	ADDQ DX, DI
+	VMOVUPS Y10, 0(DI)
+	VMOVUPS Y11, 32(DI)
+	ADDQ DX, DI
+	VMOVUPS Y12, 0(DI)
+	VMOVUPS Y13, 32(DI)
+	ADDQ DX, DI
+	VMOVUPS Y14, 0(DI)
+	VMOVUPS Y15, 32(DI)
+	VZEROUPPER
+	RET
 
-// func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int)
-TEXT ·gemmKernel8x48(SB), NOSPLIT, $0-48
+// func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+TEXT ·gemmKernel8x48(SB), NOSPLIT, $0-49
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), R8
@@ -322,6 +386,9 @@ loop:
 	DECQ CX
 	JNE loop
 store:
+	MOVBQZX accumulate+48(FP), AX
+	TESTQ AX, AX
+	JEQ overwrite
 	VADDPS 0(DI), Z5, Z5
 	VMOVUPS Z5, 0(DI)
 	VADDPS 64(DI), Z6, Z6
@@ -376,6 +443,40 @@ store:
 	VADDPS 64(DI), Z27, Z27
 	VMOVUPS Z27, 64(DI)
 	VADDPS 128(DI), Z28, Z28
+	VMOVUPS Z28, 128(DI)
+	VZEROUPPER
+	RET
+overwrite:
+	VMOVUPS Z5, 0(DI)
+	VMOVUPS Z6, 64(DI)
+	VMOVUPS Z7, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z8, 0(DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z11, 0(DI)
+	VMOVUPS Z12, 64(DI)
+	VMOVUPS Z13, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z14, 0(DI)
+	VMOVUPS Z15, 64(DI)
+	VMOVUPS Z16, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z17, 0(DI)
+	VMOVUPS Z18, 64(DI)
+	VMOVUPS Z19, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z20, 0(DI)
+	VMOVUPS Z21, 64(DI)
+	VMOVUPS Z22, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z23, 0(DI)
+	VMOVUPS Z24, 64(DI)
+	VMOVUPS Z25, 128(DI)
+	ADDQ DX, DI
+	VMOVUPS Z26, 0(DI)
+	VMOVUPS Z27, 64(DI)
 	VMOVUPS Z28, 128(DI)
 	VZEROUPPER
 	RET
