@@ -71,16 +71,19 @@ func countedLoop(loop, end string, body func()) {
 }
 
 // denseKernel writes func name(kc int, a *float32, lda int, b, c *float32,
-// ldc int, accumulate bool): C[mr×nr] (+)= A[mr×kc]·Bpanel, where A is mr
-// rows lda floats apart (the caller's own rows, or a packed copy) and the
-// packed B panel holds vecs vectors (vecs*width/4 floats) per k step.
-// Reading A in place spares GEMM packing it, which cost a quarter of a
-// 198x384x384 product; overwriting C spares clearing it when beta is 0.
+// ldc int, bias *float32, accumulate bool): C[mr×nr] (+)= A[mr×kc]·Bpanel
+// (+ bias, one value a column, when bias is not nil), where A is mr rows
+// lda floats apart (the caller's own rows, or a packed copy) and the packed
+// B panel holds vecs vectors (vecs*width/4 floats) per k step. Reading A in
+// place spares GEMM packing it, which cost a quarter of a 198x384x384
+// product; overwriting C spares clearing it when beta is 0; the bias is
+// added while the tile is in registers, in the order a separate pass would
+// add it: after C's earlier value.
 func denseKernel(name string, mr, vecs int, reg string, width int) {
 	nr := vecs * width / 4
-	// Registers: B's vectors 0..vecs-1, two broadcasts, then the accumulators.
+	// Registers: B's vectors 0..vecs-1 (then the bias), two broadcasts, then the accumulators.
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, vecs+2+i*vecs+v) }
-	function(name, "kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool", 49)
+	function(name, "kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool", 57)
 	emit("MOVQ kc+0(FP), CX")
 	emit("MOVQ a+8(FP), SI")
 	emit("MOVQ lda+16(FP), R8")
@@ -110,26 +113,41 @@ func denseKernel(name string, mr, vecs int, reg string, width int) {
 		}
 		emit("ADDQ $%d, BX", 4*nr)
 	})
-	emit("MOVBQZX accumulate+48(FP), AX")
-	emit("TESTQ AX, AX")
-	emit("JEQ overwrite")
-	for _, add := range []bool{true, false} {
-		if !add {
-			out.WriteString("overwrite:\n")
+	emit("MOVBQZX accumulate+56(FP), AX")
+	emit("MOVQ bias+48(FP), BX")
+	emit("TESTQ BX, BX")
+	emit("JEQ nobias")
+	for v := range vecs {
+		emit("VMOVUPS %d(BX), %s%d", v*width, reg, v)
+	}
+	for _, bias := range []bool{true, false} {
+		if !bias {
+			out.WriteString("nobias:\n")
 		}
-		for i := range mr {
-			for v := range vecs {
-				if add {
-					emit("VADDPS %d(DI), %s, %s", v*width, acc(i, v), acc(i, v))
+		label := map[bool]string{true: "overwritebias", false: "overwrite"}[bias]
+		emit("TESTQ AX, AX")
+		emit("JEQ %s", label)
+		for _, add := range []bool{true, false} {
+			if !add {
+				out.WriteString(label + ":\n")
+			}
+			for i := range mr {
+				for v := range vecs {
+					if add {
+						emit("VADDPS %d(DI), %s, %s", v*width, acc(i, v), acc(i, v))
+					}
+					if bias {
+						emit("VADDPS %s%d, %s, %s", reg, v, acc(i, v), acc(i, v))
+					}
+					emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
 				}
-				emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
+				if i < mr-1 {
+					emit("ADDQ DX, DI")
+				}
 			}
-			if i < mr-1 {
-				emit("ADDQ DX, DI")
-			}
+			emit("VZEROUPPER")
+			emit("RET")
 		}
-		emit("VZEROUPPER")
-		emit("RET")
 	}
 }
 

@@ -16,10 +16,11 @@ const (
 )
 
 // microKernel computes C[mr×nr] = A[mr×kc]·Bpanel, or adds it into C when
-// accumulate is set; A's rows are lda floats apart.
+// accumulate is set, then adds bias[0:nr] to each row unless bias is nil;
+// A's rows are lda floats apart.
 type microKernel struct {
 	mr, nr int
-	run    func(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+	run    func(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 }
 
 // packBuffers are the packed A and B slabs and the edge tile of one GEMM
@@ -35,28 +36,30 @@ var packPool = sync.Pool{New: func() any {
 
 // checkGemm panics, as BLAS does, when a slice is too short for its dimensions.
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	need := func(name string, rows, cols, ld, have int) {
-		if rows == 0 || cols == 0 {
-			return
-		}
-		if ld < cols || (rows-1)*ld+cols > have {
-			panic(fmt.Sprintf("kernels: gemm %s is %dx%d with leading dimension %d but has %d values", name, rows, cols, ld, have))
-		}
-	}
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("kernels: gemm with negative dimension %dx%dx%d", m, n, k))
 	}
 	if transA {
-		need("A", k, m, lda, len(a))
+		checkMatrix("A", k, m, lda, len(a))
 	} else {
-		need("A", m, k, lda, len(a))
+		checkMatrix("A", m, k, lda, len(a))
 	}
 	if transB {
-		need("B", n, k, ldb, len(b))
+		checkMatrix("B", n, k, ldb, len(b))
 	} else {
-		need("B", k, n, ldb, len(b))
+		checkMatrix("B", k, n, ldb, len(b))
 	}
-	need("C", m, n, ldc, len(c))
+	checkMatrix("C", m, n, ldc, len(c))
+}
+
+// checkMatrix panics when have values cannot hold a rows×cols matrix whose rows are ld apart.
+func checkMatrix(name string, rows, cols, ld, have int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if ld < cols || (rows-1)*ld+cols > have {
+		panic(fmt.Sprintf("kernels: gemm %s is %dx%d with leading dimension %d but has %d values", name, rows, cols, ld, have))
+	}
 }
 
 // gemm is Gemm on the given micro-kernel; kern == nil runs the portable loops.
@@ -84,52 +87,75 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 	}
 	buf := packPool.Get().(*packBuffers)
 	defer packPool.Put(buf)
-	mr, nr := kern.mr, kern.nr
-	// The kernels read A's rows in place where they can: only a transposed
-	// A, and a last panel of fewer than mr rows, are packed. alpha scales B
-	// as it is packed.
-	direct := !transA
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
-			accumulate := pc > 0 || !overwrite
-			packB(buf.b, nr, transB, alpha, b, ldb, pc, jc, kc, nc)
-			for ic := 0; ic < m; ic += mcBlock {
-				mc := min(mcBlock, m-ic)
-				packed := 0 // the first row of the block that is packed
-				if direct {
-					packed = mc - mc%mr
+			packB(buf.b, kern.nr, transB, alpha, b, ldb, pc, jc, kc, nc)
+			sweep(kern, buf, slab{b: buf.b, pc: pc, kc: kc, jc: jc, nc: nc}, transA, m, a, lda, c, ldc, pc > 0 || !overwrite, nil)
+		}
+	}
+}
+
+// slab is a packed kc×nc block of B: rows pc.. and columns jc.. of op(B),
+// in panels of nr columns, panel j at b[j*nr*kc:].
+type slab struct {
+	b              []float32
+	pc, kc, jc, nc int
+}
+
+// sweep multiplies rows 0..m of op(A)'s columns s.pc.. by the slab s into
+// C's columns s.jc.., adding to C when accumulate is set. A non-nil e is
+// applied to each tile once it is final (the slab is B's last k block).
+func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []float32, lda int, c []float32, ldc int, accumulate bool, e *Epilogue) {
+	mr, nr, kc := kern.mr, kern.nr, s.kc
+	for ic := 0; ic < m; ic += mcBlock {
+		mc := min(mcBlock, m-ic)
+		// The kernels read A's rows in place where they can: only a
+		// transposed A, and a last panel of fewer than mr rows, are packed.
+		packed := 0 // the first row of the block that is packed
+		if !transA {
+			packed = mc - mc%mr
+		}
+		packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, s.pc, mc-packed, kc)
+		for jr := 0; jr < s.nc; jr += nr {
+			pb := &s.b[jr*kc]
+			col := s.jc + jr
+			var bias *float32
+			if e != nil && e.Bias != nil {
+				bias = &e.Bias[col]
+			}
+			for ir := 0; ir < mc; ir += mr {
+				pa, ld := &buf.a[ir*kc], kc
+				if ir < packed {
+					pa, ld = &a[(ic+ir)*lda+s.pc], lda
 				}
-				packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, pc, mc-packed, kc)
-				for jr := 0; jr < nc; jr += nr {
-					pb := &buf.b[jr*kc]
-					for ir := 0; ir < mc; ir += mr {
-						pa, ld := &buf.a[ir*kc], kc
-						if ir < packed {
-							pa, ld = &a[(ic+ir)*lda+pc], lda
+				off := (ic+ir)*ldc + col
+				rows, cols := min(mr, mc-ir), min(nr, s.nc-jr)
+				if rows == mr && cols == nr {
+					kern.run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
+					e.gelu(c[off:], ldc, rows, cols)
+					continue
+				}
+				t := buf.tile[:mr*nr]
+				kern.run(kc, pa, ld, pb, &t[0], nr, nil, false)
+				for r := range rows {
+					cr := c[off+r*ldc : off+r*ldc+cols]
+					tr := t[r*nr : r*nr+cols]
+					if !accumulate {
+						copy(cr, tr)
+					} else {
+						for j, v := range tr {
+							cr[j] += v
 						}
-						off := (ic+ir)*ldc + jc + jr
-						rows, cols := min(mr, mc-ir), min(nr, nc-jr)
-						if rows == mr && cols == nr {
-							kern.run(kc, pa, ld, pb, &c[off], ldc, accumulate)
-							continue
-						}
-						t := buf.tile[:mr*nr]
-						kern.run(kc, pa, ld, pb, &t[0], nr, false)
-						for r := range rows {
-							cr := c[off+r*ldc : off+r*ldc+cols]
-							tr := t[r*nr : r*nr+cols]
-							if !accumulate {
-								copy(cr, tr)
-								continue
-							}
-							for j, v := range tr {
-								cr[j] += v
-							}
+					}
+					if bias != nil {
+						for j, v := range e.Bias[col : col+cols] {
+							cr[j] += v
 						}
 					}
 				}
+				e.gelu(c[off:], ldc, rows, cols)
 			}
 		}
 	}

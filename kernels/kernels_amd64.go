@@ -8,13 +8,13 @@ import "golang.org/x/sys/cpu"
 // arguments describe; callers check every bound first.
 
 //go:noescape
-func gemmKernel12x32(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+func gemmKernel12x32(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 
 //go:noescape
-func gemmKernel6x16(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+func gemmKernel6x16(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 
 //go:noescape
-func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 
 //go:noescape
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)

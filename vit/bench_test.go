@@ -43,6 +43,10 @@ func BenchmarkForwardDeiTSmall(b *testing.B) {
 				b.Fatal(err)
 			}
 			c.Workers = bc.workers
+			// A first image packs the weights, once per Compacted, as PyTorch's warm-up runs do their first-use work.
+			if _, _, err := c.Forward(img); err != nil {
+				b.Fatal(err)
+			}
 			cpu := processCPU(b)
 			for b.Loop() {
 				if _, _, err := c.Forward(img); err != nil {

@@ -117,9 +117,15 @@ type Compacted struct {
 	// Pruning is the validated pruning (never nil: the dense model has Keep 1).
 	Pruning *Pruning
 	Layers  []CompactLayer
-	// Workers is the goroutine count of large matrix products (< 1: GOMAXPROCS).
-	// Results do not depend on it.
+	// Workers is the goroutine count of the forward's matrix products and
+	// attention heads (< 1: GOMAXPROCS). Results do not depend on it.
 	Workers int
+
+	// The layers' weight matrices packed for the GEMM kernels, on the
+	// first Forward: the accelerator, which computes with Layers, never pays
+	// for them. Forward does not see changes to Layers after its first call.
+	packOnce sync.Once
+	packed   []packedLayer
 }
 
 // CompactLayer is one encoder layer after static pruning: what it keeps,

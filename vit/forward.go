@@ -3,6 +3,9 @@ package vit
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
+	"sync"
 
 	"vitflow/kernels"
 )
@@ -79,24 +82,74 @@ func finiteStage(cfg Config, stage string, v []float32) error {
 	return nil
 }
 
+// packedLayer is one layer's weights packed for kernels.Packed.Mul, with
+// Q, K and V side by side as one [Dim × 3W] product (each output value is
+// computed as by three products) and their biases likewise.
+type packedLayer struct {
+	qkv, proj, fc1, fc2 *kernels.Packed
+	qkvBias             []float32
+}
+
+// packLayers packs the layers' weights on first use.
+func (c *Compacted) packLayers() []packedLayer {
+	c.packOnce.Do(func() {
+		d := c.Weights.Config.Dim
+		c.packed = make([]packedLayer, len(c.Layers))
+		forEach(len(c.Layers), func(l int) {
+			L := &c.Layers[l]
+			wk, kn := len(L.QB), len(L.Neurons)
+			qkv := make([]float32, d*3*wk)
+			for i := range d {
+				row := qkv[i*3*wk : (i+1)*3*wk]
+				copy(row, L.QW[i*wk:(i+1)*wk])
+				copy(row[wk:], L.KW[i*wk:(i+1)*wk])
+				copy(row[2*wk:], L.VW[i*wk:(i+1)*wk])
+			}
+			c.packed[l] = packedLayer{
+				qkv:     kernels.PackB(qkv, d, 3*wk, 3*wk),
+				proj:    kernels.PackB(L.ProjW, wk, d, d),
+				fc1:     kernels.PackB(L.FC1W, d, kn, kn),
+				fc2:     kernels.PackB(L.FC2W, kn, d, d),
+				qkvBias: slices.Concat(L.QB, L.KB, L.VB),
+			}
+		})
+	})
+	return c.packed
+}
+
+// workers is the number of goroutines Forward computes on.
+func (c *Compacted) workers() int {
+	if c.Workers < 1 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return c.Workers
+}
+
 // workspace holds one image's intermediate activations, reused layer after
 // layer: fresh memory for each would cost more in page faults than in arithmetic.
 type workspace struct {
-	xn, q, k, v, o, probs, hidden, mlp []float32
+	xn, qkv, o, hidden, mlp []float32
+	probs                   [][]float32 // one n×n score matrix a worker
+	scores                  []float32   // the heads' CLS attention rows, head after head
 }
 
 // newWorkspace sizes a workspace for layers of at most n tokens.
 func (c *Compacted) newWorkspace(n int) *workspace {
 	d := c.Weights.Config.Dim
-	wk, kn := 0, 0
+	wk, kn, heads := 0, 0, 0
 	for _, L := range c.Layers {
 		wk = max(wk, len(L.QB))
 		kn = max(kn, len(L.Neurons))
+		heads = max(heads, len(L.Heads))
 	}
-	return &workspace{
-		xn: make([]float32, n*d), q: make([]float32, n*wk), k: make([]float32, n*wk), v: make([]float32, n*wk),
-		o: make([]float32, n*wk), probs: make([]float32, n*n), hidden: make([]float32, n*kn), mlp: make([]float32, n*d),
+	ws := &workspace{
+		xn: make([]float32, n*d), qkv: make([]float32, n*3*wk), o: make([]float32, n*wk),
+		hidden: make([]float32, n*kn), mlp: make([]float32, n*d), scores: make([]float32, heads*n),
 	}
+	for range min(c.workers(), max(heads, 1)) {
+		ws.probs = append(ws.probs, make([]float32, n*n))
+	}
+	return ws
 }
 
 // Embed turns a preprocessed image into the first layer's input: the patch
@@ -128,27 +181,25 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	wk := hd * len(L.Heads)
 	info := LayerInfo{TokensIn: n, Heads: L.Heads, Neurons: len(L.Neurons)}
 
+	P := &c.packLayers()[l]
 	xn := ws.xn[:n*d]
 	kernels.LayerNorm(xn, x, L.Norm1W, L.Norm1B, n, d, cfg.LNEps)
-	q := c.linear(ws.q[:n*wk], xn, n, d, L.QW, L.QB, wk)
-	k := c.linear(ws.k[:n*wk], xn, n, d, L.KW, L.KB, wk)
-	v := c.linear(ws.v[:n*wk], xn, n, d, L.VW, L.VB, wk)
-	o, probs := ws.o[:n*wk], ws.probs[:n*n]
+	w3 := 3 * wk
+	qkv := ws.qkv[:n*w3]
+	P.qkv.Mul(c.Workers, n, xn, d, qkv, w3, &kernels.Epilogue{Bias: P.qkvBias})
+	o := ws.o[:n*wk]
+	c.attention(o, qkv, n, hd, len(L.Heads), ws, L.Drop)
 	if L.Drop {
+		// Summed head after head, in order.
 		info.Scores = make([]float32, n-1)
-	}
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	for i := range L.Heads {
-		kernels.GemmParallel(c.Workers, false, true, n, n, hd, scale, q[i*hd:], wk, k[i*hd:], wk, 0, probs, n)
-		kernels.SoftmaxRows(probs, n, n)
-		if info.Scores != nil {
-			for j, a := range probs[1:n] {
+		for i := range L.Heads {
+			for j, a := range ws.scores[i*(n-1) : (i+1)*(n-1)] {
 				info.Scores[j] += a
 			}
 		}
-		kernels.GemmParallel(c.Workers, false, false, n, hd, n, 1, probs, n, v[i*hd:], wk, 0, o[i*hd:], wk)
 	}
-	h := c.linear(out[:n*d], o, n, wk, L.ProjW, L.ProjB, d)
+	h := out[:n*d]
+	P.proj.Mul(c.Workers, n, o, wk, h, d, &kernels.Epilogue{Bias: L.ProjB})
 	kernels.Add(h, h, x)
 	// Checked before token dropping, whose top-k must not see NaN scores (a
 	// NaN in the attention reaches h through A·V).
@@ -168,14 +219,47 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	xn = xn[:n*d]
 	kernels.LayerNorm(xn, h, L.Norm2W, L.Norm2B, n, d, cfg.LNEps)
 	kn := len(L.Neurons)
-	hidden := c.linear(ws.hidden[:n*kn], xn, n, d, L.FC1W, L.FC1B, kn)
-	kernels.GELU(hidden, hidden)
-	mlp := c.linear(ws.mlp[:n*d], hidden, n, kn, L.FC2W, L.FC2B, d)
+	hidden := ws.hidden[:n*kn]
+	P.fc1.Mul(c.Workers, n, xn, d, hidden, kn, &kernels.Epilogue{Bias: L.FC1B, GELU: true})
+	mlp := ws.mlp[:n*d]
+	P.fc2.Mul(c.Workers, n, hidden, kn, mlp, d, &kernels.Epilogue{Bias: L.FC2B})
 	kernels.Add(h, h, mlp)
 	if err := finiteStage(cfg, fmt.Sprintf("layer %d MLP", l), h); err != nil {
 		return nil, info, err
 	}
 	return h, info, nil
+}
+
+// attention writes the heads' outputs into o (n×heads·hd) from the n×3W
+// matrix qkv (Q, K, V side by side, W = heads·hd), the heads split over
+// the workers: each head's products, softmax and output columns are its own.
+// When scores is set, it keeps each head's CLS attention to tokens 1..n-1 in
+// ws.scores.
+func (c *Compacted) attention(o, qkv []float32, n, hd, heads int, ws *workspace, scores bool) {
+	wk := hd * heads
+	w3 := 3 * wk
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	workers := min(len(ws.probs), heads)
+	run := func(w int) {
+		probs := ws.probs[w][:n*n]
+		for i := w * heads / workers; i < (w+1)*heads/workers; i++ {
+			q, k, v := qkv[i*hd:], qkv[wk+i*hd:], qkv[2*wk+i*hd:]
+			kernels.Gemm(false, true, n, n, hd, scale, q, w3, k, w3, 0, probs, n)
+			kernels.SoftmaxRows(probs, n, n)
+			if scores {
+				copy(ws.scores[i*(n-1):(i+1)*(n-1)], probs[1:n])
+			}
+			kernels.Gemm(false, false, n, hd, n, 1, probs, n, v, w3, 0, o[i*hd:], wk)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { run(w) })
+	}
+	if workers > 0 {
+		run(0)
+	}
+	wg.Wait()
 }
 
 // Classify applies the final LayerNorm and the classifier to the CLS token
