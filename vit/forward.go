@@ -117,6 +117,18 @@ func (c *Compacted) packLayers() []packedLayer {
 	return c.packed
 }
 
+// byRows runs f on ranges [lo, hi) of n rows split over the workers, 32
+// rows at least to a worker: for the row-wise passes between products.
+func (c *Compacted) byRows(n int, f func(lo, hi int)) {
+	workers := min(c.workers(), max(1, n/32))
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { f(w*n/workers, (w+1)*n/workers) })
+	}
+	f(0, n/workers)
+	wg.Wait()
+}
+
 // workers is the number of goroutines Forward computes on.
 func (c *Compacted) workers() int {
 	if c.Workers < 1 {
@@ -183,7 +195,9 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 
 	P := &c.packLayers()[l]
 	xn := ws.xn[:n*d]
-	kernels.LayerNorm(xn, x, L.Norm1W, L.Norm1B, n, d, cfg.LNEps)
+	c.byRows(n, func(lo, hi int) {
+		kernels.LayerNorm(xn[lo*d:hi*d], x[lo*d:hi*d], L.Norm1W, L.Norm1B, hi-lo, d, cfg.LNEps)
+	})
 	w3 := 3 * wk
 	qkv := ws.qkv[:n*w3]
 	P.qkv.Mul(c.Workers, n, xn, d, qkv, w3, &kernels.Epilogue{Bias: P.qkvBias})
@@ -200,7 +214,7 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	}
 	h := out[:n*d]
 	P.proj.Mul(c.Workers, n, o, wk, h, d, &kernels.Epilogue{Bias: L.ProjB})
-	kernels.Add(h, h, x)
+	c.byRows(n, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], x[lo*d:hi*d]) })
 	// Checked before token dropping, whose top-k must not see NaN scores (a
 	// NaN in the attention reaches h through A·V).
 	if err := finiteStage(cfg, fmt.Sprintf("layer %d attention", l), h); err != nil {
@@ -217,13 +231,15 @@ func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out [
 	info.TokensOut = n
 
 	xn = xn[:n*d]
-	kernels.LayerNorm(xn, h, L.Norm2W, L.Norm2B, n, d, cfg.LNEps)
+	c.byRows(n, func(lo, hi int) {
+		kernels.LayerNorm(xn[lo*d:hi*d], h[lo*d:hi*d], L.Norm2W, L.Norm2B, hi-lo, d, cfg.LNEps)
+	})
 	kn := len(L.Neurons)
 	hidden := ws.hidden[:n*kn]
 	P.fc1.Mul(c.Workers, n, xn, d, hidden, kn, &kernels.Epilogue{Bias: L.FC1B, GELU: true})
 	mlp := ws.mlp[:n*d]
 	P.fc2.Mul(c.Workers, n, hidden, kn, mlp, d, &kernels.Epilogue{Bias: L.FC2B})
-	kernels.Add(h, h, mlp)
+	c.byRows(n, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], mlp[lo*d:hi*d]) })
 	if err := finiteStage(cfg, fmt.Sprintf("layer %d MLP", l), h); err != nil {
 		return nil, info, err
 	}

@@ -329,6 +329,36 @@ func TestPrunedDensityOneIsBitIdentical(t *testing.T) {
 	}
 }
 
+// TestForwardWorkersAgree checks that the logits and what the layers did
+// are the same bits on any number of workers: the products split by
+// columns and the heads split over workers compute every value alike.
+func TestForwardWorkersAgree(t *testing.T) {
+	for _, name := range []string{"mnist-tiny", "deit-small"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := mustPreset(t, name)
+			w := RandomWeights(cfg, 21)
+			img := randomImage(cfg, 22)
+			for _, p := range []*Pruning{nil, randomPruning(cfg, 16, 0.7, []int{1, 2}, 23)} {
+				c, err := w.Compact(p)
+				require.NoError(t, err)
+				var first []float32
+				var firstInfo *ForwardInfo
+				for _, workers := range []int{1, 2, 3, 7} {
+					c.Workers = workers
+					logits, info, err := c.Forward(img)
+					require.NoError(t, err)
+					if first == nil {
+						first, firstInfo = logits, info
+						continue
+					}
+					require.Equal(t, first, logits, "workers=%d", workers)
+					require.Equal(t, firstInfo, info, "workers=%d", workers)
+				}
+			}
+		})
+	}
+}
+
 func TestTokenCountsThroughDropLayers(t *testing.T) {
 	cfg := mustPreset(t, "deit-small")
 	w := RandomWeights(cfg, 21)
