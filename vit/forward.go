@@ -45,31 +45,77 @@ func (w *Weights) Forward(img []float32, p *Pruning) ([]float32, *ForwardInfo, e
 // makes the same kernel calls in the same order, so a pruning that removes
 // nothing gives bit-identical logits.
 func (c *Compacted) Forward(img []float32) ([]float32, *ForwardInfo, error) {
-	cfg := c.Weights.Config
-	if want := cfg.InChans * cfg.ImageSize * cfg.ImageSize; len(img) != want {
-		return nil, nil, fmt.Errorf("forward %s: image has %d values, want %d (%d×%d×%d)",
-			cfg.Name, len(img), want, cfg.InChans, cfg.ImageSize, cfg.ImageSize)
-	}
-	x, n := c.Embed(img), cfg.Tokens()
-	if err := finiteStage(cfg, "patch embedding", x); err != nil {
+	logits, infos, err := c.ForwardBatch([][]float32{img})
+	if err != nil {
 		return nil, nil, err
 	}
-	info := &ForwardInfo{Layers: make([]LayerInfo, len(c.Layers))}
-	ws := c.newWorkspace(n)
-	outs := [2][]float32{make([]float32, n*cfg.Dim), make([]float32, n*cfg.Dim)}
-	for l := range c.Layers {
-		// x is the previous layer's output (outs[(l-1)%2] or a fresh dropped sequence): never outs[l%2].
-		var err error
-		if x, info.Layers[l], err = c.encoderLayer(l, x, n, ws, outs[l%2]); err != nil {
+	return logits[0], infos[0], nil
+}
+
+// ForwardBatch runs the reference forward pass on several images at once:
+// each product multiplies every image's tokens together, which keeps the
+// cores busier than one image at a time. Each image gets the same bits,
+// logits and info, as Forward gives it alone.
+func (c *Compacted) ForwardBatch(imgs [][]float32) ([][]float32, []*ForwardInfo, error) {
+	cfg := c.Weights.Config
+	b, n, d := len(imgs), cfg.Tokens(), cfg.Dim
+	if b == 0 {
+		return nil, nil, nil
+	}
+	x := make([]float32, 0, b*n*d)
+	for i, img := range imgs {
+		if want := cfg.InChans * cfg.ImageSize * cfg.ImageSize; len(img) != want {
+			return nil, nil, fmt.Errorf("forward %s: %s has %d values, want %d (%d×%d×%d)",
+				cfg.Name, imageName(b, i), len(img), want, cfg.InChans, cfg.ImageSize, cfg.ImageSize)
+		}
+		e := c.Embed(img)
+		if err := finiteStage(cfg, stageName(b, i, "patch embedding"), e); err != nil {
 			return nil, nil, err
 		}
-		n = info.Layers[l].TokensOut
+		x = append(x, e...)
 	}
-	logits := c.Classify(x)
-	if err := finiteStage(cfg, "classifier", logits); err != nil {
-		return nil, nil, err
+	infos := make([]*ForwardInfo, b)
+	for i := range infos {
+		infos[i] = &ForwardInfo{Layers: make([]LayerInfo, len(c.Layers))}
 	}
-	return logits, info, nil
+	ws := c.newWorkspace(b, n)
+	outs := [2][]float32{make([]float32, b*n*d), make([]float32, b*n*d)}
+	for l := range c.Layers {
+		// x is the previous layer's output (outs[(l-1)%2] or a fresh dropped sequence): never outs[l%2].
+		layer, err := c.encoderLayer(l, x, b, n, ws, outs[l%2])
+		if err != nil {
+			return nil, nil, err
+		}
+		x = layer.out
+		for i := range infos {
+			infos[i].Layers[l] = layer.infos[i]
+		}
+		n = layer.infos[0].TokensOut
+	}
+	logits := make([][]float32, b)
+	for i := range logits {
+		logits[i] = c.Classify(x[i*n*d:])
+		if err := finiteStage(cfg, stageName(b, i, "classifier"), logits[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return logits, infos, nil
+}
+
+// imageName names image i of a batch of b in errors: "image" alone for one.
+func imageName(b, i int) string {
+	if b == 1 {
+		return "image"
+	}
+	return fmt.Sprintf("image %d", i)
+}
+
+// stageName is a forward stage, prefixed by the image when the batch has more than one.
+func stageName(b, i int, stage string) string {
+	if b == 1 {
+		return stage
+	}
+	return fmt.Sprintf("image %d: %s", i, stage)
 }
 
 // finiteStage reports activations that overflowed float32 (weights that are
@@ -137,16 +183,16 @@ func (c *Compacted) workers() int {
 	return c.Workers
 }
 
-// workspace holds one image's intermediate activations, reused layer after
+// workspace holds a batch's intermediate activations, reused layer after
 // layer: fresh memory for each would cost more in page faults than in arithmetic.
 type workspace struct {
 	xn, qkv, o, hidden, mlp []float32
 	probs                   [][]float32 // one n×n score matrix a worker
-	scores                  []float32   // the heads' CLS attention rows, head after head
+	scores                  []float32   // each image's heads' CLS attention rows, head after head
 }
 
-// newWorkspace sizes a workspace for layers of at most n tokens.
-func (c *Compacted) newWorkspace(n int) *workspace {
+// newWorkspace sizes a workspace for b images of at most n tokens.
+func (c *Compacted) newWorkspace(b, n int) *workspace {
 	d := c.Weights.Config.Dim
 	wk, kn, heads := 0, 0, 0
 	for _, L := range c.Layers {
@@ -154,11 +200,12 @@ func (c *Compacted) newWorkspace(n int) *workspace {
 		kn = max(kn, len(L.Neurons))
 		heads = max(heads, len(L.Heads))
 	}
+	rows := b * n
 	ws := &workspace{
-		xn: make([]float32, n*d), qkv: make([]float32, n*3*wk), o: make([]float32, n*wk),
-		hidden: make([]float32, n*kn), mlp: make([]float32, n*d), scores: make([]float32, heads*n),
+		xn: make([]float32, rows*d), qkv: make([]float32, rows*3*wk), o: make([]float32, rows*wk),
+		hidden: make([]float32, rows*kn), mlp: make([]float32, rows*d), scores: make([]float32, b*heads*n),
 	}
-	for range min(c.workers(), max(heads, 1)) {
+	for range min(c.workers(), max(b*heads, 1)) {
 		ws.probs = append(ws.probs, make([]float32, n*n))
 	}
 	return ws
@@ -182,90 +229,120 @@ func (c *Compacted) Embed(img []float32) []float32 {
 	return x
 }
 
-// encoderLayer runs layer l on the n×Dim hidden states x (not modified) and
-// returns the layer's output, n or fewer tokens (LayerInfo.TokensOut). It
-// computes in ws and writes its output to out (n×Dim, not aliasing x) unless
-// the layer drops tokens.
-func (c *Compacted) encoderLayer(l int, x []float32, n int, ws *workspace, out []float32) ([]float32, LayerInfo, error) {
+// layerResult is what encoderLayer returns: the layer's output and, for
+// each image, what the layer did.
+type layerResult struct {
+	out   []float32
+	infos []LayerInfo
+}
+
+// encoderLayer runs layer l on the hidden states x of b images, n tokens
+// each (b·n × Dim, not modified). It computes in ws and writes its output
+// to out (not aliasing x) unless the layer drops tokens; every image keeps
+// the same number of tokens (LayerInfo.TokensOut).
+func (c *Compacted) encoderLayer(l int, x []float32, b, n int, ws *workspace, out []float32) (layerResult, error) {
 	cfg := c.Weights.Config
 	L := &c.Layers[l]
-	d, hd := cfg.Dim, cfg.HeadDim()
-	wk := hd * len(L.Heads)
-	info := LayerInfo{TokensIn: n, Heads: L.Heads, Neurons: len(L.Neurons)}
-
 	P := &c.packLayers()[l]
-	xn := ws.xn[:n*d]
-	c.byRows(n, func(lo, hi int) {
-		kernels.LayerNorm(xn[lo*d:hi*d], x[lo*d:hi*d], L.Norm1W, L.Norm1B, hi-lo, d, cfg.LNEps)
-	})
-	w3 := 3 * wk
-	qkv := ws.qkv[:n*w3]
-	P.qkv.Mul(c.Workers, n, xn, d, qkv, w3, &kernels.Epilogue{Bias: P.qkvBias})
-	o := ws.o[:n*wk]
-	c.attention(o, qkv, n, hd, len(L.Heads), ws, L.Drop)
-	if L.Drop {
-		// Summed head after head, in order.
-		info.Scores = make([]float32, n-1)
-		for i := range L.Heads {
-			for j, a := range ws.scores[i*(n-1) : (i+1)*(n-1)] {
-				info.Scores[j] += a
+	d, hd, heads := cfg.Dim, cfg.HeadDim(), len(L.Heads)
+	wk, w3 := hd*heads, 3*hd*heads
+	infos := make([]LayerInfo, b)
+	for i := range infos {
+		infos[i] = LayerInfo{TokensIn: n, Heads: L.Heads, Neurons: len(L.Neurons)}
+	}
+	check := func(h []float32, n int, stage string) error {
+		for i := range b {
+			if err := finiteStage(cfg, stageName(b, i, fmt.Sprintf("layer %d %s", l, stage)), h[i*n*d:(i+1)*n*d]); err != nil {
+				return err
 			}
 		}
+		return nil
 	}
-	h := out[:n*d]
-	P.proj.Mul(c.Workers, n, o, wk, h, d, &kernels.Epilogue{Bias: L.ProjB})
-	c.byRows(n, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], x[lo*d:hi*d]) })
+
+	rows := b * n
+	xn := ws.xn[:rows*d]
+	c.byRows(rows, func(lo, hi int) {
+		kernels.LayerNorm(xn[lo*d:hi*d], x[lo*d:hi*d], L.Norm1W, L.Norm1B, hi-lo, d, cfg.LNEps)
+	})
+	qkv := ws.qkv[:rows*w3]
+	P.qkv.Mul(c.Workers, rows, xn, d, qkv, w3, &kernels.Epilogue{Bias: P.qkvBias})
+	o := ws.o[:rows*wk]
+	c.attention(o, qkv, b, n, hd, heads, ws, L.Drop)
+	h := out[:rows*d]
+	P.proj.Mul(c.Workers, rows, o, wk, h, d, &kernels.Epilogue{Bias: L.ProjB})
+	c.byRows(rows, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], x[lo*d:hi*d]) })
 	// Checked before token dropping, whose top-k must not see NaN scores (a
 	// NaN in the attention reaches h through A·V).
-	if err := finiteStage(cfg, fmt.Sprintf("layer %d attention", l), h); err != nil {
-		return nil, info, err
+	if err := check(h, n, "attention"); err != nil {
+		return layerResult{}, err
 	}
 
 	if L.Drop {
-		for j := range info.Scores {
-			info.Scores[j] /= float32(len(L.Heads))
+		for i := range infos {
+			// Summed head after head, in order, then averaged.
+			scores := make([]float32, n-1)
+			for hh := range heads {
+				for j, a := range ws.scores[(i*heads+hh)*(n-1) : (i*heads+hh+1)*(n-1)] {
+					scores[j] += a
+				}
+			}
+			for j := range scores {
+				scores[j] /= float32(heads)
+			}
+			infos[i].Scores = scores
 		}
-		h, info.Kept = DropTokens(h, n, d, info.Scores, c.Pruning.Keep)
-		n = len(h) / d
+		if nk := KeptTokens(n, c.Pruning.Keep); nk < n-1 {
+			dropped := make([]float32, b*(nk+2)*d)
+			for i := range infos {
+				infos[i].Kept = kernels.DropTokens(dropped[i*(nk+2)*d:], h[i*n*d:(i+1)*n*d], n, d, infos[i].Scores, nk)
+			}
+			h, n = dropped, nk+2
+		}
 	}
-	info.TokensOut = n
+	for i := range infos {
+		infos[i].TokensOut = n
+	}
 
-	xn = xn[:n*d]
-	c.byRows(n, func(lo, hi int) {
+	rows = b * n
+	xn = xn[:rows*d]
+	c.byRows(rows, func(lo, hi int) {
 		kernels.LayerNorm(xn[lo*d:hi*d], h[lo*d:hi*d], L.Norm2W, L.Norm2B, hi-lo, d, cfg.LNEps)
 	})
 	kn := len(L.Neurons)
-	hidden := ws.hidden[:n*kn]
-	P.fc1.Mul(c.Workers, n, xn, d, hidden, kn, &kernels.Epilogue{Bias: L.FC1B, GELU: true})
-	mlp := ws.mlp[:n*d]
-	P.fc2.Mul(c.Workers, n, hidden, kn, mlp, d, &kernels.Epilogue{Bias: L.FC2B})
-	c.byRows(n, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], mlp[lo*d:hi*d]) })
-	if err := finiteStage(cfg, fmt.Sprintf("layer %d MLP", l), h); err != nil {
-		return nil, info, err
+	hidden := ws.hidden[:rows*kn]
+	P.fc1.Mul(c.Workers, rows, xn, d, hidden, kn, &kernels.Epilogue{Bias: L.FC1B, GELU: true})
+	mlp := ws.mlp[:rows*d]
+	P.fc2.Mul(c.Workers, rows, hidden, kn, mlp, d, &kernels.Epilogue{Bias: L.FC2B})
+	c.byRows(rows, func(lo, hi int) { kernels.Add(h[lo*d:hi*d], h[lo*d:hi*d], mlp[lo*d:hi*d]) })
+	if err := check(h, n, "MLP"); err != nil {
+		return layerResult{}, err
 	}
-	return h, info, nil
+	return layerResult{h, infos}, nil
 }
 
-// attention writes the heads' outputs into o (n×heads·hd) from the n×3W
-// matrix qkv (Q, K, V side by side, W = heads·hd), the heads split over
-// the workers: each head's products, softmax and output columns are its own.
-// When scores is set, it keeps each head's CLS attention to tokens 1..n-1 in
-// ws.scores.
-func (c *Compacted) attention(o, qkv []float32, n, hd, heads int, ws *workspace, scores bool) {
+// attention writes the heads' outputs into o (b·n × heads·hd) from the
+// b·n × 3W matrix qkv (Q, K, V side by side, W = heads·hd) of b images, n
+// tokens each, the (image, head) pairs split over the workers: each pair's
+// products, softmax and output block are its own. When scores is set, it
+// keeps each pair's CLS attention to tokens 1..n-1 in ws.scores.
+func (c *Compacted) attention(o, qkv []float32, b, n, hd, heads int, ws *workspace, scores bool) {
 	wk := hd * heads
 	w3 := 3 * wk
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	workers := min(len(ws.probs), heads)
+	units := b * heads
+	workers := min(len(ws.probs), units)
 	run := func(w int) {
 		probs := ws.probs[w][:n*n]
-		for i := w * heads / workers; i < (w+1)*heads/workers; i++ {
-			q, k, v := qkv[i*hd:], qkv[wk+i*hd:], qkv[2*wk+i*hd:]
+		for u := w * units / workers; u < (w+1)*units/workers; u++ {
+			img, head := u/heads, u%heads
+			base := img * n * w3
+			q, k, v := qkv[base+head*hd:], qkv[base+wk+head*hd:], qkv[base+2*wk+head*hd:]
 			kernels.Gemm(false, true, n, n, hd, scale, q, w3, k, w3, 0, probs, n)
 			kernels.SoftmaxRows(probs, n, n)
 			if scores {
-				copy(ws.scores[i*(n-1):(i+1)*(n-1)], probs[1:n])
+				copy(ws.scores[u*(n-1):(u+1)*(n-1)], probs[1:n])
 			}
-			kernels.Gemm(false, false, n, hd, n, 1, probs, n, v, w3, 0, o[i*hd:], wk)
+			kernels.Gemm(false, false, n, hd, n, 1, probs, n, v, w3, 0, o[img*n*wk+head*hd:], wk)
 		}
 	}
 	var wg sync.WaitGroup

@@ -359,6 +359,46 @@ func TestForwardWorkersAgree(t *testing.T) {
 	}
 }
 
+// TestForwardBatchMatchesForward checks that a batch gives each image the
+// same bits, logits and info, as Forward gives it alone.
+func TestForwardBatchMatchesForward(t *testing.T) {
+	for _, name := range []string{"mnist-tiny", "deit-small"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := mustPreset(t, name)
+			w := RandomWeights(cfg, 31)
+			imgs := [][]float32{randomImage(cfg, 32), randomImage(cfg, 33), randomImage(cfg, 34)}
+			for _, p := range []*Pruning{nil, randomPruning(cfg, 16, 0.6, []int{0, 2}, 35)} {
+				c, err := w.Compact(p)
+				require.NoError(t, err)
+				logits, infos, err := c.ForwardBatch(imgs)
+				require.NoError(t, err)
+				require.Len(t, logits, len(imgs))
+				for i, img := range imgs {
+					want, info, err := c.Forward(img)
+					require.NoError(t, err)
+					require.Equal(t, want, logits[i], "image %d", i)
+					require.Equal(t, info, infos[i], "image %d", i)
+				}
+				if p != nil {
+					assert.Less(t, infos[0].Layers[2].TokensOut, cfg.Tokens(), "tokens were dropped")
+				}
+			}
+		})
+	}
+}
+
+func TestForwardBatchBadInput(t *testing.T) {
+	cfg := mustPreset(t, "mnist-tiny")
+	c, err := RandomWeights(cfg, 1).Compact(nil)
+	require.NoError(t, err)
+	logits, infos, err := c.ForwardBatch(nil)
+	require.NoError(t, err)
+	assert.Nil(t, logits)
+	assert.Nil(t, infos)
+	_, _, err = c.ForwardBatch([][]float32{randomImage(cfg, 1), make([]float32, 5)})
+	require.EqualError(t, err, "forward mnist-tiny: image 1 has 5 values, want 784 (1×28×28)")
+}
+
 func TestTokenCountsThroughDropLayers(t *testing.T) {
 	cfg := mustPreset(t, "deit-small")
 	w := RandomWeights(cfg, 21)
