@@ -2,7 +2,6 @@ package prune
 
 import (
 	"fmt"
-	"runtime"
 
 	"vitflow/kernels"
 	"vitflow/vit"
@@ -21,25 +20,26 @@ const (
 // MNIST test set) whose accuracy the models record for quick checks.
 const SubsetImages = 500
 
-// ReferenceCorrect runs the reference forward pass of c on every image of ds,
-// images spread over GOMAXPROCS goroutines, and reports which are classified right.
+// ReferenceCorrect runs the reference forward pass of c on every image of
+// ds, a batch of a hundred at a time (vit.Compacted.ForwardBatch, on
+// c.Workers goroutines), and reports which are classified right.
 func ReferenceCorrect(c *vit.Compacted, ds *Dataset) ([]bool, error) {
 	right := make([]bool, len(ds.Images))
-	errs := make([]error, len(ds.Images))
-	const chunk = 100
-	runShards(runtime.GOMAXPROCS(0), (len(ds.Images)+chunk-1)/chunk, func(_, s int) {
-		for i := s * chunk; i < min((s+1)*chunk, len(ds.Images)); i++ {
-			logits, _, err := c.Forward(ds.Images[i])
-			if err != nil {
-				errs[i] = fmt.Errorf("test image %d: %w", i, err)
-				continue
-			}
-			right[i] = kernels.Argmax(logits) == ds.Labels[i]
-		}
-	})
-	for _, err := range errs {
+	const batch = 100
+	for lo := 0; lo < len(ds.Images); lo += batch {
+		hi := min(lo+batch, len(ds.Images))
+		logits, _, err := c.ForwardBatch(ds.Images[lo:hi])
 		if err != nil {
+			// Name the image, as a forward pass of it alone does.
+			for i := lo; i < hi; i++ {
+				if _, _, err := c.Forward(ds.Images[i]); err != nil {
+					return nil, fmt.Errorf("test image %d: %w", i, err)
+				}
+			}
 			return nil, err
+		}
+		for i, l := range logits {
+			right[lo+i] = kernels.Argmax(l) == ds.Labels[lo+i]
 		}
 	}
 	return right, nil

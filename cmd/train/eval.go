@@ -37,14 +37,13 @@ func (r result) String() string {
 		r.params, float64(r.denseParams)/float64(r.params))
 }
 
-// evaluate runs the reference forward pass on every test image, images
-// spread over GOMAXPROCS goroutines (prune.ReferenceCorrect), one worker each.
+// evaluate runs the reference forward pass on every test image, in batches
+// (prune.ReferenceCorrect) on every core.
 func evaluate(w *vit.Weights, p *vit.Pruning, test *prune.Dataset) (result, error) {
 	c, err := w.Compact(p)
 	if err != nil {
 		return result{}, fmt.Errorf("evaluate: %w", err)
 	}
-	c.Workers = 1
 	r := result{p: c.Pruning, n: len(test.Images)}
 	cfg := w.Config
 	if r.macs, err = vit.CountMACs(cfg, c.Pruning); err != nil {
