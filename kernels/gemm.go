@@ -21,6 +21,17 @@ const (
 type microKernel struct {
 	mr, nr int
 	run    func(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+	edge   *microKernel // a narrower kernel of the same mr for a slab's last panel, or nil
+}
+
+// forCols is the kernel for a panel of cols columns: the edge kernel where
+// cols is short of nr and the edge kernel is wide enough. B's panels are
+// packed at its width.
+func (k *microKernel) forCols(cols int) *microKernel {
+	if cols < k.nr && k.edge != nil && cols <= k.edge.nr {
+		return k.edge
+	}
+	return k
 }
 
 // packBuffers are the packed A and B slabs and the edge tile of one GEMM
@@ -91,7 +102,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
-			packB(buf.b, kern.nr, transB, alpha, b, ldb, pc, jc, kc, nc)
+			packB(buf.b, kern, transB, alpha, b, ldb, pc, jc, kc, nc)
 			sweep(kern, buf, slab{b: buf.b, pc: pc, kc: kc, jc: jc, nc: nc}, transA, m, a, lda, c, ldc, pc > 0 || !overwrite, nil)
 		}
 	}
@@ -132,16 +143,17 @@ func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []
 				}
 				off := (ic+ir)*ldc + col
 				rows, cols := min(mr, mc-ir), min(nr, s.nc-jr)
-				if rows == mr && cols == nr {
-					kern.run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
+				k := kern.forCols(cols)
+				if rows == mr && cols == k.nr {
+					k.run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
 					e.gelu(c[off:], ldc, rows, cols)
 					continue
 				}
-				t := buf.tile[:mr*nr]
-				kern.run(kc, pa, ld, pb, &t[0], nr, nil, false)
+				t := buf.tile[:mr*k.nr]
+				k.run(kc, pa, ld, pb, &t[0], k.nr, nil, false)
 				for r := range rows {
 					cr := c[off+r*ldc : off+r*ldc+cols]
-					tr := t[r*nr : r*nr+cols]
+					tr := t[r*k.nr : r*k.nr+cols]
 					if !accumulate {
 						copy(cr, tr)
 					} else {
@@ -183,19 +195,24 @@ func packA(dst []float32, mr int, trans bool, a []float32, lda, ic, pc, mc, kc i
 	}
 }
 
-// packB writes alpha·op(B)[pc:pc+kc, jc:jc+nc] as nr-column panels, each
-// k step holding nr consecutive values; columns past nc are zero.
-func packB(dst []float32, nr int, trans bool, alpha float32, b []float32, ldb, pc, jc, kc, nc int) {
-	for j0 := nc - nc%nr; j0 < nc; j0 += nr {
-		clear(dst[j0*kc : (j0+nr)*kc])
+// packB writes alpha·op(B)[pc:pc+kc, jc:jc+nc] as panels of kern.nr
+// columns, each k step holding nr consecutive values, but for the last
+// panel, packed at the width of kern.forCols; columns past nc are zero.
+func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []float32, ldb, pc, jc, kc, nc int) {
+	nr := kern.nr
+	whole := nc / nr
+	if last := nc - whole*nr; last > 0 {
+		w := kern.forCols(last).nr
+		clear(dst[whole*nr*kc : whole*nr*kc+w*kc])
 	}
+	// width is the width panel j0 is packed at.
+	width := func(j0 int) int { return kern.forCols(min(nr, nc-j0)).nr }
 	if trans {
 		for j0 := 0; j0 < nc; j0 += nr {
-			transposeScaled(dst[j0*kc:], nr, b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
+			transposeScaled(dst[j0*kc:], width(j0), b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
 		}
 		return
 	}
-	whole := nc / nr
 	if alpha == 1 && whole > 0 && kc > 0 {
 		src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
 		if fastPackRows != nil {
@@ -209,8 +226,9 @@ func packB(dst []float32, nr int, trans bool, alpha float32, b []float32, ldb, p
 	}
 	// The last, narrower panel, and every panel of a scaled B.
 	for j0 := whole * nr; j0 < nc; j0 += nr {
+		w := width(j0)
 		for p := range kc {
-			d := dst[j0*kc+p*nr:][:min(nr, nc-j0)]
+			d := dst[j0*kc+p*w:][:min(nr, nc-j0)]
 			for j, v := range b[(pc+p)*ldb+jc+j0:][:len(d)] {
 				d[j] = alpha * v
 			}

@@ -72,7 +72,7 @@ func PackB(b []float32, k, n, ldb int) *Packed {
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
 			s := slab{b: make([]float32, (nc+nr-1)/nr*nr*kc), pc: pc, kc: kc, jc: jc, nc: nc}
-			packB(s.b, nr, false, 1, b, ldb, pc, jc, kc, nc)
+			packB(s.b, p.kern, false, 1, b, ldb, pc, jc, kc, nc)
 			p.slabs = append(p.slabs, s)
 		}
 	}
