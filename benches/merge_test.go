@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	vrt "vitflow/runtime"
 )
@@ -226,4 +227,67 @@ func adderTreeGraph(leaves, n int, checked *atomic.Int64) (*vrt.Graph, error) {
 func BenchmarkAdderTree(b *testing.B) {
 	const leaves, n = 1024, 1 << 12
 	benchGraph(b, func(checked *atomic.Int64) (*vrt.Graph, error) { return adderTreeGraph(leaves, n, checked) }, n, leaves*n)
+}
+
+// BenchmarkScaling runs the engine's scaling cases one after another in
+// each iteration, forwards and then backwards, so that every case meets the
+// same machine: on a shared host its speed drifts by tens of percent from
+// one second to the next, more than the differences measured. It reports
+// each case's elements per wall second and the ratios the engine is held
+// to: two merge copies on two cores against one copy on one core, and each
+// procs=2 case against its procs=1 case.
+func BenchmarkScaling(b *testing.B) {
+	const n, leaves, leafN = 1 << 20, 1024, 1 << 12
+	merge := func(copies int) func(*atomic.Int64) (*vrt.Graph, error) {
+		return func(checked *atomic.Int64) (*vrt.Graph, error) { return mergeGraph(copies, n, checked) }
+	}
+	adder := func(checked *atomic.Int64) (*vrt.Graph, error) { return adderTreeGraph(leaves, leafN, checked) }
+	cases := []struct {
+		name        string
+		procs       int
+		build       func(*atomic.Int64) (*vrt.Graph, error)
+		want, elems int
+		elapsed     time.Duration
+	}{
+		{"merge1/procs=1", 1, merge(1), 2 * n, 2 * n, 0},
+		{"merge1/procs=2", 2, merge(1), 2 * n, 2 * n, 0},
+		{"merge2/procs=1", 1, merge(2), 4 * n, 4 * n, 0},
+		{"merge2/procs=2", 2, merge(2), 4 * n, 4 * n, 0},
+		{"adder/procs=1", 1, adder, leafN, leaves * leafN, 0},
+		{"adder/procs=2", 2, adder, leafN, leaves * leafN, 0},
+	}
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
+	iter := 0
+	for b.Loop() {
+		for j := range cases {
+			if iter%2 == 1 {
+				j = len(cases) - 1 - j
+			}
+			c := &cases[j]
+			goruntime.GOMAXPROCS(c.procs)
+			var checked atomic.Int64
+			g, err := c.build(&checked)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if _, err := g.Run(context.Background(), vrt.Options{}); err != nil {
+				b.Fatal(err)
+			}
+			c.elapsed += time.Since(t0)
+			if got := checked.Load(); got != int64(c.want) {
+				b.Fatalf("%s: checkers saw %d elements, want %d", c.name, got, c.want)
+			}
+		}
+		iter++
+	}
+	rate := make(map[string]float64, len(cases))
+	for _, c := range cases {
+		rate[c.name] = float64(c.elems*b.N) / c.elapsed.Seconds()
+		b.ReportMetric(rate[c.name]/1e6, c.name+"-Melem/s")
+	}
+	b.ReportMetric(rate["merge2/procs=2"]/rate["merge1/procs=1"], "merge2x2/merge1x1")
+	for _, name := range []string{"merge1", "merge2", "adder"} {
+		b.ReportMetric(rate[name+"/procs=2"]/rate[name+"/procs=1"], name+"-procs2/procs1")
+	}
 }
