@@ -23,9 +23,10 @@ type benchProduct struct {
 }
 
 // benchProducts are the linear layers (m×k×n) and one head's attention
-// products: Q·K^T, scaled, with K transposed (198x64x198), and the
-// probabilities times V (198x198x64), whose Q, K, V and output are a head's
-// 64 columns of 384-wide rows.
+// products as the reference forward computes them: Q·K^T, scaled, with K
+// transposed (198x64x198), and the probabilities times V (198x198x64),
+// where Q, K and V are a head's 64 columns of the 198×1152 matrix of the
+// fused QKV product and the output 64 columns of 384-wide rows.
 func benchProducts() []benchProduct {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var ps []benchProduct
@@ -35,12 +36,12 @@ func benchProducts() []benchProduct {
 			randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n), k, n, n})
 	}
 	const tokens, head, width = 198, 64, 384
-	qkv := randSlice(rng, tokens*width)
+	qkv := randSlice(rng, tokens*3*width)
 	ps = append(ps,
 		benchProduct{"198x64x198/q.kT", true, tokens, tokens, head, 0.125,
-			qkv, qkv, make([]float32, tokens*tokens), width, width, tokens},
+			qkv, qkv[width:], make([]float32, tokens*tokens), 3 * width, 3 * width, tokens},
 		benchProduct{"198x198x64/p.v", false, tokens, head, tokens, 1,
-			randSlice(rng, tokens*tokens), qkv, make([]float32, tokens*width), tokens, width, width})
+			randSlice(rng, tokens*tokens), qkv[2*width:], make([]float32, tokens*width), tokens, 3 * width, width})
 	return ps
 }
 

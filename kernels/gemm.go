@@ -76,6 +76,9 @@ func checkMatrix(name string, rows, cols, ld, have int) {
 // gemm is Gemm on the given micro-kernel; kern == nil runs the portable loops.
 func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
 	// With beta == 0 the kernels overwrite C in the first k block, which
 	// also drops NaNs in C, as BLAS does; where they do not run, clear it.
 	overwrite := kern != nil && beta == 0 && alpha != 0 && k > 0
@@ -93,7 +96,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 		gemmPortable(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
 		return
 	}
-	if m == 0 || n == 0 || alpha == 0 || k == 0 {
+	if alpha == 0 || k == 0 {
 		return
 	}
 	buf := packPool.Get().(*packBuffers)
@@ -130,21 +133,26 @@ func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []
 		}
 		packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, s.pc, mc-packed, kc)
 		for jr := 0; jr < s.nc; jr += nr {
-			pb := &s.b[jr*kc]
+			cols := min(nr, s.nc-jr)
+			k := kern.forCols(cols)
+			// The kernels read and write whole panels and tiles: check
+			// their last elements, as the assembly cannot.
+			pb := &s.b[jr*kc : (jr+k.nr)*kc][0]
 			col := s.jc + jr
 			var bias *float32
 			if e != nil && e.Bias != nil {
-				bias = &e.Bias[col]
+				bias = &e.Bias[col:][:cols][0]
 			}
 			for ir := 0; ir < mc; ir += mr {
-				pa, ld := &buf.a[ir*kc], kc
+				pa, ld := &buf.a[ir*kc : (ir+mr)*kc][0], kc
 				if ir < packed {
-					pa, ld = &a[(ic+ir)*lda+s.pc], lda
+					row := (ic+ir)*lda + s.pc
+					pa, ld = &a[row : row+(mr-1)*lda+kc][0], lda
 				}
 				off := (ic+ir)*ldc + col
-				rows, cols := min(mr, mc-ir), min(nr, s.nc-jr)
-				k := kern.forCols(cols)
+				rows := min(mr, mc-ir)
 				if rows == mr && cols == k.nr {
+					_ = c[off+(mr-1)*ldc+k.nr-1]
 					k.run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
 					e.gelu(c[off:], ldc, rows, cols)
 					continue
@@ -215,7 +223,7 @@ func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []floa
 	}
 	if alpha == 1 && whole > 0 && kc > 0 {
 		src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
-		if fastPackRows != nil {
+		if fastPackRows != nil && nr%8 == 0 { // its loops copy 8 floats at a time, at least once
 			_ = dst[whole*nr*kc-1]
 			fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
 		} else {
@@ -292,9 +300,13 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	// Split columns in steps of 32 (a multiple of every nr) when there are
-	// enough of them, else rows in steps of mcBlock's divisor 12.
-	const colStep, rowStep = 32, 12
+	// Split columns in steps of the kernel's panel width when there are
+	// enough of them, else rows in steps of its panel height, so that no
+	// share but the last has an edge panel.
+	colStep, rowStep := 32, 12
+	if kern != nil {
+		colStep, rowStep = kern.nr, kern.mr
+	}
 	byCols := n >= workers*colStep
 	units := (m + rowStep - 1) / rowStep
 	if byCols {
@@ -323,10 +335,16 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 		}
 		gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
 	}
+	parallel(workers, share)
+}
+
+// parallel runs f(0..workers-1), f(0) on this goroutine, which would
+// otherwise only wait.
+func parallel(workers int, f func(w int)) {
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		wg.Go(func() { share(w) })
+		wg.Go(func() { f(w) })
 	}
-	share(0) // on this goroutine, which would otherwise only wait
+	f(0)
 	wg.Wait()
 }

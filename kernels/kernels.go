@@ -197,15 +197,24 @@ func GELU(dst, x []float32) {
 
 func gelu(simd elementwise, dst, x []float32) {
 	dst = dst[:len(x)]
-	full := 0
-	if simd.gelu != nil {
-		full = len(x) / 16 * 16
-		if full > 0 {
-			simd.gelu(&dst[0], &x[0], full/16)
+	if simd.gelu == nil {
+		for i, v := range x {
+			dst[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
 		}
+		return
 	}
-	for i, v := range x[full:] {
-		dst[full+i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	full := len(x) / 16 * 16
+	if full > 0 {
+		simd.gelu(&dst[0], &x[0], full/16)
+	}
+	// The last values go through the vector kernel too, so that a value's
+	// GELU does not depend on where it sits: a matrix's rows, GELU'd one
+	// at a time or all together, get the same bits.
+	if tail := len(x) - full; tail > 0 {
+		var v [16]float32
+		copy(v[:], x[full:])
+		simd.gelu(&v[0], &v[0], 1)
+		copy(dst[full:], v[:tail])
 	}
 }
 

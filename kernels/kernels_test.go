@@ -152,6 +152,16 @@ func TestGELU(t *testing.T) {
 			gelu(simd, nan, nan)
 			assert.True(t, math.IsNaN(float64(nan[3])), "NaN in, NaN out")
 			assert.Equal(t, float32(0), nan[4])
+			// A value's GELU does not depend on where it sits: in rows of
+			// any length (tails included), the bits of the whole slice's.
+			for _, cols := range []int{1, 7, 16, 23, 151} {
+				rows := make([]float32, len(xs))
+				for r := 0; r < len(xs); r += cols {
+					end := min(r+cols, len(xs))
+					gelu(simd, rows[r:end], xs[r:end])
+				}
+				require.Equal(t, got, rows, "rows of %d", cols)
+			}
 		})
 	}
 }

@@ -3,12 +3,12 @@ package kernels
 import (
 	"fmt"
 	"runtime"
-	"sync"
 )
 
 // Epilogue is what a product applies to its output once it is final,
 // while each tile is still in cache: a bias added to every row, then GELU.
-// The values are those of separate AddBias and GELU passes.
+// The values are those of separate AddBias and GELU passes (GELU's value
+// does not depend on where in a slice it is computed).
 type Epilogue struct {
 	Bias []float32 // one value a column of C; nil adds none
 	GELU bool
@@ -45,11 +45,15 @@ func (e *Epilogue) apply(c []float32, ldc, m, n int) {
 // weights, multiplied image after image. Packing them every call cost a
 // tenth of a DeiT-S forward.
 type Packed struct {
-	K, N  int
+	k, n  int
 	kern  *microKernel
 	slabs []slab    // in the order Gemm visits them: by columns, then by k
 	dense []float32 // without a micro-kernel, B itself (K×N), for the portable loops
 }
+
+// K and N are the operand's rows and columns.
+func (p *Packed) K() int { return p.k }
+func (p *Packed) N() int { return p.n }
 
 // PackB packs the k×n row-major matrix b, whose rows are ldb floats apart.
 // It panics, as Gemm does, if b is too short.
@@ -58,7 +62,12 @@ func PackB(b []float32, k, n, ldb int) *Packed {
 		panic(fmt.Sprintf("kernels: packing a %dx%d matrix", k, n))
 	}
 	checkMatrix("B", k, n, ldb, len(b))
-	p := &Packed{K: k, N: n, kern: gemmKernelFor(n)}
+	return packWith(gemmKernelFor(n), b, k, n, ldb)
+}
+
+// packWith is PackB for the given micro-kernel (nil: the portable loops).
+func packWith(kern *microKernel, b []float32, k, n, ldb int) *Packed {
+	p := &Packed{k: k, n: n, kern: kern}
 	if p.kern == nil {
 		p.dense = make([]float32, k*n)
 		for i := range k {
@@ -88,32 +97,32 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 	if m < 0 {
 		panic(fmt.Sprintf("kernels: product with %d rows", m))
 	}
-	checkMatrix("A", m, p.K, lda, len(a))
-	checkMatrix("C", m, p.N, ldc, len(c))
-	if e != nil && e.Bias != nil && len(e.Bias) < p.N {
-		panic(fmt.Sprintf("kernels: epilogue bias has %d values for %d columns", len(e.Bias), p.N))
+	checkMatrix("A", m, p.k, lda, len(a))
+	checkMatrix("C", m, p.n, ldc, len(c))
+	if e != nil && e.Bias != nil && len(e.Bias) < p.n {
+		panic(fmt.Sprintf("kernels: epilogue bias has %d values for %d columns", len(e.Bias), p.n))
 	}
-	if m == 0 || p.N == 0 {
+	if m == 0 || p.n == 0 {
 		return
 	}
-	if p.kern == nil || p.K == 0 {
+	if p.kern == nil || p.k == 0 {
 		for i := range m {
-			clear(c[i*ldc : i*ldc+p.N])
+			clear(c[i*ldc : i*ldc+p.n])
 		}
-		if p.K > 0 {
-			gemmPortable(false, false, m, p.N, p.K, 1, a, lda, p.dense, p.N, c, ldc)
+		if p.k > 0 {
+			gemmPortable(false, false, m, p.n, p.k, 1, a, lda, p.dense, p.n, c, ldc)
 		}
-		e.apply(c, ldc, m, p.N)
+		e.apply(c, ldc, m, p.n)
 		return
 	}
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	nr := p.kern.nr
-	units := (p.N + nr - 1) / nr
-	workers = min(workers, units, max(1, 2*m*p.N*p.K/minWorkerFlops))
+	units := (p.n + nr - 1) / nr
+	workers = min(workers, units, max(1, 2*m*p.n*p.k/minWorkerFlops))
 	share := func(w int) {
-		c0, c1 := w*units/workers*nr, min((w+1)*units/workers*nr, p.N)
+		c0, c1 := w*units/workers*nr, min((w+1)*units/workers*nr, p.n)
 		buf := packPool.Get().(*packBuffers)
 		defer packPool.Put(buf)
 		for _, s := range p.slabs {
@@ -123,16 +132,11 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 			}
 			part := slab{b: s.b[(lo-s.jc)*s.kc:], pc: s.pc, kc: s.kc, jc: lo, nc: hi - lo}
 			var last *Epilogue
-			if s.pc+s.kc == p.K {
+			if s.pc+s.kc == p.k {
 				last = e
 			}
 			sweep(p.kern, buf, part, false, m, a, lda, c, ldc, s.pc > 0, last)
 		}
 	}
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { share(w) })
-	}
-	share(0)
-	wg.Wait()
+	parallel(workers, share)
 }

@@ -44,18 +44,26 @@ func TestPackedMul(t *testing.T) {
 	}
 }
 
-// TestPackedMulPortable checks the portable path (no micro-kernel) against the reference.
-func TestPackedMulPortable(t *testing.T) {
+// TestPackedKernels runs Packed.Mul on every GEMM path of this machine,
+// with leading dimensions wider than the matrices, against the reference.
+func TestPackedKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	const m, k, n = 9, 21, 17
-	a, b, bias := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, n)
-	p := PackB(b, k, n, n)
-	p.kern, p.slabs, p.dense = nil, nil, append([]float32(nil), b...)
-	got := make([]float32, m*n)
-	p.Mul(1, m, a, k, got, n, &Epilogue{Bias: bias})
-	want, scale := gemmRef(false, false, m, n, k, 1, a, k, b, n, 0, make([]float32, m*n), n)
-	for i := range want {
-		require.InDelta(t, want[i]+float64(bias[i%n]), float64(got[i]), float32Tol(k, scale[i])+1e-6)
+	for name, kern := range kernelsUnderTest() {
+		for _, s := range [][3]int{{9, 21, 17}, {30, 300, 64}, {13, 257, 198}} {
+			m, k, n := s[0], s[1], s[2]
+			lda, ldb, ldc := k+3, n+5, n+2
+			a, b, bias := randSlice(rng, m*lda), randSlice(rng, k*ldb), randSlice(rng, n)
+			p := packWith(kern, b, k, n, ldb)
+			got := make([]float32, m*ldc)
+			p.Mul(2, m, a, lda, got, ldc, &Epilogue{Bias: bias})
+			want, scale := gemmRef(false, false, m, n, k, 1, a, lda, b, ldb, 0, make([]float32, m*ldc), ldc)
+			for i := range m {
+				for j := range n {
+					w := i*n + j // gemmRef's results are m×n
+					require.InDelta(t, want[w]+float64(bias[j]), float64(got[i*ldc+j]), float32Tol(k, scale[w])+1e-6, "%s %v (%d, %d)", name, s, i, j)
+				}
+			}
+		}
 	}
 }
 

@@ -167,11 +167,17 @@ func (c *Compacted) packLayers() []packedLayer {
 // rows at least to a worker: for the row-wise passes between products.
 func (c *Compacted) byRows(n int, f func(lo, hi int)) {
 	workers := min(c.workers(), max(1, n/32))
+	parallel(workers, func(w int) { f(w*n/workers, (w+1)*n/workers) })
+}
+
+// parallel runs f(0..workers-1), f(0) on this goroutine, which would
+// otherwise only wait.
+func parallel(workers int, f func(w int)) {
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		wg.Go(func() { f(w*n/workers, (w+1)*n/workers) })
+		wg.Go(func() { f(w) })
 	}
-	f(0, n/workers)
+	f(0)
 	wg.Wait()
 }
 
@@ -291,12 +297,13 @@ func (c *Compacted) encoderLayer(l int, x []float32, b, n int, ws *workspace, ou
 			}
 			infos[i].Scores = scores
 		}
-		if nk := KeptTokens(n, c.Pruning.Keep); nk < n-1 {
-			dropped := make([]float32, b*(nk+2)*d)
+		if KeptTokens(n, c.Pruning.Keep) < n-1 {
+			var dropped []float32
 			for i := range infos {
-				infos[i].Kept = kernels.DropTokens(dropped[i*(nk+2)*d:], h[i*n*d:(i+1)*n*d], n, d, infos[i].Scores, nk)
+				out, kept := DropTokens(h[i*n*d:(i+1)*n*d], n, d, infos[i].Scores, c.Pruning.Keep)
+				dropped, infos[i].Kept = append(dropped, out...), kept
 			}
-			h, n = dropped, nk+2
+			h, n = dropped, len(dropped)/(b*d)
 		}
 	}
 	for i := range infos {
@@ -345,14 +352,9 @@ func (c *Compacted) attention(o, qkv []float32, b, n, hd, heads int, ws *workspa
 			kernels.Gemm(false, false, n, hd, n, 1, probs, n, v, w3, 0, o[img*n*wk+head*hd:], wk)
 		}
 	}
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { run(w) })
-	}
 	if workers > 0 {
-		run(0)
+		parallel(workers, run)
 	}
-	wg.Wait()
 }
 
 // Classify applies the final LayerNorm and the classifier to the CLS token

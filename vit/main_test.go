@@ -6,7 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// The forward pass splits large products over goroutines (kernels.GemmParallel); none may outlive it.
+// The forward pass splits products, heads and rows over goroutines; none may outlive it.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
