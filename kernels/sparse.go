@@ -250,35 +250,56 @@ func (s *BlockSparse) MulBlockColumn(c []float32, ldc int, a []float32, lda, m, 
 
 // mulBlockColumn is MulBlockColumn on the given SIMD kernel; nil runs portable Go.
 func (s *BlockSparse) mulBlockColumn(kern *blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc int) {
+	s.mulColumns(kern, c, ldc, a, lda, m, bc, bc+1)
+}
+
+// mulColumns computes block-columns [bc0, bc1) of C = A·S. It checks every
+// bound and index that the SIMD kernels will read first.
+func (s *BlockSparse) mulColumns(kern *blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc0, bc1 int) {
 	b := s.B
-	if m <= 0 {
+	if m <= 0 || bc0 >= bc1 {
 		return
 	}
 	if lda < s.Rows || (m-1)*lda+s.Rows > len(a) {
 		panic(fmt.Sprintf("kernels: block-sparse A is %dx%d with leading dimension %d but has %d values", m, s.Rows, lda, len(a)))
 	}
-	if bc < 0 || bc >= s.Cols/b || ldc < (bc+1)*b || (m-1)*ldc+(bc+1)*b > len(c) {
-		panic(fmt.Sprintf("kernels: block-sparse C block-column %d of %dx%d with leading dimension %d does not fit %d values", bc, m, s.Cols, ldc, len(c)))
-	}
-	t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
-	if t0 > t1 || t1 > len(s.RowBlock) || t1*b*b > len(s.Data) {
-		panic(fmt.Sprintf("kernels: block-sparse block-column %d indexes blocks %d..%d of %d", bc, t0, t1, len(s.RowBlock)))
-	}
-	for _, rb := range s.RowBlock[t0:t1] {
-		if rb < 0 || int(rb) >= s.Rows/b {
-			panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
+	for bc := bc0; bc < bc1; bc++ {
+		if bc < 0 || bc >= s.Cols/b || ldc < (bc+1)*b || (m-1)*ldc+(bc+1)*b > len(c) {
+			panic(fmt.Sprintf("kernels: block-sparse C block-column %d of %dx%d with leading dimension %d does not fit %d values", bc, m, s.Cols, ldc, len(c)))
+		}
+		t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
+		if t0 > t1 || t1 > len(s.RowBlock) || t1*b*b > len(s.Data) {
+			panic(fmt.Sprintf("kernels: block-sparse block-column %d indexes blocks %d..%d of %d", bc, t0, t1, len(s.RowBlock)))
+		}
+		for _, rb := range s.RowBlock[t0:t1] {
+			if rb < 0 || int(rb) >= s.Rows/b {
+				panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
+			}
 		}
 	}
-	if kern == nil || m < kern.rows || t0 == t1 || kern.pairs != s.Paired {
-		s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)
+	fast := kern != nil && m >= kern.rows && kern.pairs == s.Paired
+	for bc := bc0; bc < bc1; bc++ {
+		if !fast || s.ColStart[bc] == s.ColStart[bc+1] {
+			s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)
+		}
+	}
+	if !fast {
 		return
 	}
-	data, rowBlock := &s.Data[t0*b*b], &s.RowBlock[t0]
-	// The last tile overlaps the one before it rather than running short:
-	// the kernel overwrites C, so rows computed twice get the same values.
+	// A tile of A's rows outside, the block-columns inside: the tile stays
+	// in L1 while every block-column meets it, and the blocks stream from
+	// L2 in their stored order. The other way round, A came from L2 at the
+	// stored blocks' scattered rows. The last tile overlaps the one before
+	// it rather than running short: the kernel overwrites C, so rows
+	// computed twice get the same values.
 	for i := 0; i < m; i += kern.rows {
 		i = min(i, m-kern.rows)
-		kern.run(&a[i*lda], lda, data, rowBlock, t1-t0, &c[i*ldc+bc*b], ldc)
+		for bc := bc0; bc < bc1; bc++ {
+			t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
+			if t0 < t1 {
+				kern.run(&a[i*lda], lda, &s.Data[t0*b*b], &s.RowBlock[t0], t1-t0, &c[i*ldc+bc*b], ldc)
+			}
+		}
 	}
 }
 
@@ -329,11 +350,7 @@ func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a 
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := w*cols/workers, (w+1)*cols/workers
-		wg.Go(func() {
-			for bc := lo; bc < hi; bc++ {
-				s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
-			}
-		})
+		wg.Go(func() { s.mulColumns(kern, c, s.Cols, a, s.Rows, m, lo, hi) })
 	}
 	wg.Wait()
 }
@@ -350,7 +367,5 @@ func (s *BlockSparse) matMul(kern *blockColumnKernel, c, a []float32, m int) {
 		copy(c[:m*s.Cols], pc)
 		return
 	}
-	for bc := range s.Cols / s.B {
-		s.mulBlockColumn(kern, c, s.Cols, a, s.Rows, m, bc)
-	}
+	s.mulColumns(kern, c, s.Cols, a, s.Rows, m, 0, s.Cols/s.B)
 }
