@@ -28,7 +28,7 @@ func main() {
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with
 	// AVX-512 (the k-pair kernels); blockColumn8x8 is b = 8 for AVX2 alone.
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
-	pairKernel("blockColumn12x8p", 12)
+	quadKernel8("blockColumn12x8q", 12)
 	pairKernel16("blockColumn12x16p", 12)
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
 	expShiftKernel()
@@ -268,51 +268,60 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 	emit("RET")
 }
 
-// pairKernel writes func name(a *float32, lda int, data *float32, rowBlock
+// quadKernel8 writes func name(a *float32, lda int, data *float32, rowBlock
 // *int32, nblk int, c *float32, ldc int) for b = 8 with AVX-512: the 8x8
-// blocks are stored in k-pairs (BlockSparse.Paired: rows 2q and 2q+1
-// interleaved, W[2q][j] in lane 2j and W[2q+1][j] in lane 2j+1), so that
-// one 64-bit broadcast of A[i][2q..2q+1] and one 16-lane FMA do two k steps
-// of a row; lane pairs are summed when the tile is stored. An 8-lane FMA
-// per k step, as blockColumn8x8 does, does half the work per instruction.
-func pairKernel(name string, rows int) {
-	acc := func(i int) string { return fmt.Sprintf("Z%d", 4+i) }
+// blocks are stored in k-quads (BlockSparse.Interleave 4: rows 4q..4q+3
+// interleaved, W[4q+r][j] at 4q*8+4j+r), so that a quad of a block is two
+// vectors (columns 0-3 and 4-7, four k steps each) and one 128-bit
+// broadcast of A[i][4q..4q+3] feeds two FMAs that do four k steps of the
+// row's 8 columns: the loads per FMA of the b = 16 kernel. k-pairs, one
+// FMA per 64-bit broadcast, were bound by the loads (1.36-1.54x dense at
+// density 0.5). The four lanes of each column are summed when the tile is
+// stored.
+func quadKernel8(name string, rows int) {
+	acc := func(i, v int) string { return fmt.Sprintf("Z%d", 4+2*i+v) }
 	bases, addr := blockColumnStart(name, rows)
-	row := func(i, q int) string { return addr(i, 8*q) }
 	for i := range rows {
-		zero(acc(i))
+		zero(acc(i, 0))
+		zero(acc(i, 1))
 	}
 	countedLoop("block", "store", func() {
 		blockRows(bases, 8)
-		for q := range 4 {
-			emit("VMOVUPS %d(BX), Z0", 64*q)
+		for q := range 2 {
+			emit("VMOVUPS %d(BX), Z0", 128*q)
+			emit("VMOVUPS %d(BX), Z1", 128*q+64)
 			for i := range rows {
 				bc := fmt.Sprintf("Z%d", 2+i%2)
-				emit("VBROADCASTSD %s, %s", row(i, q), bc)
-				emit("VFMADD231PS Z0, %s, %s", bc, acc(i))
+				emit("VBROADCASTF32X4 %s, %s", addr(i, 16*q), bc)
+				emit("VFMADD231PS Z0, %s, %s", bc, acc(i, 0))
+				emit("VFMADD231PS Z1, %s, %s", bc, acc(i, 1))
 			}
 		}
 		emit("ADDQ $256, BX")
 		emit("ADDQ $4, DX")
 	})
-	// Even lanes (k even) plus odd lanes (k odd) of each accumulator, in its low 8 lanes.
-	even, odd := make([]string, 16), make([]string, 16)
-	for l := range 16 {
-		even[l] = constant(fmt.Sprintf("pairEven%d", l), uint32(2*l%16))
+	// Lane 4j+r of acc0 (acc1) holds column j's (j+4's) k steps r mod 4:
+	// gather each r across both into lanes 0-7, then add the four.
+	for r := range 4 {
+		for l := range 16 {
+			constant(fmt.Sprintf("quad%d_%d", r, l), uint32((4*l+r)%32))
+		}
 	}
-	for l := range 16 {
-		odd[l] = constant(fmt.Sprintf("pairOdd%d", l), uint32((2*l+1)%16))
+	for r := range 4 {
+		emit("VMOVUPS %s, Z%d", constant(fmt.Sprintf("quad%d_0", r), 0), 28+r)
 	}
-	emit("VMOVUPS %s, Z16", even[0])
-	emit("VMOVUPS %s, Z17", odd[0])
 	emit("MOVQ c+40(FP), DI")
 	emit("MOVQ ldc+48(FP), DX")
 	emit("SHLQ $2, DX")
 	for i := range rows {
-		emit("VPERMPS %s, Z16, Z2", acc(i))
-		emit("VPERMPS %s, Z17, Z3", acc(i))
+		for r := range 4 {
+			emit("VMOVAPS %s, Z%d", acc(i, 0), r)
+			emit("VPERMT2PS %s, Z%d, Z%d", acc(i, 1), 28+r, r)
+		}
+		emit("VADDPS Z1, Z0, Z0")
 		emit("VADDPS Z3, Z2, Z2")
-		emit("VMOVUPS Y2, (DI)")
+		emit("VADDPS Z2, Z0, Z0")
+		emit("VMOVUPS Y0, (DI)")
 		if i < rows-1 {
 			emit("ADDQ DX, DI")
 		}
@@ -323,9 +332,10 @@ func pairKernel(name string, rows int) {
 
 // pairKernel16 writes func name(a *float32, lda int, data *float32,
 // rowBlock *int32, nblk int, c *float32, ldc int) for b = 16 with AVX-512,
-// on blocks stored in k-pairs as pairKernel's: a k-pair of a 16-column
-// block is two vectors (columns 0-7 and 8-15, W[2q][j] and W[2q+1][j]
-// side by side), so one 64-bit broadcast of A[i][2q..2q+1] feeds two FMAs
+// on blocks stored in k-pairs (BlockSparse.Interleave 2: rows 2q and 2q+1
+// interleaved, W[2q][j] at 2q*16+2j and W[2q+1][j] beside it): a k-pair of
+// a 16-column block is two vectors (columns 0-7 and 8-15), so one 64-bit
+// broadcast of A[i][2q..2q+1] feeds two FMAs
 // that do two k steps of the row's 16 columns. One vector per row and k
 // step (sparseKernel's layout) needs a load per FMA, the broadcast as the
 // FMA's memory operand, and is bound by the load ports; this needs little

@@ -23,7 +23,7 @@ func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *f
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
-func blockColumn12x8p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn12x8q(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
 func blockColumn12x16p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
@@ -101,11 +101,11 @@ var fastGemm = func() *microKernel {
 func fastBlockColumn(b int) *blockColumnKernel {
 	switch {
 	case b == 8 && hasAVX512:
-		return &blockColumnKernel{rows: 12, run: blockColumn12x8p, pairs: true}
+		return &blockColumnKernel{rows: 12, run: blockColumn12x8q, interleave: 4}
 	case b == 8 && hasAVX2:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
 	case b == 16 && hasAVX512:
-		return &blockColumnKernel{rows: 12, run: blockColumn12x16p, pairs: true}
+		return &blockColumnKernel{rows: 12, run: blockColumn12x16p, interleave: 2}
 	case b == 32 && hasAVX512:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x32}
 	}

@@ -361,7 +361,7 @@ func TestPackSelected(t *testing.T) {
 				// The pattern alone is the same structure without values.
 				pat, err := PackPattern(tc.nr, tc.nc, b, keep)
 				require.NoError(t, err)
-				want.Data, want.Paired = nil, false
+				want.Data, want.Interleave = nil, 0
 				assert.Equal(t, want, pat)
 			})
 		}

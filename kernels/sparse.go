@@ -17,31 +17,35 @@ type BlockSparse struct {
 	ColStart []int32
 	// RowBlock[t] is the block-row of stored block t.
 	RowBlock []int32
-	// Data holds block t at Data[t*B*B:(t+1)*B*B]: row-major, or, when
-	// Paired, with each block's rows 2q and 2q+1 interleaved value by value
-	// (W[2q][j] at 2q*B+2j, W[2q+1][j] at 2q*B+2j+1). At reads either.
+	// Data holds block t at Data[t*B*B:(t+1)*B*B]: row-major, or with each
+	// group of Interleave rows interleaved value by value (g = Interleave:
+	// W[g*q+r][j] at g*q*B+g*j+r). At reads any.
 	Data []float32
-	// Paired is the layout of the SIMD kernel this machine runs for B when
-	// it takes two k steps a row in one FMA (blockColumnKernel.pairs):
-	// packing writes it so, rather than a row-major copy beside it.
-	Paired bool
+	// Interleave is the layout of the SIMD kernel this machine runs for B
+	// (blockColumnKernel.interleave): 2 or 4 when it takes that many k
+	// steps a row in one FMA, 0 or 1 for row-major. Packing writes it so,
+	// rather than a row-major copy beside it.
+	Interleave int
 }
 
-// usesPairs reports whether the SIMD kernel for b reads the Paired layout.
-func usesPairs(b int) bool {
-	k := fastBlockColumn(b)
-	return k != nil && k.pairs
+// layout is the Interleave that the SIMD kernel for b reads.
+func layout(b int) int {
+	if k := fastBlockColumn(b); k != nil && k.interleave > 1 {
+		return k.interleave
+	}
+	return 1
 }
+
+// group is s's Interleave, 1 for row-major.
+func (s *BlockSparse) group() int { return max(s.Interleave, 1) }
 
 // At returns row i, column j of stored block t.
 func (s *BlockSparse) At(t, i, j int) float32 { return s.Data[t*s.B*s.B+s.offset(i, j)] }
 
 // offset is the position of row i, column j within a block of s's layout.
 func (s *BlockSparse) offset(i, j int) int {
-	if s.Paired {
-		return (i&^1)*s.B + 2*j + i&1
-	}
-	return i*s.B + j
+	g := s.group()
+	return i/g*g*s.B + g*j + i%g
 }
 
 // PackBlockSparse packs the dense rows×cols matrix w, keeping the blocks for
@@ -78,7 +82,7 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 	s, slot := pattern(rows, cols, b, keep)
 	nbc := cols / b
 	s.Data = make([]float32, len(s.RowBlock)*b*b)
-	s.Paired = usesPairs(b)
+	s.Interleave = layout(b)
 	// A block-column whose columns are contiguous in the source is copied a
 	// row segment at a time; any other is gathered, faster without padding.
 	const gather, gatherPadded = -1, -2
@@ -109,7 +113,7 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 		}
 		row := sel.Data[src*sel.Stride:]
 		br, i := r/b, r%b
-		// Row i of a block starts at off and steps by step (2 when paired).
+		// Row i of a block starts at off and steps by step (the interleave).
 		off, step := s.offset(i, 0), s.offset(i, 1)-s.offset(i, 0)
 		for bc := range nbc {
 			t := slot[br*nbc+bc]
@@ -122,14 +126,14 @@ func PackSelected(sel Selection, rows, cols, b int, keep func(br, bc int) bool) 
 				copy(blk[off:off+b], row[c:c+b])
 			case c >= 0:
 				for j, v := range row[c : c+b] {
-					blk[off+2*j] = v
+					blk[off+step*j] = v
 				}
 			case c == gather && b == 16 && step == 1:
 				d := (*[16]float32)(blk[off:])
 				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
 					d[j] = row[c]
 				}
-			case c == gather && b == 16:
+			case c == gather && b == 16 && step == 2:
 				d := (*[31]float32)(blk[off:])
 				for j, c := range (*[16]int)(sel.Cols[bc*16:]) {
 					d[2*j] = row[c]
@@ -221,10 +225,8 @@ func (s *BlockSparse) FirstNonFinite() (row, col int) {
 	}
 	b, bb := s.B, s.B*s.B
 	t, o := k/bb, k%bb
-	i, j := o/b, o%b
-	if s.Paired {
-		i, j = o/(2*b)*2+o%2, o%(2*b)/2
-	}
+	g := s.group()
+	i, j := o/(g*b)*g+o%g, o%(g*b)/g
 	bc := sort.Search(len(s.ColStart)-1, func(j int) bool { return int(s.ColStart[j+1]) > t })
 	return int(s.RowBlock[t])*b + i, bc*b + j
 }
@@ -236,7 +238,7 @@ func (s *BlockSparse) NNZBlocks() int { return len(s.RowBlock) }
 // from nblk stored blocks, reading A directly and overwriting C.
 type blockColumnKernel struct {
 	rows  int
-	pairs bool // reads Data in the Paired layout
+	interleave int // the BlockSparse.Interleave it reads: 2 or 4, or 0 for row-major
 	run   func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 }
 
@@ -277,7 +279,7 @@ func (s *BlockSparse) mulColumns(kern *blockColumnKernel, c []float32, ldc int, 
 			}
 		}
 	}
-	fast := kern != nil && m >= kern.rows && kern.pairs == s.Paired
+	fast := kern != nil && m >= kern.rows && max(kern.interleave, 1) == s.group()
 	for bc := bc0; bc < bc1; bc++ {
 		if !fast || s.ColStart[bc] == s.ColStart[bc+1] {
 			s.mulBlockColumnPortable(c, ldc, a, lda, m, bc)

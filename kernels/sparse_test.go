@@ -136,7 +136,7 @@ func TestBlockSparseAt(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(b), 1))
 		w := randSlice(rng, rows*cols)
 		s := packRandom(t, rng, w, rows, cols, b, 0.6)
-		require.Equal(t, usesPairs(b), s.Paired, "b=%d", b)
+		require.Equal(t, layout(b), s.group(), "b=%d", b)
 		for bc := range cols / b {
 			for blk := s.ColStart[bc]; blk < s.ColStart[bc+1]; blk++ {
 				br := int(s.RowBlock[blk])
