@@ -237,9 +237,9 @@ func (s *BlockSparse) NNZBlocks() int { return len(s.RowBlock) }
 // blockColumnKernel computes a tile of rows rows of one output block-column
 // from nblk stored blocks, reading A directly and overwriting C.
 type blockColumnKernel struct {
-	rows  int
+	rows       int
 	interleave int // the BlockSparse.Interleave it reads: 2 or 4, or 0 for row-major
-	run   func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+	run        func(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 }
 
 // MulBlockColumn computes columns [bc*B, (bc+1)*B) of C = A·S for the m rows
