@@ -26,7 +26,7 @@ func main() {
 	denseKernel("gemmKernel8x48", 8, 3, "Z", 64)
 	denseKernel("gemmKernel12x16", 12, 1, "Z", 64)
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with
-	// AVX-512 (the k-pair kernels); blockColumn8x8 is b = 8 for AVX2 alone.
+	// AVX-512 (the k-pair and k-quad kernels); blockColumn8x8 is b = 8 for AVX2 alone.
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
 	quadKernel8("blockColumn12x8q", 12)
 	pairKernel16("blockColumn12x16p", 12)
