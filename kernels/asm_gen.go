@@ -28,8 +28,8 @@ func main() {
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with
 	// AVX-512 (the k-pair and k-quad kernels); blockColumn8x8 is b = 8 for AVX2 alone.
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
-	quadKernel8("blockColumn12x8q", 12)
-	pairKernel16("blockColumn12x16p", 12)
+	interleavedKernel("blockColumn12x8q", 12, 8, 4)
+	interleavedKernel("blockColumn12x16p", 12, 16, 2)
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
 	expShiftKernel()
 	geluKernel()
@@ -268,122 +268,67 @@ func sparseKernel(name string, rows, b int, reg string, vecs int) {
 	emit("RET")
 }
 
-// quadKernel8 writes func name(a *float32, lda int, data *float32, rowBlock
-// *int32, nblk int, c *float32, ldc int) for b = 8 with AVX-512: the 8x8
-// blocks are stored in k-quads (BlockSparse.Interleave 4: rows 4q..4q+3
-// interleaved, W[4q+r][j] at 4q*8+4j+r), so that a quad of a block is two
-// vectors (columns 0-3 and 4-7, four k steps each) and one 128-bit
-// broadcast of A[i][4q..4q+3] feeds two FMAs that do four k steps of the
-// row's 8 columns: the loads per FMA of the b = 16 kernel. k-pairs, one
-// FMA per 64-bit broadcast, were bound by the loads (1.36-1.54x dense at
-// density 0.5). The four lanes of each column are summed when the tile is
-// stored.
-func quadKernel8(name string, rows int) {
+// interleavedKernel writes func name(a *float32, lda int, data *float32,
+// rowBlock *int32, nblk int, c *float32, ldc int) for b×b blocks stored with
+// g k steps interleaved (BlockSparse.Interleave g: rows g*q..g*q+g-1 side
+// by side, W[g*q+r][j] at g*q*b+g*j+r), with AVX-512: a group of g rows of
+// a block is two vectors (the first and the second half of its columns, g
+// k steps each), so that one broadcast of A[i][g*q..g*q+g-1] feeds two FMAs
+// doing g k steps of the row's b columns. The g lanes of each column are
+// summed when the tile is stored.
+//
+// b = 16 takes pairs (a 64-bit broadcast), b = 8 quads (128 bits): both
+// then make about half a load per FMA. One vector per row and k step
+// (sparseKernel's layout) needs a load per FMA and is bound by the load
+// ports (b = 16: 14-16% slower); b = 8 in pairs, one FMA per broadcast, ran
+// 1.36-1.54x dense at density 0.5 against 1.79-1.88x in quads.
+func interleavedKernel(name string, rows, b, g int) {
 	acc := func(i, v int) string { return fmt.Sprintf("Z%d", 4+2*i+v) }
+	broadcast := map[int]string{2: "VBROADCASTSD", 4: "VBROADCASTF32X4"}[g]
+	group := 4 * b * g // bytes of data per group of g rows: two vectors
 	bases, addr := blockColumnStart(name, rows)
 	for i := range rows {
 		zero(acc(i, 0))
 		zero(acc(i, 1))
 	}
 	countedLoop("block", "store", func() {
-		blockRows(bases, 8)
-		for q := range 2 {
-			emit("VMOVUPS %d(BX), Z0", 128*q)
-			emit("VMOVUPS %d(BX), Z1", 128*q+64)
+		blockRows(bases, b)
+		for q := range b / g {
+			emit("VMOVUPS %d(BX), Z0", group*q)
+			emit("VMOVUPS %d(BX), Z1", group*q+64)
 			for i := range rows {
 				bc := fmt.Sprintf("Z%d", 2+i%2)
-				emit("VBROADCASTF32X4 %s, %s", addr(i, 16*q), bc)
+				emit("%s %s, %s", broadcast, addr(i, 4*g*q), bc)
 				emit("VFMADD231PS Z0, %s, %s", bc, acc(i, 0))
 				emit("VFMADD231PS Z1, %s, %s", bc, acc(i, 1))
 			}
 		}
-		emit("ADDQ $256, BX")
+		emit("ADDQ $%d, BX", 4*b*b)
 		emit("ADDQ $4, DX")
 	})
-	// Lane 4j+r of acc0 (acc1) holds column j's (j+4's) k steps r mod 4:
-	// gather each r across both into lanes 0-7, then add the four.
-	for r := range 4 {
+	// Lane g*j+r of the pair (acc0, acc1) holds column j's k steps r mod g:
+	// gather each r across both into the low 32/g lanes, then add them.
+	for r := range g {
 		for l := range 16 {
-			constant(fmt.Sprintf("quad%d_%d", r, l), uint32((4*l+r)%32))
+			constant(fmt.Sprintf("interleave%d_%d_%d", g, r, l), uint32((g*l+r)%32))
 		}
-	}
-	for r := range 4 {
-		emit("VMOVUPS %s, Z%d", constant(fmt.Sprintf("quad%d_0", r), 0), 28+r)
+		emit("VMOVUPS %s, Z%d", constant(fmt.Sprintf("interleave%d_%d_0", g, r), 0), 28+r)
 	}
 	emit("MOVQ c+40(FP), DI")
 	emit("MOVQ ldc+48(FP), DX")
 	emit("SHLQ $2, DX")
+	result := map[int]string{2: "Z0", 4: "Y0"}[g] // b floats
 	for i := range rows {
-		for r := range 4 {
+		for r := range g {
 			emit("VMOVAPS %s, Z%d", acc(i, 0), r)
 			emit("VPERMT2PS %s, Z%d, Z%d", acc(i, 1), 28+r, r)
 		}
-		emit("VADDPS Z1, Z0, Z0")
-		emit("VADDPS Z3, Z2, Z2")
-		emit("VADDPS Z2, Z0, Z0")
-		emit("VMOVUPS Y0, (DI)")
-		if i < rows-1 {
-			emit("ADDQ DX, DI")
-		}
-	}
-	emit("VZEROUPPER")
-	emit("RET")
-}
-
-// pairKernel16 writes func name(a *float32, lda int, data *float32,
-// rowBlock *int32, nblk int, c *float32, ldc int) for b = 16 with AVX-512,
-// on blocks stored in k-pairs (BlockSparse.Interleave 2: rows 2q and 2q+1
-// interleaved, W[2q][j] at 2q*16+2j and W[2q+1][j] beside it): a k-pair of
-// a 16-column block is two vectors (columns 0-7 and 8-15), so one 64-bit
-// broadcast of A[i][2q..2q+1] feeds two FMAs
-// that do two k steps of the row's 16 columns. One vector per row and k
-// step (sparseKernel's layout) needs a load per FMA, the broadcast as the
-// FMA's memory operand, and is bound by the load ports; this needs little
-// more than half a load per FMA, and measured 14-16% faster.
-func pairKernel16(name string, rows int) {
-	acc := func(i, v int) string { return fmt.Sprintf("Z%d", 4+2*i+v) }
-	bases, addr := blockColumnStart(name, rows)
-	row := func(i, q int) string { return addr(i, 8*q) }
-	for i := range rows {
-		zero(acc(i, 0))
-		zero(acc(i, 1))
-	}
-	countedLoop("block", "store", func() {
-		blockRows(bases, 16)
-		for q := range 8 {
-			emit("VMOVUPS %d(BX), Z0", 128*q)
-			emit("VMOVUPS %d(BX), Z1", 128*q+64)
-			for i := range rows {
-				bc := fmt.Sprintf("Z%d", 2+i%2)
-				emit("VBROADCASTSD %s, %s", row(i, q), bc)
-				emit("VFMADD231PS Z0, %s, %s", bc, acc(i, 0))
-				emit("VFMADD231PS Z1, %s, %s", bc, acc(i, 1))
+		for step := 1; step < g; step *= 2 { // pairwise: (r0+r1)+(r2+r3)
+			for r := 0; r < g; r += 2 * step {
+				emit("VADDPS Z%d, Z%d, Z%d", r+step, r, r)
 			}
 		}
-		emit("ADDQ $1024, BX")
-		emit("ADDQ $4, DX")
-	})
-	// Lane 2j of the pair (acc0, acc1) holds column j's even k steps and
-	// lane 2j+1 its odd ones: gather each across both and add.
-	even, odd := make([]string, 16), make([]string, 16)
-	for l := range 16 {
-		even[l] = constant(fmt.Sprintf("pair16Even%d", l), uint32(2*l))
-	}
-	for l := range 16 {
-		odd[l] = constant(fmt.Sprintf("pair16Odd%d", l), uint32(2*l+1))
-	}
-	emit("VMOVUPS %s, Z28", even[0])
-	emit("VMOVUPS %s, Z29", odd[0])
-	emit("MOVQ c+40(FP), DI")
-	emit("MOVQ ldc+48(FP), DX")
-	emit("SHLQ $2, DX")
-	for i := range rows {
-		emit("VMOVAPS %s, Z2", acc(i, 0))
-		emit("VPERMT2PS %s, Z28, Z2", acc(i, 1))
-		emit("VMOVAPS %s, Z3", acc(i, 0))
-		emit("VPERMT2PS %s, Z29, Z3", acc(i, 1))
-		emit("VADDPS Z3, Z2, Z2")
-		emit("VMOVUPS Z2, (DI)")
+		emit("VMOVUPS %s, (DI)", result)
 		if i < rows-1 {
 			emit("ADDQ DX, DI")
 		}
