@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"sync"
 )
 
 // BlockSparse is a K×N weight matrix stored as its non-zero B×B blocks,
@@ -247,16 +246,12 @@ type blockColumnKernel struct {
 // This is the work of one output block-column, as a matmul engine does it.
 // It panics if a slice is too short or s is inconsistent.
 func (s *BlockSparse) MulBlockColumn(c []float32, ldc int, a []float32, lda, m, bc int) {
-	s.mulBlockColumn(fastBlockColumn(s.B), c, ldc, a, lda, m, bc)
+	s.mulColumns(fastBlockColumn(s.B), c, ldc, a, lda, m, bc, bc+1)
 }
 
-// mulBlockColumn is MulBlockColumn on the given SIMD kernel; nil runs portable Go.
-func (s *BlockSparse) mulBlockColumn(kern *blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc int) {
-	s.mulColumns(kern, c, ldc, a, lda, m, bc, bc+1)
-}
-
-// mulColumns computes block-columns [bc0, bc1) of C = A·S. It checks every
-// bound and index that the SIMD kernels will read first.
+// mulColumns computes block-columns [bc0, bc1) of C = A·S on the given SIMD
+// kernel (nil runs portable Go). It checks every bound and index that the
+// SIMD kernels will read first.
 func (s *BlockSparse) mulColumns(kern *blockColumnKernel, c []float32, ldc int, a []float32, lda, m, bc0, bc1 int) {
 	b := s.B
 	if m <= 0 || bc0 >= bc1 {
@@ -349,12 +344,9 @@ func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a 
 		s.matMul(kern, c, a, m)
 		return
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*cols/workers, (w+1)*cols/workers
-		wg.Go(func() { s.mulColumns(kern, c, s.Cols, a, s.Rows, m, lo, hi) })
-	}
-	wg.Wait()
+	parallel(workers, func(w int) {
+		s.mulColumns(kern, c, s.Cols, a, s.Rows, m, w*cols/workers, (w+1)*cols/workers)
+	})
 }
 
 func (s *BlockSparse) matMul(kern *blockColumnKernel, c, a []float32, m int) {

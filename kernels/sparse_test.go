@@ -107,7 +107,7 @@ func TestMulBlockColumnStrided(t *testing.T) {
 					c[i] = -7
 				}
 				for bc := range cols / b {
-					s.mulBlockColumn(kern, c, ldc, a, lda, m, bc)
+					s.mulColumns(kern, c, ldc, a, lda, m, bc, bc+1)
 				}
 				for i := range m {
 					for j := range ldc {
