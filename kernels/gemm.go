@@ -288,6 +288,16 @@ func packRowsGo(dst, src []float32, ldb, kc, panels, nr int) {
 // A variable so that tests can split small products.
 var minWorkerFlops = 16 << 20
 
+// shares is how many goroutines split units of a product of flops: at
+// most workers (< 1: GOMAXPROCS), one a unit, none with less than
+// minWorkerFlops.
+func shares(workers, units, flops int) int {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return min(workers, units, max(1, flops/minWorkerFlops))
+}
+
 // GemmParallel is Gemm split over workers goroutines (workers < 1 means
 // GOMAXPROCS). Each output element is computed by exactly the same
 // operations whatever the split, so the result does not depend on workers.
@@ -312,7 +322,7 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 	if byCols {
 		units = (n + colStep - 1) / colStep
 	}
-	workers = min(workers, units, max(1, 2*m*n*k/minWorkerFlops))
+	workers = shares(workers, units, 2*m*n*k)
 	if workers <= 1 {
 		gemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"fmt"
-	"runtime"
-)
+import "fmt"
 
 // Epilogue is what a product applies to its output once it is final,
 // while each tile is still in cache: a bias added to every row, then GELU.
@@ -106,21 +103,14 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 		return
 	}
 	if p.kern == nil || p.k == 0 {
-		for i := range m {
-			clear(c[i*ldc : i*ldc+p.n])
-		}
-		if p.k > 0 {
-			gemmPortable(false, false, m, p.n, p.k, 1, a, lda, p.dense, p.n, c, ldc)
-		}
+		// Gemm's portable loops (or, for K = 0, its clearing of C).
+		gemm(nil, false, false, m, p.n, p.k, 1, a, lda, p.dense, p.n, 0, c, ldc)
 		e.apply(c, ldc, m, p.n)
 		return
 	}
-	if workers < 1 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	nr := p.kern.nr
 	units := (p.n + nr - 1) / nr
-	workers = min(workers, units, max(1, 2*m*p.n*p.k/minWorkerFlops))
+	workers = shares(workers, units, 2*m*p.n*p.k)
 	share := func(w int) {
 		c0, c1 := w*units/workers*nr, min((w+1)*units/workers*nr, p.n)
 		buf := packPool.Get().(*packBuffers)
