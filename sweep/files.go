@@ -28,12 +28,11 @@ const (
 
 // files are a sweep's output files and the rows they hold, by hash.
 type files struct {
-	dir      string
-	header   []string
-	points   []Point
-	rows     map[string]report.SweepRow
-	csv, js  *os.File
-	csvLines *csv.Writer
+	dir     string
+	header  []string
+	points  []Point
+	rows    map[string]report.SweepRow
+	csv, js *os.File
 }
 
 // openFiles reads the rows a previous run of the same sweep left in dir,

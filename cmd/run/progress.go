@@ -33,28 +33,21 @@ type progress struct {
 	images int
 	done   int
 	cycles int64
-	unit   string                   // what is counted: "images" unless set
+	unit   string                   // what is counted: "images", "points"
 	bar    *progressbar.ProgressBar // nil until shown
 	timer  *time.Timer
 	over   bool
 }
 
-// newProgress starts the clock of a run of images; nil when w is not a
-// terminal.
-func newProgress(w io.Writer, terminal bool, images int, delay time.Duration) *progress {
+// newProgress starts the clock of a run of n things called unit ("images",
+// "points"); nil when w is not a terminal.
+func newProgress(w io.Writer, terminal bool, n int, unit string, delay time.Duration) *progress {
 	if !terminal {
 		return nil
 	}
-	p := &progress{w: w, images: images, unit: "images"}
+	// unit is set before the timer starts: show reads it without the lock.
+	p := &progress{w: w, images: n, unit: unit}
 	p.timer = time.AfterFunc(delay, p.show)
-	return p
-}
-
-// counting names what the bar counts ("images" by default).
-func (p *progress) counting(unit string) *progress {
-	if p != nil {
-		p.unit = unit
-	}
 	return p
 }
 

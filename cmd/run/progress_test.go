@@ -47,7 +47,7 @@ func TestProgress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var w syncBuffer
-			p := newProgress(&w, tt.terminal, 48, tt.delay)
+			p := newProgress(&w, tt.terminal, 48, "images", tt.delay)
 			if tt.terminal && tt.delay == 0 {
 				require.Eventually(t, func() bool { return w.String() != "" }, 5*time.Second, time.Millisecond, "the bar shows")
 			}

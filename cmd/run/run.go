@@ -68,7 +68,7 @@ func execute(opt *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	prog := newProgress(stderr, isTerminal(stderr), in.count, progressDelay)
+	prog := newProgress(stderr, isTerminal(stderr), in.count, "images", progressDelay)
 	if opt.reference {
 		err = runReference(rep, desc, m, in, opt.logits, prog)
 	} else {

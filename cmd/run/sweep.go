@@ -21,11 +21,10 @@ import (
 // sweepOptions are the parsed command line of run sweep.
 type sweepOptions struct {
 	options
-	axes       []sweep.Axis
-	out        string
-	jobs       int
-	force      bool
-	timingOnly bool
+	axes  []sweep.Axis
+	out   string
+	jobs  int
+	force bool
 }
 
 // Default images per sweep point: enough MNIST test images for an accuracy
@@ -144,7 +143,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	prog := newProgress(stderr, isTerminal(stderr), len(points), progressDelay).counting("points")
+	prog := newProgress(stderr, isTerminal(stderr), len(points), "points", progressDelay)
 	finished := 0 // Done's calls do not overlap
 	sw, err := sweep.Run(ctx, spec, points, sweep.Options{
 		Dir: o.out, Jobs: o.jobs,
