@@ -44,9 +44,7 @@ type actor struct {
 // wakeup unparks a if it is parked. Spurious wakeups are harmless: waits
 // re-check their condition.
 func (a *actor) wakeup() {
-	// The load first: a waker often calls this many times before the
-	// woken goroutine runs, and a failing CAS still costs a locked op.
-	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
+	if a.unpark() {
 		if a.co != nil {
 			a.co.pushRemote(a)
 		} else {
@@ -58,9 +56,18 @@ func (a *actor) wakeup() {
 // wakeLocal is wakeup by an actor of a's own group of coroutines, on its
 // goroutine.
 func (a *actor) wakeLocal() {
-	if s := a.state.Load(); s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits) {
+	if a.unpark() {
 		a.co.push(a)
 	}
+}
+
+// unpark moves a from parked to running and reports whether it did (a
+// parked actor is woken once). The load first: a waker often calls this
+// many times before the woken actor runs, and a failing CAS still costs a
+// locked op.
+func (a *actor) unpark() bool {
+	s := a.state.Load()
+	return s&stateBits == parked && a.state.CompareAndSwap(s, s&^stateBits)
 }
 
 // wakeReader and wakeWriter wake f's reader or writer from the other end.

@@ -74,8 +74,8 @@ func (f *FIFO[T]) port() *fifoBase { return &f.fifoBase }
 // NewFIFO adds a FIFO to g with the given capacity (elements, 1 to 2^24) and
 // latency (cycles from send to visibility, >= 1).
 func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], error) {
-	if capacity < 1 || capacity > maxCapacity {
-		return nil, fmt.Errorf("fifo %q: capacity %d out of range [1, %d]", name, capacity, maxCapacity)
+	if err := checkCapacity(name, capacity); err != nil {
+		return nil, err
 	}
 	if latency < 1 {
 		return nil, fmt.Errorf("fifo %q: latency %d must be >= 1", name, latency)
@@ -100,6 +100,14 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	f.occ.hist = make([]int64, capacity+1)
 	g.fifos = append(g.fifos, &f.fifoBase)
 	return f, nil
+}
+
+// checkCapacity refuses a capacity outside 1..maxCapacity.
+func checkCapacity(name string, capacity int) error {
+	if capacity < 1 || capacity > maxCapacity {
+		return fmt.Errorf("fifo %q: capacity %d out of range [1, %d]", name, capacity, maxCapacity)
+	}
+	return nil
 }
 
 // Name returns the FIFO's name.

@@ -93,12 +93,8 @@ func (tp *tape) edgeOf(t Tick) edge {
 	return edge{from: n, d: t.At - tp.events[n].at}
 }
 
-func (tp *tape) clockEdge(now int64) edge {
-	if tp.clock < 0 {
-		return edge{from: -1, d: now}
-	}
-	return edge{from: tp.clock, d: now - tp.events[tp.clock].at}
-}
+// clockEdge is the dependency that gives now on the actor's own clock.
+func (tp *tape) clockEdge(now int64) edge { return tp.edgeOf(Tick{At: now, node: tp.clock + 1}) }
 
 // add appends an event with the edges appended since e0.
 func (tp *tape) add(op uint8, fifo int32, elem int64, e0 int, at int64) int32 {
@@ -349,8 +345,8 @@ func (r *Record) Retime(caps []int) (int64, error) {
 		return 0, fmt.Errorf("retime: %d capacities for %d fifos", len(caps), len(r.fifos))
 	}
 	for i, c := range caps {
-		if c < 1 || c > maxCapacity {
-			return 0, fmt.Errorf("retime: fifo %q: capacity %d out of range [1, %d]", r.fifos[i].name, c, maxCapacity)
+		if err := checkCapacity(r.fifos[i].name, c); err != nil {
+			return 0, fmt.Errorf("retime: %w", err)
 		}
 	}
 	for _, tp := range r.tapes {

@@ -217,7 +217,7 @@ func (g *Graph) watchdog(ctx context.Context, cancel context.CancelCauseFunc, al
 			continue
 		}
 		if stuck++; stuck >= watchdogRounds {
-			err := g.deadlock()
+			err := deadlockAmong(g.actors)
 			cancel(err)
 			g.cancelAll()
 			return err
@@ -283,12 +283,8 @@ var ErrDeadlock = errors.New("deadlock")
 // Is makes errors.Is(err, ErrDeadlock) true.
 func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
 
-// deadlock describes the blocked actors and finds a wait cycle among them.
-func (g *Graph) deadlock() error {
-	return deadlockAmong(g.actors)
-}
-
-// deadlockAmong is deadlock for the blocked actors among actors.
+// deadlockAmong describes the blocked actors among actors and finds a wait
+// cycle among them.
 func deadlockAmong(actors []*actor) error {
 	e := &DeadlockError{}
 	byActor := make(map[int]int)

@@ -639,15 +639,11 @@ func TestUnknownScheduler(t *testing.T) {
 }
 
 // TestGoexit: an actor that calls runtime.Goexit (t.FailNow, say) fails a
-// run at once, the same way under either scheduler, and leaves no goroutine
+// run at once, the same way under every scheduler, and leaves no goroutine
 // behind (goleak checks).
-func TestGoexit(t *testing.T) {
-	for _, sched := range []Scheduler{SchedulerCoroutines, SchedulerGoroutines} {
-		t.Run(sched.String(), func(t *testing.T) { testGoexit(t, sched) })
-	}
-}
+func TestGoexit(t *testing.T) { forSchedulers(t, testGoexit) }
 
-func testGoexit(t *testing.T, sched Scheduler) {
+func testGoexit(t *testing.T, opt Options) {
 	g := NewGraph()
 	f := mustFIFO(t, g, "f", 1, 1)
 	g.AddActor("producer", source(f, 100, 1), Writes(f))
@@ -662,7 +658,7 @@ func testGoexit(t *testing.T, sched Scheduler) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, err = g.Run(context.Background(), Options{Scheduler: sched})
+		_, err = g.Run(context.Background(), opt)
 	}()
 	<-done
 	assert.EqualError(t, err, "runtime.Goexit called by an actor")
