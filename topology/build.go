@@ -39,9 +39,6 @@ type Accelerator struct {
 	estimate Estimation
 	name     string // the model's name, for errors
 	want     int    // values per image
-	// record makes a run keep the runtime's dependency record
-	// (SimResult.Stats.Record), for re-timing it at other depths.
-	record bool
 }
 
 // blockFor returns the tile side for a model pruned by p: the pruning's,

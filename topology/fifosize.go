@@ -157,7 +157,7 @@ func SizeFIFOs(ctx context.Context, a *Accelerator, images [][]float32, opt Size
 			return nil, err
 		}
 	}
-	return s.result(ctx, depths, tol)
+	return s.result(ctx, depths, cycles, tol)
 }
 
 // lowest returns the smallest depth of link k within the bound, the others
@@ -261,8 +261,7 @@ func (a *Accelerator) runAt(ctx context.Context, f FIFOs, images [][]float32) (*
 	if err != nil {
 		return nil, err
 	}
-	b.record = true
-	return b.Run(ctx, images)
+	return b.run(ctx, images, TraceOptions{}, nil, true)
 }
 
 // fifos is the description's FIFOs with the sizable links at depths.
@@ -351,8 +350,9 @@ func (s *sizer) keep(c Candidate) Candidate {
 	return c
 }
 
-// result simulates depths and assembles the Sizing.
-func (s *sizer) result(ctx context.Context, depths []int, tol float64) (*Sizing, error) {
+// result simulates depths, where the evaluation of the candidates found
+// the run to take want cycles, and assembles the Sizing.
+func (s *sizer) result(ctx context.Context, depths []int, want int64, tol float64) (*Sizing, error) {
 	f := s.fifos(depths)
 	b, err := s.a.withFIFO(f)
 	if err != nil {
@@ -361,12 +361,6 @@ func (s *sizer) result(ctx context.Context, depths []int, tol float64) (*Sizing,
 	res, err := b.Run(ctx, s.images)
 	if err != nil {
 		return nil, fmt.Errorf("size fifos: the chosen depths: %w", err)
-	}
-	// The chosen depths were either the start, which is the unbounded run,
-	// or a candidate within the bound.
-	want := s.unbounded
-	if i := slices.IndexFunc(s.tried, func(c Candidate) bool { return slices.Equal(c.Depths, depths) }); i >= 0 {
-		want = s.tried[i].Cycles
 	}
 	if res.Cycles != want {
 		return nil, fmt.Errorf("size fifos: the chosen depths run %d cycles, their evaluation said %d", res.Cycles, want)

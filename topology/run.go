@@ -201,7 +201,7 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 	if err != nil {
 		return nil, err
 	}
-	return a.run(ctx, in.Images, in.Trace, wrap)
+	return a.run(ctx, in.Images, in.Trace, wrap, false)
 }
 
 // wrapper may replace the body of the unit called name.
@@ -212,10 +212,13 @@ type wrapper func(name string, body func(*runtime.Ctx) error) func(*runtime.Ctx)
 // built by NewTimingAccelerator the run is timing-only and the images may
 // be nil: only their number counts.
 func (a *Accelerator) Run(ctx context.Context, images [][]float32) (*SimResult, error) {
-	return a.run(ctx, images, TraceOptions{}, nil)
+	return a.run(ctx, images, TraceOptions{}, nil, false)
 }
 
-func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOptions, wrap wrapper) (*SimResult, error) {
+// run is Run with a trace, a wrapper of the units' bodies (nil: none), and,
+// when record is set, the runtime's dependency record kept in the result's
+// Stats.Record for re-timing at other depths.
+func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOptions, wrap wrapper, record bool) (*SimResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
@@ -230,7 +233,7 @@ func (a *Accelerator) run(ctx context.Context, images [][]float32, trace TraceOp
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	opt := runtime.Options{ClockMHz: a.desc.ClockMHz, Record: a.record}
+	opt := runtime.Options{ClockMHz: a.desc.ClockMHz, Record: record}
 	if trace.W != nil {
 		bt.mpca.TraceBlocks = true
 		// Every occupancy change a trace of the cap could show: memory grows

@@ -41,8 +41,8 @@ func (d *Description) Set(key, value string) error {
 		d.FIFO.Depths[link] = n // Validate names an unknown link
 		return nil
 	}
-	f, ok := field(reflect.ValueOf(d).Elem(), strings.Split(key, "."))
-	if !ok || key == "name" {
+	f, ok := settable(d, key)
+	if !ok {
 		return fmt.Errorf("unknown topology key %q (have %s)", shorten(key), strings.Join(Keys(d.MPCA.H), ", "))
 	}
 	switch f.Kind() {
@@ -102,6 +102,15 @@ func IsKey(key string) bool {
 	if strings.HasPrefix(key, depthsKey) {
 		return true
 	}
-	_, ok := field(reflect.ValueOf(&Description{}).Elem(), strings.Split(key, "."))
-	return ok && key != "name"
+	_, ok := settable(&Description{}, key)
+	return ok
+}
+
+// settable is the field of d that Set sets for key: any but the name,
+// which says what the description is rather than what it models.
+func settable(d *Description, key string) (reflect.Value, bool) {
+	if key == "name" {
+		return reflect.Value{}, false
+	}
+	return field(reflect.ValueOf(d).Elem(), strings.Split(key, "."))
 }

@@ -46,7 +46,7 @@ type TraceOptions struct {
 
 // RunTraced is Run with a trace described by opt.
 func (a *Accelerator) RunTraced(ctx context.Context, images [][]float32, opt TraceOptions) (*SimResult, error) {
-	return a.run(ctx, images, opt, nil)
+	return a.run(ctx, images, opt, nil, false)
 }
 
 // check validates opt for a run of images images.
