@@ -150,12 +150,7 @@ func (s *Spec) runPoint(ctx context.Context, p Point, masks *maskCache) (report.
 	}
 	pr := p.Pruning.pruning(m)
 	cfg := s.Weights.Config
-	var acc *topology.Accelerator
-	if s.TimingOnly {
-		acc, err = topology.NewTimingAccelerator(cfg, pr, pr.Block, p.Desc)
-	} else {
-		acc, err = topology.NewAccelerator(s.Weights, pr, pr.Block, p.Desc)
-	}
+	acc, err := topology.NewAcceleratorFor(s.Weights, pr, pr.Block, p.Desc, s.TimingOnly)
 	if err != nil {
 		return row, err
 	}

@@ -69,6 +69,16 @@ func NewAccelerator(w *vit.Weights, p *vit.Pruning, denseBlock int, d Descriptio
 	return newAccelerator(w.Config, p, denseBlock, d, w.Kept)
 }
 
+// NewAcceleratorFor is NewAccelerator, or with timingOnly set
+// NewTimingAccelerator on w's shape (w must not be nil): the choice a
+// caller with a -timing-only switch makes.
+func NewAcceleratorFor(w *vit.Weights, p *vit.Pruning, denseBlock int, d Description, timingOnly bool) (*Accelerator, error) {
+	if timingOnly {
+		return NewTimingAccelerator(w.Config, p, denseBlock, d)
+	}
+	return NewAccelerator(w, p, denseBlock, d)
+}
+
 // NewTimingAccelerator builds the model of shape cfg pruned by p (nil =
 // dense) onto d, as NewAccelerator does, but without weights: from the
 // masks of p alone it packs which blocks each weight matrix keeps (their

@@ -188,16 +188,10 @@ func simulate(ctx context.Context, in SimInput, wrap wrapper) (*SimResult, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	var a *Accelerator
-	var err error
-	switch {
-	case !in.TimingOnly:
-		a, err = NewAccelerator(in.Weights, in.Pruning, in.DenseBlock, in.Desc)
-	case in.Weights == nil:
-		err = fmt.Errorf("simulate: no weights to take the model's shape from")
-	default:
-		a, err = NewTimingAccelerator(in.Weights.Config, in.Pruning, in.DenseBlock, in.Desc)
+	if in.TimingOnly && in.Weights == nil {
+		return nil, fmt.Errorf("simulate: no weights to take the model's shape from")
 	}
+	a, err := NewAcceleratorFor(in.Weights, in.Pruning, in.DenseBlock, in.Desc, in.TimingOnly)
 	if err != nil {
 		return nil, err
 	}

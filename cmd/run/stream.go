@@ -7,7 +7,6 @@ import (
 	"vitflow/internal/safefile"
 	"vitflow/report"
 	"vitflow/topology"
-	"vitflow/vit"
 )
 
 // chunkImages is the most images one simulated run holds (see
@@ -22,14 +21,11 @@ const chunkImages = topology.DefaultChunk
 // accelerator from the masks alone and reads no pixel. prog hears of each
 // chunk done.
 func runStreamed(rep *report.Report, desc topology.Description, m *model, in *inputs, trace *safefile.File, opt *options, prog *progress) error {
-	build, image := topology.NewAccelerator, in.load
+	image := in.load
 	if opt.timingOnly {
-		build = func(w *vit.Weights, p *vit.Pruning, b int, d topology.Description) (*topology.Accelerator, error) {
-			return topology.NewTimingAccelerator(w.Config, p, b, d)
-		}
 		image = nil // it reads no pixel
 	}
-	acc, err := build(m.weights, m.pruning, m.pruning.Block, desc)
+	acc, err := topology.NewAcceleratorFor(m.weights, m.pruning, m.pruning.Block, desc, opt.timingOnly)
 	if err != nil {
 		return err
 	}
