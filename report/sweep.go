@@ -111,29 +111,30 @@ func (s *Sweep) okRows() []SweepRow {
 	return out
 }
 
-// hasAccuracy reports whether the rows that ran have an accuracy.
-func (s *Sweep) hasAccuracy() bool {
-	rows := s.okRows()
-	return len(rows) > 0 && rows[0].Accuracy != nil
-}
+// hasAccuracy reports whether rows, rows that ran, have an accuracy.
+func hasAccuracy(rows []SweepRow) bool { return len(rows) > 0 && rows[0].Accuracy != nil }
 
 // AccuracyFront returns the rows on the accuracy-latency Pareto front
 // (lowest latency, highest accuracy), fastest first; nil without accuracy.
-func (s *Sweep) AccuracyFront() []SweepRow {
-	if !s.hasAccuracy() {
-		return nil
-	}
-	return s.front(func(r SweepRow) float64 { return -*r.Accuracy })
-}
+func (s *Sweep) AccuracyFront() []SweepRow { return accuracyFront(s.okRows()) }
 
 // MemoryFront returns the rows on the on-chip memory-latency Pareto front,
 // fastest first.
-func (s *Sweep) MemoryFront() []SweepRow {
-	return s.front(func(r SweepRow) float64 { return float64(r.Resources.OnChipBytes) })
+func (s *Sweep) MemoryFront() []SweepRow { return memoryFront(s.okRows()) }
+
+// accuracyFront and memoryFront are the fronts among rows that ran.
+func accuracyFront(rows []SweepRow) []SweepRow {
+	if !hasAccuracy(rows) {
+		return nil
+	}
+	return front(rows, func(r SweepRow) float64 { return -*r.Accuracy })
 }
 
-func (s *Sweep) front(y func(SweepRow) float64) []SweepRow {
-	rows := s.okRows()
+func memoryFront(rows []SweepRow) []SweepRow {
+	return front(rows, func(r SweepRow) float64 { return float64(r.Resources.OnChipBytes) })
+}
+
+func front(rows []SweepRow, y func(SweepRow) float64) []SweepRow {
 	xs, ys := make([]float64, len(rows)), make([]float64, len(rows))
 	for i, r := range rows {
 		xs[i], ys[i] = r.LatencyUS, y(r)
@@ -177,20 +178,20 @@ func (s *Sweep) Plots() ([]Plot, error) {
 	}
 	var out []Plot
 	lat := func(r SweepRow) float64 { return r.LatencyUS }
-	if s.hasAccuracy() {
-		out = append(out, s.scatter("accuracy-latency", "Accuracy against latency", "the Pareto-optimal points (no other point is both faster and more accurate) are joined.",
-			"latency per image (µs)", "accuracy (%)", lat, func(r SweepRow) float64 { return 100 * *r.Accuracy }, s.AccuracyFront()))
+	if hasAccuracy(rows) {
+		out = append(out, scatter(rows, "accuracy-latency", "Accuracy against latency", "the Pareto-optimal points (no other point is both faster and more accurate) are joined.",
+			"latency per image (µs)", "accuracy (%)", lat, func(r SweepRow) float64 { return 100 * *r.Accuracy }, accuracyFront(rows)))
 	}
-	out = append(out, s.scatter("memory-latency", "On-chip memory against latency", "the Pareto-optimal points (no other point is both faster and smaller) are joined; on-chip memory counts the FIFOs and any weights kept on chip.",
-		"latency per image (µs)", "on-chip memory (KiB)", lat, func(r SweepRow) float64 { return float64(r.Resources.OnChipBytes) / 1024 }, s.MemoryFront()))
+	out = append(out, scatter(rows, "memory-latency", "On-chip memory against latency", "the Pareto-optimal points (no other point is both faster and smaller) are joined; on-chip memory counts the FIFOs and any weights kept on chip.",
+		"latency per image (µs)", "on-chip memory (KiB)", lat, func(r SweepRow) float64 { return float64(r.Resources.OnChipBytes) / 1024 }, memoryFront(rows)))
 	for k, axis := range s.Axes {
-		out = append(out, s.axisPlot(k, axis))
+		out = append(out, s.axisPlot(rows, k, axis))
 	}
 	return out, nil
 }
 
-// scatter plots every point and joins the front's.
-func (s *Sweep) scatter(name, title, note, xLabel, yLabel string, x, y func(SweepRow) float64, front []SweepRow) Plot {
+// scatter plots every row and joins the front's.
+func scatter(rows []SweepRow, name, title, note, xLabel, yLabel string, x, y func(SweepRow) float64, front []SweepRow) Plot {
 	p := newPlot(title)
 	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
 	p.X.Tick.Marker, p.Y.Tick.Marker = numberTicks, numberTicks
@@ -202,7 +203,7 @@ func (s *Sweep) scatter(name, title, note, xLabel, yLabel string, x, y func(Swee
 		return pts
 	}
 	legend := newLegend()
-	all, _ := plotter.NewScatter(xy(s.okRows())) // finite points never fail
+	all, _ := plotter.NewScatter(xy(rows)) // finite points never fail
 	all.GlyphStyle.Color = colourOf(0)
 	all.GlyphStyle.Shape = draw.CircleGlyph{}
 	all.GlyphStyle.Radius = vg.Points(2.5)
@@ -218,10 +219,10 @@ func (s *Sweep) scatter(name, title, note, xLabel, yLabel string, x, y func(Swee
 	return Plot{Name: name, Caption: title + ": " + note, p: p, legend: legend}
 }
 
-// axisPlot plots latency against axis k: every point, and the fastest at
-// each value joined. A numeric axis is drawn to scale; any other by position.
-func (s *Sweep) axisPlot(k int, axis string) Plot {
-	rows := s.okRows()
+// axisPlot plots latency against axis k: every row that ran (rows), and
+// the fastest at each value joined. A numeric axis is drawn to scale; any
+// other by position, with every value the sweep took.
+func (s *Sweep) axisPlot(rows []SweepRow, k int, axis string) Plot {
 	var values []string
 	for _, r := range s.Rows {
 		if v := r.Settings[k].Value; !slices.Contains(values, v) {
@@ -329,12 +330,12 @@ func (s *Sweep) WriteText(w io.Writer) error {
 	fastest := slices.MinFunc(ok, func(a, b SweepRow) int { return cmp.Compare(a.LatencyUS, b.LatencyUS) })
 	p.printf("fastest: %s: %s cycles/image, %.1f us latency, %s images/s\n",
 		fastest.Name(), groupf(fastest.CyclesPerImage), fastest.LatencyUS, groupf(fastest.ImagesPerSecond))
-	if front := s.AccuracyFront(); front != nil {
+	if front := accuracyFront(ok); front != nil {
 		p.printf("\nPareto front, accuracy against latency:\n")
 		s.writeFront(p, front, true)
 	}
 	p.printf("\nPareto front, on-chip memory against latency:\n")
-	s.writeFront(p, s.MemoryFront(), false)
+	s.writeFront(p, memoryFront(ok), false)
 	return p.err
 }
 
@@ -388,7 +389,7 @@ func (s *Sweep) WriteHTML(w io.Writer) error {
 		S        *Sweep
 		Figures  []Figure
 		Accuracy bool
-	}{s, l.figs, s.hasAccuracy()}
+	}{s, l.figs, hasAccuracy(s.okRows())}
 	if err := sweepTemplate.Execute(&body, data); err != nil {
 		return err
 	}
