@@ -263,19 +263,21 @@ func (w *waitFor) arm(c *Ctx, on bool) {
 	}
 }
 
-// wait blocks until w is ready or the run is cancelled. It first yields to
-// a runnable peer (see yield), then parks. It never spins: on this 2-core
-// machine spinning (10 to 10,000 re-checks) only made the merge benchmark
-// slower, as the other side is rarely running on the other core.
+// wait blocks until w is ready or the run is cancelled. An actor on a
+// goroutine first yields to a runnable peer (see yield), then parks; an
+// actor run as a coroutine suspends instead, until its component's driver
+// resumes it, after a neighbour has woken it (see actor.wakeup) or to
+// cancel it. It never spins: on this 2-core machine spinning (10 to 10,000
+// re-checks) only made the merge benchmark slower, as the other side is
+// rarely running on the other core.
 func (c *Ctx) wait(w *waitFor) error {
-	if c.suspend != nil {
-		return c.coWait(w)
-	}
 	a := c.a
 	a.parkedOn = *w
 	pw := &a.parkedOn // w itself must not escape: it lives on the caller's stack
 	a.publishCredits()
-	if c.yield(pw) {
+	if c.suspend != nil {
+		a.publishTails() // a coroutine's sends are published lazily (see lazy)
+	} else if c.yield(pw) {
 		return nil
 	}
 	for {
@@ -286,9 +288,14 @@ func (c *Ctx) wait(w *waitFor) error {
 		if a.clock.Load() != c.now {
 			a.publish(c.now) // readers may be waiting for this clock
 		}
+		ok := true // false: the driver ended the coroutine's run
 		ready := pw.ready(c)
 		if !ready && !a.cancelled.Load() {
-			<-a.wake // from a neighbour, or from cancel
+			if c.suspend != nil {
+				ok = c.suspend(struct{}{})
+			} else {
+				<-a.wake // from a neighbour, or from cancel
+			}
 		}
 		// Back to running, unless a waker has done it already.
 		if s := a.state.Load(); s&stateBits == parked {
@@ -298,7 +305,7 @@ func (c *Ctx) wait(w *waitFor) error {
 		if ready || pw.ready(c) {
 			return nil
 		}
-		if a.cancelled.Load() {
+		if !ok || a.cancelled.Load() {
 			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
 		}
 	}

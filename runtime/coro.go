@@ -380,38 +380,3 @@ func (g *Graph) runComponent(k *component, cancel context.CancelCauseFunc, finis
 	returned = true
 	return first
 }
-
-// coWait is wait for an actor run as a coroutine: instead of parking, it
-// suspends until its component's driver resumes it, after a neighbour has
-// woken it (see actor.wakeup) or to cancel it.
-func (c *Ctx) coWait(w *waitFor) error {
-	a := c.a
-	a.parkedOn = *w
-	pw := &a.parkedOn
-	a.publishCredits()
-	a.publishTails()
-	for {
-		// As in wait: parked before armed, the clock published for
-		// readers that wait on it, then the condition checked again.
-		a.state.Add(onePark + parked)
-		pw.arm(c, true)
-		if a.clock.Load() != c.now {
-			a.publish(c.now)
-		}
-		ok := true
-		ready := pw.ready(c)
-		if !ready && !a.cancelled.Load() {
-			ok = c.suspend(struct{}{})
-		}
-		if s := a.state.Load(); s&stateBits == parked {
-			a.state.CompareAndSwap(s, s&^stateBits)
-		}
-		pw.arm(c, false)
-		if ready || pw.ready(c) {
-			return nil
-		}
-		if !ok || a.cancelled.Load() {
-			return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(c.runCtx))
-		}
-	}
-}
