@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	vrt "vitflow/runtime"
 )
 
@@ -235,26 +237,31 @@ func BenchmarkAdderTree(b *testing.B) {
 // one second to the next, more than the differences measured. It reports
 // each case's elements per wall second and the ratios the engine is held
 // to: two merge copies on two cores against one copy on one core, and each
-// procs=2 case against its procs=1 case.
+// procs=2 case against its procs=1 case. It also runs the two copies as two
+// graphs at once (2graphs/merge1x1), which tells what one Run of both
+// costs beyond the machine's own scaling.
 func BenchmarkScaling(b *testing.B) {
 	const n, leaves, leafN = 1 << 20, 1024, 1 << 12
 	merge := func(copies int) func(*atomic.Int64) (*vrt.Graph, error) {
 		return func(checked *atomic.Int64) (*vrt.Graph, error) { return mergeGraph(copies, n, checked) }
 	}
 	adder := func(checked *atomic.Int64) (*vrt.Graph, error) { return adderTreeGraph(leaves, leafN, checked) }
+	// graphs is how many graphs of build run at once: two one-copy merge
+	// graphs side by side are the two copies without a shared Run.
 	cases := []struct {
-		name        string
-		procs       int
-		build       func(*atomic.Int64) (*vrt.Graph, error)
-		want, elems int
-		elapsed     time.Duration
+		name          string
+		procs, graphs int
+		build         func(*atomic.Int64) (*vrt.Graph, error)
+		want, elems   int
+		elapsed       time.Duration
 	}{
-		{"merge1/procs=1", 1, merge(1), 2 * n, 2 * n, 0},
-		{"merge1/procs=2", 2, merge(1), 2 * n, 2 * n, 0},
-		{"merge2/procs=1", 1, merge(2), 4 * n, 4 * n, 0},
-		{"merge2/procs=2", 2, merge(2), 4 * n, 4 * n, 0},
-		{"adder/procs=1", 1, adder, leafN, leaves * leafN, 0},
-		{"adder/procs=2", 2, adder, leafN, leaves * leafN, 0},
+		{"merge1/procs=1", 1, 1, merge(1), 2 * n, 2 * n, 0},
+		{"merge1/procs=2", 2, 1, merge(1), 2 * n, 2 * n, 0},
+		{"merge2/procs=1", 1, 1, merge(2), 4 * n, 4 * n, 0},
+		{"merge2/procs=2", 2, 1, merge(2), 4 * n, 4 * n, 0},
+		{"merge1x2graphs/procs=2", 2, 2, merge(1), 4 * n, 4 * n, 0},
+		{"adder/procs=1", 1, 1, adder, leafN, leaves * leafN, 0},
+		{"adder/procs=2", 2, 1, adder, leafN, leaves * leafN, 0},
 	}
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	iter := 0
@@ -266,12 +273,20 @@ func BenchmarkScaling(b *testing.B) {
 			c := &cases[j]
 			goruntime.GOMAXPROCS(c.procs)
 			var checked atomic.Int64
-			g, err := c.build(&checked)
-			if err != nil {
-				b.Fatal(err)
+			graphs := make([]*vrt.Graph, c.graphs)
+			for i := range graphs {
+				g, err := c.build(&checked)
+				if err != nil {
+					b.Fatal(err)
+				}
+				graphs[i] = g
 			}
 			t0 := time.Now()
-			if _, err := g.Run(context.Background(), vrt.Options{}); err != nil {
+			var eg errgroup.Group
+			for _, g := range graphs {
+				eg.Go(func() error { _, err := g.Run(context.Background(), vrt.Options{}); return err })
+			}
+			if err := eg.Wait(); err != nil {
 				b.Fatal(err)
 			}
 			c.elapsed += time.Since(t0)
@@ -287,6 +302,7 @@ func BenchmarkScaling(b *testing.B) {
 		b.ReportMetric(rate[c.name]/1e6, c.name+"-Melem/s")
 	}
 	b.ReportMetric(rate["merge2/procs=2"]/rate["merge1/procs=1"], "merge2x2/merge1x1")
+	b.ReportMetric(rate["merge1x2graphs/procs=2"]/rate["merge1/procs=1"], "2graphs/merge1x1")
 	for _, name := range []string{"merge1", "merge2", "adder"} {
 		b.ReportMetric(rate[name+"/procs=2"]/rate[name+"/procs=1"], name+"-procs2/procs1")
 	}
