@@ -27,8 +27,8 @@ const (
 	// benchmark) gains most from cheap switches; a wide graph of many
 	// similar actors (the adder tree) splits evenly; a few heavy, unequal
 	// actors (the DeiT-S accelerator's 15 units, whose numerics overlap)
-	// are balanced best by Go's scheduler, and lose 7% to 12% on one or two
-	// groups.
+	// are balanced best by Go's scheduler (slower on one or two groups,
+	// though only measured under load).
 	SchedulerAuto Scheduler = iota
 	// SchedulerGoroutines runs every actor on a goroutine of its own.
 	SchedulerGoroutines
