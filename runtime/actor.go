@@ -114,6 +114,7 @@ func (a *actor) publish(now int64) {
 // Ctx is an actor's handle on simulated time. It belongs to the actor's
 // goroutine and must not be shared.
 type Ctx struct {
+	_       [isolation]byte
 	a       *actor
 	now     int64
 	busy    int64
@@ -128,6 +129,7 @@ type Ctx struct {
 	// suspend hands the thread back to the component's driver; nil unless
 	// the actor runs as a coroutine. It returns false once the run is over.
 	suspend func(struct{}) bool
+	_       [isolation]byte
 }
 
 // Name returns the actor's name.
@@ -174,6 +176,10 @@ func (c *Ctx) labelIndex(label string) int {
 		c.labelAt = make(map[string]int)
 	}
 	c.labelAt[label] = len(c.labels)
+	if len(c.labels) == cap(c.labels) {
+		l := isolated[LabelCycles](max(2*len(c.labels), 4))
+		c.labels = l[:copy(l, c.labels)]
+	}
 	c.labels = append(c.labels, LabelCycles{Label: label})
 	return len(c.labels) - 1
 }

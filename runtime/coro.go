@@ -66,6 +66,7 @@ func (s Scheduler) String() string {
 // Its queue is touched by that goroutine only; an actor of another group
 // wakes one of k's through remote.
 type component struct {
+	_    [isolation]byte
 	ctxs []*Ctx
 	// queue is a ring of the actors whose wait may be over, in the order
 	// woken. A wakeup queues an actor when it moves it from parked to
@@ -83,6 +84,7 @@ type component struct {
 	remote  []*actor // woken by other goroutines, under mu
 	pending atomic.Bool
 	wake    chan struct{} // a token: remote is not empty, or the run is over
+	_       [isolation]byte
 }
 
 // pushRemote queues a from another goroutine.
@@ -126,7 +128,7 @@ func (k *component) push(a *actor) {
 
 func (k *component) enqueue(a *actor) {
 	if k.qlen == len(k.queue) {
-		q := make([]*actor, max(2*len(k.queue), 8))
+		q := isolated[*actor](max(2*len(k.queue), 8))
 		for j := range k.qlen {
 			q[j] = k.queue[(k.qhead+j)%len(k.queue)]
 		}
@@ -229,7 +231,7 @@ func (g *Graph) groups(ctxs []*Ctx, opt Options) (groups []*component, threads [
 		}
 	}
 	for _, k := range groups {
-		k.queue = make([]*actor, len(k.ctxs))
+		k.queue = isolated[*actor](len(k.ctxs))
 		k.wake = make(chan struct{}, 1)
 		for i, c := range k.ctxs {
 			c.a.co, c.a.coPos = k, i

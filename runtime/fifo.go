@@ -83,7 +83,7 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	if err := g.claimName(name, "fifo"); err != nil {
 		return nil, err
 	}
-	f := &FIFO[T]{vals: make([]T, capacity)}
+	f := &FIFO[T]{vals: isolated[T](capacity)}
 	f.fifoBase = fifoBase{
 		graph:    g,
 		name:     name,
@@ -93,11 +93,11 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 		// Credits in batches of C/4, at most maxCreditBatch: the writer
 		// still finds most of the FIFO free when it next looks.
 		creditBatch: min(max(int64(capacity)/4, 1), maxCreditBatch),
-		sent:        make([]int64, capacity),
-		deq:         make([]int64, capacity),
+		sent:        isolated[int64](capacity),
+		deq:         isolated[int64](capacity),
 	}
 	f.watch.Store(never)
-	f.occ.hist = make([]int64, capacity+1)
+	f.occ.hist = isolated[int64](capacity + 1)
 	g.fifos = append(g.fifos, &f.fifoBase)
 	return f, nil
 }

@@ -69,8 +69,8 @@ func (g *Graph) Run(ctx context.Context, opt Options) (*Stats, error) {
 	for i, a := range g.actors {
 		ctxs[i] = &Ctx{
 			a:       a,
-			starved: make([]int64, len(a.inputs)),
-			blocked: make([]int64, len(a.outputs)),
+			starved: isolated[int64](len(a.inputs)),
+			blocked: isolated[int64](len(a.outputs)),
 			runCtx:  runCtx,
 		}
 		if actorTracks != nil {
