@@ -392,6 +392,18 @@ func packLayer(k *vit.Kept, l, b, tokens, out int) (actors.Layer, error) {
 	return L, nil
 }
 
+// timingOnly is a without its numerics: the same model, plan and program,
+// whose runs skip the kernels and give the same times (package doc).
+func (a *Accelerator) timingOnly() *Accelerator {
+	if a.model.TimingOnly {
+		return a
+	}
+	b, m := *a, *a.model
+	m.TimingOnly = true
+	b.model = &m
+	return &b
+}
+
 // withFIFO is a with the FIFOs f, sharing its model, plan and program,
 // which do not depend on them; it fails if f is invalid or a loop cannot
 // hold the program.

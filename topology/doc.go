@@ -93,5 +93,7 @@
 // less than any chosen depth breaks the bound or cannot run. Candidates
 // are re-timed from recorded runs (runtime.Record) where the MPCA's
 // decisions by time hold, which is exact, and simulated where they do not
-// (docs/DESIGN.md, "Automatic FIFO sizing").
+// (docs/DESIGN.md, "Automatic FIFO sizing"). The simulations are
+// timing-only whatever the accelerator: by the rule above they give the
+// full run's cycles, in a fraction of its time.
 package topology

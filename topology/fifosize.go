@@ -131,14 +131,19 @@ const (
 // the MPCA's decisions by time would change (it sends its finished units
 // in the order they complete), the candidate is simulated, recorded, and
 // that record kept for the next candidates, which are near it. The chosen
-// depths are simulated once more for Cycles. The simulations compute the
-// numerics too, which take most of their time.
+// depths are simulated once more for Cycles. Every simulation is
+// timing-only, even for an accelerator with weights: depths change only
+// times, which in this model do not depend on values (the rule in the
+// package doc), and the numerics would take most of each run.
 func SizeFIFOs(ctx context.Context, a *Accelerator, images [][]float32, opt SizeOptions) (*Sizing, error) {
 	tol := cmp.Or(opt.Tolerance, DefaultTolerance)
 	if !(tol >= 0 && tol <= maxTolerance) {
 		return nil, fmt.Errorf("size fifos: tolerance %v must be a fraction in [0, %d]", opt.Tolerance, maxTolerance)
 	}
-	s, err := newSizer(ctx, a, images)
+	if err := a.checkImages(images); err != nil {
+		return nil, fmt.Errorf("size fifos: %w", err)
+	}
+	s, err := newSizer(ctx, a.timingOnly(), images)
 	if err != nil {
 		return nil, err
 	}
