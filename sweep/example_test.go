@@ -53,8 +53,8 @@ func ExampleRun() {
 		fmt.Printf("%-18s %5.0f cycles/image, %d KiB on chip\n", r.Name(), r.CyclesPerImage, r.Resources.OnChipBytes>>10)
 	}
 	// Output:
-	// mpca.h=2 keep=0.5   8557 cycles/image, 1883 KiB on chip
-	// mpca.h=2 keep=1     9268 cycles/image, 1883 KiB on chip
-	// mpca.h=4 keep=0.5   8210 cycles/image, 2907 KiB on chip
-	// mpca.h=4 keep=1     8942 cycles/image, 2907 KiB on chip
+	// mpca.h=2 keep=0.5   8663 cycles/image, 1883 KiB on chip
+	// mpca.h=2 keep=1     9606 cycles/image, 1883 KiB on chip
+	// mpca.h=4 keep=0.5   8316 cycles/image, 2907 KiB on chip
+	// mpca.h=4 keep=1     9318 cycles/image, 2907 KiB on chip
 }
