@@ -81,10 +81,11 @@ type Candidate struct {
 type Method uint8
 
 const (
-	// ByRetiming: a recorded run, re-timed at the depths (exact).
+	// ByRetiming: the recorded run, re-timed at the depths (exact).
 	ByRetiming Method = iota
-	// BySimulation: a run at the depths, because re-timing every record
-	// kept found a decision by time that would change.
+	// BySimulation: a run at the depths, because re-timing found a
+	// decision by time that would change (this accelerator's units make
+	// none; a model whose units do would need it).
 	BySimulation
 	// ByLoopCheck: the depths cannot hold the MPCA's program (no run).
 	ByLoopCheck
@@ -98,16 +99,6 @@ func (m Method) String() string {
 	}
 	return fmt.Sprintf("Method(%d)", int(m))
 }
-
-// keptRecords is how many recorded runs the sizer re-times a candidate
-// from besides the unbounded run's: the latest simulations, each the
-// record of a run near the candidates that follow it. keptEvents bounds
-// their events with the unbounded run's (about 60 bytes each, so 500 MB):
-// a large batch keeps fewer, at least the latest.
-const (
-	keptRecords = 3
-	keptEvents  = 1 << 23
-)
 
 // SizeFIFOs finds, for the workload images on a, the smallest depth of
 // every sizable FIFO (LinkNames) at which the run takes at most
@@ -126,12 +117,11 @@ const (
 // take what they need of the tolerance.
 //
 // Each candidate is checked against the loops of the MPCA's program (no
-// run), then re-timed from the recorded runs kept, which is exact when it
-// applies (runtime.Record.Retime). When every record reports that one of
-// the MPCA's decisions by time would change (it sends its finished units
-// in the order they complete), the candidate is simulated, recorded, and
-// that record kept for the next candidates, which are near it. The chosen
-// depths are simulated once more for Cycles. Every simulation is
+// run), then re-timed from the recorded run, which is exact
+// (runtime.Record.Retime): no unit of this accelerator decides anything by
+// time. Were one to, a candidate whose decision changes would be
+// simulated. The chosen depths are simulated once more for Cycles. Every
+// simulation is
 // timing-only, even for an accelerator with weights: depths change only
 // times, which in this model do not depend on values (the rule in the
 // package doc), and the numerics would take most of each run.
@@ -216,7 +206,7 @@ func (s *sizer) lowest(ctx context.Context, depths []int, k int, cycles int64) (
 }
 
 // sizer is SizeFIFOs's state: the workload, the sizable links and the
-// records it re-times from.
+// record it re-times.
 type sizer struct {
 	a         *Accelerator
 	images    [][]float32
@@ -226,8 +216,7 @@ type sizer struct {
 	start     []int // the sizable links' depths at which no send of that run waits
 	unbounded int64
 	bound     int64
-	base      *runtime.Record   // the unbounded run's
-	recent    []*runtime.Record // the latest simulations', newest first
+	rec       *runtime.Record // the unbounded run's
 	tried     []Candidate
 }
 
@@ -240,12 +229,12 @@ func newSizer(ctx context.Context, a *Accelerator, images [][]float32) (*sizer, 
 	for _, n := range names {
 		open.Depths[n] = maxDepth
 	}
-	res, err := a.runAt(ctx, open, images)
+	res, err := a.runAt(ctx, open, images, true)
 	if err != nil {
 		return nil, fmt.Errorf("size fifos: %w", err)
 	}
 	rec := res.Stats.Record
-	s := &sizer{a: a, images: images, caps: rec.Capacities(), unbounded: res.Cycles, base: rec}
+	s := &sizer{a: a, images: images, caps: rec.Capacities(), unbounded: res.Cycles, rec: rec}
 	free := rec.NoWaitCapacities()
 	for i, l := range res.Links {
 		if !l.Sizable {
@@ -260,13 +249,13 @@ func newSizer(ctx context.Context, a *Accelerator, images [][]float32) (*sizer, 
 	return s, nil
 }
 
-// runAt runs images on a with the FIFOs f, recorded.
-func (a *Accelerator) runAt(ctx context.Context, f FIFOs, images [][]float32) (*SimResult, error) {
+// runAt runs images on a with the FIFOs f, recorded if record is set.
+func (a *Accelerator) runAt(ctx context.Context, f FIFOs, images [][]float32, record bool) (*SimResult, error) {
 	b, err := a.withFIFO(f)
 	if err != nil {
 		return nil, err
 	}
-	return b.run(ctx, images, TraceOptions{}, nil, true)
+	return b.run(ctx, images, TraceOptions{}, nil, record)
 }
 
 // fifos is the description's FIFOs with the sizable links at depths.
@@ -279,8 +268,8 @@ func (s *sizer) fifos(depths []int) FIFOs {
 	return f
 }
 
-// evaluate finds the latency at depths: by the loop check, by re-timing a
-// record, else by a recorded simulation.
+// evaluate finds the latency at depths: by the loop check, by re-timing
+// the record, else by a simulation.
 func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 	if err := ctx.Err(); err != nil {
 		return Candidate{}, fmt.Errorf("size fifos: %w", err)
@@ -295,59 +284,26 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 	for i, k := range s.index {
 		caps[k] = depths[i]
 	}
-	for i := 0; i <= len(s.recent); i++ {
-		rec := s.base // last
-		if i < len(s.recent) {
-			rec = s.recent[i]
-		}
-		m, err := rec.Retime(caps)
-		if errors.Is(err, runtime.ErrChoiceChanged) {
-			continue
-		}
-		if i < len(s.recent) {
-			s.remember(i, rec)
-		}
-		c.By = ByRetiming
-		if errors.Is(err, runtime.ErrDeadlock) || errors.Is(err, runtime.ErrReaderDone) {
-			c.Err = err
-			return s.keep(c), nil
-		}
-		if err != nil {
-			return Candidate{}, fmt.Errorf("size fifos: %w", err)
-		}
+	m, err := s.rec.Retime(caps)
+	switch {
+	case err == nil:
 		c.Cycles = m
-		return s.keep(c), nil
-	}
-	c.By = BySimulation
-	res, err := s.a.runAt(ctx, f, s.images)
-	if errors.Is(err, runtime.ErrDeadlock) {
+	case errors.Is(err, runtime.ErrDeadlock) || errors.Is(err, runtime.ErrReaderDone):
 		c.Err = err
-		return s.keep(c), nil
-	}
-	if err != nil {
+	case errors.Is(err, runtime.ErrChoiceChanged):
+		c.By = BySimulation
+		res, err := s.a.runAt(ctx, f, s.images, false)
+		if errors.Is(err, runtime.ErrDeadlock) {
+			c.Err = err
+		} else if err != nil {
+			return Candidate{}, fmt.Errorf("size fifos: %w", err)
+		} else {
+			c.Cycles = res.Cycles
+		}
+	default:
 		return Candidate{}, fmt.Errorf("size fifos: %w", err)
 	}
-	c.Cycles = res.Cycles
-	s.remember(len(s.recent), res.Stats.Record)
 	return s.keep(c), nil
-}
-
-// remember puts rec, recent[i] or a new record (i = len(recent)), first
-// among the records kept, which are tried in the order they last served,
-// within keptRecords and keptEvents.
-func (s *sizer) remember(i int, rec *runtime.Record) {
-	if i < len(s.recent) {
-		s.recent = slices.Delete(s.recent, i, i+1)
-	}
-	s.recent = slices.Insert(s.recent, 0, rec)
-	events := s.base.Events()
-	for i, r := range s.recent {
-		if events += r.Events(); i > 0 && (i == keptRecords || events > keptEvents) {
-			clear(s.recent[i:])
-			s.recent = s.recent[:i]
-			break
-		}
-	}
 }
 
 func (s *sizer) keep(c Candidate) Candidate {
