@@ -85,6 +85,7 @@ type MPCA struct {
 	weights  []map[[3]int32][]runtime.Tick // per CHM: (image, layer, op) -> arrival of each column, -1 until then
 	channels []*weightOrder                // per memory channel, the order its loader streams in
 	deps     []runtime.Tick                // dep's scratch
+	starts   []runtime.Tick                // step's scratch: what a block waits for
 }
 
 // OpSpan is when an op ran on the PEs: its first block's start and its last
@@ -359,19 +360,23 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 	lockStart := ctx.Max(u.lockEnd, u.floor)
 	for _, b := range snap.Blocks {
 		pe := &u.pe[int(b.CHM)*g.PEs()+int(b.PE)]
-		t := u.dep(ctx, r, st.Layer, st.Op, b.Unit)
+		// The block's PE (or the round) and operands, and its input; the
+		// floor holds, as nothing is sent before the snapshot is dispatched.
+		ts := append(u.starts[:0], u.dep(ctx, r, st.Layer, st.Op, b.Unit))
 		if lock {
-			t = ctx.Max(t, lockStart)
+			ts = append(ts, lockStart)
 		} else {
-			t = ctx.Max(t, *pe, u.floor)
+			ts = append(ts, *pe, u.floor)
 		}
 		if in >= 0 {
 			_, vis, err := u.need(ctx, st.Image, st.Layer, in, b.Unit)
 			if err != nil {
 				return err
 			}
-			t = ctx.Max(t, vis)
+			ts = append(ts, vis)
 		}
+		u.starts = ts
+		t := ctx.Max(ts...)
 		if streamed {
 			a, err := u.weight(ctx, b.CHM, st.Image, st.Layer, st.Op, b.Col, t)
 			if err != nil {
@@ -379,12 +384,10 @@ func (u *MPCA) step(ctx *runtime.Ctx, st Step) error {
 			}
 			t = ctx.Max(t, a)
 		}
-		// Waiting for those may have stalled the array on a full output.
 		if lock {
-			lockStart = ctx.Max(t, u.lockEnd, u.floor)
+			lockStart = t
 			continue
 		}
-		t = ctx.Max(t, *pe, u.floor)
 		end := t.Add(b.Work)
 		*pe = end
 		if b.Work > 0 {

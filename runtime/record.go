@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 )
 
 // The record of a run and its re-timing: see "Re-timing a recorded run"
@@ -240,6 +242,8 @@ type Record struct {
 	tapes    []*tape
 	fifos    []recFIFO
 	makespan int64
+	flat     flat
+	vals     sync.Pool // *[]int64 of the flat record's size, for Retime
 }
 
 // recFIFO is one FIFO of a record: where each element's send and dequeue are.
@@ -271,6 +275,7 @@ func (g *Graph) record(ctxs []*Ctx, makespan int64) *Record {
 			}
 		}
 	}
+	r.compile()
 	return r
 }
 
@@ -354,10 +359,21 @@ func (r *Record) Retime(caps []int) (int64, error) {
 			return 0, fmt.Errorf("retime: %s", tp.err)
 		}
 	}
-	ev := evaluation{r: r, caps: caps, vals: make([][]int64, len(r.tapes)), pos: make([]int, len(r.tapes)),
+	fl := &r.flat
+	if fl.err != nil {
+		return 0, fl.err
+	}
+	vals, _ := r.vals.Get().(*[]int64)
+	if vals == nil {
+		vals = new(make([]int64, int(fl.zero)+1+len(fl.consts)))
+		copy((*vals)[fl.zero+1:], fl.consts)
+	}
+	defer r.vals.Put(vals)
+	ev := evaluation{r: r, caps: make([]int64, len(caps)), vals: *vals,
+		pos: slices.Clone(fl.start[:len(r.tapes)]), epos: slices.Clone(fl.estart),
 		checked: make([]int, len(r.tapes)), sent: make([]int64, len(r.fifos)), taken: make([]int64, len(r.fifos))}
-	for a, tp := range r.tapes {
-		ev.vals[a] = make([]int64, len(tp.events))
+	for i, c := range caps {
+		ev.caps[i] = int64(c)
 	}
 	stuck, err := ev.run()
 	if err != nil {
@@ -367,79 +383,200 @@ func (r *Record) Retime(caps []int) (int64, error) {
 		return 0, ev.deadlock()
 	}
 	var makespan int64
-	for a, tp := range r.tapes {
-		makespan = max(makespan, tp.value(tp.final, ev.vals[a]))
+	for _, e := range fl.final {
+		makespan = max(makespan, ev.vals[e.from]+e.d)
 	}
 	return makespan, nil
 }
 
-// evaluation is one Retime in progress: each actor's next event and
-// next guard, the values so far, and per FIFO the sends and dequeues
-// evaluated.
+// flat is a record laid out for Retime in as few bytes as will do, as
+// Retime reads all of it each time: every actor's events in one index
+// space (actor a's from start[a] to start[a+1]), their edges in one array
+// in the same order (actor a's from estart[a]), each FIFO's sends and
+// dequeues as indices into that space, and constants as slots after the
+// events, zero (whose value is 0) and then consts: an edge reads a value
+// without a branch.
+type flat struct {
+	start       []int32 // per actor, then the end
+	estart      []int32 // per actor
+	events      []flatEvent
+	edges       []flatEdge
+	zero        int32
+	consts      []int64
+	sends, deqs [][]int32 // per FIFO
+	latency     []int64   // per FIFO
+	final       []flatTime
+	guards      [][]flatGuard // per actor
+	err         error         // a record too large for the layout
+}
+
+// flatEvent is an event of a flat record, with its n edges next in the
+// edge array.
+type flatEvent struct {
+	op   uint8
+	n    uint8
+	fifo uint16
+	elem uint32
+}
+
+// flatEdge is the value of event from plus d.
+type flatEdge struct {
+	from int32
+	d    int32
+}
+
+// flatTime is a flatEdge with a wide offset, outside the hot loop.
+type flatTime struct {
+	from int32
+	d    int64
+}
+
+type flatGuard struct {
+	a, b  flatTime
+	less  bool
+	after int32 // the index of the actor's first event not yet made
+}
+
+// compile lays out r's tapes as r.flat, or sets r.flat.err when a field
+// does not fit.
+func (r *Record) compile() {
+	fl := &r.flat
+	n, m := 0, 0
+	for _, tp := range r.tapes {
+		n += len(tp.events)
+		m += len(tp.edges)
+	}
+	if len(r.fifos) > math.MaxUint16 || n >= math.MaxInt32-1 || m > math.MaxInt32 {
+		fl.err = fmt.Errorf("retime: a record of %d fifos, %d events and %d edges is too large", len(r.fifos), n, m)
+		return
+	}
+	fl.zero = int32(n)
+	fl.events, fl.edges = make([]flatEvent, n), make([]flatEdge, m)
+	base, ebase := int32(0), int32(0)
+	wide := func(e edge) flatTime {
+		if e.from < 0 {
+			return flatTime{from: fl.zero, d: e.d}
+		}
+		return flatTime{from: base + e.from, d: e.d}
+	}
+	for a, tp := range r.tapes {
+		fl.start, fl.estart = append(fl.start, base), append(fl.estart, ebase)
+		for k, e := range tp.events {
+			end := len(tp.edges)
+			if k+1 < len(tp.events) {
+				end = int(tp.events[k+1].e0)
+			}
+			edges := end - int(e.e0)
+			if edges > math.MaxUint8 || e.elem > math.MaxUint32 {
+				fl.err = fmt.Errorf("retime: actor %q: an event of %d edges on element %d does not fit the record's layout", r.actors[a], edges, e.elem)
+				return
+			}
+			fl.events[base+int32(k)] = flatEvent{op: e.op, n: uint8(edges), fifo: uint16(max(e.fifo, 0)), elem: uint32(e.elem)}
+		}
+		for k, e := range tp.edges {
+			x := wide(e)
+			if x.d < math.MinInt32 || x.d > math.MaxInt32 {
+				if e.from >= 0 {
+					fl.err = fmt.Errorf("retime: actor %q: a time %d cycles from the event it depends on does not fit the record's layout", r.actors[a], x.d)
+					return
+				}
+				// A constant too large for an offset from zero has a slot.
+				x = flatTime{from: fl.zero + 1 + int32(len(fl.consts))}
+				fl.consts = append(fl.consts, e.d)
+			}
+			fl.edges[ebase+int32(k)] = flatEdge{from: x.from, d: int32(x.d)}
+		}
+		fl.final = append(fl.final, wide(tp.final))
+		var guards []flatGuard
+		for _, g := range tp.guards {
+			guards = append(guards, flatGuard{a: wide(g.a), b: wide(g.b), less: g.less, after: base + g.after})
+		}
+		fl.guards = append(fl.guards, guards)
+		base += int32(len(tp.events))
+		ebase += int32(len(tp.edges))
+	}
+	fl.start = append(fl.start, base)
+	for _, f := range r.fifos {
+		sends, deqs := make([]int32, len(f.sends)), make([]int32, len(f.deqs))
+		for i, k := range f.sends {
+			sends[i] = fl.start[f.writer] + k
+		}
+		for i, k := range f.deqs {
+			deqs[i] = fl.start[f.reader] + k
+		}
+		fl.sends, fl.deqs = append(fl.sends, sends), append(fl.deqs, deqs)
+		fl.latency = append(fl.latency, f.latency)
+	}
+}
+
+// evaluation is one Retime in progress: each actor's next event (an index
+// into the flat record) and next guard, the values so far, and per FIFO
+// the sends and dequeues evaluated.
 type evaluation struct {
-	r            *Record
-	caps         []int
-	vals         [][]int64
-	pos, checked []int
-	sent, taken  []int64
+	r           *Record
+	caps        []int64
+	vals        []int64
+	pos, epos   []int32 // per actor, its next event and its first edge
+	checked     []int
+	sent, taken []int64
 }
 
 // run evaluates every actor's events as far as their dependencies allow,
 // actor after actor, until all are done or none can move (stuck).
 func (ev *evaluation) run() (stuck bool, err error) {
-	r := ev.r
+	fl := &ev.r.flat
+	vals, events, edges := ev.vals, fl.events, fl.edges
 	for {
 		moved, done := false, true
-		for a, tp := range r.tapes {
-			vals := ev.vals[a]
-			p := ev.pos[a]
+		for a := range ev.pos {
+			p, end, k := ev.pos[a], fl.start[a+1], ev.epos[a]
 		events:
-			for ; p < len(tp.events); p++ {
-				e := &tp.events[p]
+			for ; p < end; p++ {
 				v := int64(math.MinInt64)
-				switch e.op {
+				e := &events[p]
+				op := e.op
+				switch op {
 				case opSend:
-					f := &r.fifos[e.fifo]
-					if j := e.elem - int64(ev.caps[e.fifo]); j >= 0 {
-						if j >= int64(len(f.deqs)) {
-							return false, fmt.Errorf("retime: actor %q: send on fifo %q: %w", r.actors[a], f.name, ErrReaderDone)
+					f := e.fifo
+					if j := int64(e.elem) - ev.caps[f]; j >= 0 {
+						deqs := fl.deqs[f]
+						if j >= int64(len(deqs)) {
+							r := ev.r
+							return false, fmt.Errorf("retime: actor %q: send on fifo %q: %w", r.actors[a], r.fifos[f].name, ErrReaderDone)
 						}
-						if ev.taken[e.fifo] <= j {
+						if ev.taken[f] <= j {
 							break events
 						}
-						v = ev.vals[f.reader][f.deqs[j]] + 1
+						v = vals[deqs[j]] + 1
 					}
 				case opRecv, opPeek, opVis:
-					f := &r.fifos[e.fifo]
-					if ev.sent[e.fifo] <= e.elem {
+					f := e.fifo
+					if ev.sent[f] <= int64(e.elem) {
 						break events
 					}
-					v = ev.vals[f.writer][f.sends[e.elem]] + f.latency
+					v = vals[fl.sends[f][e.elem]] + fl.latency[f]
 				}
-				end := len(tp.edges)
-				if p+1 < len(tp.events) {
-					end = int(tp.events[p+1].e0)
-				}
-				edges := tp.edges[e.e0:end]
-				switch e.op {
+				x := edges[k : k+int32(e.n)]
+				k += int32(e.n)
+				switch op {
 				case opMin:
 					v = math.MaxInt64
-					for _, x := range edges {
-						v = min(v, tp.value(x, vals))
+					for _, x := range x {
+						v = min(v, vals[x.from]+int64(x.d))
 					}
 				case opIf:
-					if tp.value(edges[0], vals) < tp.value(edges[1], vals) {
-						v = tp.value(edges[2], vals)
+					if vals[x[0].from]+int64(x[0].d) < vals[x[1].from]+int64(x[1].d) {
+						v = vals[x[2].from] + int64(x[2].d)
 					} else {
-						v = tp.value(edges[3], vals)
+						v = vals[x[3].from] + int64(x[3].d)
 					}
 				default:
-					for _, x := range edges {
-						v = max(v, tp.value(x, vals))
+					for _, x := range x {
+						v = max(v, vals[x.from]+int64(x.d))
 					}
 				}
 				vals[p] = v
-				switch e.op {
+				switch op {
 				case opSend:
 					ev.sent[e.fifo]++
 				case opRecv:
@@ -447,12 +584,12 @@ func (ev *evaluation) run() (stuck bool, err error) {
 				}
 			}
 			if p != ev.pos[a] {
-				ev.pos[a], moved = p, true
+				ev.pos[a], ev.epos[a], moved = p, k, true
 				if err := ev.checkGuards(a); err != nil {
 					return false, err
 				}
 			}
-			if p < len(tp.events) {
+			if p < end {
 				done = false
 			}
 		}
@@ -469,12 +606,12 @@ func (ev *evaluation) run() (stuck bool, err error) {
 // other way on the events evaluated so far, as soon as they are: a
 // re-timing that does not apply stops early.
 func (ev *evaluation) checkGuards(a int) error {
-	tp, vals := ev.r.tapes[a], ev.vals[a]
+	guards, vals := ev.r.flat.guards[a], ev.vals
 	k := ev.checked[a]
-	for ; k < len(tp.guards) && int(tp.guards[k].after) <= ev.pos[a]; k++ {
-		g := &tp.guards[k]
-		if (tp.value(g.a, vals) < tp.value(g.b, vals)) != g.less {
-			return fmt.Errorf("retime: actor %q at cycle %d: %w", ev.r.actors[a], tp.value(g.a, vals), ErrChoiceChanged)
+	for ; k < len(guards) && guards[k].after <= ev.pos[a]; k++ {
+		g := &guards[k]
+		if (vals[g.a.from]+g.a.d < vals[g.b.from]+g.b.d) != g.less {
+			return fmt.Errorf("retime: actor %q at cycle %d: %w", ev.r.actors[a], vals[g.a.from]+g.a.d, ErrChoiceChanged)
 		}
 	}
 	ev.checked[a] = k
@@ -484,18 +621,19 @@ func (ev *evaluation) checkGuards(a int) error {
 // deadlock describes the actors a stuck evaluation stopped at, as Run
 // would have found them.
 func (ev *evaluation) deadlock() error {
-	r := ev.r
+	r, fl := ev.r, &ev.r.flat
 	e := &DeadlockError{}
 	byActor := make(map[int]int)
-	for a, tp := range r.tapes {
+	for a := range r.tapes {
 		p := ev.pos[a]
-		if p >= len(tp.events) {
+		if p >= fl.start[a+1] {
 			continue
 		}
-		x := &tp.events[p]
+		x := &fl.events[p]
 		f := &r.fifos[x.fifo]
-		b := BlockedActor{Actor: r.actors[a], Time: tp.value(tp.edges[x.e0], ev.vals[a]), FIFO: f.name,
-			Occupancy: ev.sent[x.fifo] - ev.taken[x.fifo], Capacity: int64(ev.caps[x.fifo])}
+		k := fl.edges[ev.epos[a]] // the clock when the operation began
+		b := BlockedActor{Actor: r.actors[a], Time: ev.vals[k.from] + int64(k.d), FIFO: f.name,
+			Occupancy: ev.sent[x.fifo] - ev.taken[x.fifo], Capacity: ev.caps[x.fifo]}
 		switch x.op {
 		case opSend:
 			b.Op, b.waitsFor = "send on", f.reader

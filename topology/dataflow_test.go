@@ -194,7 +194,7 @@ func TestShallowSoftmaxFIFO(t *testing.T) {
 
 // deitSmallRun is DeiT-S with seeded weights, one-shot pruned at b=16 and
 // density 0.5, keep 0.7 in layers 2, 6 and 9, and one image.
-func deitSmallRun(t *testing.T) (*vit.Weights, *vit.Pruning, [][]float32) {
+func deitSmallRun(t testing.TB) (*vit.Weights, *vit.Pruning, [][]float32) {
 	cfg, err := vit.Preset("deit-small")
 	require.NoError(t, err)
 	w := vit.RandomWeights(cfg, 5)

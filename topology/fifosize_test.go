@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -185,4 +186,26 @@ func TestSizeFIFOsBadInput(t *testing.T) {
 	cancel()
 	_, err = SizeFIFOs(ctx, a, imgs, SizeOptions{})
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// BenchmarkRetimeDeiTSmall re-times the sizer's record of DeiT-S on u250
+// (every sizable FIFO unbounded) at the depths where no send waits: the
+// cost of evaluating one candidate.
+func BenchmarkRetimeDeiTSmall(b *testing.B) {
+	w, p, imgs := deitSmallRun(b)
+	a, err := NewTimingAccelerator(w.Config, p, 0, preset(b, "u250", FidelityDetailed))
+	require.NoError(b, err)
+	s, err := newSizer(context.Background(), a, imgs)
+	require.NoError(b, err)
+	caps := slices.Clone(s.caps)
+	for i, k := range s.index {
+		caps[k] = s.start[i]
+	}
+	for b.Loop() {
+		m, err := s.rec.Retime(caps)
+		if err != nil || m != s.unbounded {
+			b.Fatalf("%d cycles (%v), want %d", m, err, s.unbounded)
+		}
+	}
+	b.ReportMetric(float64(s.rec.Events()), "events")
 }

@@ -50,7 +50,7 @@ func maxRelDiff(a, b []float32) float64 {
 	return diff / scale
 }
 
-func preset(t *testing.T, name string, fidelity Fidelity) Description {
+func preset(t testing.TB, name string, fidelity Fidelity) Description {
 	t.Helper()
 	d, err := Preset(name)
 	require.NoError(t, err)
@@ -59,7 +59,7 @@ func preset(t *testing.T, name string, fidelity Fidelity) Description {
 }
 
 // pruned returns a one-shot magnitude pruning with token dropping.
-func pruned(t *testing.T, w *vit.Weights, b int, density, keep float64, td []int) *vit.Pruning {
+func pruned(t testing.TB, w *vit.Weights, b int, density, keep float64, td []int) *vit.Pruning {
 	t.Helper()
 	p, err := prune.Magnitude(w, b, density)
 	require.NoError(t, err)
