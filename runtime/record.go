@@ -438,71 +438,91 @@ type flatGuard struct {
 }
 
 // compile lays out r's tapes as r.flat, or sets r.flat.err when a field
-// does not fit.
+// does not fit. An element's visible time (opVis) is its send's time plus
+// the latency: the edges that use it read the send instead, and the event
+// goes (the receive right after it waits for the send).
 func (r *Record) compile() {
 	fl := &r.flat
+	// Each event's index among its actor's kept events; for a visible
+	// time, the number kept before it. One more entry counts them all.
+	index := make([][]int32, len(r.tapes))
 	n, m := 0, 0
-	for _, tp := range r.tapes {
-		n += len(tp.events)
+	for a, tp := range r.tapes {
+		idx := make([]int32, len(tp.events)+1)
+		kept := int32(0)
+		for k, e := range tp.events {
+			idx[k] = kept
+			if e.op != opVis {
+				kept++
+			}
+		}
+		idx[len(tp.events)] = kept
+		index[a] = idx
+		fl.start = append(fl.start, int32(n))
+		n += int(kept)
 		m += len(tp.edges)
 	}
+	fl.start = append(fl.start, int32(n))
 	if len(r.fifos) > math.MaxUint16 || n >= math.MaxInt32-1 || m > math.MaxInt32 {
 		fl.err = fmt.Errorf("retime: a record of %d fifos, %d events and %d edges is too large", len(r.fifos), n, m)
 		return
 	}
 	fl.zero = int32(n)
-	fl.events, fl.edges = make([]flatEvent, n), make([]flatEdge, m)
-	base, ebase := int32(0), int32(0)
-	wide := func(e edge) flatTime {
+	fl.events, fl.edges = make([]flatEvent, 0, n), make([]flatEdge, 0, m)
+	wide := func(a int, e edge) flatTime {
 		if e.from < 0 {
 			return flatTime{from: fl.zero, d: e.d}
 		}
-		return flatTime{from: base + e.from, d: e.d}
+		if x := &r.tapes[a].events[e.from]; x.op == opVis {
+			f := &r.fifos[x.fifo]
+			return flatTime{from: fl.start[f.writer] + index[f.writer][f.sends[x.elem]], d: e.d + f.latency}
+		}
+		return flatTime{from: fl.start[a] + index[a][e.from], d: e.d}
 	}
 	for a, tp := range r.tapes {
-		fl.start, fl.estart = append(fl.start, base), append(fl.estart, ebase)
+		fl.estart = append(fl.estart, int32(len(fl.edges)))
 		for k, e := range tp.events {
 			end := len(tp.edges)
 			if k+1 < len(tp.events) {
 				end = int(tp.events[k+1].e0)
 			}
 			edges := end - int(e.e0)
-			if edges > math.MaxUint8 || e.elem > math.MaxUint32 {
+			if e.op == opVis && edges == 0 {
+				continue
+			}
+			if e.op == opVis || edges > math.MaxUint8 || e.elem > math.MaxUint32 {
 				fl.err = fmt.Errorf("retime: actor %q: an event of %d edges on element %d does not fit the record's layout", r.actors[a], edges, e.elem)
 				return
 			}
-			fl.events[base+int32(k)] = flatEvent{op: e.op, n: uint8(edges), fifo: uint16(max(e.fifo, 0)), elem: uint32(e.elem)}
-		}
-		for k, e := range tp.edges {
-			x := wide(e)
-			if x.d < math.MinInt32 || x.d > math.MaxInt32 {
-				if e.from >= 0 {
-					fl.err = fmt.Errorf("retime: actor %q: a time %d cycles from the event it depends on does not fit the record's layout", r.actors[a], x.d)
-					return
+			fl.events = append(fl.events, flatEvent{op: e.op, n: uint8(edges), fifo: uint16(max(e.fifo, 0)), elem: uint32(e.elem)})
+			for _, x := range tp.edges[e.e0:end] {
+				w := wide(a, x)
+				if w.d < math.MinInt32 || w.d > math.MaxInt32 {
+					if x.from >= 0 {
+						fl.err = fmt.Errorf("retime: actor %q: a time %d cycles from the event it depends on does not fit the record's layout", r.actors[a], w.d)
+						return
+					}
+					// A constant too large for an offset from zero has a slot.
+					w = flatTime{from: fl.zero + 1 + int32(len(fl.consts))}
+					fl.consts = append(fl.consts, x.d)
 				}
-				// A constant too large for an offset from zero has a slot.
-				x = flatTime{from: fl.zero + 1 + int32(len(fl.consts))}
-				fl.consts = append(fl.consts, e.d)
+				fl.edges = append(fl.edges, flatEdge{from: w.from, d: int32(w.d)})
 			}
-			fl.edges[ebase+int32(k)] = flatEdge{from: x.from, d: int32(x.d)}
 		}
-		fl.final = append(fl.final, wide(tp.final))
+		fl.final = append(fl.final, wide(a, tp.final))
 		var guards []flatGuard
 		for _, g := range tp.guards {
-			guards = append(guards, flatGuard{a: wide(g.a), b: wide(g.b), less: g.less, after: base + g.after})
+			guards = append(guards, flatGuard{a: wide(a, g.a), b: wide(a, g.b), less: g.less, after: fl.start[a] + index[a][g.after]})
 		}
 		fl.guards = append(fl.guards, guards)
-		base += int32(len(tp.events))
-		ebase += int32(len(tp.edges))
 	}
-	fl.start = append(fl.start, base)
 	for _, f := range r.fifos {
 		sends, deqs := make([]int32, len(f.sends)), make([]int32, len(f.deqs))
 		for i, k := range f.sends {
-			sends[i] = fl.start[f.writer] + k
+			sends[i] = fl.start[f.writer] + index[f.writer][k]
 		}
 		for i, k := range f.deqs {
-			deqs[i] = fl.start[f.reader] + k
+			deqs[i] = fl.start[f.reader] + index[f.reader][k]
 		}
 		fl.sends, fl.deqs = append(fl.sends, sends), append(fl.deqs, deqs)
 		fl.latency = append(fl.latency, f.latency)
