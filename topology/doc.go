@@ -91,9 +91,9 @@
 // It lowers one FIFO at a time to its smallest depth within the bound, the
 // others as chosen so far; a deeper FIFO never slows a run, so one element
 // less than any chosen depth breaks the bound or cannot run. Candidates
-// are re-timed from recorded runs (runtime.Record) where the MPCA's
-// decisions by time hold, which is exact, and simulated where they do not
-// (docs/DESIGN.md, "Automatic FIFO sizing"). The simulations are
-// timing-only whatever the accelerator: by the rule above they give the
-// full run's cycles, in a fraction of its time.
+// are re-timed from a recorded run (runtime.Record), which is exact: no
+// unit of this accelerator decides anything by time (docs/DESIGN.md,
+// "Automatic FIFO sizing"). The sizer's runs are timing-only whatever the
+// accelerator: by the rule above they give the full run's cycles, in a
+// fraction of its time.
 package topology
