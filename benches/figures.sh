@@ -12,7 +12,9 @@
 #
 # Sections: simulated (the DeiT-S accelerator beside the reference), merge
 # (the engine), sweep (100-point sweeps: DeiT-S timing-only, mnist-tiny with
-# 500 images a point; one point at a time and one per core), kernels (dense and block-sparse GEMM, element-wise; against
+# 500 images a point; one point at a time and one per core), sizing (FIFO
+# sizing of u250 for DeiT-S against simulating its candidates, one
+# re-timing, one DeiT-S point with and without numerics), kernels (dense and block-sparse GEMM, element-wise; against
 # OpenBLAS when libopenblas-dev is installed), forward (the DeiT-S reference
 # forward; against PyTorch when /usr/bin/python3 has torch and torchvision).
 set -euo pipefail
@@ -79,6 +81,16 @@ sweep() {
 	section sweep "$bin/benches.test" -test.run XXX -test.bench 'Sweep' -test.count "$count" -test.benchtime 1x
 }
 
+sizing() {
+	go test -c -o "$bin/benches.test" ./benches/
+	go test -c -o "$bin/topology.test" ./topology/
+	rounds() {
+		"$bin/benches.test" -test.run XXX -test.bench 'FIFOSizing|TimingOnlyDeiTSmall' -test.count "$count" -test.benchtime 2x
+		(cd topology && "$bin/topology.test" -test.run XXX -test.bench 'RetimeDeiTSmall' -test.count "$count" -test.benchtime 100x)
+	}
+	section sizing rounds
+}
+
 kernels() {
 	local tags=()
 	if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ]; then
@@ -119,13 +131,13 @@ forward() {
 
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-	sections=(simulated merge sweep kernels forward)
+	sections=(simulated merge sweep sizing kernels forward)
 fi
 for s in "${sections[@]}"; do
 	case $s in
-	simulated | merge | sweep | kernels | forward) "$s" ;;
+	simulated | merge | sweep | sizing | kernels | forward) "$s" ;;
 	*)
-		echo "figures.sh: unknown section $s (simulated, merge, sweep, kernels, forward)" >&2
+		echo "figures.sh: unknown section $s (simulated, merge, sweep, sizing, kernels, forward)" >&2
 		exit 2
 		;;
 	esac

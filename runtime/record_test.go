@@ -291,3 +291,48 @@ func TestRetimeMisuse(t *testing.T) {
 	_, err = s.Record.Retime([]int{0})
 	assert.EqualError(t, err, `retime: fifo "f": capacity 0 out of range [1, 16777216]`)
 }
+
+// TestRetimeWideRecords: a constant past 2^31 cycles re-times exactly
+// (it has a slot of its own in the flat record), and an event of more
+// edges than the layout holds is an error, not a wrong makespan.
+func TestRetimeWideRecords(t *testing.T) {
+	run := func(t *testing.T, n int, far int64) *Record {
+		g := NewGraph()
+		f := mustFIFO(t, g, "f", n, 1)
+		g.AddActor("w", func(ctx *Ctx) error {
+			for i := range n {
+				ctx.Work(1, "w")
+				if err := f.Send(ctx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, Writes(f))
+		g.AddActor("r", func(ctx *Ctx) error {
+			ts := []Tick{TickAt(far)}
+			for range n {
+				_, vis, err := f.RecvTick(ctx)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, vis)
+			}
+			to := ctx.Max(ts...)
+			ctx.Work(to.At-ctx.Now(), "wait")
+			ctx.Rebase(to)
+			return nil
+		}, Reads(f))
+		s, err := g.Run(context.Background(), Options{Record: true})
+		require.NoError(t, err)
+		require.Equal(t, max(far, int64(n)+1), s.Makespan)
+		return s.Record
+	}
+	rec := run(t, 4, 1<<35)
+	m, err := rec.Retime([]int{1})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<35), m)
+
+	rec = run(t, 300, 0)
+	_, err = rec.Retime([]int{300})
+	assert.ErrorContains(t, err, "does not fit the record's layout")
+}

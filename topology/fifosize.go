@@ -121,9 +121,8 @@ func (m Method) String() string {
 // (runtime.Record.Retime): no unit of this accelerator decides anything by
 // time. Were one to, a candidate whose decision changes would be
 // simulated. The chosen depths are simulated once more for Cycles. Every
-// simulation is
-// timing-only, even for an accelerator with weights: depths change only
-// times, which in this model do not depend on values (the rule in the
+// run is timing-only, even for an accelerator with weights: depths change
+// only times, which in this model do not depend on values (the rule in the
 // package doc), and the numerics would take most of each run.
 func SizeFIFOs(ctx context.Context, a *Accelerator, images [][]float32, opt SizeOptions) (*Sizing, error) {
 	tol := cmp.Or(opt.Tolerance, DefaultTolerance)
