@@ -14,9 +14,11 @@ import (
 // re-timing would have to (the loop check refuses some without a run
 // either way; each candidate's accelerator is built outside the timing).
 // ms/sizing is one SizeFIFOs; ms/resimulating the runs of its candidates;
-// speedup their ratio. "full" sizes and simulates with the numerics,
-// "timing-only" without (topology.NewTimingAccelerator, as cmd/run
-// -size-fifos does): the same cycles, so the same candidates.
+// speedup their ratio. "full" sizes an accelerator with the numerics and
+// re-simulates with them, "timing-only" one without
+// (topology.NewTimingAccelerator, as cmd/run -size-fifos does): the same
+// cycles, so the same candidates. The sizer's own runs are timing-only in
+// both.
 func BenchmarkFIFOSizing(b *testing.B) {
 	w, p, img, desc := prunedDeiTSmall(b)
 	for _, mode := range []struct {
