@@ -31,9 +31,9 @@ import (
 // snapshot's start, to the completion of each unit it sends, and to the
 // time a PE needs a weight column that has not arrived; while it waits for
 // room in a full output FIFO, no PE starts a new block after it (blocks
-// already dispatched keep their times). A unit is sent late only when the
-// front is already past its completion (it was waiting for an input, or
-// for room). Inputs are taken off their FIFOs when a snapshot first needs
+// already dispatched keep their times). A unit is sent late when the front
+// is already past its completion: it waited for an input, a weight column
+// or room, or moved to a unit listed before it that finished later. Inputs are taken off their FIFOs when a snapshot first needs
 // them, their visible time (runtime.FIFO.RecvAt) starting the PEs on time
 // even when the front is later. Since a snapshot's units leave before the
 // next snapshot asks for anything, the array never waits for an input that

@@ -32,6 +32,11 @@ func (t Tick) Add(d int64) Tick {
 	return t
 }
 
+// ErrRecordTooLarge is returned by Record.Retime for a record that does not
+// fit the layout it evaluates; only running the actors again gives its
+// times.
+var ErrRecordTooLarge = errors.New("the record is too large to re-time")
+
 // ErrChoiceChanged is returned by Record.Retime when an actor's recorded
 // decision by time (Ctx.Before) would go the other way at the capacities
 // asked for: the run would not do the same operations, and only running it
@@ -313,7 +318,7 @@ func (r *Record) NoWaitCapacities() []int {
 		c, taken := int64(1), 0
 		for k, s := range f.sends {
 			e := &w.events[s]
-			t0 := w.value(w.edges[e.e0], nil) // the clock when the send began
+			t0 := w.value(w.edges[e.e0]) // the clock when the send began
 			for taken < len(f.deqs) && rd.events[f.deqs[taken]].at+1 <= t0 {
 				taken++
 			}
@@ -324,15 +329,12 @@ func (r *Record) NoWaitCapacities() []int {
 	return caps
 }
 
-// value is e's time with the tape's events at vals (nil: as recorded).
-func (tp *tape) value(e edge, vals []int64) int64 {
+// value is e's time in the recorded run.
+func (tp *tape) value(e edge) int64 {
 	if e.from < 0 {
 		return e.d
 	}
-	if vals == nil {
-		return tp.events[e.from].at + e.d
-	}
-	return vals[e.from] + e.d
+	return tp.events[e.from].at + e.d
 }
 
 // Retime returns the makespan the recorded run would have had with the
@@ -341,10 +343,13 @@ func (tp *tape) value(e edge, vals []int64) int64 {
 // run wait in a cycle, an error wrapping ErrReaderDone if a send would need
 // the credit of an element that is never read, and one wrapping
 // ErrChoiceChanged if a decision an actor made by time (Ctx.Before) would
-// go the other way, so that the run would not be the recorded one. The
-// makespan is exact otherwise: the run would do the same operations, and
-// every time is the recorded function of the others. Retime may be called
-// concurrently.
+// go the other way, so that the run would not be the recorded one, and
+// ErrRecordTooLarge for a record beyond the layout it evaluates (more than
+// 65,535 FIFOs or 2^31 events, an element past 2^32, an event of more
+// than 255 operands, or an offset of more than 2^31 cycles from the event
+// it depends on). The makespan is exact otherwise: the run would do the
+// same operations, and every time is the recorded function of the others.
+// Retime may be called concurrently.
 func (r *Record) Retime(caps []int) (int64, error) {
 	if len(caps) != len(r.fifos) {
 		return 0, fmt.Errorf("retime: %d capacities for %d fifos", len(caps), len(r.fifos))
@@ -464,7 +469,7 @@ func (r *Record) compile() {
 	}
 	fl.start = append(fl.start, int32(n))
 	if len(r.fifos) > math.MaxUint16 || n >= math.MaxInt32-1 || m > math.MaxInt32 {
-		fl.err = fmt.Errorf("retime: a record of %d fifos, %d events and %d edges is too large", len(r.fifos), n, m)
+		fl.err = fmt.Errorf("retime: %d fifos, %d events and %d edges: %w", len(r.fifos), n, m, ErrRecordTooLarge)
 		return
 	}
 	fl.zero = int32(n)
@@ -491,7 +496,7 @@ func (r *Record) compile() {
 				continue
 			}
 			if e.op == opVis || edges > math.MaxUint8 || e.elem > math.MaxUint32 {
-				fl.err = fmt.Errorf("retime: actor %q: an event of %d edges on element %d does not fit the record's layout", r.actors[a], edges, e.elem)
+				fl.err = fmt.Errorf("retime: actor %q: an event of %d edges on element %d: %w", r.actors[a], edges, e.elem, ErrRecordTooLarge)
 				return
 			}
 			fl.events = append(fl.events, flatEvent{op: e.op, n: uint8(edges), fifo: uint16(max(e.fifo, 0)), elem: uint32(e.elem)})
@@ -499,10 +504,14 @@ func (r *Record) compile() {
 				w := wide(a, x)
 				if w.d < math.MinInt32 || w.d > math.MaxInt32 {
 					if x.from >= 0 {
-						fl.err = fmt.Errorf("retime: actor %q: a time %d cycles from the event it depends on does not fit the record's layout", r.actors[a], w.d)
+						fl.err = fmt.Errorf("retime: actor %q: a time %d cycles from the event it depends on: %w", r.actors[a], w.d, ErrRecordTooLarge)
 						return
 					}
 					// A constant too large for an offset from zero has a slot.
+					if int(fl.zero)+1+len(fl.consts) >= math.MaxInt32 {
+						fl.err = fmt.Errorf("retime: %d events and %d wide constants: %w", n, len(fl.consts), ErrRecordTooLarge)
+						return
+					}
 					w = flatTime{from: fl.zero + 1 + int32(len(fl.consts))}
 					fl.consts = append(fl.consts, x.d)
 				}

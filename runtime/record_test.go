@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 )
 
 // retimeAgrees re-times rec at caps and runs build(caps) for real: both
@@ -293,8 +295,9 @@ func TestRetimeMisuse(t *testing.T) {
 }
 
 // TestRetimeWideRecords: a constant past 2^31 cycles re-times exactly
-// (it has a slot of its own in the flat record), and an event of more
-// edges than the layout holds is an error, not a wrong makespan.
+// (it has a slot of its own in the flat record), also from a reused and a
+// concurrent evaluation, and an event of more edges than the layout holds
+// is ErrRecordTooLarge, not a wrong makespan.
 func TestRetimeWideRecords(t *testing.T) {
 	run := func(t *testing.T, n int, far int64) *Record {
 		g := NewGraph()
@@ -328,11 +331,20 @@ func TestRetimeWideRecords(t *testing.T) {
 		return s.Record
 	}
 	rec := run(t, 4, 1<<35)
-	m, err := rec.Retime([]int{1})
-	require.NoError(t, err)
-	assert.Equal(t, int64(1<<35), m)
+	var g errgroup.Group
+	for range 4 {
+		g.Go(func() error {
+			for range 3 {
+				if m, err := rec.Retime([]int{1}); err != nil || m != 1<<35 {
+					return fmt.Errorf("%d cycles (%v), want %d", m, err, int64(1<<35))
+				}
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
 
 	rec = run(t, 300, 0)
-	_, err = rec.Retime([]int{300})
-	assert.ErrorContains(t, err, "does not fit the record's layout")
+	_, err := rec.Retime([]int{300})
+	assert.ErrorIs(t, err, ErrRecordTooLarge)
 }

@@ -85,7 +85,8 @@ const (
 	ByRetiming Method = iota
 	// BySimulation: a run at the depths, because re-timing found a
 	// decision by time that would change (this accelerator's units make
-	// none; a model whose units do would need it).
+	// none) or the record is too large to re-time
+	// (runtime.ErrRecordTooLarge: a model of 128 heads or more).
 	BySimulation
 	// ByLoopCheck: the depths cannot hold the MPCA's program (no run).
 	ByLoopCheck
@@ -120,7 +121,7 @@ func (m Method) String() string {
 // run), then re-timed from the recorded run, which is exact
 // (runtime.Record.Retime): no unit of this accelerator decides anything by
 // time. Were one to, a candidate whose decision changes would be
-// simulated. The chosen depths are simulated once more for Cycles. Every
+// simulated, as is every candidate of a record too large to re-time. The chosen depths are simulated once more for Cycles. Every
 // run is timing-only, even for an accelerator with weights: depths change
 // only times, which in this model do not depend on values (the rule in the
 // package doc), and the numerics would take most of each run.
@@ -289,7 +290,7 @@ func (s *sizer) evaluate(ctx context.Context, depths []int) (Candidate, error) {
 		c.Cycles = m
 	case errors.Is(err, runtime.ErrDeadlock) || errors.Is(err, runtime.ErrReaderDone):
 		c.Err = err
-	case errors.Is(err, runtime.ErrChoiceChanged):
+	case errors.Is(err, runtime.ErrChoiceChanged) || errors.Is(err, runtime.ErrRecordTooLarge):
 		c.By = BySimulation
 		res, err := s.a.runAt(ctx, f, s.images, false)
 		if errors.Is(err, runtime.ErrDeadlock) {

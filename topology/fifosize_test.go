@@ -104,8 +104,8 @@ func checkSizing(t *testing.T, build builder, a *Accelerator, z *Sizing, imgs []
 }
 
 // checkCandidates re-simulates on a every candidate the sizer re-timed or
-// simulated (timing-only, whatever a is): the same cycles, or both cannot
-// run.
+// simulated (the sizer's own runs were timing-only; a may have the
+// numerics): the same cycles, or both cannot run.
 func checkCandidates(t *testing.T, a *Accelerator, z *Sizing, imgs [][]float32) {
 	t.Helper()
 	n := 0
@@ -136,6 +136,7 @@ func TestSizeFIFOsMNISTTiny(t *testing.T) {
 		checkSizing(t, fullBuild(w, p), a, z, imgs)
 		checkCandidates(t, a, z, imgs)
 		assert.Positive(t, z.Retimed)
+		assert.Zero(t, z.Simulated, "no unit decides by time: every candidate re-times")
 		assert.Equal(t, len(z.Candidates), z.Retimed+z.Simulated+z.LoopChecked)
 		assert.Equal(t, z.DescriptionBytes-z.Bytes, z.Saved)
 
@@ -167,6 +168,7 @@ func TestSizeFIFOsDeiTSmall(t *testing.T) {
 	a, z := sizeFIFOs(t, build, preset(t, "u250", FidelityDetailed), imgs)
 	checkSizing(t, build, a, z, imgs)
 	checkCandidates(t, a, z, imgs)
+	assert.Zero(t, z.Simulated, "no unit decides by time: every candidate re-times")
 	assert.Positive(t, z.Saved, "u250's FIFOs are deeper than DeiT-S needs")
 }
 
@@ -208,4 +210,25 @@ func BenchmarkRetimeDeiTSmall(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(s.rec.Events()), "events")
+}
+
+// TestSizeFIFOsSimulatesWhatCannotRetime: a model of 128 heads gives W_O a
+// block start of 257 operands, more than the re-timing's layout holds
+// (runtime.ErrRecordTooLarge), so the sizer simulates every candidate,
+// and still sizes within the bound.
+func TestSizeFIFOsSimulatesWhatCannotRetime(t *testing.T) {
+	cfg, err := vit.Preset("mnist-tiny")
+	require.NoError(t, err)
+	cfg.Depth, cfg.Heads, cfg.Dim, cfg.MLPHidden = 1, 128, 2048, 2048
+	p := &vit.Pruning{Block: 16, Keep: 1}
+	d := preset(t, "small", FidelityDetailed)
+	a, err := NewTimingAccelerator(cfg, p, 0, d)
+	require.NoError(t, err)
+	imgs := make([][]float32, 1)
+	z, err := SizeFIFOs(context.Background(), a, imgs, SizeOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, z.Retimed, "nothing re-times")
+	assert.Positive(t, z.Simulated)
+	assert.LessOrEqual(t, z.Cycles, z.Bound)
+	t.Logf("%d candidates: %d simulated, %d refused by the loop check", len(z.Candidates), z.Simulated, z.LoopChecked)
 }
