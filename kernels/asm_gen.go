@@ -25,6 +25,7 @@ func main() {
 	denseKernel("gemmKernel6x16", 6, 2, "Y", 32)
 	denseKernel("gemmKernel8x48", 8, 3, "Z", 64)
 	denseKernel("gemmKernel12x16", 12, 1, "Z", 64)
+	denseKernel("gemmKernel12x8", 12, 1, "Y", 32)
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with
 	// AVX-512 (the k-pair and k-quad kernels); blockColumn8x8 is b = 8 for AVX2 alone.
 	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)

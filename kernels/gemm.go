@@ -10,9 +10,9 @@ import (
 // swept by mc×kc slabs of A, whose mr-row panels stay in L2 while a kc×nr
 // panel of B is reused from L1 by every A panel.
 const (
-	kcBlock = 256
+	kcBlock = 384
 	mcBlock = 240 // a multiple of every mr
-	ncBlock = 1536
+	ncBlock = 768
 )
 
 // microKernel computes C[mr×nr] = A[mr×kc]·Bpanel, or adds it into C when
@@ -24,12 +24,11 @@ type microKernel struct {
 	edge   *microKernel // a narrower kernel of the same mr for a slab's last panel, or nil
 }
 
-// forCols is the kernel for a panel of cols columns: the edge kernel where
-// cols is short of nr and the edge kernel is wide enough. B's panels are
-// packed at its width.
+// forCols is the kernel for a panel of cols columns: the narrowest edge
+// kernel that is wide enough. B's panels are packed at its width.
 func (k *microKernel) forCols(cols int) *microKernel {
-	if cols < k.nr && k.edge != nil && cols <= k.edge.nr {
-		return k.edge
+	for k.edge != nil && cols <= k.edge.nr {
+		k = k.edge
 	}
 	return k
 }
