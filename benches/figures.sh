@@ -73,7 +73,13 @@ simulated() {
 
 merge() {
 	go test -c -o "$bin/benches.test" ./benches/
-	section merge "$bin/benches.test" -test.run XXX -test.bench 'Merge|AdderTree|Scaling' -test.count "$count"
+	# Scaling's iteration runs every case once (about 2 s): ten of them a
+	# round, so that a round's ratios pair ten runs of each case, not one.
+	rounds() {
+		"$bin/benches.test" -test.run XXX -test.bench 'Merge|AdderTree' -test.count "$count"
+		"$bin/benches.test" -test.run XXX -test.bench 'Scaling' -test.count "$count" -test.benchtime 10x
+	}
+	section merge rounds
 }
 
 sweep() {

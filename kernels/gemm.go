@@ -8,7 +8,10 @@ import (
 
 // Cache blocking of the packed GEMM: a kc×nc slab of B is packed once and
 // swept by mc×kc slabs of A, whose mr-row panels stay in L2 while a kc×nr
-// panel of B is reused from L1 by every A panel.
+// panel of B is reused by every A panel. kc = 384 leaves the ViTs' depths
+// (64, 198, 384, 1536) no short k block, so that a product of depth 384
+// writes C once; with nc = 768 rather than 1536 the 1536-wide product ran
+// 2% faster on a Zen 4 (1 MB of L2 a core), and no slower with 384.
 const (
 	kcBlock = 384
 	mcBlock = 240 // a multiple of every mr
