@@ -15,9 +15,9 @@ func simdGemmKernels() map[string]*microKernel {
 	}
 	if hasAVX512 {
 		ks["avx512-12x32"] = &microKernel{mr: 12, nr: 32, run: gemmKernel12x32}
-		ks["avx512-12x32+12x16"] = fastGemm // the last panel 16 wide where it fits
-		ks["avx512-12x16"] = fastGemm.edge
-		ks["avx512-12x8"] = fastGemm.edge.edge
+		ks["avx512-12x32+edges"] = fastGemm // the last panel 16 or 8 wide where it fits
+		ks["avx512-12x16"] = &microKernel{mr: 12, nr: 16, run: gemmKernel12x16}
+		ks["avx512-12x8"] = &microKernel{mr: 12, nr: 8, run: gemmKernel12x8}
 		ks["avx512-8x48"] = gemm8x48
 	}
 	return ks
