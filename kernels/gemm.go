@@ -37,7 +37,7 @@ func (k *microKernel) forCols(cols int) *microKernel {
 }
 
 // packBuffers are the packed A and B slabs and the edge tile of one GEMM
-// call, pooled because a B slab is 1.5 MB and GEMMs come by the thousand in a forward pass.
+// call, pooled because a B slab is 1.2 MB and GEMMs come by the thousand in a forward pass.
 type packBuffers struct {
 	a, b []float32
 	tile [12 * 32]float32 // an edge tile, computed whole then clipped into C: at least mr*nr of every kernel
