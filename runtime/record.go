@@ -492,10 +492,10 @@ func (r *Record) compile() {
 				end = int(tp.events[k+1].e0)
 			}
 			edges := end - int(e.e0)
-			if e.op == opVis && edges == 0 {
-				continue
+			if e.op == opVis {
+				continue // no edges of its own (RecvTick adds none): its readers read the send
 			}
-			if e.op == opVis || edges > math.MaxUint8 || e.elem > math.MaxUint32 {
+			if edges > math.MaxUint8 || e.elem > math.MaxUint32 {
 				fl.err = fmt.Errorf("retime: actor %q: an event of %d edges on element %d: %w", r.actors[a], edges, e.elem, ErrRecordTooLarge)
 				return
 			}
@@ -578,7 +578,7 @@ func (ev *evaluation) run() (stuck bool, err error) {
 						}
 						v = vals[deqs[j]] + 1
 					}
-				case opRecv, opPeek, opVis:
+				case opRecv, opPeek:
 					f := e.fifo
 					if ev.sent[f] <= int64(e.elem) {
 						break events
