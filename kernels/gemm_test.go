@@ -85,7 +85,7 @@ func gemmCases() []gemmCase {
 		cases = append(cases, gemmCase{false, false, s[0], s[1], s[2], 1, 0, 0, 0})
 	}
 	// More rows, columns and depth than one cache block, with a short last block and panel in each.
-	const bm, bn, bk = 2*mcBlock + 7, 2*ncBlock + 65, kcBlock + 16
+	const bm, bn, bk = 2*mcBlock + 7, ncBlock + 65, kcBlock + 16
 	cases = append(cases, gemmCase{false, false, bm, bn, bk, 1, 0.5, 2, 0}, gemmCase{true, false, bm, bn, bk, 0.5, 0, 0, 3})
 	cases = append(cases, gemmCase{false, true, 198, 198, 64, 0.125, 0, 0, 0}, gemmCase{false, false, 0, 5, 3, 1, 0, 0, 0}, gemmCase{false, false, 4, 5, 0, 1, 0.5, 0, 0})
 	return cases
