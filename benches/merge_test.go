@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,11 +236,14 @@ func BenchmarkAdderTree(b *testing.B) {
 // each iteration, forwards and then backwards, so that every case meets the
 // same machine: on a shared host its speed drifts by tens of percent from
 // one second to the next, more than the differences measured. It reports
-// each case's elements per wall second and the ratios the engine is held
-// to: two merge copies on two cores against one copy on one core, and each
-// procs=2 case against its procs=1 case. It also runs the two copies as two
-// graphs at once (2graphs/merge1x1), which tells what one Run of both
-// costs beyond the machine's own scaling.
+// each case's elements per wall second over all iterations and the ratios
+// the engine is held to: two merge copies on two cores against one copy on
+// one core, and each procs=2 case against its procs=1 case. It also runs
+// the two copies as two graphs at once (2graphs/merge1x1), which tells what
+// one Run of both costs beyond the machine's own scaling. A ratio is the
+// median over iterations of the ratio within each: a slow burst of the host
+// that meets one case of one iteration moves it little, where it would move
+// a ratio of totals by its whole length.
 func BenchmarkScaling(b *testing.B) {
 	const n, leaves, leafN = 1 << 20, 1024, 1 << 12
 	merge := func(copies int) func(*atomic.Int64) (*vrt.Graph, error) {
@@ -253,15 +257,15 @@ func BenchmarkScaling(b *testing.B) {
 		procs, graphs int
 		build         func(*atomic.Int64) (*vrt.Graph, error)
 		want, elems   int
-		elapsed       time.Duration
+		elapsed       []time.Duration // one per iteration
 	}{
-		{"merge1/procs=1", 1, 1, merge(1), 2 * n, 2 * n, 0},
-		{"merge1/procs=2", 2, 1, merge(1), 2 * n, 2 * n, 0},
-		{"merge2/procs=1", 1, 1, merge(2), 4 * n, 4 * n, 0},
-		{"merge2/procs=2", 2, 1, merge(2), 4 * n, 4 * n, 0},
-		{"merge1x2graphs/procs=2", 2, 2, merge(1), 4 * n, 4 * n, 0},
-		{"adder/procs=1", 1, 1, adder, leafN, leaves * leafN, 0},
-		{"adder/procs=2", 2, 1, adder, leafN, leaves * leafN, 0},
+		{"merge1/procs=1", 1, 1, merge(1), 2 * n, 2 * n, nil},
+		{"merge1/procs=2", 2, 1, merge(1), 2 * n, 2 * n, nil},
+		{"merge2/procs=1", 1, 1, merge(2), 4 * n, 4 * n, nil},
+		{"merge2/procs=2", 2, 1, merge(2), 4 * n, 4 * n, nil},
+		{"merge1x2graphs/procs=2", 2, 2, merge(1), 4 * n, 4 * n, nil},
+		{"adder/procs=1", 1, 1, adder, leafN, leaves * leafN, nil},
+		{"adder/procs=2", 2, 1, adder, leafN, leaves * leafN, nil},
 	}
 	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
 	iter := 0
@@ -289,21 +293,45 @@ func BenchmarkScaling(b *testing.B) {
 			if err := eg.Wait(); err != nil {
 				b.Fatal(err)
 			}
-			c.elapsed += time.Since(t0)
+			c.elapsed = append(c.elapsed, time.Since(t0))
 			if got := checked.Load(); got != int64(c.want) {
 				b.Fatalf("%s: checkers saw %d elements, want %d", c.name, got, c.want)
 			}
 		}
 		iter++
 	}
-	rate := make(map[string]float64, len(cases))
-	for _, c := range cases {
-		rate[c.name] = float64(c.elems*b.N) / c.elapsed.Seconds()
-		b.ReportMetric(rate[c.name]/1e6, c.name+"-Melem/s")
+	byName := make(map[string]int, len(cases))
+	for j, c := range cases {
+		byName[c.name] = j
+		var total time.Duration
+		for _, e := range c.elapsed {
+			total += e
+		}
+		b.ReportMetric(float64(c.elems*len(c.elapsed))/total.Seconds()/1e6, c.name+"-Melem/s")
 	}
-	b.ReportMetric(rate["merge2/procs=2"]/rate["merge1/procs=1"], "merge2x2/merge1x1")
-	b.ReportMetric(rate["merge1x2graphs/procs=2"]/rate["merge1/procs=1"], "2graphs/merge1x1")
+	// ratio reports the median over iterations of num's rate over den's.
+	ratio := func(num, den, unit string) {
+		n, d := &cases[byName[num]], &cases[byName[den]]
+		r := make([]float64, len(n.elapsed))
+		for i := range r {
+			r[i] = float64(n.elems) / n.elapsed[i].Seconds() / (float64(d.elems) / d.elapsed[i].Seconds())
+		}
+		b.ReportMetric(median(r), unit)
+	}
+	ratio("merge2/procs=2", "merge1/procs=1", "merge2x2/merge1x1")
+	ratio("merge1x2graphs/procs=2", "merge1/procs=1", "2graphs/merge1x1")
 	for _, name := range []string{"merge1", "merge2", "adder"} {
-		b.ReportMetric(rate[name+"/procs=2"]/rate[name+"/procs=1"], name+"-procs2/procs1")
+		ratio(name+"/procs=2", name+"/procs=1", name+"-procs2/procs1")
 	}
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), sorting xs.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	m := len(xs) / 2
+	if len(xs)%2 == 0 {
+		return (xs[m-1] + xs[m]) / 2
+	}
+	return xs[m]
 }
