@@ -163,21 +163,32 @@ func BenchmarkElementwise(b *testing.B) {
 // pairedRates runs fast and base alternately in each iteration of b.Loop, so
 // that both meet the same load on a shared machine, and reports the rate of
 // each (flops per wall second) and their ratio: the figure that survives noise.
+// Each side runs pairedRun calls in a row, as a forward pass makes them:
+// both libraries keep their threads awake for a while after a call (OpenBLAS
+// for OPENBLAS_THREAD_TIMEOUT, Parallel for spinFor), so that single calls
+// taking turns would measure each one's threads in the other's way.
 func pairedRates(b *testing.B, flops float64, fastName string, fast func(), baseName string, base func()) {
 	var tFast, tBase time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		fast()
+		for range pairedRun {
+			fast()
+		}
 		t1 := time.Now()
-		base()
+		for range pairedRun {
+			base()
+		}
 		tFast += t1.Sub(t0)
 		tBase += time.Since(t1)
 	}
-	total := flops * float64(b.N) / 1e9
+	total := flops * float64(b.N*pairedRun) / 1e9
 	b.ReportMetric(total/tFast.Seconds(), fastName+"-GFLOP/s")
 	b.ReportMetric(total/tBase.Seconds(), baseName+"-GFLOP/s")
 	b.ReportMetric(tBase.Seconds()/tFast.Seconds(), "speedup")
 }
+
+// pairedRun is how many calls in a row each side of pairedRates makes.
+const pairedRun = 8
 
 // BenchmarkBlockSparseVsDense pairs each block-sparse product with the dense
 // GEMM of the same shape, iteration by iteration.

@@ -346,16 +346,6 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 		}
 		gemm(kern, transA, transB, i1-i0, n, k, alpha, as, lda, b, ldb, beta, c[i0*ldc:], ldc)
 	}
-	parallel(workers, share)
+	Parallel(workers, share)
 }
 
-// parallel runs f(0..workers-1), f(0) on this goroutine, which would
-// otherwise only wait.
-func parallel(workers int, f func(w int)) {
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { f(w) })
-	}
-	f(0)
-	wg.Wait()
-}

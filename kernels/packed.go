@@ -128,5 +128,5 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 			sweep(p.kern, buf, part, false, m, a, lda, c, ldc, s.pc > 0, last)
 		}
 	}
-	parallel(workers, share)
+	Parallel(workers, share)
 }

@@ -344,7 +344,7 @@ func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a 
 		s.matMul(kern, c, a, m)
 		return
 	}
-	parallel(workers, func(w int) {
+	Parallel(workers, func(w int) {
 		s.mulColumns(kern, c, s.Cols, a, s.Rows, m, w*cols/workers, (w+1)*cols/workers)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"sync"
 
 	"vitflow/kernels"
 )
@@ -167,18 +166,7 @@ func (c *Compacted) packLayers() []packedLayer {
 // rows at least to a worker: for the row-wise passes between products.
 func (c *Compacted) byRows(n int, f func(lo, hi int)) {
 	workers := min(c.workers(), max(1, n/32))
-	parallel(workers, func(w int) { f(w*n/workers, (w+1)*n/workers) })
-}
-
-// parallel runs f(0..workers-1), f(0) on this goroutine, which would
-// otherwise only wait.
-func parallel(workers int, f func(w int)) {
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { f(w) })
-	}
-	f(0)
-	wg.Wait()
+	kernels.Parallel(workers, func(w int) { f(w*n/workers, (w+1)*n/workers) })
 }
 
 // workers is the number of goroutines Forward computes on.
@@ -353,7 +341,7 @@ func (c *Compacted) attention(o, qkv []float32, b, n, hd, heads int, ws *workspa
 		}
 	}
 	if workers > 0 {
-		parallel(workers, run)
+		kernels.Parallel(workers, run)
 	}
 }
 
