@@ -26,10 +26,18 @@ benchstat() { go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # OpenBLAS 0.3.21 does not know every processor and then falls back to slow
-# generic kernels (OPENBLAS_VERBOSE=2 names the core it picked): name one.
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
-	export OPENBLAS_CORETYPE=SKYLAKEX
+# generic kernels (OPENBLAS_VERBOSE=2 names the core it picked): name its
+# fastest one here. An OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE inherited from
+# the environment is dropped (say so with BLAS_KEEP_ENV=1 to keep them): a
+# machine we measured on set Haswell, whose AVX2 kernels ran at 95 GFLOP/s
+# where SkylakeX's made 165, and PyTorch's products go through OpenBLAS too.
+if [ -z "${BLAS_KEEP_ENV:-}" ]; then
+	unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+	if grep -qw avx512f /proc/cpuinfo; then
+		export OPENBLAS_CORETYPE=SKYLAKEX
+	fi
 fi
+echo "OpenBLAS core type: ${OPENBLAS_CORETYPE:-detected by OpenBLAS}" >&2
 
 # quiet waits, up to 10 minutes, for the 1-minute load average to fall below
 # QUIET (default 0.5): a section's binary is built first, and its own build

@@ -348,4 +348,3 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 	}
 	Parallel(workers, share)
 }
-
