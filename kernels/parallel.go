@@ -51,12 +51,7 @@ func (g *group) done() {
 
 func (g *group) wait() {
 	if spinning() {
-		deadline := time.Now().Add(spinFor)
-		for i := 0; g.left.Load() > 0; i++ {
-			if i%64 == 63 && time.Now().After(deadline) {
-				break
-			}
-		}
+		awhile(func() bool { return g.left.Load() == 0 })
 	}
 	// Sleeping set before left is read again, and left decremented before
 	// sleeping is read: one side or both see the other.
@@ -117,30 +112,38 @@ func (w *worker) await() *share {
 	awake.Lock()
 	awake.workers = append(awake.workers, w)
 	awake.Unlock()
-	deadline := time.Now().Add(spinFor)
-	for i := 0; ; i++ {
+	var s *share
+	if awhile(func() bool { s = w.next.Swap(nil); return s != nil }) {
+		return s
+	}
+	awake.Lock()
+	j := slices.Index(awake.workers, w)
+	if j >= 0 {
+		awake.workers = slices.Delete(awake.workers, j, j+1)
+	}
+	awake.Unlock()
+	if j >= 0 {
+		return nil
+	}
+	// A caller took w off the list: its share is on the way.
+	for {
 		if s := w.next.Swap(nil); s != nil {
 			return s
 		}
+		runtime.Gosched()
+	}
+}
+
+// awhile re-checks done for up to spinFor, reading the clock every 64
+// checks, and reports whether done became true.
+func awhile(done func() bool) bool {
+	deadline := time.Now().Add(spinFor)
+	for i := 0; !done(); i++ {
 		if i%64 == 63 && time.Now().After(deadline) {
-			awake.Lock()
-			j := slices.Index(awake.workers, w)
-			if j >= 0 {
-				awake.workers = slices.Delete(awake.workers, j, j+1)
-			}
-			awake.Unlock()
-			if j >= 0 {
-				return nil
-			}
-			// A caller took w off the list: its share is on the way.
-			for {
-				if s := w.next.Swap(nil); s != nil {
-					return s
-				}
-				runtime.Gosched()
-			}
+			return false
 		}
 	}
+	return true
 }
 
 // spinning reports whether waiting awake can help: with one P, the
