@@ -164,9 +164,9 @@ func BenchmarkElementwise(b *testing.B) {
 // that both meet the same load on a shared machine, and reports the rate of
 // each (flops per wall second) and their ratio: the figure that survives noise.
 // Each side runs pairedRun calls in a row, as a forward pass makes them:
-// both libraries keep their threads awake for a while after a call (OpenBLAS
-// for OPENBLAS_THREAD_TIMEOUT, Parallel for spinFor), so that single calls
-// taking turns would measure each one's threads in the other's way.
+// OpenBLAS keeps its threads awake for a while after a call
+// (OPENBLAS_THREAD_TIMEOUT), so that single calls taking turns would measure
+// its threads in vitflow's way.
 func pairedRates(b *testing.B, flops float64, fastName string, fast func(), baseName string, base func()) {
 	var tFast, tBase time.Duration
 	for b.Loop() {
