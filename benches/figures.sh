@@ -116,8 +116,9 @@ kernels() {
 	# OpenBLAS's threads spin for a while after each call, which in the
 	# paired benchmarks takes a core from the vitflow half that follows:
 	# let them sleep at once, as vitflow's goroutines do.
-	export OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4}
-	(cd kernels && section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite' -test.count "$count")
+	# (Only here: PyTorch at two threads ran 150-184 ms an image with it
+	# against 45-48 without.)
+	(cd kernels && OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite' -test.count "$count")
 }
 
 forward() {
@@ -129,13 +130,18 @@ forward() {
 		echo "no PyTorch for /usr/bin/python3 (apt-get install python3-torch python3-torchvision): vitflow only" >&2
 	fi
 	# Interleaved round by round, so that both meet the same machine.
+	# PyTorch's OpenMP workers spin between operations by default and then
+	# fight OpenBLAS's own threads for the two cores: at two threads it ran
+	# 150-220 ms an image, and 45-48 with OMP_WAIT_POLICY=passive, its best
+	# setting here (at one thread, where OpenBLAS still multiplies on both
+	# cores, it ran 48-52).
 	rounds() {
 		for _ in $(seq "$count"); do
 			(cd vit && "$bin/vit.test" -test.run XXX -test.bench 'ForwardDeiTSmall' -test.benchtime 10x)
 			if [ "$torch" = 1 ]; then
 				for threads in 1 2; do
-					/usr/bin/python3 benches/torch_deit.py "$threads" 10
-					/usr/bin/python3 benches/torch_deit.py "$threads" 10 0.7
+					OMP_WAIT_POLICY=passive /usr/bin/python3 benches/torch_deit.py "$threads" 10
+					OMP_WAIT_POLICY=passive /usr/bin/python3 benches/torch_deit.py "$threads" 10 0.7
 				done
 			fi
 		done
