@@ -7,7 +7,7 @@
 # below QUIET (default 0.5). The raw output and the summaries go to OUT
 # (default /tmp/vitflow-figures).
 #
-#   benches/figures.sh                  # every section
+#   benches/figures.sh                  # every section but fuzz and memory
 #   benches/figures.sh simulated merge  # some of them
 #
 # Sections: simulated (the DeiT-S accelerator beside the reference), merge
@@ -16,12 +16,16 @@
 # sizing of u250 for DeiT-S against simulating its candidates, one
 # re-timing, one DeiT-S point with and without numerics), kernels (dense and block-sparse GEMM, element-wise; against
 # OpenBLAS when libopenblas-dev is installed), forward (the DeiT-S reference
-# forward; against PyTorch when /usr/bin/python3 has torch and torchvision).
+# forward; against PyTorch when /usr/bin/python3 has torch and torchvision),
+# train (one trainer step on mnist-tiny), and, only when named, fuzz (every
+# fuzz target for FUZZTIME, 8 minutes in all) and memory (10,000 DeiT-S
+# images through the simulated accelerator, about 10 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/vitflow-figures}
 count=${COUNT:-6}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # sections run from inside packages
 benchstat() { go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$@"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -68,7 +72,48 @@ section() {
 		echo "# load after: $(load)"
 	} >"$out/$name.txt" 2>&1
 	benchstat "$out/$name.txt" >"$out/$name.stat"
+	rounds_range "$out/$name.txt" >>"$out/$name.stat"
 	cat "$out/$name.stat"
+}
+
+# rounds_range FILE prints, for every ratio a benchmark reports (speedup,
+# sim/ref, merge2x2/merge1x1 and the like), the lowest and highest round
+# beside the count, which benchstat's median and interval do not show; and,
+# for the forward section, each round's ratio of vitflow's best wall time
+# to PyTorch's best, the two run one after the other in that round.
+rounds_range() {
+	awk '
+	/^Benchmark/ {
+		name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+		for (i = 3; i < NF; i += 2) {
+			v = $i; u = $(i + 1)
+			if (u == "speedup" || u == "full/timing" || u ~ /^sim\/ref|procs2\/procs1$|\/merge1x1$/) {
+				k = name " " u
+				if (!(k in n)) { order[++keys] = k; lo[k] = v; hi[k] = v }
+				n[k]++; if (v < lo[k]) lo[k] = v; if (v > hi[k]) hi[k] = v
+			}
+			if (u != "ms/image") continue
+			if (name ~ /^ForwardDeiTSmall\/(dense|k=0.7)\/threads=all$/) {
+				split(name, p, "/"); ours[p[2], ++rounds_ours[p[2]]] = v
+			}
+			if (name ~ /^TorchForwardDeiTSmall\//) {
+				split(name, p, "/"); r = rounds_ours[p[2]]
+				if (!((p[2], r) in torch) || v < torch[p[2], r]) torch[p[2], r] = v
+			}
+		}
+	}
+	END {
+		if (keys) print "\nratios by round: lowest-highest (rounds)"
+		for (j = 1; j <= keys; j++) printf "%s %s-%s (%d)\n", order[j], lo[order[j]], hi[order[j]], n[order[j]]
+		split("dense k=0.7", cases, " ")
+		for (ci = 1; ci <= 2; ci++) {
+			c = cases[ci]
+			line = ""
+			for (r = 1; r <= rounds_ours[c]; r++)
+				if ((c, r) in torch) line = line sprintf(" %.3f", ours[c, r] / torch[c, r])
+			if (line != "") print "forward " c ", vitflow threads=all / PyTorch best, by round:" line
+		}
+	}' "$1"
 }
 
 bin=$(mktemp -d)
@@ -149,15 +194,64 @@ forward() {
 	section forward rounds
 }
 
+train() {
+	go test -c -o "$bin/prune.test" ./prune/
+	(cd prune && section train "$bin/prune.test" -test.run XXX -test.bench 'TrainStep' -test.count "$count" -test.benchtime 30x)
+}
+
+# fuzz runs every fuzz target alone for FUZZTIME (default 60s) and turns
+# the fuzzer's last status line into a benchmark line (executions and new
+# inputs), so that benchstat can set them side by side. Without
+# -fuzzminimizetime 0 the fuzzer stops fuzzing for up to a minute to
+# minimise each new input.
+fuzz() {
+	local targets=(vit:FuzzReadSafetensors vit:FuzzDecodeImage topology:FuzzParseTopology
+		prune:FuzzDecodeCheckpoint cmd/run:FuzzParseFlags report:FuzzReadReport
+		sweep:FuzzParseAxis sweep:FuzzResume)
+	rounds() {
+		local t pkg name log
+		for t in "${targets[@]}"; do
+			pkg=${t%%:*} name=${t#*:} log="$out/fuzz-$name.log"
+			if ! go test -run '^$' -fuzz "^$name\$" -fuzzminimizetime 0 -fuzztime "${FUZZTIME:-60s}" "./$pkg/" >"$log" 2>&1; then
+				echo "# $name FAILED: see $log"
+				continue
+			fi
+			awk -v name="$name" '/execs: / { line = $0 } END {
+				match(line, /execs: [0-9]+/); execs = substr(line, RSTART + 7, RLENGTH - 7)
+				match(line, /new interesting: [0-9]+/); found = substr(line, RSTART + 17, RLENGTH - 17)
+				printf "BenchmarkFuzz/%s 1 %s execs %s new-inputs\n", name, execs, found
+			}' "$log"
+		done
+	}
+	section fuzz rounds
+}
+
+# memory runs IMAGES (default 10,000) seeded DeiT-S images through the
+# simulated u250 under GNU time, once: the report is that memory does not
+# grow with the count.
+memory() {
+	go build -o "$bin/run" ./cmd/run
+	rounds() {
+		/usr/bin/time -v "$bin/run" -model deit-small -images "${IMAGES:-10000}" >"$out/memory-run.txt" 2>"$out/memory-time.txt"
+		awk -v images="${IMAGES:-10000}" '
+			/Maximum resident set size/ { rss = $NF }
+			/User time/ { user = $NF }
+			/Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + t[i] }
+			END { printf "BenchmarkMemory/deit-small/images=%d 1 %.0f ns/op %.1f MB-max-RSS %.0f user-s\n", images, wall * 1e9, rss / 1024, user }
+		' "$out/memory-time.txt"
+	}
+	section memory rounds
+}
+
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-	sections=(simulated merge sweep sizing kernels forward)
+	sections=(simulated merge sweep sizing kernels forward train)
 fi
 for s in "${sections[@]}"; do
 	case $s in
-	simulated | merge | sweep | sizing | kernels | forward) "$s" ;;
+	simulated | merge | sweep | sizing | kernels | forward | train | fuzz | memory) "$s" ;;
 	*)
-		echo "figures.sh: unknown section $s (simulated, merge, sweep, sizing, kernels, forward)" >&2
+		echo "figures.sh: unknown section $s (simulated, merge, sweep, sizing, kernels, forward, train, fuzz, memory)" >&2
 		exit 2
 		;;
 	esac
