@@ -163,7 +163,7 @@ kernels() {
 	# let them sleep at once, as vitflow's goroutines do.
 	# (Only here: PyTorch at two threads ran 150-184 ms an image with it
 	# against 45-48 without.)
-	(cd kernels && OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite' -test.count "$count")
+	(cd kernels && OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite|ParallelHandoff' -test.count "$count")
 }
 
 forward() {

@@ -24,6 +24,11 @@ func main() {
 	denseKernel("gemmKernel12x32", 12, 2, "Z", 64)
 	denseKernel("gemmKernel6x16", 6, 2, "Y", 32)
 	denseKernel("gemmKernel8x48", 8, 3, "Z", 64)
+	// The last rows of an 8-row block (197 = 24·8 + 5), so that its last
+	// tile multiplies no padding rows.
+	for rows := 1; rows < 8; rows++ {
+		denseKernel(fmt.Sprintf("gemmKernel%dx48", rows), rows, 3, "Z", 64)
+	}
 	denseKernel("gemmKernel12x16", 12, 1, "Z", 64)
 	denseKernel("gemmKernel12x8", 12, 1, "Y", 32)
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with

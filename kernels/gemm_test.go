@@ -84,6 +84,10 @@ func gemmCases() []gemmCase {
 	for _, s := range [][3]int{{197, 1536, 384}, {197, 384, 1536}, {198, 384, 384}, {198, 1152, 384}} {
 		cases = append(cases, gemmCase{false, false, s[0], s[1], s[2], 1, 0, 0, 0})
 	}
+	// Every row count that an 8- or 12-row block leaves, on whole 48-column panels.
+	for m := 1; m < 14; m++ {
+		cases = append(cases, gemmCase{m%2 == 0, false, m, 96, 37, 1, 0.5, 0, 0})
+	}
 	// More rows, columns and depth than one cache block, with a short last block and panel in each.
 	const bm, bn, bk = 2*mcBlock + 7, ncBlock + 65, kcBlock + 16
 	cases = append(cases, gemmCase{false, false, bm, bn, bk, 1, 0.5, 2, 0}, gemmCase{true, false, bm, bn, bk, 0.5, 0, 0, 3})

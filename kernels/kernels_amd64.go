@@ -22,6 +22,29 @@ func gemmKernel12x8(kc int, a *float32, lda int, b, c *float32, ldc int, bias *f
 //go:noescape
 func gemmKernel8x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 
+// gemmKernel1x48 ... gemmKernel7x48 are gemmKernel8x48 for fewer rows.
+
+//go:noescape
+func gemmKernel1x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel2x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel3x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel4x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel5x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel6x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
+//go:noescape
+func gemmKernel7x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
+
 //go:noescape
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
@@ -83,7 +106,10 @@ func gemmKernelFor(n int) *microKernel {
 	return fastGemm
 }
 
-var gemm8x48 = &microKernel{mr: 8, nr: 48, run: gemmKernel8x48}
+var gemm8x48 = &microKernel{mr: 8, nr: 48, run: gemmKernel8x48, tails: []kernelFunc{
+	1: gemmKernel1x48, 2: gemmKernel2x48, 3: gemmKernel3x48, 4: gemmKernel4x48,
+	5: gemmKernel5x48, 6: gemmKernel6x48, 7: gemmKernel7x48,
+}}
 
 // fastGemm is the register-tiled micro-kernel this CPU runs best, or nil.
 var fastGemm = func() *microKernel {

@@ -19,6 +19,7 @@ func simdGemmKernels() map[string]*microKernel {
 		ks["avx512-12x16"] = &microKernel{mr: 12, nr: 16, run: gemmKernel12x16}
 		ks["avx512-12x8"] = &microKernel{mr: 12, nr: 8, run: gemmKernel12x8}
 		ks["avx512-8x48"] = gemm8x48
+		ks["avx512-8x48/padded-tail"] = &microKernel{mr: 8, nr: 48, run: gemmKernel8x48} // a last tile of fewer rows through a padded one
 	}
 	return ks
 }

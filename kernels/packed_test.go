@@ -49,7 +49,7 @@ func TestPackedMul(t *testing.T) {
 func TestPackedKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for name, kern := range kernelsUnderTest() {
-		for _, s := range [][3]int{{9, 21, 17}, {30, 300, 64}, {13, 257, 198}} {
+		for _, s := range [][3]int{{9, 21, 17}, {30, 300, 64}, {13, 257, 198}, {13, 37, 96}} {
 			m, k, n := s[0], s[1], s[2]
 			lda, ldb, ldc := k+3, n+5, n+2
 			a, b, bias := randSlice(rng, m*lda), randSlice(rng, k*ldb), randSlice(rng, n)
