@@ -203,6 +203,7 @@ func TestGemmParallelDeterministic(t *testing.T) {
 			{true, true, 198, 40, 70, 0.5, 0.5, 0, 0}, // too narrow: split by rows
 			{false, true, 198, 198, 64, 0.125, 0, 0, 0},
 			{true, false, 7, 300, 9, 1, 1, 0, 0},
+			{false, false, 197, 48, 37, 1, 0, 0, 0}, // one 48-column panel: split by rows, with a short last tile
 		} {
 			t.Run(name+"/"+tc.String(), func(t *testing.T) {
 				want, scale := tc.reference()

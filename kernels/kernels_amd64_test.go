@@ -40,6 +40,25 @@ func TestPackRows(t *testing.T) {
 	}
 }
 
+// TestPackBPortable checks packB's portable path, panels packed a few at a
+// time, against its SIMD one on a slab of more panels than a group and a
+// narrower last one.
+func TestPackBPortable(t *testing.T) {
+	if fastPackRows == nil || !hasAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(23, 24))
+	const kc, nc, ldb = 37, 6*48 + 17, 6*48 + 20
+	b := randSlice(rng, kc*ldb)
+	size := kc * (nc + 48)
+	fast, portable := make([]float32, size), make([]float32, size)
+	packB(fast, gemm8x48, false, 1, b, ldb, 0, 0, kc, nc)
+	defer func(f func(dst, src *float32, ldb, kc, panels, nr int)) { fastPackRows = f }(fastPackRows)
+	fastPackRows = nil
+	packB(portable, gemm8x48, false, 1, b, ldb, 0, 0, kc, nc)
+	require.Equal(t, fast, portable)
+}
+
 // TestTransposeScaled checks the 8x8 SIMD blocks against the portable loop,
 // on sizes with and without edges.
 func TestTransposeScaled(t *testing.T) {

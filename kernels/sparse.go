@@ -360,6 +360,11 @@ func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a 
 		s.matMul(kern, c, a, m)
 		return
 	}
+	// Checked here as well as in the shares: a panic on the caller's
+	// goroutine can be recovered, one in a share ends the program.
+	if m*s.Rows > len(a) || m*s.Cols > len(c) {
+		panic(fmt.Sprintf("kernels: block-sparse product of %d rows needs %d values of A and %d of C, has %d and %d", m, m*s.Rows, m*s.Cols, len(a), len(c)))
+	}
 	Parallel(workers, func(w int) {
 		s.mulColumns(kern, c, s.Cols, a, s.Rows, m, w*cols/workers, (w+1)*cols/workers)
 	})

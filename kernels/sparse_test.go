@@ -149,3 +149,15 @@ func TestBlockSparseAt(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockSparseMatMulParallelChecksOnTheCaller: short operands panic on
+// the calling goroutine, where the panic can be recovered, not in a share.
+func TestBlockSparseMatMulParallelChecksOnTheCaller(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const m, rows, cols, b = 16, 64, 64, 16
+	s := packRandom(t, rng, randSlice(rng, rows*cols), rows, cols, b, 0.5)
+	a, c := randSlice(rng, m*rows), make([]float32, m*cols)
+	require.Panics(t, func() { s.MatMulParallel(2, c, a[:len(a)-1], m) })
+	require.Panics(t, func() { s.MatMulParallel(2, c[:len(c)-1], a, m) })
+	require.NotPanics(t, func() { s.MatMulParallel(2, c, a, m) })
+}
