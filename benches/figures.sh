@@ -21,11 +21,12 @@
 # fuzz target for FUZZTIME, 8 minutes in all) and memory (10,000 DeiT-S
 # images through the simulated accelerator, about 10 minutes).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/vitflow-figures}
-count=${COUNT:-6}
 mkdir -p "$out"
-out=$(cd "$out" && pwd) # sections run from inside packages
+out=$(CDPATH= cd -- "$out" && pwd) # from the caller's directory; sections run inside packages
+cd "$(dirname "$0")/.."
+count=${COUNT:-6}
+failed= # the sections or fuzz targets that failed
 benchstat() { go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$@"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -65,12 +66,19 @@ section() {
 	shift
 	quiet
 	echo "== $name (load $(load))" >&2
+	local rc=0
 	{
 		echo "# $name: $*"
 		echo "# load before: $(load)"
-		"$@"
+		"$@" || rc=$?
 		echo "# load after: $(load)"
 	} >"$out/$name.txt" 2>&1
+	# A round's command that fails before the last one leaves only its
+	# output: look for that too.
+	if [ "$rc" != 0 ] || grep -qE '^(FAIL|--- FAIL|panic:)' "$out/$name.txt"; then
+		echo "figures.sh: $name failed (exit $rc): see $out/$name.txt" >&2
+		failed="$failed $name"
+	fi
 	benchstat "$out/$name.txt" >"$out/$name.stat"
 	rounds_range "$out/$name.txt" >>"$out/$name.stat"
 	cat "$out/$name.stat"
@@ -79,8 +87,8 @@ section() {
 # rounds_range FILE prints, for every ratio a benchmark reports (speedup,
 # sim/ref, merge2x2/merge1x1 and the like), the lowest and highest round
 # beside the count, which benchstat's median and interval do not show; and,
-# for the forward section, each round's ratio of vitflow's best wall time
-# to PyTorch's best, the two run one after the other in that round.
+# for the forward section, each round's ratio of vitflow's wall time on all
+# threads to PyTorch's better one, the two run one after the other in that round.
 rounds_range() {
 	awk '
 	/^Benchmark/ {
@@ -160,9 +168,8 @@ kernels() {
 	go test "${tags[@]}" -c -o "$bin/kernels.test" ./kernels/
 	# OpenBLAS's threads spin for a while after each call, which in the
 	# paired benchmarks takes a core from the vitflow half that follows:
-	# let them sleep at once, as vitflow's goroutines do.
-	# (Only here: PyTorch at two threads ran 150-184 ms an image with it
-	# against 45-48 without.)
+	# let them sleep at once, as vitflow's goroutines do. (PyTorch does not
+	# need it: with passive OpenMP workers it ran alike with and without.)
 	(cd kernels && OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} section kernels "$bin/kernels.test" -test.run XXX -test.bench 'Gemm|BlockSparse|Elementwise|FirstNonFinite|ParallelHandoff' -test.count "$count")
 }
 
@@ -177,9 +184,9 @@ forward() {
 	# Interleaved round by round, so that both meet the same machine.
 	# PyTorch's OpenMP workers spin between operations by default and then
 	# fight OpenBLAS's own threads for the two cores: at two threads it ran
-	# 150-220 ms an image, and 45-48 with OMP_WAIT_POLICY=passive, its best
-	# setting here (at one thread, where OpenBLAS still multiplies on both
-	# cores, it ran 48-52).
+	# 100-240 ms an image, and 40-54 with OMP_WAIT_POLICY=passive; at one
+	# thread, where OpenBLAS still multiplies on both cores, 38-54 (three
+	# rounds of every setting, 2026-12-03, in benches/README.md).
 	rounds() {
 		for _ in $(seq "$count"); do
 			(cd vit && "$bin/vit.test" -test.run XXX -test.bench 'ForwardDeiTSmall' -test.benchtime 10x)
@@ -213,10 +220,14 @@ fuzz() {
 		for t in "${targets[@]}"; do
 			pkg=${t%%:*} name=${t#*:} log="$out/fuzz-$name.log"
 			if ! go test -run '^$' -fuzz "^$name\$" -fuzzminimizetime 0 -fuzztime "${FUZZTIME:-60s}" "./$pkg/" >"$log" 2>&1; then
+				# The failing input is now in ./$pkg/testdata/fuzz/$name.
 				echo "# $name FAILED: see $log"
+				echo "figures.sh: fuzz target $name failed: see $log" >&2
+				failed="$failed $name"
 				continue
 			fi
 			awk -v name="$name" '/execs: / { line = $0 } END {
+				if (line == "") { print "# " name ": no status line"; exit }
 				match(line, /execs: [0-9]+/); execs = substr(line, RSTART + 7, RLENGTH - 7)
 				match(line, /new interesting: [0-9]+/); found = substr(line, RSTART + 17, RLENGTH - 17)
 				printf "BenchmarkFuzz/%s 1 %s execs %s new-inputs\n", name, execs, found
@@ -237,7 +248,7 @@ memory() {
 			/Maximum resident set size/ { rss = $NF }
 			/User time/ { user = $NF }
 			/Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + t[i] }
-			END { printf "BenchmarkMemory/deit-small/images=%d 1 %.0f ns/op %.1f MB-max-RSS %.0f user-s\n", images, wall * 1e9, rss / 1024, user }
+			END { printf "BenchmarkMemory/deit-small/images=%d 1 %.0f ns/op %.0f B-max-RSS %.0f user-s\n", images, wall * 1e9, rss * 1024, user }
 		' "$out/memory-time.txt"
 	}
 	section memory rounds
@@ -257,3 +268,7 @@ for s in "${sections[@]}"; do
 	esac
 done
 echo "raw output and summaries in $out" >&2
+if [ -n "$failed" ]; then
+	echo "figures.sh: failed:$failed" >&2
+	exit 1
+fi
