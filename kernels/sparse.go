@@ -257,23 +257,7 @@ func (s *BlockSparse) mulColumns(kern *blockColumnKernel, c []float32, ldc int, 
 	if m <= 0 || bc0 >= bc1 {
 		return
 	}
-	if lda < s.Rows || (m-1)*lda+s.Rows > len(a) {
-		panic(fmt.Sprintf("kernels: block-sparse A is %dx%d with leading dimension %d but has %d values", m, s.Rows, lda, len(a)))
-	}
-	for bc := bc0; bc < bc1; bc++ {
-		if bc < 0 || bc >= s.Cols/b || ldc < (bc+1)*b || (m-1)*ldc+(bc+1)*b > len(c) {
-			panic(fmt.Sprintf("kernels: block-sparse C block-column %d of %dx%d with leading dimension %d does not fit %d values", bc, m, s.Cols, ldc, len(c)))
-		}
-		t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
-		if t0 > t1 || t1 > len(s.RowBlock) || t1*b*b > len(s.Data) {
-			panic(fmt.Sprintf("kernels: block-sparse block-column %d indexes blocks %d..%d of %d", bc, t0, t1, len(s.RowBlock)))
-		}
-		for _, rb := range s.RowBlock[t0:t1] {
-			if rb < 0 || int(rb) >= s.Rows/b {
-				panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
-			}
-		}
-	}
+	s.checkColumns(c, ldc, a, lda, m, bc0, bc1)
 	fast := kern != nil && m >= kern.rows && max(kern.interleave, 1) == s.group()
 	for bc := bc0; bc < bc1; bc++ {
 		if !fast || s.ColStart[bc] == s.ColStart[bc+1] {
@@ -305,6 +289,31 @@ func (s *BlockSparse) mulColumns(kern *blockColumnKernel, c []float32, ldc int, 
 			}
 		}
 		c0 = c1
+	}
+}
+
+// checkColumns panics unless A (m×Rows, leading dimension lda) and
+// block-columns [bc0, bc1) of C (leading dimension ldc) fit their slices and
+// s's indexes for those block-columns are in range: what the SIMD kernels
+// will read.
+func (s *BlockSparse) checkColumns(c []float32, ldc int, a []float32, lda, m, bc0, bc1 int) {
+	b := s.B
+	if lda < s.Rows || (m-1)*lda+s.Rows > len(a) {
+		panic(fmt.Sprintf("kernels: block-sparse A is %dx%d with leading dimension %d but has %d values", m, s.Rows, lda, len(a)))
+	}
+	for bc := bc0; bc < bc1; bc++ {
+		if bc < 0 || bc >= s.Cols/b || ldc < (bc+1)*b || (m-1)*ldc+(bc+1)*b > len(c) {
+			panic(fmt.Sprintf("kernels: block-sparse C block-column %d of %dx%d with leading dimension %d does not fit %d values", bc, m, s.Cols, ldc, len(c)))
+		}
+		t0, t1 := int(s.ColStart[bc]), int(s.ColStart[bc+1])
+		if t0 > t1 || t1 > len(s.RowBlock) || t1*b*b > len(s.Data) {
+			panic(fmt.Sprintf("kernels: block-sparse block-column %d indexes blocks %d..%d of %d", bc, t0, t1, len(s.RowBlock)))
+		}
+		for _, rb := range s.RowBlock[t0:t1] {
+			if rb < 0 || int(rb) >= s.Rows/b {
+				panic(fmt.Sprintf("kernels: block-sparse block-row %d outside %d block-rows", rb, s.Rows/b))
+			}
+		}
 	}
 }
 
@@ -362,9 +371,7 @@ func (s *BlockSparse) matMulParallel(kern *blockColumnKernel, workers int, c, a 
 	}
 	// Checked here as well as in the shares: a panic on the caller's
 	// goroutine can be recovered, one in a share ends the program.
-	if m*s.Rows > len(a) || m*s.Cols > len(c) {
-		panic(fmt.Sprintf("kernels: block-sparse product of %d rows needs %d values of A and %d of C, has %d and %d", m, m*s.Rows, m*s.Cols, len(a), len(c)))
-	}
+	s.checkColumns(c, s.Cols, a, s.Rows, m, 0, cols)
 	Parallel(workers, func(w int) {
 		s.mulColumns(kern, c, s.Cols, a, s.Rows, m, w*cols/workers, (w+1)*cols/workers)
 	})
