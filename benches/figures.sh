@@ -212,15 +212,17 @@ train() {
 # -fuzzminimizetime 0 the fuzzer stops fuzzing for up to a minute to
 # minimise each new input.
 fuzz() {
-	local targets=(vit:FuzzReadSafetensors vit:FuzzDecodeImage topology:FuzzParseTopology
-		prune:FuzzDecodeCheckpoint cmd/run:FuzzParseFlags report:FuzzReadReport
-		sweep:FuzzParseAxis sweep:FuzzResume)
+	# Every package's fuzz targets, as package:target, found before the
+	# section waits for a quiet machine.
+	local targets
+	mapfile -t targets < <(go test -run '^$' -list '^Fuzz' ./... |
+		awk '/^Fuzz/ { names[++n] = $1; next } /^ok / { for (i = 1; i <= n; i++) print $2 ":" names[i]; n = 0 }')
 	rounds() {
 		local t pkg name log
 		for t in "${targets[@]}"; do
 			pkg=${t%%:*} name=${t#*:} log="$out/fuzz-$name.log"
-			if ! go test -run '^$' -fuzz "^$name\$" -fuzzminimizetime 0 -fuzztime "${FUZZTIME:-60s}" "./$pkg/" >"$log" 2>&1; then
-				# The failing input is now in ./$pkg/testdata/fuzz/$name.
+			if ! go test -run '^$' -fuzz "^$name\$" -fuzzminimizetime 0 -fuzztime "${FUZZTIME:-60s}" "$pkg" >"$log" 2>&1; then
+				# The failing input is now in the package's testdata/fuzz/$name.
 				echo "# $name FAILED: see $log"
 				echo "figures.sh: fuzz target $name failed: see $log" >&2
 				failed="$failed $name"
