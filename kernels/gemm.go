@@ -211,12 +211,6 @@ func packA(dst []float32, mr int, trans bool, a []float32, lda, ic, pc, mc, kc i
 	}
 }
 
-// packPanels is how many panels of B are packed together, row by row of B:
-// each panel is a stream of writes, and 32 of them (a 1536-wide slab at 48
-// columns a panel) made the packing a tenth of a 197x384x1536 product and the
-// product 3-5% slower than 1 to 16 of them (paired with OpenBLAS, 07:19).
-const packPanels = 4
-
 // packB writes alpha·op(B)[pc:pc+kc, jc:jc+nc] as panels of kern.nr
 // columns, each k step holding nr consecutive values, but for the last
 // panel, packed at the width of kern.forCols; columns past nc are zero.
@@ -237,14 +231,11 @@ func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []floa
 	}
 	if alpha == 1 && whole > 0 && kc > 0 {
 		src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
-		fast := fastPackRows != nil && nr%8 == 0 // its loops copy 8 floats at a time, at least once
-		_ = dst[whole*nr*kc-1]
-		for j := 0; j < whole; j += packPanels {
-			if panels := min(packPanels, whole-j); fast {
-				fastPackRows(&dst[j*nr*kc], &src[j*nr], ldb, kc, panels, nr)
-			} else {
-				packRowsGo(dst[j*nr*kc:], src[j*nr:], ldb, kc, panels, nr)
-			}
+		if fastPackRows != nil && nr%8 == 0 { // its loops copy 8 floats at a time, at least once
+			_ = dst[whole*nr*kc-1]
+			fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
+		} else {
+			packRowsGo(dst, src, ldb, kc, whole, nr)
 		}
 	} else {
 		whole = 0

@@ -40,9 +40,8 @@ func TestPackRows(t *testing.T) {
 	}
 }
 
-// TestPackBPortable checks packB's portable path, panels packed a few at a
-// time, against its SIMD one on a slab of more panels than a group and a
-// narrower last one.
+// TestPackBPortable checks packB's portable path against its SIMD one on a
+// slab of several whole panels and a narrower last one.
 func TestPackBPortable(t *testing.T) {
 	if fastPackRows == nil || !hasAVX512 {
 		t.Skip("no AVX-512")
