@@ -97,7 +97,7 @@ var fastTranspose8 = func() func(dst *float32, ldd int, src *float32, lds int, a
 
 // gemmKernelFor is the micro-kernel for products n columns wide: 8x48
 // where 48 divides n (the ViTs' linear layers, 384 and 1536 wide: 4-9%
-// faster than 12x32 there on earlier machines, 2-5% on Zen 5, its loads
+// faster than 12x32 there on earlier machines, 3-8% on Zen 5, its loads
 // per FMA 11/24 against 14/24), else fastGemm, whose 32 columns waste less
 // on the attention products' edges.
 func gemmKernelFor(n int) *microKernel {
