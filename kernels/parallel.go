@@ -9,7 +9,7 @@ import "sync"
 // caller only waits. A go statement puts the new goroutine in its P's
 // runnext slot, which another core steals only after sleeping 3 µs
 // (runtime.runqgrab's usleep(3)); on this project's 2-core virtual machine
-// such a sleep lasts about 80 µs. Started last, f(0) takes that slot and
+// such a sleep lasts 80-120 µs. Started last, f(0) takes that slot and
 // runs on the caller's core once the caller waits, while the earlier shares
 // sit in the run queue, which an idle core takes at once: a handoff then
 // costs about 30 µs instead of about 75 (BenchmarkParallelHandoff), when
