@@ -32,15 +32,23 @@ func main() {
 	denseKernel("gemmKernel12x16", 12, 1, "Z", 64)
 	denseKernel("gemmKernel12x8", 12, 1, "Y", 32)
 	// Tile heights measured best on Zen 5 (b = 32) and on a Xeon with
-	// AVX-512 (the k-pair and k-quad kernels); blockColumn8x8 is b = 8 for AVX2 alone.
-	sparseKernel("blockColumn8x8", 8, 8, "Y", 1)
+	// AVX-512 (the k-pair and k-quad kernels). The AVX2 kernels of b = 16
+	// and 32 are dense 6x16's tile: 12 accumulators, two loads of B and six
+	// broadcasts a k step; b = 32 sweeps its blocks twice, 16 columns each.
+	sparseKernel("blockColumn8x8", 8, 8, "Y", 1, 1)
+	sparseKernel("blockColumn6x16", 6, 16, "Y", 2, 1)
+	sparseKernel("blockColumn6x32", 6, 32, "Y", 2, 2)
 	interleavedKernel("blockColumn12x8q", 12, 8, 4)
 	interleavedKernel("blockColumn12x16p", 12, 16, 2)
-	sparseKernel("blockColumn8x32", 8, 32, "Z", 2)
+	sparseKernel("blockColumn8x32", 8, 32, "Z", 2, 1)
 	expShiftKernel()
 	geluKernel()
-	maxKernel()
-	scaleKernel()
+	expShiftKernelAVX2()
+	geluKernelAVX2()
+	maxKernel("max16", "Z")
+	maxKernel("max16AVX2", "Y")
+	scaleKernel("scale16", "Z")
+	scaleKernel("scale16AVX2", "Y")
 	finiteKernel()
 	packRowsKernel()
 	transposeKernel()
@@ -231,43 +239,57 @@ func blockRows(bases []string, b int) {
 // sparseKernel writes func name(a *float32, lda int, data *float32, rowBlock
 // *int32, nblk int, c *float32, ldc int): the rows×b output tile C = Σ_t
 // A[0:rows, rowBlock[t]*b : +b] · block_t over nblk stored b×b blocks, read
-// straight from A (rows at stride lda) and overwriting C.
-func sparseKernel(name string, rows, b int, reg string, vecs int) {
-	width := 4 * b / vecs // bytes per vector
+// straight from A (rows at stride lda) and overwriting C. It sweeps the
+// blocks passes times, b/passes columns of them each, in vecs vectors a row.
+func sparseKernel(name string, rows, b int, reg string, vecs, passes int) {
+	cols := b / passes
+	width := 4 * cols / vecs // bytes per vector
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+i*vecs+v) }
 	bases, addr := blockColumnStart(name, rows)
 	row := func(i, p int) string { return addr(i, 4*p) }
-	for i := range rows {
-		for v := range vecs {
-			zero(acc(i, v))
+	for pass := range passes {
+		suffix := ""
+		if pass > 0 {
+			suffix = strconv.Itoa(pass)
+			emit("MOVQ data+16(FP), BX")
+			emit("MOVQ rowBlock+24(FP), DX")
+			emit("MOVQ nblk+32(FP), CX")
 		}
-	}
-	countedLoop("block", "store", func() {
-		blockRows(bases, b)
-		for p := range b {
+		for i := range rows {
 			for v := range vecs {
-				emit("VMOVUPS %d(BX), %s%d", p*4*b+v*width, reg, v)
+				zero(acc(i, v))
 			}
-			for i := range rows {
-				bc := fmt.Sprintf("%s%d", reg, 2+i%2)
-				emit("VBROADCASTSS %s, %s", row(i, p), bc)
+		}
+		countedLoop("block"+suffix, "store"+suffix, func() {
+			blockRows(bases, b)
+			for p := range b {
 				for v := range vecs {
-					emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+					emit("VMOVUPS %d(BX), %s%d", p*4*b+pass*4*cols+v*width, reg, v)
+				}
+				for i := range rows {
+					bc := fmt.Sprintf("%s%d", reg, 2+i%2)
+					emit("VBROADCASTSS %s, %s", row(i, p), bc)
+					for v := range vecs {
+						emit("VFMADD231PS %s%d, %s, %s", reg, v, bc, acc(i, v))
+					}
 				}
 			}
+			emit("ADDQ $%d, BX", 4*b*b)
+			emit("ADDQ $4, DX")
+		})
+		emit("MOVQ c+40(FP), DI")
+		if pass > 0 {
+			emit("ADDQ $%d, DI", pass*4*cols)
 		}
-		emit("ADDQ $%d, BX", 4*b*b)
-		emit("ADDQ $4, DX")
-	})
-	emit("MOVQ c+40(FP), DI")
-	emit("MOVQ ldc+48(FP), DX")
-	emit("SHLQ $2, DX")
-	for i := range rows {
-		for v := range vecs {
-			emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
-		}
-		if i < rows-1 {
-			emit("ADDQ DX, DI")
+		emit("MOVQ ldc+48(FP), DX")
+		emit("SHLQ $2, DX")
+		for i := range rows {
+			for v := range vecs {
+				emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
+			}
+			if i < rows-1 {
+				emit("ADDQ DX, DI")
+			}
 		}
 	}
 	emit("VZEROUPPER")
@@ -362,6 +384,24 @@ func constant(name string, bits uint32) string {
 
 func f32(name string, v float32) string { return constant(name, math.Float32bits(v)) }
 
+// vconst returns the table operand holding 8 copies of bits under name, a
+// YMM operand: AVX2 has no embedded broadcast, and its 16 registers cannot
+// hold exp's constants beside the data.
+func vconst(name string, bits uint32) string {
+	key := "8x" + name
+	i, ok := constIndex[key]
+	if !ok {
+		i = len(consts)
+		constIndex[key] = i
+		for range 8 {
+			consts = append(consts, bits)
+		}
+	}
+	return fmt.Sprintf("consts<>+%d(SB)", 4*i)
+}
+
+func v32(name string, v float32) string { return vconst(name, math.Float32bits(v)) }
+
 func writeConsts() {
 	out.WriteString("\n")
 	for i, c := range consts {
@@ -370,14 +410,19 @@ func writeConsts() {
 	fmt.Fprintf(&out, "GLOBL consts<>(SB), RODATA|NOPTR, $%d\n", 4*len(consts))
 }
 
+// Cephes expf's constants, which both forms of exp use: ln 2 in two parts,
+// and the polynomial's coefficients from c5 down to c0.
+const negLn2Hi, ln2Lo = -0.693359375, 2.12194440e-4
+
+var expPoly = []float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1}
+
 // loadExpConsts broadcasts the constants of exp into Z16-Z27.
 func loadExpConsts() {
-	for i, c := range []string{
-		f32("expLo", -104), f32("expHi", 88.72), f32("log2e", math.Log2E),
-		f32("negLn2Hi", -0.693359375), f32("ln2Lo", 2.12194440e-4),
-		f32("c5", 1.9875691500e-4), f32("c4", 1.3981999507e-3), f32("c3", 8.3334519073e-3),
-		f32("c2", 4.1665795894e-2), f32("c1", 1.6666665459e-1), f32("c0", 5.0000001201e-1), f32("one", 1),
-	} {
+	regs := []string{f32("expLo", -104), f32("expHi", 88.72), f32("log2e", math.Log2E), f32("negLn2Hi", negLn2Hi), f32("ln2Lo", ln2Lo)}
+	for i, c := range expPoly {
+		regs = append(regs, f32(fmt.Sprintf("c%d", 5-i), c))
+	}
+	for i, c := range append(regs, f32("one", 1)) {
 		emit("VBROADCASTSS %s, Z%d", c, 16+i)
 	}
 }
@@ -427,12 +472,16 @@ func expShiftKernel() {
 	emit("RET")
 }
 
+// Abramowitz & Stegun 7.1.26's constants, which both GELU kernels use.
+const geluP = 0.3275911
+
+var geluA = []float64{0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429}
+
 // geluKernel writes func gelu16(dst, src *float32, n int): the erf GELU over
 // n vectors of 16, as max(x,0) - |x|·erfc(|x|/√2)/2 with erfc from
 // Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
 func geluKernel() {
-	const p = 0.3275911
-	a := []float64{0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429}
+	a := geluA
 	function("gelu16", "dst, src *float32, n int", 24)
 	emit("MOVQ dst+0(FP), DI")
 	emit("MOVQ src+8(FP), SI")
@@ -440,7 +489,7 @@ func geluKernel() {
 	loadExpConsts()
 	emit("VBROADCASTSS %s, Z28", constant("absMask", 0x7fffffff))
 	emit("VBROADCASTSS %s, Z29", f32("negHalf", -0.5))
-	emit("VBROADCASTSS %s, Z30", f32("pOverSqrt2", p/math.Sqrt2))
+	emit("VBROADCASTSS %s, Z30", f32("pOverSqrt2", geluP/math.Sqrt2))
 	emit("VPXORD Z31, Z31, Z31")
 	for i := range a { // halved: erfc/2 is what GELU needs
 		emit("VBROADCASTSS %s, Z%d", f32(fmt.Sprintf("halfA%d", i+1), float32(a[i]/2)), 9+i)
@@ -470,23 +519,133 @@ func geluKernel() {
 	emit("RET")
 }
 
-// maxKernel writes func max16(src *float32, n int, lanes *[16]float32):
-// lanes = max(lanes, src) lane-wise over n vectors of 16. A NaN may be
-// dropped here; softmax still propagates it through its exponential.
-func maxKernel() {
-	function("max16", "src *float32, n int, lanes *[16]float32", 24)
+// expAVX2 replaces Y<x> by e^x as exp does, but without AVX-512's
+// VSCALEFPS and VRNDSCALEPS: 2^n is written into the exponent bits, which
+// holds for n in [-126, 127], so x is clamped to [-87, 88] and the lanes
+// below -87 are zeroed (e^-87 is 1.6e-38; exp gives denormals down to
+// -104). Both callers pass x <= 0. NaN stays NaN. It uses Y<t1>, Y<t2>,
+// Y<t3> and Y<m>, and reads its constants from memory.
+func expAVX2(x, t1, t2, t3, m int) {
+	emit("VBROADCASTSS %s, Y%d", f32("expLoAVX2", -87), t1)
+	emit("VCMPPS $5, Y%d, Y%d, Y%d", t1, x, m) // m = !(x < -87): NaN lanes kept
+	emit("VMAXPS Y%d, Y%d, Y%d", x, t1, x)     // x as the second source keeps NaN
+	emit("VBROADCASTSS %s, Y%d", f32("expHiAVX2", 88), t1)
+	emit("VMINPS Y%d, Y%d, Y%d", x, t1, x)
+	emit("VMULPS %s, Y%d, Y%d", v32("log2e", math.Log2E), x, t1)
+	emit("VROUNDPS $0, Y%d, Y%d", t1, t1) // n, to nearest
+	emit("VFMADD231PS %s, Y%d, Y%d", v32("negLn2Hi", negLn2Hi), t1, x)
+	emit("VFMADD231PS %s, Y%d, Y%d", v32("ln2Lo", ln2Lo), t1, x)
+	emit("VMOVUPS %s, Y%d", v32("c5", expPoly[0]), t2)
+	for i, c := range expPoly[1:] {
+		emit("VFMADD213PS %s, Y%d, Y%d", v32(fmt.Sprintf("c%d", 4-i), c), x, t2)
+	}
+	emit("VMULPS Y%d, Y%d, Y%d", x, x, t3)
+	emit("VFMADD213PS Y%d, Y%d, Y%d", x, t3, t2)
+	emit("VADDPS %s, Y%d, Y%d", v32("one", 1), t2, t2)
+	emit("VCVTPS2DQ Y%d, Y%d", t1, t1)
+	emit("VPADDD %s, Y%d, Y%d", vconst("expBias", 127), t1, t1)
+	emit("VPSLLD $23, Y%d, Y%d", t1, t1) // 2^n
+	emit("VMULPS Y%d, Y%d, Y%d", t1, t2, x)
+	emit("VANDPS Y%d, Y%d, Y%d", m, x, x)
+}
+
+// expShiftKernelAVX2 writes expShift16AVX2, expShift16 in two YMM halves.
+func expShiftKernelAVX2() {
+	function("expShift16AVX2", "dst, src *float32, n int, shift float32, sums *[16]float32", 40)
+	emit("MOVQ dst+0(FP), DI")
+	emit("MOVQ src+8(FP), SI")
+	emit("MOVQ n+16(FP), CX")
+	emit("VBROADCASTSS shift+24(FP), Y1")
+	emit("MOVQ sums+32(FP), DX")
+	emit("VMOVUPS (DX), Y2")
+	emit("VMOVUPS 32(DX), Y3")
+	countedLoop("loop", "done", func() {
+		for h := range 2 {
+			x := 4 + 5*h // Y4-Y8, then Y9-Y13
+			emit("VMOVUPS %d(SI), Y%d", 32*h, x)
+			emit("VSUBPS Y1, Y%d, Y%d", x, x)
+			expAVX2(x, x+1, x+2, x+3, x+4)
+			emit("VADDPS Y%d, Y%d, Y%d", x, 2+h, 2+h)
+			emit("VMOVUPS Y%d, %d(DI)", x, 32*h)
+		}
+		emit("ADDQ $64, SI")
+		emit("ADDQ $64, DI")
+	})
+	emit("VMOVUPS Y2, (DX)")
+	emit("VMOVUPS Y3, 32(DX)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// geluKernelAVX2 writes gelu16AVX2, gelu16 in two YMM halves.
+func geluKernelAVX2() {
+	function("gelu16AVX2", "dst, src *float32, n int", 24)
+	emit("MOVQ dst+0(FP), DI")
+	emit("MOVQ src+8(FP), SI")
+	emit("MOVQ n+16(FP), CX")
+	emit("VXORPS Y15, Y15, Y15")
+	countedLoop("loop", "done", func() {
+		for h := range 2 {
+			emit("VMOVUPS %d(SI), Y0", 32*h)
+			emit("VANDPS %s, Y0, Y1", vconst("absMask", 0x7fffffff)) // |x|
+			emit("VMULPS Y0, Y0, Y2")
+			emit("VMULPS %s, Y2, Y2", v32("negHalf", -0.5)) // -x²/2
+			expAVX2(2, 3, 4, 5, 6)                          // e^(-x²/2)
+			emit("VMOVUPS %s, Y6", v32("one", 1))
+			emit("VFMADD231PS %s, Y1, Y6", v32("pOverSqrt2", geluP/math.Sqrt2)) // 1 + p|x|/√2
+			emit("VMOVUPS %s, Y3", v32("one", 1))
+			emit("VDIVPS Y6, Y3, Y6") // t
+			emit("VMOVUPS %s, Y7", v32("halfA5", float32(geluA[4]/2)))
+			for i := 3; i >= 0; i-- {
+				emit("VFMADD213PS %s, Y6, Y7", v32(fmt.Sprintf("halfA%d", i+1), float32(geluA[i]/2)))
+			}
+			emit("VMULPS Y6, Y7, Y7")  // erfc/2 before the Gaussian factor
+			emit("VMULPS Y2, Y7, Y7")  // erfc(|x|/√2)/2
+			emit("VMAXPS Y0, Y15, Y8") // max(x, 0), NaN kept
+			emit("VFNMADD231PS Y7, Y1, Y8")
+			emit("VMOVUPS Y8, %d(DI)", 32*h)
+		}
+		emit("ADDQ $64, SI")
+		emit("ADDQ $64, DI")
+	})
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// maxKernel writes func name(src *float32, n int, lanes *[16]float32):
+// lanes = max(lanes, src) lane-wise over n vectors of 16, each one ZMM (reg
+// Z) or two YMM (reg Y). A NaN may be dropped here; softmax still
+// propagates it through its exponential.
+func maxKernel(name, reg string) {
+	vecs, width := vectorsOf16(reg)
+	function(name, "src *float32, n int, lanes *[16]float32", 24)
 	emit("MOVQ src+0(FP), SI")
 	emit("MOVQ n+8(FP), CX")
 	emit("MOVQ lanes+16(FP), DX")
-	emit("VMOVUPS (DX), Z0")
+	for v := range vecs {
+		emit("VMOVUPS %d(DX), %s%d", v*width, reg, v)
+	}
 	countedLoop("loop", "done", func() {
-		emit("VMOVUPS (SI), Z1")
-		emit("VMAXPS Z1, Z0, Z0")
+		for v := range vecs {
+			emit("VMOVUPS %d(SI), %s%d", v*width, reg, vecs+v)
+			emit("VMAXPS %s%d, %s%d, %s%d", reg, vecs+v, reg, v, reg, v)
+		}
 		emit("ADDQ $64, SI")
 	})
-	emit("VMOVUPS Z0, (DX)")
+	for v := range vecs {
+		emit("VMOVUPS %s%d, %d(DX)", reg, v, v*width)
+	}
 	emit("VZEROUPPER")
 	emit("RET")
+}
+
+// vectorsOf16 is how many registers reg (Z or Y) a vector of 16 floats
+// takes, and the bytes of each.
+func vectorsOf16(reg string) (vecs, width int) {
+	if reg == "Y" {
+		return 2, 32
+	}
+	return 1, 64
 }
 
 // finiteKernel writes func nonFinite64(src *float32, n int) int: the index
@@ -519,15 +678,19 @@ func finiteKernel() {
 	emit("RET")
 }
 
-// scaleKernel writes func scale16(x *float32, n int, s float32): x *= s over n vectors of 16.
-func scaleKernel() {
-	function("scale16", "x *float32, n int, s float32", 20)
+// scaleKernel writes func name(x *float32, n int, s float32): x *= s over
+// n vectors of 16, in registers reg as maxKernel.
+func scaleKernel(name, reg string) {
+	vecs, width := vectorsOf16(reg)
+	function(name, "x *float32, n int, s float32", 20)
 	emit("MOVQ x+0(FP), SI")
 	emit("MOVQ n+8(FP), CX")
-	emit("VBROADCASTSS s+16(FP), Z1")
+	emit("VBROADCASTSS s+16(FP), %s%d", reg, vecs)
 	countedLoop("loop", "done", func() {
-		emit("VMULPS (SI), Z1, Z0")
-		emit("VMOVUPS Z0, (SI)")
+		for v := range vecs {
+			emit("VMULPS %d(SI), %s%d, %s%d", v*width, reg, vecs, reg, v)
+			emit("VMOVUPS %s%d, %d(SI)", reg, v, v*width)
+		}
 		emit("ADDQ $64, SI")
 	})
 	emit("VZEROUPPER")

@@ -49,6 +49,12 @@ func gemmKernel7x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *f
 func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
+func blockColumn6x16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+//go:noescape
+func blockColumn6x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+
+//go:noescape
 func blockColumn12x8q(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
@@ -138,8 +144,12 @@ func fastBlockColumn(b int) *blockColumnKernel {
 		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
 	case b == 16 && hasAVX512:
 		return &blockColumnKernel{rows: 12, run: blockColumn12x16p, interleave: 2}
+	case b == 16 && hasAVX2:
+		return &blockColumnKernel{rows: 6, run: blockColumn6x16}
 	case b == 32 && hasAVX512:
 		return &blockColumnKernel{rows: 8, run: blockColumn8x32}
+	case b == 32 && hasAVX2:
+		return &blockColumnKernel{rows: 6, run: blockColumn6x32}
 	}
 	return nil
 }
@@ -156,10 +166,32 @@ func max16(src *float32, n int, lanes *[16]float32)
 //go:noescape
 func scale16(x *float32, n int, s float32)
 
-// fastElementwise are the AVX-512 forms of softmax's exponentials and GELU.
+// expShift16AVX2 ... scale16AVX2 are the kernels above in two YMM halves a vector.
+
+//go:noescape
+func expShift16AVX2(dst, src *float32, n int, shift float32, sums *[16]float32)
+
+//go:noescape
+func gelu16AVX2(dst, src *float32, n int)
+
+//go:noescape
+func max16AVX2(src *float32, n int, lanes *[16]float32)
+
+//go:noescape
+func scale16AVX2(x *float32, n int, s float32)
+
+var (
+	avx512Elementwise = elementwise{max: max16, expShift: expShift16, scale: scale16, gelu: gelu16}
+	avx2Elementwise   = elementwise{max: max16AVX2, expShift: expShift16AVX2, scale: scale16AVX2, gelu: gelu16AVX2}
+)
+
+// fastElementwise are the SIMD forms of softmax's exponentials and GELU.
 var fastElementwise = func() elementwise {
-	if !hasAVX512 {
-		return elementwise{}
+	switch {
+	case hasAVX512:
+		return avx512Elementwise
+	case hasAVX2:
+		return avx2Elementwise
 	}
-	return elementwise{max: max16, expShift: expShift16, scale: scale16, gelu: gelu16}
+	return elementwise{}
 }()

@@ -24,6 +24,19 @@ func simdGemmKernels() map[string]*microKernel {
 	return ks
 }
 
+// simdElementwise are the SIMD element-wise kernel sets this CPU runs:
+// the AVX2 ones are tested on AVX-512 machines too.
+func simdElementwise() map[string]elementwise {
+	ks := map[string]elementwise{}
+	if hasAVX2 {
+		ks["avx2"] = avx2Elementwise
+	}
+	if hasAVX512 {
+		ks["avx512"] = avx512Elementwise
+	}
+	return ks
+}
+
 // TestPackRows checks packB's SIMD copy against its portable form.
 func TestPackRows(t *testing.T) {
 	if fastPackRows == nil {

@@ -16,10 +16,8 @@ var elementShapes = [][2]int{{1, 1}, {1, 7}, {7, 17}, {3, 33}, {197, 384}, {198,
 
 // elementwisePaths are the element-wise kernel sets this machine can run.
 func elementwisePaths() map[string]elementwise {
-	paths := map[string]elementwise{"portable": {}}
-	if fastElementwise.max != nil {
-		paths["simd"] = fastElementwise
-	}
+	paths := simdElementwise()
+	paths["portable"] = elementwise{}
 	return paths
 }
 
