@@ -25,6 +25,9 @@ type microKernel struct {
 	run    kernelFunc
 	edge   *microKernel // a narrower kernel of the same mr for a slab's last panel, or nil
 	tails  []kernelFunc // tails[r] is run for r < mr rows, or nil: a last tile of fewer rows then goes through a padded one
+	// chunk is how many of B's panels one sweep of A's row tiles meets
+	// (0 or 1: one panel, which stays in L1 while A's tiles come from L2).
+	chunk int
 }
 
 type kernelFunc func(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
@@ -136,57 +139,68 @@ func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []
 			packed = mc - mc%mr
 		}
 		packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, s.pc, mc-packed, kc)
-		for jr := 0; jr < s.nc; jr += nr {
-			cols := min(nr, s.nc-jr)
-			k := kern.forCols(cols)
-			// The kernels read and write whole panels and tiles: check
-			// their last elements, as the assembly cannot.
-			pb := &s.b[jr*kc : (jr+k.nr)*kc][0]
-			col := s.jc + jr
-			var bias *float32
-			if e != nil && e.Bias != nil {
-				bias = &e.Bias[col:][:cols][0]
-			}
+		// Panels of B outside, A's row tiles inside, the chunk's panels
+		// innermost (see microKernel.chunk).
+		chunk := max(kern.chunk, 1) * nr
+		for j0 := 0; j0 < s.nc; j0 += chunk {
 			for ir := 0; ir < mc; ir += mr {
-				pa, ld := &buf.a[ir*kc : (ir+mr)*kc][0], kc
-				if ir < packed {
-					row := (ic+ir)*lda + s.pc
-					pa, ld = &a[row : row+(mr-1)*lda+kc][0], lda
+				for jr := j0; jr < min(j0+chunk, s.nc); jr += nr {
+					tile(kern, buf, s, jr, ir, ic, packed, mc, a, lda, c, ldc, accumulate, e)
 				}
-				off := (ic+ir)*ldc + col
-				rows := min(mr, mc-ir)
-				if cols == k.nr && (rows == mr || k.tails != nil) {
-					run := k.run
-					if rows < mr {
-						run = k.tails[rows]
-					}
-					_ = c[off+(rows-1)*ldc+k.nr-1]
-					run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
-					e.gelu(c[off:], ldc, rows, cols)
-					continue
-				}
-				t := buf.tile[:mr*k.nr]
-				k.run(kc, pa, ld, pb, &t[0], k.nr, nil, false)
-				for r := range rows {
-					cr := c[off+r*ldc : off+r*ldc+cols]
-					tr := t[r*k.nr : r*k.nr+cols]
-					if !accumulate {
-						copy(cr, tr)
-					} else {
-						for j, v := range tr {
-							cr[j] += v
-						}
-					}
-					if bias != nil {
-						for j, v := range e.Bias[col : col+cols] {
-							cr[j] += v
-						}
-					}
-				}
-				e.gelu(c[off:], ldc, rows, cols)
 			}
 		}
 	}
+}
+
+// tile multiplies the mr-row tile ir of the row block ic by panel jr of the slab s.
+func tile(kern *microKernel, buf *packBuffers, s slab, jr, ir, ic, packed, mc int, a []float32, lda int, c []float32, ldc int, accumulate bool, e *Epilogue) {
+	mr, kc := kern.mr, s.kc
+	cols := min(kern.nr, s.nc-jr)
+	k := kern.forCols(cols)
+	// The kernels read and write whole panels and tiles: check
+	// their last elements, as the assembly cannot.
+	pb := &s.b[jr*kc : (jr+k.nr)*kc][0]
+	col := s.jc + jr
+	var bias *float32
+	if e != nil && e.Bias != nil {
+		bias = &e.Bias[col:][:cols][0]
+	}
+	pa, ld := &buf.a[ir*kc : (ir+mr)*kc][0], kc
+	if ir < packed {
+		row := (ic+ir)*lda + s.pc
+		pa, ld = &a[row : row+(mr-1)*lda+kc][0], lda
+	}
+	off := (ic+ir)*ldc + col
+	rows := min(mr, mc-ir)
+	if cols == k.nr && (rows == mr || k.tails != nil) {
+		run := k.run
+		if rows < mr {
+			run = k.tails[rows]
+		}
+		_ = c[off+(rows-1)*ldc+k.nr-1]
+		run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
+		e.gelu(c[off:], ldc, rows, cols)
+		return
+	}
+	t := buf.tile[:mr*k.nr]
+	k.run(kc, pa, ld, pb, &t[0], k.nr, nil, false)
+	for r := range rows {
+		cr := c[off+r*ldc : off+r*ldc+cols]
+		tr := t[r*k.nr : r*k.nr+cols]
+		if !accumulate {
+			copy(cr, tr)
+		} else {
+			for j, v := range tr {
+				cr[j] += v
+			}
+		}
+		if bias != nil {
+			for j, v := range e.Bias[col : col+cols] {
+				cr[j] += v
+			}
+		}
+	}
+	e.gelu(c[off:], ldc, rows, cols)
 }
 
 // packA writes op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each row-major

@@ -12,6 +12,7 @@ func simdGemmKernels() map[string]*microKernel {
 	ks := map[string]*microKernel{}
 	if hasAVX2 {
 		ks["avx2-6x16"] = &microKernel{mr: 6, nr: 16, run: gemmKernel6x16}
+		ks["avx2-6x16/chunked"] = &microKernel{mr: 6, nr: 16, run: gemmKernel6x16, chunk: 8}
 	}
 	if hasAVX512 {
 		ks["avx512-12x32"] = &microKernel{mr: 12, nr: 32, run: gemmKernel12x32}
