@@ -37,7 +37,7 @@ func main() {
 	// AVX-512 (the k-pair and k-quad kernels). The AVX2 kernels of b = 16
 	// and 32 are dense 6x16's tile: 12 accumulators, two loads of B and six
 	// broadcasts a k step; b = 32 sweeps its blocks twice, 16 columns each.
-	sparseKernel("blockColumn8x8", 8, 8, "Y", 1, 1)
+	pairKernelAVX2("blockColumn6x8p", 6)
 	sparseKernel("blockColumn6x16", 6, 16, "Y", 2, 1)
 	sparseKernel("blockColumn6x32", 6, 32, "Y", 2, 2)
 	interleavedKernel("blockColumn12x8q", 12, 8, 4)
@@ -371,6 +371,54 @@ func interleavedKernel(name string, rows, b, g int) {
 			}
 		}
 		emit("VMOVUPS %s, (DI)", result)
+		if i < rows-1 {
+			emit("ADDQ DX, DI")
+		}
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// pairKernelAVX2 writes func name(a *float32, lda int, data *float32,
+// rowBlock *int32, nblk int, c *float32, ldc int) for 8×8 blocks stored
+// with k steps in pairs (Interleave 2), as interleavedKernel does with
+// AVX-512 but in YMM: a pair of a block's rows is two vectors (columns 0-3
+// and 4-7, two k steps each), so that one 64-bit broadcast of A feeds two
+// FMAs, and a k pair of rows rows costs 2+rows loads for 2·rows FMAs, as
+// dense 6x16 does, where one vector a row and k step needs 9 loads for 8
+// FMAs (1.56-1.74x dense at density 0.5 on Zen 3, against 2.12-2.18x). VHADDPS then sums
+// each column's two lanes, in the order [0 1 4 5 | 2 3 6 7] that VPERMPD
+// puts right.
+func pairKernelAVX2(name string, rows int) {
+	const b, g = 8, 2
+	acc := func(i, v int) string { return fmt.Sprintf("Y%d", 4+2*i+v) }
+	bases, addr := blockColumnStart(name, rows)
+	for i := range rows {
+		zero(acc(i, 0))
+		zero(acc(i, 1))
+	}
+	countedLoop("block", "store", func() {
+		blockRows(bases, b)
+		for q := range b / g {
+			emit("VMOVUPS %d(BX), Y0", 4*g*b*q)
+			emit("VMOVUPS %d(BX), Y1", 4*g*b*q+32)
+			for i := range rows {
+				bc := fmt.Sprintf("Y%d", 2+i%2)
+				emit("VBROADCASTSD %s, %s", addr(i, 4*g*q), bc)
+				emit("VFMADD231PS Y0, %s, %s", bc, acc(i, 0))
+				emit("VFMADD231PS Y1, %s, %s", bc, acc(i, 1))
+			}
+		}
+		emit("ADDQ $%d, BX", 4*b*b)
+		emit("ADDQ $4, DX")
+	})
+	emit("MOVQ c+40(FP), DI")
+	emit("MOVQ ldc+48(FP), DX")
+	emit("SHLQ $2, DX")
+	for i := range rows {
+		emit("VHADDPS %s, %s, Y0", acc(i, 1), acc(i, 0))
+		emit("VPERMPD $0xd8, Y0, Y0")
+		emit("VMOVUPS Y0, (DI)")
 		if i < rows-1 {
 			emit("ADDQ DX, DI")
 		}

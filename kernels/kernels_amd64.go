@@ -46,7 +46,7 @@ func gemmKernel6x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *f
 func gemmKernel7x48(kc int, a *float32, lda int, b, c *float32, ldc int, bias *float32, accumulate bool)
 
 //go:noescape
-func blockColumn8x8(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
+func blockColumn6x8p(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
 func blockColumn6x16(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
@@ -144,7 +144,7 @@ func fastBlockColumn(b int) *blockColumnKernel {
 	case b == 8 && hasAVX512:
 		return &blockColumnKernel{rows: 12, run: blockColumn12x8q, interleave: 4}
 	case b == 8 && hasAVX2:
-		return &blockColumnKernel{rows: 8, run: blockColumn8x8}
+		return &blockColumnKernel{rows: 6, run: blockColumn6x8p, interleave: 2}
 	case b == 16 && hasAVX512:
 		return &blockColumnKernel{rows: 12, run: blockColumn12x16p, interleave: 2}
 	case b == 16 && hasAVX2:
