@@ -384,11 +384,11 @@ func interleavedKernel(name string, rows, b, g int) {
 // with k steps in pairs (Interleave 2), as interleavedKernel does with
 // AVX-512 but in YMM: a pair of a block's rows is two vectors (columns 0-3
 // and 4-7, two k steps each), so that one 64-bit broadcast of A feeds two
-// FMAs, and a k pair of rows rows costs 2+rows loads for 2·rows FMAs, as
-// dense 6x16 does, where one vector a row and k step needs 9 loads for 8
-// FMAs (1.56-1.74x dense at density 0.5 on Zen 3, against 2.12-2.18x). VHADDPS then sums
-// each column's two lanes, in the order [0 1 4 5 | 2 3 6 7] that VPERMPD
-// puts right.
+// FMAs. A k pair then costs 2+rows loads for 2·rows FMAs, as dense 6x16
+// does; one vector a row and k step needs 9 loads for 8 FMAs (1.56-1.74x
+// dense at density 0.5 on Zen 3, against 2.12-2.18x). VHADDPS sums each
+// column's two lanes, in the order [0 1 4 5 | 2 3 6 7] that VPERMPD puts
+// right.
 func pairKernelAVX2(name string, rows int) {
 	const b, g = 8, 2
 	acc := func(i, v int) string { return fmt.Sprintf("Y%d", 4+2*i+v) }
