@@ -759,12 +759,13 @@ func scaleKernel(name, reg string) {
 	emit("RET")
 }
 
-// packRowsKernel writes func packRows(dst, src *float32, ldb, kc, panels, nr
-// int): GEMM's packing of B for panels whole panels of nr columns (a
+// packRowsKernel writes func packRows(dst, src *float32, ldb, kc, panels, nr,
+// step int): GEMM's packing of B for panels whole panels of nr columns (a
 // multiple of 8), row by row of B so that its reads are sequential. Each
-// panel holds kc rows of nr floats; copy called memmove per panel row.
+// panel holds kc rows of nr floats, step floats after the one before it;
+// copy called memmove per panel row.
 func packRowsKernel() {
-	function("packRows", "dst, src *float32, ldb, kc, panels, nr int", 48)
+	function("packRows", "dst, src *float32, ldb, kc, panels, nr, step int", 56)
 	emit("MOVQ dst+0(FP), DI")
 	emit("MOVQ src+8(FP), SI")
 	emit("MOVQ ldb+16(FP), R8")
@@ -773,8 +774,8 @@ func packRowsKernel() {
 	emit("MOVQ panels+32(FP), R9")
 	emit("MOVQ nr+40(FP), R10")
 	emit("SHLQ $2, R10")
-	emit("MOVQ CX, R11")
-	emit("IMULQ R10, R11") // bytes from one panel to the next
+	emit("MOVQ step+48(FP), R11")
+	emit("SHLQ $2, R11") // bytes from one panel to the next
 	countedLoop("row", "done", func() {
 		emit("MOVQ SI, AX")
 		emit("MOVQ DI, BX")

@@ -49,8 +49,23 @@ type packBuffers struct {
 }
 
 var packPool = sync.Pool{New: func() any {
-	return &packBuffers{a: make([]float32, mcBlock*kcBlock), b: make([]float32, kcBlock*(ncBlock+32))}
+	return &packBuffers{a: make([]float32, mcBlock*kcBlock)}
 }}
+
+// panelPad floats follow each packed panel of B, so that the panels are not
+// a multiple of 4 KB apart: packing B row by row writes a line into every
+// panel in turn, and 24 KB apart (kc = 384, nr = 16) every one of them fell
+// in the same L1 set. packRows ran at 16 GB/s without the pad and at 31-35
+// with it (Zen 3).
+const panelPad = 16
+
+// panelStride is how many floats one packed panel of B takes.
+func panelStride(kc, nr int) int { return kc*nr + panelPad }
+
+// slabFloats is the size of a packed kc×nc slab of B in kern's panels.
+func slabFloats(kern *microKernel, kc, nc int) int {
+	return (nc + kern.nr - 1) / kern.nr * panelStride(kc, kern.nr)
+}
 
 // checkGemm panics, as BLAS does, when a slice is too short for its dimensions.
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
@@ -112,6 +127,9 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
+			if need := slabFloats(kern, kc, nc); len(buf.b) < need {
+				buf.b = make([]float32, need)
+			}
 			packB(buf.b, kern, transB, alpha, b, ldb, pc, jc, kc, nc)
 			sweep(kern, buf, slab{b: buf.b, pc: pc, kc: kc, jc: jc, nc: nc}, transA, m, a, lda, c, ldc, pc > 0 || !overwrite, nil)
 		}
@@ -119,7 +137,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 }
 
 // slab is a packed kc×nc block of B: rows pc.. and columns jc.. of op(B),
-// in panels of nr columns, panel j at b[j*nr*kc:].
+// in panels of nr columns, panel j at b[j*panelStride(kc, nr):].
 type slab struct {
 	b              []float32
 	pc, kc, jc, nc int
@@ -159,7 +177,8 @@ func tile(kern *microKernel, buf *packBuffers, s slab, jr, ir, ic, packed, mc in
 	k := kern.forCols(cols)
 	// The kernels read and write whole panels and tiles: check
 	// their last elements, as the assembly cannot.
-	pb := &s.b[jr*kc : (jr+k.nr)*kc][0]
+	start := jr / kern.nr * panelStride(kc, kern.nr)
+	pb := &s.b[start : start+k.nr*kc][0]
 	col := s.jc + jr
 	var bias *float32
 	if e != nil && e.Bias != nil {
@@ -230,26 +249,27 @@ func packA(dst []float32, mr int, trans bool, a []float32, lda, ic, pc, mc, kc i
 // panel, packed at the width of kern.forCols; columns past nc are zero.
 func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []float32, ldb, pc, jc, kc, nc int) {
 	nr := kern.nr
+	step := panelStride(kc, nr)
 	whole := nc / nr
 	if last := nc - whole*nr; last > 0 {
 		w := kern.forCols(last).nr
-		clear(dst[whole*nr*kc : whole*nr*kc+w*kc])
+		clear(dst[whole*step : whole*step+w*kc])
 	}
 	// width is the width panel j0 is packed at.
 	width := func(j0 int) int { return kern.forCols(min(nr, nc-j0)).nr }
 	if trans {
 		for j0 := 0; j0 < nc; j0 += nr {
-			transposeScaled(dst[j0*kc:], width(j0), b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
+			transposeScaled(dst[j0/nr*step:], width(j0), b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
 		}
 		return
 	}
 	if alpha == 1 && whole > 0 && kc > 0 {
 		src := b[pc*ldb+jc : (pc+kc-1)*ldb+jc+whole*nr]
 		if fastPackRows != nil && nr%8 == 0 { // its loops copy 8 floats at a time, at least once
-			_ = dst[whole*nr*kc-1]
-			fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr)
+			_ = dst[(whole-1)*step+nr*kc-1]
+			fastPackRows(&dst[0], &src[0], ldb, kc, whole, nr, step)
 		} else {
-			packRowsGo(dst, src, ldb, kc, whole, nr)
+			packRowsGo(dst, src, ldb, kc, whole, nr, step)
 		}
 	} else {
 		whole = 0
@@ -258,7 +278,7 @@ func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []floa
 	for j0 := whole * nr; j0 < nc; j0 += nr {
 		w := width(j0)
 		for p := range kc {
-			d := dst[j0*kc+p*w:][:min(nr, nc-j0)]
+			d := dst[j0/nr*step+p*w:][:min(nr, nc-j0)]
 			for j, v := range b[(pc+p)*ldb+jc+j0:][:len(d)] {
 				d[j] = alpha * v
 			}
@@ -293,14 +313,14 @@ func transposeScaled(dst []float32, ldd int, src []float32, lds, rows, cols int,
 }
 
 // packRowsGo is the portable form of packRows: it packs panels whole
-// panels of nr columns of the kc rows of src, ldb apart, row by row of src,
-// so that the reads are sequential (a panel at a time, kc rows a stride
-// apart, measured 3x slower).
-func packRowsGo(dst, src []float32, ldb, kc, panels, nr int) {
+// panels of nr columns of the kc rows of src, ldb apart, each step floats
+// after the one before it, row by row of src, so that the reads are
+// sequential (a panel at a time, kc rows a stride apart, measured 3x slower).
+func packRowsGo(dst, src []float32, ldb, kc, panels, nr, step int) {
 	for p := range kc {
 		row := src[p*ldb:][:panels*nr]
 		for j := range panels {
-			copy(dst[j*kc*nr+p*nr:][:nr], row[j*nr:])
+			copy(dst[j*step+p*nr:][:nr], row[j*nr:])
 		}
 	}
 }

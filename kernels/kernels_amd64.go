@@ -64,7 +64,7 @@ func blockColumn12x16p(a *float32, lda int, data *float32, rowBlock *int32, nblk
 func blockColumn8x32(a *float32, lda int, data *float32, rowBlock *int32, nblk int, c *float32, ldc int)
 
 //go:noescape
-func packRows(dst, src *float32, ldb, kc, panels, nr int)
+func packRows(dst, src *float32, ldb, kc, panels, nr, step int)
 
 //go:noescape
 func transpose8(dst *float32, ldd int, src *float32, lds int, alpha float32)
@@ -86,7 +86,7 @@ var fastNonFinite = func() func(src *float32, n int) int {
 }()
 
 // fastPackRows is packB's SIMD copy of whole panels, or nil.
-var fastPackRows = func() func(dst, src *float32, ldb, kc, panels, nr int) {
+var fastPackRows = func() func(dst, src *float32, ldb, kc, panels, nr, step int) {
 	if hasAVX2 {
 		return packRows
 	}

@@ -7207,8 +7207,8 @@ done:
 	VZEROUPPER
 	RET
 
-// func packRows(dst, src *float32, ldb, kc, panels, nr int)
-TEXT ·packRows(SB), NOSPLIT, $0-48
+// func packRows(dst, src *float32, ldb, kc, panels, nr, step int)
+TEXT ·packRows(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ ldb+16(FP), R8
@@ -7217,8 +7217,8 @@ TEXT ·packRows(SB), NOSPLIT, $0-48
 	MOVQ panels+32(FP), R9
 	MOVQ nr+40(FP), R10
 	SHLQ $2, R10
-	MOVQ CX, R11
-	IMULQ R10, R11
+	MOVQ step+48(FP), R11
+	SHLQ $2, R11
 	TESTQ CX, CX
 	JEQ done
 row:

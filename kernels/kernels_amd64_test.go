@@ -47,9 +47,10 @@ func TestPackRows(t *testing.T) {
 	for _, nr := range []int{16, 32, 48} {
 		const ldb, kc, panels = 101 * 8, 13, 5
 		src := randSlice(rng, (kc-1)*ldb+panels*nr)
-		want, got := make([]float32, kc*panels*nr+1), make([]float32, kc*panels*nr+1)
-		packRowsGo(want, src, ldb, kc, panels, nr)
-		fastPackRows(&got[0], &src[0], ldb, kc, panels, nr)
+		step := panelStride(kc, nr)
+		want, got := make([]float32, panels*step+1), make([]float32, panels*step+1)
+		packRowsGo(want, src, ldb, kc, panels, nr, step)
+		fastPackRows(&got[0], &src[0], ldb, kc, panels, nr, step)
 		require.Equal(t, want, got, "nr=%d", nr) // the last value, past the panels, stays zero in both
 	}
 }
@@ -63,10 +64,10 @@ func TestPackBPortable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	const kc, nc, ldb = 37, 6*48 + 17, 6*48 + 20
 	b := randSlice(rng, kc*ldb)
-	size := kc * (nc + 48)
+	size := slabFloats(gemm8x48, kc, nc)
 	fast, portable := make([]float32, size), make([]float32, size)
 	packB(fast, gemm8x48, false, 1, b, ldb, 0, 0, kc, nc)
-	defer func(f func(dst, src *float32, ldb, kc, panels, nr int)) { fastPackRows = f }(fastPackRows)
+	defer func(f func(dst, src *float32, ldb, kc, panels, nr, step int)) { fastPackRows = f }(fastPackRows)
 	fastPackRows = nil
 	packB(portable, gemm8x48, false, 1, b, ldb, 0, 0, kc, nc)
 	require.Equal(t, fast, portable)

@@ -13,6 +13,6 @@ var fastElementwise elementwise
 
 var fastNonFinite func(src *float32, n int) int
 
-var fastPackRows func(dst, src *float32, ldb, kc, panels, nr int)
+var fastPackRows func(dst, src *float32, ldb, kc, panels, nr, step int)
 
 var fastTranspose8 func(dst *float32, ldd int, src *float32, lds int, alpha float32)

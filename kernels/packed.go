@@ -72,12 +72,11 @@ func packWith(kern *microKernel, b []float32, k, n, ldb int) *Packed {
 		}
 		return p
 	}
-	nr := p.kern.nr
 	for jc := 0; jc < n; jc += ncBlock {
 		nc := min(ncBlock, n-jc)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
-			s := slab{b: make([]float32, (nc+nr-1)/nr*nr*kc), pc: pc, kc: kc, jc: jc, nc: nc}
+			s := slab{b: make([]float32, slabFloats(p.kern, kc, nc)), pc: pc, kc: kc, jc: jc, nc: nc}
 			packB(s.b, p.kern, false, 1, b, ldb, pc, jc, kc, nc)
 			p.slabs = append(p.slabs, s)
 		}
@@ -120,7 +119,7 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 			if lo >= hi {
 				continue
 			}
-			part := slab{b: s.b[(lo-s.jc)*s.kc:], pc: s.pc, kc: s.kc, jc: lo, nc: hi - lo}
+			part := slab{b: s.b[(lo-s.jc)/nr*panelStride(s.kc, nr):], pc: s.pc, kc: s.kc, jc: lo, nc: hi - lo}
 			var last *Epilogue
 			if s.pc+s.kc == p.k {
 				last = e
