@@ -157,8 +157,8 @@ func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []
 			packed = mc - mc%mr
 		}
 		packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, s.pc, mc-packed, kc)
-		// Panels of B outside, A's row tiles inside, the chunk's panels
-		// innermost (see microKernel.chunk).
+		// Chunks of B's panels outside, A's row tiles inside them, the
+		// chunk's panels innermost (see microKernel.chunk).
 		chunk := max(kern.chunk, 1) * nr
 		for j0 := 0; j0 < s.nc; j0 += chunk {
 			for ir := 0; ir < mc; ir += mr {

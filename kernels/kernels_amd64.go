@@ -131,7 +131,7 @@ var fastGemm = func() *microKernel {
 		return &microKernel{mr: 12, nr: 32, run: gemmKernel12x32, edge: edge16}
 	case hasAVX2:
 		// Eight panels (192 KB of B at kc = 384) a sweep of A's tiles, each
-		// tile then in L1: 3-10% faster than one on the 1536-wide and
+		// tile then in L1: 3-9% faster than one on the 1536-wide and
 		// 1536-deep products on Zen 3 (512 KB L2), 0-2% on 384x384.
 		return &microKernel{mr: 6, nr: 16, run: gemmKernel6x16, chunk: 8}
 	}
