@@ -52,6 +52,7 @@ func main() {
 	scaleKernel("scale16", "Z")
 	scaleKernel("scale16AVX2", "Y")
 	finiteKernel()
+	finiteKernelAVX2()
 	packRowsKernel()
 	transposeKernel()
 	writeConsts()
@@ -730,6 +731,37 @@ func finiteKernel() {
 	emit("KORW K1, K2, K1")
 	emit("KORW K3, K4, K3")
 	emit("KORTESTW K1, K3")
+	emit("JNE done")
+	emit("ADDQ $256, SI")
+	emit("INCQ AX")
+	emit("JMP loop")
+	out.WriteString("done:\n")
+	emit("MOVQ AX, ret+16(FP)")
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// finiteKernelAVX2 writes nonFinite64AVX2, nonFinite64 in eight YMM
+// compares a block, OR-ed into one register that VPTEST checks.
+func finiteKernelAVX2() {
+	out.WriteString("\n// func nonFinite64AVX2(src *float32, n int) int\nTEXT ·nonFinite64AVX2(SB), NOSPLIT, $0-24\n")
+	emit("MOVQ src+0(FP), SI")
+	emit("MOVQ n+8(FP), CX")
+	emit("XORQ AX, AX")
+	emit("VBROADCASTSS %s, Y0", constant("exponent", 0x7f800000))
+	out.WriteString("loop:\n")
+	emit("CMPQ AX, CX")
+	emit("JEQ done")
+	for v := range 8 {
+		emit("VANDPS %d(SI), Y0, Y%d", 32*v, v+1)
+		emit("VPCMPEQD Y0, Y%d, Y%d", v+1, v+1)
+	}
+	for step := 1; step < 8; step *= 2 {
+		for v := 1; v+step <= 8; v += 2 * step {
+			emit("VPOR Y%d, Y%d, Y%d", v+step, v, v)
+		}
+	}
+	emit("VPTEST Y1, Y1")
 	emit("JNE done")
 	emit("ADDQ $256, SI")
 	emit("INCQ AX")

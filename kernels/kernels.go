@@ -265,11 +265,14 @@ func TopK(scores []float32, k int) []int {
 // -1. With AVX-512 whole blocks of 64 values are tested 16 lanes at a time,
 // then the block that failed (or the tail) value by value; otherwise
 // firstNonFinitePortable.
-func FirstNonFinite(x []float32) int {
-	if fastNonFinite == nil || len(x) < 64 {
+func FirstNonFinite(x []float32) int { return firstNonFinite(fastNonFinite, x) }
+
+// firstNonFinite is FirstNonFinite with the given SIMD scan of blocks of 64 (nil: portable Go).
+func firstNonFinite(scan func(src *float32, n int) int, x []float32) int {
+	if scan == nil || len(x) < 64 {
 		return firstNonFinitePortable(x)
 	}
-	for i := 64 * fastNonFinite(&x[0], len(x)/64); i < len(x); i++ {
+	for i := 64 * scan(&x[0], len(x)/64); i < len(x); i++ {
 		if x[i]-x[i] != 0 { // NaN for infinities and NaN, 0 otherwise
 			return i
 		}

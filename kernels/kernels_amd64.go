@@ -72,15 +72,21 @@ func transpose8(dst *float32, ldd int, src *float32, lds int, alpha float32)
 //go:noescape
 func nonFinite64(src *float32, n int) int
 
+//go:noescape
+func nonFinite64AVX2(src *float32, n int) int
+
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F
 )
 
-// fastNonFinite is FirstNonFinite's AVX-512 scan of whole blocks of 64, or nil.
+// fastNonFinite is FirstNonFinite's SIMD scan of whole blocks of 64, or nil.
 var fastNonFinite = func() func(src *float32, n int) int {
-	if hasAVX512 {
+	switch {
+	case hasAVX512:
 		return nonFinite64
+	case hasAVX2:
+		return nonFinite64AVX2
 	}
 	return nil
 }()

@@ -7207,6 +7207,48 @@ done:
 	VZEROUPPER
 	RET
 
+// func nonFinite64AVX2(src *float32, n int) int
+TEXT ·nonFinite64AVX2(SB), NOSPLIT, $0-24
+	MOVQ src+0(FP), SI
+	MOVQ n+8(FP), CX
+	XORQ AX, AX
+	VBROADCASTSS consts<>+1080(SB), Y0
+loop:
+	CMPQ AX, CX
+	JEQ done
+	VANDPS 0(SI), Y0, Y1
+	VPCMPEQD Y0, Y1, Y1
+	VANDPS 32(SI), Y0, Y2
+	VPCMPEQD Y0, Y2, Y2
+	VANDPS 64(SI), Y0, Y3
+	VPCMPEQD Y0, Y3, Y3
+	VANDPS 96(SI), Y0, Y4
+	VPCMPEQD Y0, Y4, Y4
+	VANDPS 128(SI), Y0, Y5
+	VPCMPEQD Y0, Y5, Y5
+	VANDPS 160(SI), Y0, Y6
+	VPCMPEQD Y0, Y6, Y6
+	VANDPS 192(SI), Y0, Y7
+	VPCMPEQD Y0, Y7, Y7
+	VANDPS 224(SI), Y0, Y8
+	VPCMPEQD Y0, Y8, Y8
+	VPOR Y2, Y1, Y1
+	VPOR Y4, Y3, Y3
+	VPOR Y6, Y5, Y5
+	VPOR Y8, Y7, Y7
+	VPOR Y3, Y1, Y1
+	VPOR Y7, Y5, Y5
+	VPOR Y5, Y1, Y1
+	VPTEST Y1, Y1
+	JNE done
+	ADDQ $256, SI
+	INCQ AX
+	JMP loop
+done:
+	MOVQ AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func packRows(dst, src *float32, ldb, kc, panels, nr, step int)
 TEXT ·packRows(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI

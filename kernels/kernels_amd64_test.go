@@ -38,6 +38,21 @@ func simdElementwise() map[string]elementwise {
 	return ks
 }
 
+// TestFirstNonFiniteSIMD runs every SIMD scan this CPU has: the AVX2 one
+// on AVX-512 machines too.
+func TestFirstNonFiniteSIMD(t *testing.T) {
+	scans := map[string]func(*float32, int) int{}
+	if hasAVX2 {
+		scans["avx2"] = nonFinite64AVX2
+	}
+	if hasAVX512 {
+		scans["avx512"] = nonFinite64
+	}
+	for name, scan := range scans {
+		t.Run(name, func(t *testing.T) { testFirstNonFinite(t, func(x []float32) int { return firstNonFinite(scan, x) }) })
+	}
+}
+
 // TestPackRows checks packB's SIMD copy against its portable form.
 func TestPackRows(t *testing.T) {
 	if fastPackRows == nil {
