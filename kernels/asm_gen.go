@@ -716,21 +716,47 @@ func vectorsOf16(reg string) (vecs, width int) {
 // exponent bits all ones), or n. Four vectors a step, their compares OR-ed in
 // mask registers.
 func finiteKernel() {
-	out.WriteString("\n// func nonFinite64(src *float32, n int) int\nTEXT ·nonFinite64(SB), NOSPLIT, $0-24\n")
+	finiteScan("nonFinite64", "Z0", func() {
+		for v := range 4 {
+			emit("VPANDD %d(SI), Z0, Z%d", 64*v, v+1)
+			emit("VPCMPEQD Z0, Z%d, K%d", v+1, v+1)
+		}
+		emit("KORW K1, K2, K1")
+		emit("KORW K3, K4, K3")
+		emit("KORTESTW K1, K3")
+	})
+}
+
+// finiteKernelAVX2 writes nonFinite64AVX2, nonFinite64 in eight YMM
+// compares a block, OR-ed into one register that VPTEST checks.
+func finiteKernelAVX2() {
+	finiteScan("nonFinite64AVX2", "Y0", func() {
+		for v := range 8 {
+			emit("VANDPS %d(SI), Y0, Y%d", 32*v, v+1)
+			emit("VPCMPEQD Y0, Y%d, Y%d", v+1, v+1)
+		}
+		for step := 1; step < 8; step *= 2 {
+			for v := 1; v+step <= 8; v += 2 * step {
+				emit("VPOR Y%d, Y%d, Y%d", v+step, v, v)
+			}
+		}
+		emit("VPTEST Y1, Y1")
+	})
+}
+
+// finiteScan writes the loop of the nonFinite64 kernels: the exponent mask
+// broadcast into mask (Z0 or Y0), then test for each block of 64, which
+// sets the flags not-zero for a block that holds a non-finite value.
+func finiteScan(name, mask string, test func()) {
+	fmt.Fprintf(&out, "\n// func %s(src *float32, n int) int\nTEXT ·%s(SB), NOSPLIT, $0-24\n", name, name)
 	emit("MOVQ src+0(FP), SI")
 	emit("MOVQ n+8(FP), CX")
 	emit("XORQ AX, AX")
-	emit("VBROADCASTSS %s, Z0", constant("exponent", 0x7f800000))
+	emit("VBROADCASTSS %s, %s", constant("exponent", 0x7f800000), mask)
 	out.WriteString("loop:\n")
 	emit("CMPQ AX, CX")
 	emit("JEQ done")
-	for v := range 4 {
-		emit("VPANDD %d(SI), Z0, Z%d", 64*v, v+1)
-		emit("VPCMPEQD Z0, Z%d, K%d", v+1, v+1)
-	}
-	emit("KORW K1, K2, K1")
-	emit("KORW K3, K4, K3")
-	emit("KORTESTW K1, K3")
+	test()
 	emit("JNE done")
 	emit("ADDQ $256, SI")
 	emit("INCQ AX")
@@ -741,36 +767,7 @@ func finiteKernel() {
 	emit("RET")
 }
 
-// finiteKernelAVX2 writes nonFinite64AVX2, nonFinite64 in eight YMM
-// compares a block, OR-ed into one register that VPTEST checks.
-func finiteKernelAVX2() {
-	out.WriteString("\n// func nonFinite64AVX2(src *float32, n int) int\nTEXT ·nonFinite64AVX2(SB), NOSPLIT, $0-24\n")
-	emit("MOVQ src+0(FP), SI")
-	emit("MOVQ n+8(FP), CX")
-	emit("XORQ AX, AX")
-	emit("VBROADCASTSS %s, Y0", constant("exponent", 0x7f800000))
-	out.WriteString("loop:\n")
-	emit("CMPQ AX, CX")
-	emit("JEQ done")
-	for v := range 8 {
-		emit("VANDPS %d(SI), Y0, Y%d", 32*v, v+1)
-		emit("VPCMPEQD Y0, Y%d, Y%d", v+1, v+1)
-	}
-	for step := 1; step < 8; step *= 2 {
-		for v := 1; v+step <= 8; v += 2 * step {
-			emit("VPOR Y%d, Y%d, Y%d", v+step, v, v)
-		}
-	}
-	emit("VPTEST Y1, Y1")
-	emit("JNE done")
-	emit("ADDQ $256, SI")
-	emit("INCQ AX")
-	emit("JMP loop")
-	out.WriteString("done:\n")
-	emit("MOVQ AX, ret+16(FP)")
-	emit("VZEROUPPER")
-	emit("RET")
-}
+
 
 // scaleKernel writes func name(x *float32, n int, s float32): x *= s over
 // n vectors of 16, in registers reg as maxKernel.
