@@ -767,8 +767,6 @@ func finiteScan(name, mask string, test func()) {
 	emit("RET")
 }
 
-
-
 // scaleKernel writes func name(x *float32, n int, s float32): x *= s over
 // n vectors of 16, in registers reg as maxKernel.
 func scaleKernel(name, reg string) {
