@@ -37,11 +37,11 @@ func main() {
 	// AVX-512 (the k-pair and k-quad kernels). The AVX2 kernels of b = 16
 	// and 32 are dense 6x16's tile: 12 accumulators, two loads of B and six
 	// broadcasts a k step; b = 32 sweeps its blocks twice, 16 columns each.
-	pairKernelAVX2("blockColumn6x8p", 6)
+	interleavedKernel("blockColumn6x8p", 6, 8, 2, "Y")
 	sparseKernel("blockColumn6x16", 6, 16, "Y", 2, 1)
 	sparseKernel("blockColumn6x32", 6, 32, "Y", 2, 2)
-	interleavedKernel("blockColumn12x8q", 12, 8, 4)
-	interleavedKernel("blockColumn12x16p", 12, 16, 2)
+	interleavedKernel("blockColumn12x8q", 12, 8, 4, "Z")
+	interleavedKernel("blockColumn12x16p", 12, 16, 2, "Z")
 	sparseKernel("blockColumn8x32", 8, 32, "Z", 2, 1)
 	expShiftKernel()
 	geluKernel()
@@ -251,6 +251,35 @@ func blockRows(bases []string, b int) {
 	}
 }
 
+// blockLoop writes a block-column kernel's loop over its nblk (CX) stored
+// blocks, labelled block+label and store+label: body multiplies one block,
+// its data at BX, A's rows it meets at the bases.
+func blockLoop(label string, bases []string, b int, body func()) {
+	countedLoop("block"+label, "store"+label, func() {
+		blockRows(bases, b)
+		body()
+		emit("ADDQ $%d, BX", 4*b*b)
+		emit("ADDQ $4, DX")
+	})
+}
+
+// storeRows points DI at C plus off bytes and writes the tile's rows, ldc
+// apart: store(i) writes row i at DI.
+func storeRows(rows, off int, store func(i int)) {
+	emit("MOVQ c+40(FP), DI")
+	if off > 0 {
+		emit("ADDQ $%d, DI", off)
+	}
+	emit("MOVQ ldc+48(FP), DX")
+	emit("SHLQ $2, DX")
+	for i := range rows {
+		store(i)
+		if i < rows-1 {
+			emit("ADDQ DX, DI")
+		}
+	}
+}
+
 // sparseKernel writes func name(a *float32, lda int, data *float32, rowBlock
 // *int32, nblk int, c *float32, ldc int): the rows×b output tile C = Σ_t
 // A[0:rows, rowBlock[t]*b : +b] · block_t over nblk stored b×b blocks, read
@@ -275,8 +304,7 @@ func sparseKernel(name string, rows, b int, reg string, vecs, passes int) {
 				zero(acc(i, v))
 			}
 		}
-		countedLoop("block"+suffix, "store"+suffix, func() {
-			blockRows(bases, b)
+		blockLoop(suffix, bases, b, func() {
 			for p := range b {
 				for v := range vecs {
 					emit("VMOVUPS %d(BX), %s%d", p*4*b+pass*4*cols+v*width, reg, v)
@@ -289,23 +317,12 @@ func sparseKernel(name string, rows, b int, reg string, vecs, passes int) {
 					}
 				}
 			}
-			emit("ADDQ $%d, BX", 4*b*b)
-			emit("ADDQ $4, DX")
 		})
-		emit("MOVQ c+40(FP), DI")
-		if pass > 0 {
-			emit("ADDQ $%d, DI", pass*4*cols)
-		}
-		emit("MOVQ ldc+48(FP), DX")
-		emit("SHLQ $2, DX")
-		for i := range rows {
+		storeRows(rows, pass*4*cols, func(i int) {
 			for v := range vecs {
 				emit("VMOVUPS %s, %d(DI)", acc(i, v), v*width)
 			}
-			if i < rows-1 {
-				emit("ADDQ DX, DI")
-			}
-		}
+		})
 	}
 	emit("VZEROUPPER")
 	emit("RET")
@@ -314,19 +331,27 @@ func sparseKernel(name string, rows, b int, reg string, vecs, passes int) {
 // interleavedKernel writes func name(a *float32, lda int, data *float32,
 // rowBlock *int32, nblk int, c *float32, ldc int) for b×b blocks stored with
 // g k steps interleaved (BlockSparse.Interleave g: rows g*q..g*q+g-1 side
-// by side, W[g*q+r][j] at g*q*b+g*j+r), with AVX-512: a group of g rows of
-// a block is two vectors (the first and the second half of its columns, g
-// k steps each), so that one broadcast of A[i][g*q..g*q+g-1] feeds two FMAs
-// doing g k steps of the row's b columns. The g lanes of each column are
-// summed when the tile is stored.
+// by side, W[g*q+r][j] at g*q*b+g*j+r): a group of g rows of a block is two
+// vectors (the first and the second half of its columns, g k steps each),
+// so that one broadcast of A[i][g*q..g*q+g-1] feeds two FMAs doing g k
+// steps of the row's b columns. The g lanes of each column are summed when
+// the tile is stored.
 //
-// b = 16 takes pairs (a 64-bit broadcast), b = 8 quads (128 bits): both
-// then make about half a load per FMA. One vector per row and k step
-// (sparseKernel's layout) needs a load per FMA and is bound by the load
-// ports (b = 16: 14-16% slower); b = 8 in pairs, one FMA per broadcast, ran
-// 1.36-1.54x dense at density 0.5 against 1.79-1.88x in quads.
-func interleavedKernel(name string, rows, b, g int) {
-	acc := func(i, v int) string { return fmt.Sprintf("Z%d", 4+2*i+v) }
+// With AVX-512 (reg Z), b = 16 takes pairs (a 64-bit broadcast), b = 8
+// quads (128 bits): both then make about half a load per FMA. One vector
+// per row and k step (sparseKernel's layout) needs a load per FMA and is
+// bound by the load ports (b = 16: 14-16% slower); b = 8 in pairs, one FMA
+// per broadcast, ran 1.36-1.54x dense at density 0.5 against 1.79-1.88x in
+// quads.
+//
+// With AVX2 (reg Y) only b = 8 in pairs is written: two YMM vectors hold a
+// pair of rows (columns 0-3 and 4-7), and a k pair of rows rows costs 2+rows
+// loads for 2·rows FMAs, as dense 6x16 does, where one vector a row and k
+// step needs 9 loads for 8 FMAs (1.56-1.74x dense at density 0.5 on Zen 3,
+// against 2.12-2.18x). VHADDPS sums each column's two lanes, in the order
+// [0 1 4 5 | 2 3 6 7] that VPERMPD puts right.
+func interleavedKernel(name string, rows, b, g int, reg string) {
+	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+2*i+v) }
 	broadcast := map[int]string{2: "VBROADCASTSD", 4: "VBROADCASTF32X4"}[g]
 	group := 4 * b * g // bytes of data per group of g rows: two vectors
 	bases, addr := blockColumnStart(name, rows)
@@ -334,34 +359,43 @@ func interleavedKernel(name string, rows, b, g int) {
 		zero(acc(i, 0))
 		zero(acc(i, 1))
 	}
-	countedLoop("block", "store", func() {
-		blockRows(bases, b)
+	blockLoop("", bases, b, func() {
 		for q := range b / g {
-			emit("VMOVUPS %d(BX), Z0", group*q)
-			emit("VMOVUPS %d(BX), Z1", group*q+64)
+			emit("VMOVUPS %d(BX), %s0", group*q, reg)
+			emit("VMOVUPS %d(BX), %s1", group*q+group/2, reg)
 			for i := range rows {
-				bc := fmt.Sprintf("Z%d", 2+i%2)
+				bc := fmt.Sprintf("%s%d", reg, 2+i%2)
 				emit("%s %s, %s", broadcast, addr(i, 4*g*q), bc)
-				emit("VFMADD231PS Z0, %s, %s", bc, acc(i, 0))
-				emit("VFMADD231PS Z1, %s, %s", bc, acc(i, 1))
+				emit("VFMADD231PS %s0, %s, %s", reg, bc, acc(i, 0))
+				emit("VFMADD231PS %s1, %s, %s", reg, bc, acc(i, 1))
 			}
 		}
-		emit("ADDQ $%d, BX", 4*b*b)
-		emit("ADDQ $4, DX")
 	})
-	// Lane g*j+r of the pair (acc0, acc1) holds column j's k steps r mod g:
-	// gather each r across both into the low 32/g lanes, then add them.
+	if reg == "Y" {
+		storeRows(rows, 0, func(i int) {
+			emit("VHADDPS %s, %s, Y0", acc(i, 1), acc(i, 0))
+			emit("VPERMPD $0xd8, Y0, Y0")
+			emit("VMOVUPS Y0, (DI)")
+		})
+	} else {
+		interleavedSumsAVX512(rows, g, acc)
+	}
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// interleavedSumsAVX512 stores interleavedKernel's AVX-512 tile: lane g*j+r
+// of the pair (acc0, acc1) holds column j's k steps r mod g; gather each r
+// across both into the low 32/g lanes, then add them.
+func interleavedSumsAVX512(rows, g int, acc func(i, v int) string) {
 	for r := range g {
 		for l := range 16 {
 			constant(fmt.Sprintf("interleave%d_%d_%d", g, r, l), uint32((g*l+r)%32))
 		}
 		emit("VMOVUPS %s, Z%d", constant(fmt.Sprintf("interleave%d_%d_0", g, r), 0), 28+r)
 	}
-	emit("MOVQ c+40(FP), DI")
-	emit("MOVQ ldc+48(FP), DX")
-	emit("SHLQ $2, DX")
 	result := map[int]string{2: "Z0", 4: "Y0"}[g] // b floats
-	for i := range rows {
+	storeRows(rows, 0, func(i int) {
 		for r := range g {
 			emit("VMOVAPS %s, Z%d", acc(i, 0), r)
 			emit("VPERMT2PS %s, Z%d, Z%d", acc(i, 1), 28+r, r)
@@ -372,60 +406,7 @@ func interleavedKernel(name string, rows, b, g int) {
 			}
 		}
 		emit("VMOVUPS %s, (DI)", result)
-		if i < rows-1 {
-			emit("ADDQ DX, DI")
-		}
-	}
-	emit("VZEROUPPER")
-	emit("RET")
-}
-
-// pairKernelAVX2 writes func name(a *float32, lda int, data *float32,
-// rowBlock *int32, nblk int, c *float32, ldc int) for 8×8 blocks stored
-// with k steps in pairs (Interleave 2), as interleavedKernel does with
-// AVX-512 but in YMM: a pair of a block's rows is two vectors (columns 0-3
-// and 4-7, two k steps each), so that one 64-bit broadcast of A feeds two
-// FMAs. A k pair then costs 2+rows loads for 2·rows FMAs, as dense 6x16
-// does; one vector a row and k step needs 9 loads for 8 FMAs (1.56-1.74x
-// dense at density 0.5 on Zen 3, against 2.12-2.18x). VHADDPS sums each
-// column's two lanes, in the order [0 1 4 5 | 2 3 6 7] that VPERMPD puts
-// right.
-func pairKernelAVX2(name string, rows int) {
-	const b, g = 8, 2
-	acc := func(i, v int) string { return fmt.Sprintf("Y%d", 4+2*i+v) }
-	bases, addr := blockColumnStart(name, rows)
-	for i := range rows {
-		zero(acc(i, 0))
-		zero(acc(i, 1))
-	}
-	countedLoop("block", "store", func() {
-		blockRows(bases, b)
-		for q := range b / g {
-			emit("VMOVUPS %d(BX), Y0", 4*g*b*q)
-			emit("VMOVUPS %d(BX), Y1", 4*g*b*q+32)
-			for i := range rows {
-				bc := fmt.Sprintf("Y%d", 2+i%2)
-				emit("VBROADCASTSD %s, %s", addr(i, 4*g*q), bc)
-				emit("VFMADD231PS Y0, %s, %s", bc, acc(i, 0))
-				emit("VFMADD231PS Y1, %s, %s", bc, acc(i, 1))
-			}
-		}
-		emit("ADDQ $%d, BX", 4*b*b)
-		emit("ADDQ $4, DX")
 	})
-	emit("MOVQ c+40(FP), DI")
-	emit("MOVQ ldc+48(FP), DX")
-	emit("SHLQ $2, DX")
-	for i := range rows {
-		emit("VHADDPS %s, %s, Y0", acc(i, 1), acc(i, 0))
-		emit("VPERMPD $0xd8, Y0, Y0")
-		emit("VMOVUPS Y0, (DI)")
-		if i < rows-1 {
-			emit("ADDQ DX, DI")
-		}
-	}
-	emit("VZEROUPPER")
-	emit("RET")
 }
 
 // Constants of the element-wise kernels, broadcast from a read-only table.
@@ -435,12 +416,17 @@ var (
 )
 
 // constant returns the table operand holding bits under name.
-func constant(name string, bits uint32) string {
-	i, ok := constIndex[name]
+func constant(name string, bits uint32) string { return tableEntry(name, bits, 1) }
+
+// tableEntry returns the table operand of copies copies of bits, kept under key.
+func tableEntry(key string, bits uint32, copies int) string {
+	i, ok := constIndex[key]
 	if !ok {
 		i = len(consts)
-		constIndex[name] = i
-		consts = append(consts, bits)
+		constIndex[key] = i
+		for range copies {
+			consts = append(consts, bits)
+		}
 	}
 	return fmt.Sprintf("consts<>+%d(SB)", 4*i)
 }
@@ -450,18 +436,7 @@ func f32(name string, v float32) string { return constant(name, math.Float32bits
 // vconst returns the table operand holding 8 copies of bits under name, a
 // YMM operand: AVX2 has no embedded broadcast, and its 16 registers cannot
 // hold exp's constants beside the data.
-func vconst(name string, bits uint32) string {
-	key := "8x" + name
-	i, ok := constIndex[key]
-	if !ok {
-		i = len(consts)
-		constIndex[key] = i
-		for range 8 {
-			consts = append(consts, bits)
-		}
-	}
-	return fmt.Sprintf("consts<>+%d(SB)", 4*i)
-}
+func vconst(name string, bits uint32) string { return tableEntry("8x"+name, bits, 8) }
 
 func v32(name string, v float32) string { return vconst(name, math.Float32bits(v)) }
 
@@ -544,7 +519,6 @@ var geluA = []float64{0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.06
 // n vectors of 16, as max(x,0) - |x|·erfc(|x|/√2)/2 with erfc from
 // Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
 func geluKernel() {
-	a := geluA
 	function("gelu16", "dst, src *float32, n int", 24)
 	emit("MOVQ dst+0(FP), DI")
 	emit("MOVQ src+8(FP), SI")
@@ -554,8 +528,8 @@ func geluKernel() {
 	emit("VBROADCASTSS %s, Z29", f32("negHalf", -0.5))
 	emit("VBROADCASTSS %s, Z30", f32("pOverSqrt2", geluP/math.Sqrt2))
 	emit("VPXORD Z31, Z31, Z31")
-	for i := range a { // halved: erfc/2 is what GELU needs
-		emit("VBROADCASTSS %s, Z%d", f32(fmt.Sprintf("halfA%d", i+1), float32(a[i]/2)), 9+i)
+	for i, a := range geluA { // halved: erfc/2 is what GELU needs
+		emit("VBROADCASTSS %s, Z%d", f32(fmt.Sprintf("halfA%d", i+1), float32(a/2)), 9+i)
 	}
 	countedLoop("loop", "done", func() {
 		emit("VMOVUPS (SI), Z0")
