@@ -138,24 +138,17 @@ func denseKernel(name string, mr, vecs int, reg string, width, unroll int) {
 	emit("MOVQ CX, AX")
 	emit("ANDQ $%d, AX", unroll-1)
 	emit("SHRQ $%d, CX", bits.TrailingZeros(uint(unroll)))
-	countedLoop("loop", "odd", func() {
+	countedLoop("loop", "unrolled", func() {
 		for p := range unroll {
 			step(p)
 		}
 		advance(unroll)
 	})
-	if unroll == 2 {
-		emit("TESTQ AX, AX")
-		emit("JEQ store")
+	emit("MOVQ AX, CX")
+	countedLoop("rest", "store", func() {
 		step(0)
-		out.WriteString("store:\n")
-	} else {
-		emit("MOVQ AX, CX")
-		countedLoop("rest", "store", func() {
-			step(0)
-			advance(1)
-		})
-	}
+		advance(1)
+	})
 	emit("MOVBQZX accumulate+56(FP), AX")
 	emit("MOVQ bias+48(FP), BX")
 	emit("TESTQ BX, BX")

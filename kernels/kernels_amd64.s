@@ -47,7 +47,7 @@ TEXT ·gemmKernel12x32(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -131,9 +131,11 @@ loop:
 	ADDQ $256, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VBROADCASTSS 0(R10), Z2
@@ -172,6 +174,12 @@ odd:
 	VBROADCASTSS 0(R12)(R8*1), Z3
 	VFMADD231PS Z0, Z3, Z26
 	VFMADD231PS Z1, Z3, Z27
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R12
+	ADDQ $128, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -461,7 +469,7 @@ TEXT ·gemmKernel6x16(SB), NOSPLIT, $0-57
 	ANDQ $3, AX
 	SHRQ $2, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -548,7 +556,7 @@ loop:
 	ADDQ $256, BX
 	DECQ CX
 	JNE loop
-odd:
+unrolled:
 	MOVQ AX, CX
 	TESTQ CX, CX
 	JEQ store
@@ -759,7 +767,7 @@ TEXT ·gemmKernel8x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -836,9 +844,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -874,6 +884,11 @@ odd:
 	VFMADD231PS Z0, Z4, Z26
 	VFMADD231PS Z1, Z4, Z27
 	VFMADD231PS Z2, Z4, Z28
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -1138,7 +1153,7 @@ TEXT ·gemmKernel1x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -1158,9 +1173,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -1168,6 +1185,10 @@ odd:
 	VFMADD231PS Z0, Z3, Z5
 	VFMADD231PS Z1, Z3, Z6
 	VFMADD231PS Z2, Z3, Z7
+	ADDQ $4, R10
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -1239,7 +1260,7 @@ TEXT ·gemmKernel2x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -1267,9 +1288,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -1281,6 +1304,10 @@ odd:
 	VFMADD231PS Z0, Z4, Z8
 	VFMADD231PS Z1, Z4, Z9
 	VFMADD231PS Z2, Z4, Z10
+	ADDQ $4, R10
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -1383,7 +1410,7 @@ TEXT ·gemmKernel3x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -1419,9 +1446,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -1437,6 +1466,10 @@ odd:
 	VFMADD231PS Z0, Z3, Z11
 	VFMADD231PS Z1, Z3, Z12
 	VFMADD231PS Z2, Z3, Z13
+	ADDQ $4, R10
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -1570,7 +1603,7 @@ TEXT ·gemmKernel4x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -1614,9 +1647,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -1636,6 +1671,10 @@ odd:
 	VFMADD231PS Z0, Z4, Z14
 	VFMADD231PS Z1, Z4, Z15
 	VFMADD231PS Z2, Z4, Z16
+	ADDQ $4, R10
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -1800,7 +1839,7 @@ TEXT ·gemmKernel5x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -1852,9 +1891,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -1878,6 +1919,10 @@ odd:
 	VFMADD231PS Z0, Z3, Z17
 	VFMADD231PS Z1, Z3, Z18
 	VFMADD231PS Z2, Z3, Z19
+	ADDQ $4, R10
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -2074,7 +2119,7 @@ TEXT ·gemmKernel6x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -2135,9 +2180,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -2165,6 +2212,11 @@ odd:
 	VFMADD231PS Z0, Z4, Z20
 	VFMADD231PS Z1, Z4, Z21
 	VFMADD231PS Z2, Z4, Z22
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -2392,7 +2444,7 @@ TEXT ·gemmKernel7x48(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
@@ -2461,9 +2513,11 @@ loop:
 	ADDQ $384, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VMOVUPS 64(BX), Z1
 	VMOVUPS 128(BX), Z2
@@ -2495,6 +2549,11 @@ odd:
 	VFMADD231PS Z0, Z3, Z23
 	VFMADD231PS Z1, Z3, Z24
 	VFMADD231PS Z2, Z3, Z25
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $192, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -2742,7 +2801,7 @@ TEXT ·gemmKernel12x16(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Z0
 	VBROADCASTSS 0(R10), Z1
@@ -2800,9 +2859,11 @@ loop:
 	ADDQ $128, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Z0
 	VBROADCASTSS 0(R10), Z1
 	VFMADD231PS Z0, Z1, Z3
@@ -2828,6 +2889,12 @@ odd:
 	VFMADD231PS Z0, Z1, Z13
 	VBROADCASTSS 0(R12)(R8*1), Z2
 	VFMADD231PS Z0, Z2, Z14
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R12
+	ADDQ $64, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
@@ -3021,7 +3088,7 @@ TEXT ·gemmKernel12x8(SB), NOSPLIT, $0-57
 	ANDQ $1, AX
 	SHRQ $1, CX
 	TESTQ CX, CX
-	JEQ odd
+	JEQ unrolled
 loop:
 	VMOVUPS 0(BX), Y0
 	VBROADCASTSS 0(R10), Y1
@@ -3079,9 +3146,11 @@ loop:
 	ADDQ $64, BX
 	DECQ CX
 	JNE loop
-odd:
-	TESTQ AX, AX
+unrolled:
+	MOVQ AX, CX
+	TESTQ CX, CX
 	JEQ store
+rest:
 	VMOVUPS 0(BX), Y0
 	VBROADCASTSS 0(R10), Y1
 	VFMADD231PS Y0, Y1, Y3
@@ -3107,6 +3176,12 @@ odd:
 	VFMADD231PS Y0, Y1, Y13
 	VBROADCASTSS 0(R12)(R8*1), Y2
 	VFMADD231PS Y0, Y2, Y14
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R12
+	ADDQ $32, BX
+	DECQ CX
+	JNE rest
 store:
 	MOVBQZX accumulate+56(FP), AX
 	MOVQ bias+48(FP), BX
