@@ -62,6 +62,10 @@ const panelPad = 16
 // panelStride is how many floats one packed panel of B takes.
 func panelStride(kc, nr int) int { return kc*nr + panelPad }
 
+// panelStart is where, in a slab of kc-deep panels nr wide, the panel of
+// column j0 (a multiple of nr) starts.
+func panelStart(j0, kc, nr int) int { return j0 / nr * panelStride(kc, nr) }
+
 // slabFloats is the size of a packed kc×nc slab of B in kern's panels.
 func slabFloats(kern *microKernel, kc, nc int) int {
 	return (nc + kern.nr - 1) / kern.nr * panelStride(kc, kern.nr)
@@ -137,7 +141,7 @@ func gemm(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a 
 }
 
 // slab is a packed kc×nc block of B: rows pc.. and columns jc.. of op(B),
-// in panels of nr columns, panel j at b[j*panelStride(kc, nr):].
+// in panels of nr columns, the one of column j0 at b[panelStart(j0, kc, nr):].
 type slab struct {
 	b              []float32
 	pc, kc, jc, nc int
@@ -157,69 +161,67 @@ func sweep(kern *microKernel, buf *packBuffers, s slab, transA bool, m int, a []
 			packed = mc - mc%mr
 		}
 		packA(buf.a[packed*kc:], mr, transA, a, lda, ic+packed, s.pc, mc-packed, kc)
+		// tile multiplies rows ir.. of the block by the panel of column jr.
+		tile := func(ir, jr int) {
+			cols := min(nr, s.nc-jr)
+			k := kern.forCols(cols)
+			// The kernels read and write whole panels and tiles: check
+			// their last elements, as the assembly cannot.
+			start := panelStart(jr, kc, nr)
+			pb := &s.b[start : start+k.nr*kc][0]
+			col := s.jc + jr
+			var bias *float32
+			if e != nil && e.Bias != nil {
+				bias = &e.Bias[col:][:cols][0]
+			}
+			pa, ld := &buf.a[ir*kc : (ir+mr)*kc][0], kc
+			if ir < packed {
+				row := (ic+ir)*lda + s.pc
+				pa, ld = &a[row : row+(mr-1)*lda+kc][0], lda
+			}
+			off := (ic+ir)*ldc + col
+			rows := min(mr, mc-ir)
+			if cols == k.nr && (rows == mr || k.tails != nil) {
+				run := k.run
+				if rows < mr {
+					run = k.tails[rows]
+				}
+				_ = c[off+(rows-1)*ldc+k.nr-1]
+				run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
+				e.gelu(c[off:], ldc, rows, cols)
+				return
+			}
+			t := buf.tile[:mr*k.nr]
+			k.run(kc, pa, ld, pb, &t[0], k.nr, nil, false)
+			for r := range rows {
+				cr := c[off+r*ldc : off+r*ldc+cols]
+				tr := t[r*k.nr : r*k.nr+cols]
+				if !accumulate {
+					copy(cr, tr)
+				} else {
+					for j, v := range tr {
+						cr[j] += v
+					}
+				}
+				if bias != nil {
+					for j, v := range e.Bias[col : col+cols] {
+						cr[j] += v
+					}
+				}
+			}
+			e.gelu(c[off:], ldc, rows, cols)
+		}
 		// Chunks of B's panels outside, A's row tiles inside them, the
 		// chunk's panels innermost (see microKernel.chunk).
 		chunk := max(kern.chunk, 1) * nr
 		for j0 := 0; j0 < s.nc; j0 += chunk {
 			for ir := 0; ir < mc; ir += mr {
 				for jr := j0; jr < min(j0+chunk, s.nc); jr += nr {
-					tile(kern, buf, s, jr, ir, ic, packed, mc, a, lda, c, ldc, accumulate, e)
+					tile(ir, jr)
 				}
 			}
 		}
 	}
-}
-
-// tile multiplies the mr-row tile ir of the row block ic by panel jr of the slab s.
-func tile(kern *microKernel, buf *packBuffers, s slab, jr, ir, ic, packed, mc int, a []float32, lda int, c []float32, ldc int, accumulate bool, e *Epilogue) {
-	mr, kc := kern.mr, s.kc
-	cols := min(kern.nr, s.nc-jr)
-	k := kern.forCols(cols)
-	// The kernels read and write whole panels and tiles: check
-	// their last elements, as the assembly cannot.
-	start := jr / kern.nr * panelStride(kc, kern.nr)
-	pb := &s.b[start : start+k.nr*kc][0]
-	col := s.jc + jr
-	var bias *float32
-	if e != nil && e.Bias != nil {
-		bias = &e.Bias[col:][:cols][0]
-	}
-	pa, ld := &buf.a[ir*kc : (ir+mr)*kc][0], kc
-	if ir < packed {
-		row := (ic+ir)*lda + s.pc
-		pa, ld = &a[row : row+(mr-1)*lda+kc][0], lda
-	}
-	off := (ic+ir)*ldc + col
-	rows := min(mr, mc-ir)
-	if cols == k.nr && (rows == mr || k.tails != nil) {
-		run := k.run
-		if rows < mr {
-			run = k.tails[rows]
-		}
-		_ = c[off+(rows-1)*ldc+k.nr-1]
-		run(kc, pa, ld, pb, &c[off], ldc, bias, accumulate)
-		e.gelu(c[off:], ldc, rows, cols)
-		return
-	}
-	t := buf.tile[:mr*k.nr]
-	k.run(kc, pa, ld, pb, &t[0], k.nr, nil, false)
-	for r := range rows {
-		cr := c[off+r*ldc : off+r*ldc+cols]
-		tr := t[r*k.nr : r*k.nr+cols]
-		if !accumulate {
-			copy(cr, tr)
-		} else {
-			for j, v := range tr {
-				cr[j] += v
-			}
-		}
-		if bias != nil {
-			for j, v := range e.Bias[col : col+cols] {
-				cr[j] += v
-			}
-		}
-	}
-	e.gelu(c[off:], ldc, rows, cols)
 }
 
 // packA writes op(A)[ic:ic+mc, pc:pc+kc] as mr-row panels, each row-major
@@ -253,13 +255,13 @@ func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []floa
 	whole := nc / nr
 	if last := nc - whole*nr; last > 0 {
 		w := kern.forCols(last).nr
-		clear(dst[whole*step : whole*step+w*kc])
+		clear(dst[whole*step:][:w*kc])
 	}
 	// width is the width panel j0 is packed at.
 	width := func(j0 int) int { return kern.forCols(min(nr, nc-j0)).nr }
 	if trans {
 		for j0 := 0; j0 < nc; j0 += nr {
-			transposeScaled(dst[j0/nr*step:], width(j0), b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
+			transposeScaled(dst[panelStart(j0, kc, nr):], width(j0), b[(jc+j0)*ldb+pc:], ldb, kc, min(nr, nc-j0), alpha)
 		}
 		return
 	}
@@ -278,7 +280,7 @@ func packB(dst []float32, kern *microKernel, trans bool, alpha float32, b []floa
 	for j0 := whole * nr; j0 < nc; j0 += nr {
 		w := width(j0)
 		for p := range kc {
-			d := dst[j0/nr*step+p*w:][:min(nr, nc-j0)]
+			d := dst[panelStart(j0, kc, nr)+p*w:][:min(nr, nc-j0)]
 			for j, v := range b[(pc+p)*ldb+jc+j0:][:len(d)] {
 				d[j] = alpha * v
 			}

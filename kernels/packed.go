@@ -119,7 +119,7 @@ func (p *Packed) Mul(workers, m int, a []float32, lda int, c []float32, ldc int,
 			if lo >= hi {
 				continue
 			}
-			part := slab{b: s.b[(lo-s.jc)/nr*panelStride(s.kc, nr):], pc: s.pc, kc: s.kc, jc: lo, nc: hi - lo}
+			part := slab{b: s.b[panelStart(lo-s.jc, s.kc, nr):], pc: s.pc, kc: s.kc, jc: lo, nc: hi - lo}
 			var last *Epilogue
 			if s.pc+s.kc == p.k {
 				last = e
