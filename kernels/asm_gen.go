@@ -340,8 +340,8 @@ func sparseKernel(name string, rows, b int, reg string, vecs, passes int) {
 // With AVX2 (reg Y) only b = 8 in pairs is written: two YMM vectors hold a
 // pair of rows (columns 0-3 and 4-7), and a k pair of rows rows costs 2+rows
 // loads for 2·rows FMAs, as dense 6x16 does, where one vector a row and k
-// step needs 9 loads for 8 FMAs (1.56-1.74x dense at density 0.5 on Zen 3,
-// against 2.12-2.18x). VHADDPS sums each column's two lanes, in the order
+// step needs 9 loads for 8 FMAs (1.69-1.84x dense at density 0.5 on Zen 3,
+// against 2.07-2.21x). VHADDPS sums each column's two lanes, in the order
 // [0 1 4 5 | 2 3 6 7] that VPERMPD puts right.
 func interleavedKernel(name string, rows, b, g int, reg string) {
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", reg, 4+2*i+v) }

@@ -55,8 +55,8 @@ var packPool = sync.Pool{New: func() any {
 // panelPad floats follow each packed panel of B, so that the panels are not
 // a multiple of 4 KB apart: packing B row by row writes a line into every
 // panel in turn, and 24 KB apart (kc = 384, nr = 16) every one of them fell
-// in the same L1 set. packRows ran at 16 GB/s without the pad and at 31-35
-// with it (Zen 3).
+// in the same L1 set. packRows ran at 12.5-13.6 GB/s without the pad and at
+// 29.5-31.3 with it (Zen 3).
 const panelPad = 16
 
 // panelStride is how many floats one packed panel of B takes.
