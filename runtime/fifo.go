@@ -30,7 +30,7 @@ type fifoBase struct {
 	deq        []int64 // dequeue time of the last element read from each slot
 
 	// Written by the writer.
-	_          [64]byte
+	_          [isolation]byte
 	tail       atomic.Int64 // elements sent
 	writerDone atomic.Bool
 	// writerDoneAt is the writer's finish time, set before writerDone.
@@ -40,7 +40,7 @@ type fifoBase struct {
 	whead        int64 // cached head
 
 	// Written by the reader.
-	_          [64]byte
+	_          [isolation]byte
 	head       atomic.Int64 // elements read
 	readerDone atomic.Bool
 	rcount     int64  // elements read; head lags it by less than creditBatch
@@ -53,11 +53,11 @@ type fifoBase struct {
 
 	// Written rarely (around a park) by one side, read on every operation by
 	// the other: on their own line, so that the reads stay cache hits.
-	_           [64]byte
+	_           [isolation]byte
 	sendWaiting atomic.Bool
 	recvWaiting atomic.Bool
 	watch       atomic.Int64 // clock the reader waits for the writer to reach
-	_           [64]byte
+	_           [isolation]byte
 }
 
 // maxCreditBatch bounds how many credits a reader holds back.
@@ -83,7 +83,8 @@ func NewFIFO[T any](g *Graph, name string, capacity, latency int) (*FIFO[T], err
 	if err := g.claimName(name, "fifo"); err != nil {
 		return nil, err
 	}
-	f := &FIFO[T]{vals: isolated[T](capacity)}
+	f := newObject[FIFO[T]](len(g.fifos))
+	f.vals = isolated[T](capacity)
 	f.fifoBase = fifoBase{
 		graph:    g,
 		name:     name,

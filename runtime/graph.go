@@ -78,7 +78,8 @@ func (g *Graph) AddActor(name string, body func(ctx *Ctx) error, opts ...ActorOp
 		g.fail(fmt.Errorf("actor %q: nil body", name))
 		return
 	}
-	a := &actor{name: name, index: len(g.actors), body: body, wake: make(chan struct{}, 1)}
+	a := newObject[actor](len(g.actors))
+	*a = actor{name: name, index: len(g.actors), body: body, wake: make(chan struct{}, 1)}
 	for _, opt := range opts {
 		opt(a)
 	}

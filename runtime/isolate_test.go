@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"testing"
 	"unsafe"
 )
@@ -36,5 +37,47 @@ func TestIsolated(t *testing.T) {
 	}
 	if s := isolated[struct{}](5); len(s) != 5 {
 		t.Fatalf("isolated zero-size: len %d", len(s))
+	}
+}
+
+// TestPagedObjects checks that a graph's first pagedObjects FIFOs each lie
+// in pages no other of them touches, and that they and the actors have
+// their page of padding ahead of them, unwritten.
+func TestPagedObjects(t *testing.T) {
+	g := NewGraph()
+	var fifos []*FIFO[int64]
+	for i := range pagedObjects + 4 {
+		f, err := NewFIFO[int64](g, fmt.Sprintf("f%d", i), 4, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fifos = append(fifos, f)
+		g.AddActor("a"+f.name, func(*Ctx) error { return nil }, Writes(f))
+	}
+	size := unsafe.Sizeof(FIFO[int64]{})
+	pages := make(map[uintptr]int)
+	for i, f := range fifos[:pagedObjects] {
+		start := uintptr(unsafe.Pointer(f))
+		for p := start / pageIsolation; p <= (start+size-1)/pageIsolation; p++ {
+			if j, ok := pages[p]; ok {
+				t.Fatalf("FIFOs %d and %d share page %#x", j, i, p)
+			}
+			pages[p] = i
+		}
+		// The padding ahead of it belongs to the same allocation.
+		if pad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(f), -pageIsolation)), pageIsolation); pad[0] != 0 || pad[pageIsolation-1] != 0 {
+			t.Fatalf("FIFO %d: padding written", i)
+		}
+	}
+	for i, a := range g.actors[:pagedObjects] {
+		if a.index != i {
+			t.Fatalf("actor %d has index %d", i, a.index)
+		}
+		if pad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(a), -pageIsolation)), pageIsolation); pad[0] != 0 {
+			t.Fatalf("actor %d: padding written", i)
+		}
+	}
+	if s := unsafe.Sizeof(paged[actor]{}); s < pageIsolation+unsafe.Sizeof(actor{}) {
+		t.Fatalf("paged actor is %d bytes", s)
 	}
 }
