@@ -262,9 +262,9 @@ func TopK(scores []float32, k int) []int {
 }
 
 // FirstNonFinite returns the index of the first NaN or infinity in x, or
-// -1. With AVX-512 whole blocks of 64 values are tested 16 lanes at a time,
-// then the block that failed (or the tail) value by value; otherwise
-// firstNonFinitePortable.
+// -1. With AVX-512 or AVX2 whole blocks of 64 values are tested 16 or 8
+// lanes at a time, then the block that failed (or the tail) value by value;
+// otherwise firstNonFinitePortable.
 func FirstNonFinite(x []float32) int { return firstNonFinite(fastNonFinite, x) }
 
 // firstNonFinite is FirstNonFinite with the given SIMD scan of blocks of 64 (nil: portable Go).
