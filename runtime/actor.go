@@ -6,6 +6,7 @@ import (
 	"math"
 	goruntime "runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // never is the clock of a finished actor: infinitely far ahead.
@@ -153,7 +154,7 @@ func (c *Ctx) Work(n int64, label string) {
 		return
 	}
 	i := c.last
-	if i >= len(c.labels) || c.labels[i].Label != label {
+	if i >= len(c.labels) || !sameString(c.labels[i].Label, label) {
 		i = c.labelIndex(label)
 		c.last = i
 	}
@@ -166,6 +167,12 @@ func (c *Ctx) Work(n int64, label string) {
 	if c.a.watchers.Load() != 0 { // setNow, written out: Work is the hottest call
 		c.a.publish(c.now)
 	}
+}
+
+// sameString is a == b without a call to compare the bytes when a and b
+// are one string, as they are when an actor passes Work a constant.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 func (c *Ctx) labelIndex(label string) int {
