@@ -470,7 +470,9 @@ type occupancy struct {
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
 	o := &f.occ
-	o.series.add(o.last, e, float64(o.level))
+	if !o.series.addLast(o.last, e, float64(o.level)) {
+		o.series.spread(o.last, e, float64(o.level))
+	}
 	o.hist[o.level] += e - o.last
 	o.last = e
 	o.level++
@@ -485,7 +487,9 @@ func (f *fifoBase) sweepDeqs(t int64) {
 	o := &f.occ
 	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
 		d := f.deq[o.dpos]
-		o.series.add(o.last, d, float64(o.level))
+		if !o.series.addLast(o.last, d, float64(o.level)) {
+			o.series.spread(o.last, d, float64(o.level))
+		}
 		o.hist[o.level] += d - o.last
 		o.last = d
 		o.level--

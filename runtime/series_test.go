@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,4 +48,36 @@ func TestSeriesCoarsen(t *testing.T) {
 	assert.Equal(t, 4*2.0+0*1, s.area[0]-0, "bucket 0 holds cycles 0-3 at level 2")
 	assert.Equal(t, 2*2.0+2*1, s.area[2], "bucket 2 holds cycles 8-11: two at level 2, two at level 1")
 	assert.Equal(t, 4.0, s.area[len(s.area)-1])
+}
+
+// TestSeriesSums checks add against a cycle-by-cycle sum over spans in time
+// order, as the occupancy sweep gives them: short ones that the last bucket
+// takes, empty ones, gaps at level 0, and long ones that coarsen.
+func TestSeriesSums(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for run := range 20 {
+		var s series
+		perCycle := map[int64]float64{}
+		at := int64(0)
+		for range 2000 {
+			n := rng.Int64N(4) // empty spans and spans within a bucket
+			if rng.IntN(50) == 0 {
+				n = rng.Int64N(5000) // a gap or a long span
+			}
+			level := float64(rng.IntN(4))
+			s.add(at, at+n, level)
+			for c := at; c < at+n; c++ {
+				perCycle[c] = level
+			}
+			at += n
+		}
+		want := make([]float64, len(s.area))
+		for c, level := range perCycle {
+			if i := c >> s.shift; level != 0 {
+				require.Less(t, i, int64(len(want)), "run %d: cycle %d at level %v beyond the buckets", run, c, level)
+				want[i] += level
+			}
+		}
+		require.Equal(t, want, s.area, "run %d", run)
+	}
 }
