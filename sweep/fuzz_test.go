@@ -41,7 +41,7 @@ func FuzzResume(f *testing.F) {
 	f.Add(`{"index":1,"hash":"x"}` + "\n" + `{"ind`)
 	f.Add("\n\n\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		dir := t.TempDir()
+		dir := memoryTempDir(t)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, JSONFile), []byte(data), 0o644))
 		files, err := openFiles(dir, s, points)
 		if err != nil {
@@ -54,4 +54,18 @@ func FuzzResume(f *testing.F) {
 			assert.Equal(t, points[r.Index].Hash, h)
 		}
 	})
+}
+
+// memoryTempDir is t.TempDir on a memory file system where the machine has
+// one (/dev/shm): opening a folder rewrites its two files, and on disk their
+// syncs took most of each fuzz input's time (FuzzResume made 20,674
+// executions in 15 s in /tmp on ext4, 147,577 in /dev/shm, 2026-12-04).
+func memoryTempDir(t *testing.T) string {
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "vitflow-fuzz-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
