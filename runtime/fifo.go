@@ -470,6 +470,7 @@ type occupancy struct {
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
 	o := &f.occ
+	// series.add written out, so that its common case inlines here.
 	if !o.series.addLast(o.last, e, float64(o.level)) {
 		o.series.spread(o.last, e, float64(o.level))
 	}
