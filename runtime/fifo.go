@@ -470,10 +470,7 @@ type occupancy struct {
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
 	o := &f.occ
-	// series.add written out, so that its common case inlines here.
-	if !o.series.addLast(o.last, e, float64(o.level)) {
-		o.series.spread(o.last, e, float64(o.level))
-	}
+	o.series.add(o.last, e, float64(o.level))
 	o.hist[o.level] += e - o.last
 	o.last = e
 	o.level++
@@ -488,9 +485,7 @@ func (f *fifoBase) sweepDeqs(t int64) {
 	o := &f.occ
 	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
 		d := f.deq[o.dpos]
-		if !o.series.addLast(o.last, d, float64(o.level)) {
-			o.series.spread(o.last, d, float64(o.level))
-		}
+		o.series.add(o.last, d, float64(o.level))
 		o.hist[o.level] += d - o.last
 		o.last = d
 		o.level--

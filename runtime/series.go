@@ -12,9 +12,8 @@ const seriesBuckets = 256
 // width doubles, so it is a power of two and a bucket's index a shift: add
 // runs at every send and dequeue.
 type series struct {
-	shift  uint // width is 1 << shift
-	area   []float64
-	lo, hi int64 // the last bucket's span [lo, hi), set by mark; 0, 0 at first
+	shift uint // width is 1 << shift
+	area  []float64
 }
 
 func (s *series) width() int64 { return 1 << s.shift }
@@ -22,25 +21,11 @@ func (s *series) width() int64 { return 1 << s.shift }
 // add records level elements held over [from, to). Spans come in time order
 // (the occupancy sweep's), but any order gives the same sums.
 func (s *series) add(from, to int64, level float64) {
-	if !s.addLast(from, to, level) {
-		s.spread(from, to, level)
+	// Most spans fall in the last bucket: a sum there, nothing to grow.
+	if i := int64(len(s.area)) - 1; level != 0 && i >= 0 && from>>s.shift == i && to <= (i+1)<<s.shift {
+		s.area[i] += level * float64(to-from)
+		return
 	}
-}
-
-// addLast is add for a span within the last bucket, as most spans are, and
-// reports whether the span was: small enough to inline where add runs at
-// every send and dequeue.
-func (s *series) addLast(from, to int64, level float64) bool {
-	if from >= s.lo && from < s.hi && to <= s.hi {
-		s.area[len(s.area)-1] += level * float64(to-from)
-		return true
-	}
-	return false
-}
-
-// spread is add's general case: the span may need new buckets, wider
-// buckets, or several of them.
-func (s *series) spread(from, to int64, level float64) {
 	for to > s.width()*seriesBuckets {
 		s.coarsen()
 	}
@@ -56,13 +41,6 @@ func (s *series) spread(from, to int64, level float64) {
 		s.area[i] += level * float64(end-from)
 		from = end
 	}
-	s.mark()
-}
-
-// mark records the last bucket's span for add.
-func (s *series) mark() {
-	n := int64(len(s.area))
-	s.lo, s.hi = max(n-1, 0)<<s.shift, n<<s.shift
 }
 
 // coarsen merges neighbouring buckets, doubling the width.
@@ -77,7 +55,6 @@ func (s *series) coarsen() {
 	}
 	s.area = s.area[:n]
 	s.shift++
-	s.mark()
 }
 
 // appendSeries appends g's series, which starts at off, to f's: g's buckets
