@@ -460,8 +460,47 @@ type occupancy struct {
 	last  int64 // time of the last event swept
 	dnext int64 // index of the first dequeue not swept
 	dpos  int64 // dnext % capacity
-	// series is the occupancy over time, for plots.
+	// series is the occupancy over time, for plots. held is the
+	// element-cycles since heldAt, within the bucket that ends at end, not
+	// yet added to it: a sum of integers, where a sum of floats in the
+	// bucket at every event was a chain of dependent adds.
 	series series
+	held   int64
+	heldAt int64
+	end    int64
+}
+
+// span accounts the time from the last event to t at the current level.
+func (o *occupancy) span(t int64) {
+	if t > o.end {
+		o.spill(t)
+		return
+	}
+	dt := t - o.last
+	o.hist[o.level] += dt
+	o.held += o.level * dt
+	o.last = t
+}
+
+// spill is span for a span that leaves held's bucket: it adds held and the
+// span to the series, and starts holding from t in t's bucket.
+func (o *occupancy) spill(t int64) {
+	o.flush()
+	s := &o.series
+	s.add(o.last, t, float64(o.level))
+	o.hist[o.level] += t - o.last
+	o.last = t
+	// The series' last bucket ends at width*seriesBuckets; a span beyond
+	// it must go through add, which coarsens.
+	o.heldAt, o.end = t, min((t>>s.shift+1)<<s.shift, s.width()*seriesBuckets)
+}
+
+// flush adds held to its bucket.
+func (o *occupancy) flush() {
+	if o.held != 0 {
+		o.series.addAt(o.heldAt, float64(o.held))
+		o.held = 0
+	}
 }
 
 // sweepSend sweeps the dequeues at or before a send at time e, then the
@@ -470,9 +509,7 @@ type occupancy struct {
 func (f *fifoBase) sweepSend(e int64) {
 	f.sweepDeqs(e)
 	o := &f.occ
-	o.series.add(o.last, e, float64(o.level))
-	o.hist[o.level] += e - o.last
-	o.last = e
+	o.span(e)
 	o.level++
 	o.max = max(o.max, o.level)
 	if f.trace != nil {
@@ -485,9 +522,7 @@ func (f *fifoBase) sweepDeqs(t int64) {
 	o := &f.occ
 	for o.dnext < f.rcount && f.deq[o.dpos] <= t {
 		d := f.deq[o.dpos]
-		o.series.add(o.last, d, float64(o.level))
-		o.hist[o.level] += d - o.last
-		o.last = d
+		o.span(d)
 		o.level--
 		if f.trace != nil {
 			f.trace.counter(d, o.level)
@@ -510,7 +545,6 @@ func (f *fifoBase) finishOccupancy(makespan int64) {
 		}
 	}
 	f.sweepDeqs(never)
-	f.occ.series.add(f.occ.last, makespan, float64(f.occ.level))
-	f.occ.hist[f.occ.level] += makespan - f.occ.last
-	f.occ.last = makespan
+	f.occ.span(makespan)
+	f.occ.flush()
 }

@@ -43,6 +43,16 @@ func (s *series) add(from, to int64, level float64) {
 	}
 }
 
+// addAt adds area element-cycles to the bucket that holds time t, which
+// must lie within the buckets' span (below width*seriesBuckets).
+func (s *series) addAt(t int64, area float64) {
+	i := t >> s.shift
+	for int64(len(s.area)) <= i {
+		s.area = append(s.area, 0)
+	}
+	s.area[i] += area
+}
+
 // coarsen merges neighbouring buckets, doubling the width.
 func (s *series) coarsen() {
 	n := (len(s.area) + 1) / 2

@@ -80,3 +80,38 @@ func TestSeriesSums(t *testing.T) {
 		require.Equal(t, want, s.area, "run %d", run)
 	}
 }
+
+// TestOccupancySpans checks the sweep's series (integer sums within a
+// bucket, added to it when a span leaves it) against add over the same
+// spans, and its histogram against the spans' lengths by level.
+func TestOccupancySpans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for run := range 20 {
+		o := occupancy{hist: make([]int64, 4)}
+		var want series
+		wantHist := make([]int64, 4)
+		at := int64(0)
+		for i := range 3000 {
+			n := int64(rng.IntN(4))
+			if rng.IntN(50) == 0 {
+				n = int64(rng.IntN(5000))
+			}
+			o.level = int64(rng.IntN(4))
+			if i < 2 {
+				// A span that ends at the buckets' end, then one past it
+				// (that one must coarsen), and in run 0 nothing else.
+				n, o.level = seriesBuckets-at+int64(i), 1
+			} else if run == 0 {
+				break
+			}
+			want.add(at, at+n, float64(o.level))
+			wantHist[o.level] += n
+			at += n
+			o.span(at)
+		}
+		o.flush()
+		require.Equal(t, want.shift, o.series.shift, "run %d", run)
+		require.Equal(t, want.area, o.series.area, "run %d", run)
+		require.Equal(t, wantHist, o.hist, "run %d", run)
+	}
+}
