@@ -118,7 +118,6 @@ type Ctx struct {
 	_       [isolation]byte
 	a       *actor
 	now     int64
-	busy    int64
 	starved []int64 // per input, in Reads order
 	blocked []int64 // per output, in Writes order
 	labels  []LabelCycles
@@ -158,8 +157,7 @@ func (c *Ctx) Work(n int64, label string) {
 		i = c.labelIndex(label)
 		c.last = i
 	}
-	c.labels[i].Cycles += n
-	c.busy += n
+	c.labels[i].Cycles += n // busy cycles are the labels' sum
 	if c.trace != nil {
 		c.trace.slice(label, c.now, n)
 	}

@@ -132,11 +132,15 @@ func (g *Graph) collect(ctxs []*Ctx) *Stats {
 	}
 	for i, c := range ctxs {
 		a := g.actors[i]
+		var busy int64
+		for _, l := range c.labels {
+			busy += l.Cycles
+		}
 		as := ActorStats{
 			Name:        a.name,
 			Finish:      c.now,
-			Busy:        c.busy,
-			Utilisation: ratio(c.busy, s.Makespan),
+			Busy:        busy,
+			Utilisation: ratio(busy, s.Makespan),
 			Starved:     make([]PortCycles, len(a.inputs)),
 			Blocked:     make([]PortCycles, len(a.outputs)),
 			ByLabel:     slices.Clone(c.labels),
