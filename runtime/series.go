@@ -9,8 +9,9 @@ const seriesBuckets = 256
 // series is a FIFO's occupancy over simulated time, summed over buckets of
 // equal width: area[i] is the element-cycles held during [i*width,
 // (i+1)*width). When the run outgrows the buckets, neighbours merge and the
-// width doubles, so it is a power of two and a bucket's index a shift: add
-// runs at every send and dequeue.
+// width doubles, so it is a power of two and a bucket's index a shift. The
+// occupancy sweep sums the spans within a bucket itself and comes here when
+// one leaves it (see occupancy.span).
 type series struct {
 	shift uint // width is 1 << shift
 	area  []float64
@@ -21,11 +22,6 @@ func (s *series) width() int64 { return 1 << s.shift }
 // add records level elements held over [from, to). Spans come in time order
 // (the occupancy sweep's), but any order gives the same sums.
 func (s *series) add(from, to int64, level float64) {
-	// Most spans fall in the last bucket: a sum there, nothing to grow.
-	if i := int64(len(s.area)) - 1; level != 0 && i >= 0 && from>>s.shift == i && to <= (i+1)<<s.shift {
-		s.area[i] += level * float64(to-from)
-		return
-	}
 	for to > s.width()*seriesBuckets {
 		s.coarsen()
 	}
@@ -33,12 +29,8 @@ func (s *series) add(from, to int64, level float64) {
 		return
 	}
 	for from < to {
-		i := from >> s.shift
-		end := min(to, (i+1)<<s.shift)
-		for int64(len(s.area)) <= i {
-			s.area = append(s.area, 0)
-		}
-		s.area[i] += level * float64(end-from)
+		end := min(to, (from>>s.shift+1)<<s.shift)
+		s.addAt(from, level*float64(end-from))
 		from = end
 	}
 }
