@@ -11,7 +11,8 @@
 #   benches/figures.sh simulated merge  # some of them
 #
 # Sections: simulated (the DeiT-S accelerator beside the reference), merge
-# (the engine), sweep (100-point sweeps: DeiT-S timing-only, mnist-tiny with
+# (the engine), pgo (the merge and a timing-only point, built as usual and
+# with cmd/run's profile for profile-guided optimisation), sweep (100-point sweeps: DeiT-S timing-only, mnist-tiny with
 # 500 images a point; one point at a time and one per core), sizing (FIFO
 # sizing of u250 for DeiT-S against simulating its candidates, one
 # re-timing, one DeiT-S point with and without numerics), kernels (dense and block-sparse GEMM, element-wise; against
@@ -95,7 +96,7 @@ rounds_range() {
 		name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
 		for (i = 3; i < NF; i += 2) {
 			v = $i; u = $(i + 1)
-			if (u == "speedup" || u == "full/timing" || u ~ /^sim\/ref|procs2\/procs1$|\/merge1x1$/) {
+			if (u == "speedup" || u == "full/timing" || u == "pgo/default" || u ~ /^sim\/ref|procs2\/procs1$|\/merge1x1$/) {
 				k = name " " u
 				if (!(k in n)) { order[++keys] = k; lo[k] = v; hi[k] = v }
 				n[k]++; if (v < lo[k]) lo[k] = v; if (v > hi[k]) hi[k] = v
@@ -201,6 +202,36 @@ forward() {
 	section forward rounds
 }
 
+# pgo compares the default build of the benchmarks with the profile-guided
+# one, built as cmd/run is (its default.pgo, written by benches/pgo.sh):
+# round by round, which build goes first alternating, the merge and a
+# timing-only DeiT-S image in each, and each round's ratio of the two.
+pgo() {
+	go test -c -o "$bin/benches.test" ./benches/
+	go test -c -pgo=cmd/run/default.pgo -o "$bin/benches-pgo.test" ./benches/
+	rounds() {
+		local b='Merge/copies=1/procs=1$|Merge/copies=2/procs=2$|TimingOnlyDeiTSmall' r first second
+		for r in $(seq "$count"); do
+			first=benches second=benches-pgo
+			if [ $((r % 2)) = 0 ]; then first=benches-pgo second=benches; fi
+			for t in "$first" "$second"; do
+				(cd benches && "$bin/$t.test" -test.run XXX -test.bench "$b" -test.benchtime 5x) |
+					awk -v t="$t" '/^Benchmark/ { if (t == "benches-pgo") sub(/^Benchmark/, "BenchmarkPGO"); print }'
+			done >"$out/pgo-round.txt"
+			cat "$out/pgo-round.txt"
+			awk '/^Benchmark/ {
+				name = $1; sub(/-[0-9]+$/, "", name)
+				for (i = 3; i < NF; i += 2) if ($(i + 1) == "elem/s" || $(i + 1) == "timing-run-ms") v[name] = $i
+			} END {
+				split("Merge/copies=1/procs=1 Merge/copies=2/procs=2", m, " ")
+				for (k = 1; k <= 2; k++) printf "BenchmarkPGOGain/%s 1 %.4f pgo/default\n", m[k], v["BenchmarkPGO" m[k]] / v["Benchmark" m[k]]
+				printf "BenchmarkPGOGain/TimingOnlyDeiTSmall 1 %.4f pgo/default\n", v["BenchmarkTimingOnlyDeiTSmall"] / v["BenchmarkPGOTimingOnlyDeiTSmall"]
+			}' "$out/pgo-round.txt"
+		done
+	}
+	section pgo rounds
+}
+
 train() {
 	go test -c -o "$bin/prune.test" ./prune/
 	(cd prune && section train "$bin/prune.test" -test.run XXX -test.bench 'TrainStep' -test.count "$count" -test.benchtime 30x)
@@ -258,13 +289,13 @@ memory() {
 
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then
-	sections=(simulated merge sweep sizing kernels forward train)
+	sections=(simulated merge pgo sweep sizing kernels forward train)
 fi
 for s in "${sections[@]}"; do
 	case $s in
-	simulated | merge | sweep | sizing | kernels | forward | train | fuzz | memory) "$s" ;;
+	simulated | merge | pgo | sweep | sizing | kernels | forward | train | fuzz | memory) "$s" ;;
 	*)
-		echo "figures.sh: unknown section $s (simulated, merge, sweep, sizing, kernels, forward, train, fuzz, memory)" >&2
+		echo "figures.sh: unknown section $s (simulated, merge, pgo, sweep, sizing, kernels, forward, train, fuzz, memory)" >&2
 		exit 2
 		;;
 	esac
