@@ -461,12 +461,11 @@ type occupancy struct {
 	dnext int64 // index of the first dequeue not swept
 	dpos  int64 // dnext % capacity
 	// series is the occupancy over time, for plots. held is the
-	// element-cycles since heldAt, within the bucket that ends at end, not
-	// yet added to it: a sum of integers, where a sum of floats in the
-	// bucket at every event was a chain of dependent adds.
+	// element-cycles within the bucket that ends at end not yet added to
+	// it: a sum of integers, where a sum of floats in the bucket at every
+	// event was a chain of dependent adds.
 	series series
 	held   int64
-	heldAt int64
 	end    int64
 }
 
@@ -483,7 +482,8 @@ func (o *occupancy) span(t int64) {
 }
 
 // spill is span for a span that leaves held's bucket: it adds held and the
-// span to the series, and starts holding from t in t's bucket.
+// span to the series, and starts holding from t in t's bucket. It repeats
+// span's two lines so that span stays small.
 func (o *occupancy) spill(t int64) {
 	o.flush()
 	s := &o.series
@@ -492,13 +492,14 @@ func (o *occupancy) spill(t int64) {
 	o.last = t
 	// The series' last bucket ends at width*seriesBuckets; a span beyond
 	// it must go through add, which coarsens.
-	o.heldAt, o.end = t, min((t>>s.shift+1)<<s.shift, s.width()*seriesBuckets)
+	o.end = min((t>>s.shift+1)<<s.shift, s.width()*seriesBuckets)
 }
 
-// flush adds held to its bucket.
+// flush adds held to its bucket, the one that ends at end (held is not 0
+// only after a span of that bucket, so end is past its start).
 func (o *occupancy) flush() {
 	if o.held != 0 {
-		o.series.addAt(o.heldAt, float64(o.held))
+		o.series.addAt(o.end-1, float64(o.held))
 		o.held = 0
 	}
 }
