@@ -12,8 +12,9 @@
 #
 # Sections: simulated (the DeiT-S accelerator beside the reference), merge
 # (the engine), pgo (the merge and a timing-only point, built as usual and
-# with cmd/run's profile for profile-guided optimisation), sweep (100-point sweeps: DeiT-S timing-only, mnist-tiny with
-# 500 images a point; one point at a time and one per core), sizing (FIFO
+# with cmd/run's profile for profile-guided optimisation), sweep (100-point
+# sweeps: DeiT-S timing-only, mnist-tiny with 500 images a point; one point
+# at a time and one per core), sizing (FIFO
 # sizing of u250 for DeiT-S against simulating its candidates, one
 # re-timing, one DeiT-S point with and without numerics), kernels (dense and block-sparse GEMM, element-wise; against
 # OpenBLAS when libopenblas-dev is installed), forward (the DeiT-S reference
@@ -210,24 +211,33 @@ pgo() {
 	go test -c -o "$bin/benches.test" ./benches/
 	go test -c -pgo=cmd/run/default.pgo -o "$bin/benches-pgo.test" ./benches/
 	rounds() {
-		local b='Merge/copies=1/procs=1$|Merge/copies=2/procs=2$|TimingOnlyDeiTSmall' r first second
+		local b='Merge/copies=1/procs=1$|Merge/copies=2/procs=2$|TimingOnlyDeiTSmall' r t first second rc=0
 		for r in $(seq "$count"); do
 			first=benches second=benches-pgo
 			if [ $((r % 2)) = 0 ]; then first=benches-pgo second=benches; fi
 			for t in "$first" "$second"; do
+				# The profile-guided build's lines renamed, failures kept
+				# for section to find.
 				(cd benches && "$bin/$t.test" -test.run XXX -test.bench "$b" -test.benchtime 5x) |
-					awk -v t="$t" '/^Benchmark/ { if (t == "benches-pgo") sub(/^Benchmark/, "BenchmarkPGO"); print }'
+					awk -v t="$t" '/^Benchmark/ { if (t == "benches-pgo") sub(/^Benchmark/, "BenchmarkPGO"); print } /FAIL|panic:/' || rc=1
 			done >"$out/pgo-round.txt"
 			cat "$out/pgo-round.txt"
 			awk '/^Benchmark/ {
 				name = $1; sub(/-[0-9]+$/, "", name)
 				for (i = 3; i < NF; i += 2) if ($(i + 1) == "elem/s" || $(i + 1) == "timing-run-ms") v[name] = $i
-			} END {
-				split("Merge/copies=1/procs=1 Merge/copies=2/procs=2", m, " ")
-				for (k = 1; k <= 2; k++) printf "BenchmarkPGOGain/%s 1 %.4f pgo/default\n", m[k], v["BenchmarkPGO" m[k]] / v["Benchmark" m[k]]
-				printf "BenchmarkPGOGain/TimingOnlyDeiTSmall 1 %.4f pgo/default\n", v["BenchmarkTimingOnlyDeiTSmall"] / v["BenchmarkPGOTimingOnlyDeiTSmall"]
-			}' "$out/pgo-round.txt"
+			}
+			function gain(name, num, den) {
+				if (!(num in v) || !(den in v) || v[den] == 0) { print "FAIL: no " name " in this round"; bad = 1; return }
+				printf "BenchmarkPGOGain/%s 1 %.4f pgo/default\n", name, v[num] / v[den]
+			}
+			END {
+				gain("Merge/copies=1/procs=1", "BenchmarkPGOMerge/copies=1/procs=1", "BenchmarkMerge/copies=1/procs=1")
+				gain("Merge/copies=2/procs=2", "BenchmarkPGOMerge/copies=2/procs=2", "BenchmarkMerge/copies=2/procs=2")
+				gain("TimingOnlyDeiTSmall", "BenchmarkTimingOnlyDeiTSmall", "BenchmarkPGOTimingOnlyDeiTSmall") # times: default over guided
+				exit bad
+			}' "$out/pgo-round.txt" || rc=1
 		done
+		return "$rc"
 	}
 	section pgo rounds
 }

@@ -15,6 +15,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/benches.test" ./benches/
 (cd benches && "$tmp/benches.test" -test.run XXX -test.benchtime 5x -test.cpuprofile "$tmp/mix.prof" \
-	-test.bench 'Merge/copies=1/procs=1|AdderTree/procs=1|SimulatedDeiTSmall/paired$|TimingOnlyDeiTSmall|FIFOSizing/timing-only|SweepDeiTSmall/jobs=1')
+	-test.bench 'Merge/copies=1/procs=1$|AdderTree/procs=1$|SimulatedDeiTSmall/paired$|TimingOnlyDeiTSmall$|FIFOSizing/timing-only$|SweepDeiTSmall/jobs=1$')
 cp "$tmp/mix.prof" cmd/run/default.pgo
 echo "wrote cmd/run/default.pgo ($(wc -c <cmd/run/default.pgo) bytes)"

@@ -13,8 +13,8 @@
 #     multiplies runs at the core's clock, a wide loop slows when something
 #     outside this machine shares the core's integer units, and a pointer
 #     chase through 512 KiB when it shares its level-2 cache; the
-#     correlations over all rounds say which of them the merge's speed
-#     follows.
+#     correlations over all rounds (both vCPUs' together) say which of them
+#     the merge's speed follows.
 #
 #   benches/vcpu-speeds.sh              # 8 rounds each
 #   ROUNDS=12 benches/vcpu-speeds.sh
@@ -23,6 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-8}
 parts=" ${PARTS:-pinned barrier neighbours} "
+for p in $parts; do
+	case $p in pinned | barrier | neighbours) ;; *) echo "vcpu-speeds.sh: unknown part $p (pinned, barrier, neighbours)" >&2; exit 2 ;; esac
+done
 want() { [[ $parts == *" $1 "* ]]; }
 bin=$(mktemp -d)/benches.test
 go test -c -o "$bin" ./benches/
@@ -80,10 +83,12 @@ function corr(x, y,   i, mx, my, sxy, sxx, syy) {
 	for (i = 1; i <= n; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx)^2; syy += (y[i] - my)^2 }
 	return sxy / sqrt(sxx * syy)
 }
+NF != 5 { print "vcpu-speeds.sh: a round without its five figures: " $0; bad = 1; next }
 {
 	printf "cpu%s chain %.0f wide %.0f l2 %.0f Miter/s, merge %.2fM elem/s\n", $1, $2, $3, $4, $5 / 1e6
 	n++; c[n] = $2; w[n] = $3; l[n] = $4; m[n] = $5
 } END {
+	if (bad) exit 1
 	printf "correlation of the merge with the chain %.2f, the wide loop %.2f, l2 %.2f\n", corr(m, c), corr(m, w), corr(m, l)
 }'
 echo "# load after: $(load)"
