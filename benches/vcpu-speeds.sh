@@ -33,16 +33,16 @@ cd benches
 quiet() { while awk '{ exit !($1 >= 0.5) }' /proc/loadavg; do sleep 10; done; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # merge BENCH [taskset args...]: the benchmark's elem/s.
+# metric UNIT: the value before UNIT on each benchmark line of the input.
+metric() { awk -v u="$1" '/^Benchmark/ { for (i = 1; i < NF; i++) if ($(i+1) == u) print $i }'; }
 merge() {
 	local bench=$1
 	shift
-	"$@" "$bin" -test.run XXX -test.count 1 -test.benchtime 10x -test.bench "$bench" |
-		awk '/elem\/s/ { for (i = 1; i <= NF; i++) if ($(i+1) == "elem/s") print $i }'
+	"$@" "$bin" -test.run XXX -test.count 1 -test.benchtime 10x -test.bench "$bench" | metric elem/s
 }
 # host LOOP CPU: BenchmarkHost/LOOP's Miter/s, pinned to CPU.
 host() {
-	taskset -c "$2" "$bin" -test.run XXX -test.count 1 -test.benchtime 400x -test.bench "Host/$1\$" |
-		awk '{ for (i = 1; i <= NF; i++) if ($(i+1) == "Miter/s") print $i }'
+	taskset -c "$2" "$bin" -test.run XXX -test.count 1 -test.benchtime 400x -test.bench "Host/$1\$" | metric Miter/s
 }
 solo='Merge/copies=1/procs=1'
 

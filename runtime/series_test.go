@@ -51,8 +51,8 @@ func TestSeriesCoarsen(t *testing.T) {
 }
 
 // TestSeriesSums checks add against a cycle-by-cycle sum over spans in time
-// order, as the occupancy sweep gives them: short ones that the last bucket
-// takes, empty ones, gaps at level 0, and long ones that coarsen.
+// order: short ones within a bucket, empty ones, gaps at level 0, and long
+// ones that coarsen.
 func TestSeriesSums(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for run := range 20 {
